@@ -1,0 +1,136 @@
+"""Welch's t-test and intervals against SciPy, statsmodels and R's documented example."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from scipy import stats as sp
+from statsmodels.stats._delta_method import NonlinearDeltaCov
+from statsmodels.stats.weightstats import CompareMeans, DescrStatsW, ttest_ind
+
+from abscope.stats import MeanStats
+from abscope.stats.means import mean_difference_ci, relative_mean_lift_ci, welch_ttest
+
+REL = 1e-9
+
+# R's `sleep` data set (Cushny & Peebles), as used in the example of ?t.test.
+SLEEP_GROUP_1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]
+SLEEP_GROUP_2 = [1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4]
+
+samples = st.lists(
+    st.floats(min_value=-1e4, max_value=1e4, allow_nan=False, allow_infinity=False),
+    min_size=2,
+    max_size=60,
+)
+
+
+def test_matches_r_welch_example() -> None:
+    # R 4.x: t.test(extra ~ group, data = sleep)
+    #   t = -1.8608, df = 17.776, p-value = 0.07939
+    #   95 percent confidence interval: -3.3654832  0.2054832
+    # R tests group 1 − group 2, so group 1 plays the treatment here.
+    control, treatment = MeanStats.from_values(SLEEP_GROUP_2), MeanStats.from_values(SLEEP_GROUP_1)
+    result = welch_ttest(control, treatment)
+    assert result.statistic == pytest.approx(-1.8608, abs=5e-5)
+    assert result.df == pytest.approx(17.776, abs=5e-4)
+    assert result.p_value == pytest.approx(0.07939, abs=5e-6)
+    ci = mean_difference_ci(control, treatment).ci
+    assert (ci.lower, ci.upper) == (
+        pytest.approx(-3.3654832, abs=5e-8),
+        pytest.approx(0.2054832, abs=5e-8),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(samples, samples, st.sampled_from(["two-sided", "greater", "less"]))
+def test_matches_scipy_and_statsmodels(a: list[float], b: list[float], alternative: str) -> None:
+    assume(np.var(a) > 1e-6 and np.var(b) > 1e-6)
+    result = welch_ttest(
+        MeanStats.from_values(a), MeanStats.from_values(b), alternative=alternative
+    )  # type: ignore[arg-type]
+    reference = sp.ttest_ind(b, a, equal_var=False, alternative=alternative)
+    assert result.statistic == pytest.approx(reference.statistic, rel=1e-9, abs=1e-9)
+    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-9, abs=1e-300)
+    assert result.df == pytest.approx(reference.df, rel=REL)
+    sm_alt = {"two-sided": "two-sided", "greater": "larger", "less": "smaller"}[alternative]
+    t, p, df = ttest_ind(np.array(b), np.array(a), usevar="unequal", alternative=sm_alt)
+    assert (result.statistic, result.p_value, result.df) == (
+        pytest.approx(t, rel=1e-9, abs=1e-9),
+        pytest.approx(p, rel=1e-9, abs=1e-300),
+        pytest.approx(df, rel=1e-9),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(samples, samples, st.sampled_from([0.8, 0.9, 0.95, 0.99]))
+def test_difference_ci_matches_statsmodels(a: list[float], b: list[float], level: float) -> None:
+    assume(np.var(a) > 1e-6 and np.var(b) > 1e-6)
+    ci = mean_difference_ci(MeanStats.from_values(a), MeanStats.from_values(b), confidence=level).ci
+    compare = CompareMeans(DescrStatsW(np.array(b)), DescrStatsW(np.array(a)))
+    low, high = compare.tconfint_diff(alpha=1 - level, usevar="unequal")
+    scale = max(abs(low), abs(high), 1.0)
+    assert ci.lower == pytest.approx(low, rel=1e-9, abs=1e-9 * scale)
+    assert ci.upper == pytest.approx(high, rel=1e-9, abs=1e-9 * scale)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(min_value=2, max_value=10**6),
+    st.integers(min_value=2, max_value=10**6),
+    st.floats(min_value=0.5, max_value=100.0),
+    st.floats(min_value=0.5, max_value=100.0),
+    st.floats(min_value=0.1, max_value=50.0),
+    st.floats(min_value=0.1, max_value=50.0),
+)
+def test_relative_lift_matches_statsmodels_delta_method(
+    nc: int, nt: int, mc: float, mt: float, sc: float, s_t: float
+) -> None:
+    control, treatment = MeanStats.from_moments(nc, mc, sc), MeanStats.from_moments(nt, mt, s_t)
+    cov = np.diag([sc**2 / nc, s_t**2 / nt])
+    delta = NonlinearDeltaCov(lambda x: np.array([x[1] / x[0] - 1.0]), np.array([mc, mt]), cov)
+    ours = relative_mean_lift_ci(control, treatment)
+    assert ours.estimate == pytest.approx(mt / mc - 1.0, rel=1e-9, abs=1e-12)
+    # statsmodels differentiates numerically: agreement to ~1e-6 relative.
+    assert ours.std_error == pytest.approx(float(delta.se_vectorized()[0]), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("control", "treatment", "reason"),
+    [
+        (MeanStats(0, 0.0, 0.0), MeanStats.from_values([1.0, 2.0]), "no_samples"),
+        (MeanStats.from_values([1.0]), MeanStats.from_values([1.0, 2.0]), "insufficient_samples"),
+        (
+            MeanStats.from_values([3.0, 3.0]),
+            MeanStats.from_values([5.0, 5.0, 5.0]),
+            "zero_variance",
+        ),
+    ],
+)
+def test_degenerate_data_gives_a_reason_and_neutral_values(
+    control: MeanStats, treatment: MeanStats, reason: str
+) -> None:
+    result = welch_ttest(control, treatment)
+    assert (result.statistic, result.p_value, result.reason) == (0.0, 1.0, reason)
+    assert mean_difference_ci(control, treatment).reason == reason
+
+
+def test_identical_means_give_p_of_one() -> None:
+    a = MeanStats.from_values([1.0, 2.0, 3.0])
+    result = welch_ttest(a, MeanStats.from_values([0.0, 2.0, 4.0]))
+    assert result.statistic == 0.0 and result.p_value == pytest.approx(1.0)
+
+
+def test_lift_over_a_zero_mean_is_undefined() -> None:
+    zero = MeanStats.from_values([-1.0, 1.0])
+    assert relative_mean_lift_ci(zero, MeanStats.from_values([1.0, 3.0])).reason == "zero_baseline"
+
+
+def test_one_arm_without_variance_still_has_a_test() -> None:
+    result = welch_ttest(
+        MeanStats.from_values([2.0, 2.0, 2.0]), MeanStats.from_values([1.0, 3.0, 5.0])
+    )
+    reference = sp.ttest_ind_from_stats(3.0, 2.0, 3, 2.0, 0.0, 3, equal_var=False)
+    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-9)
+    assert result.df == pytest.approx(2.0)
