@@ -75,7 +75,9 @@ def check_positive(name: str, value: float) -> float:
     return number
 
 
-def check_weights(weights: list[float] | tuple[float, ...], n: int, name: str = "weights") -> tuple[float, ...]:
+def check_weights(
+    weights: list[float] | tuple[float, ...], n: int, name: str = "weights"
+) -> tuple[float, ...]:
     """Return the weights if there are ``n`` of them, each > 0, summing to 1 within 1e-9.
 
     Invalid weights raise; they are never quietly normalised or equalised.

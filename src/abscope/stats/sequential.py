@@ -67,6 +67,7 @@ from abscope.stats._validate import check_alpha, check_count, check_finite
 __all__ = [
     "DEFAULT_TUNING_N",
     "SequentialReason",
+    "boundary_z",
     "SequentialResult",
     "sequential_path",
     "sequential_test",
@@ -118,7 +119,7 @@ class SequentialResult:
     reason: SequentialReason | None = None
 
 
-def _rho_squared(alpha: float, tuning_n: int) -> float:
+def _rho_squared(alpha: float, tuning_n: float) -> float:
     """``ρ² = (−2 log α + log(−2 log α + 1)) / N*``: tightest boundary at ``n = N*``."""
     two_log = -2.0 * math.log(alpha)
     return (two_log + math.log(two_log + 1.0)) / tuning_n
@@ -150,9 +151,7 @@ def _test(
     # log Λ(0) = ½ [ (θ̂² / V) · τ² / (V + τ²) − log(1 + n ρ²) ]
     log_ratio = 0.5 * (estimate * estimate / variance * shrink - math.log1p(growth))
     p_value = 1.0 if log_ratio <= 0.0 else math.exp(-log_ratio)
-    # Λ(θ0) < 1/α  ⟺  (θ̂ − θ0)² < 2 V (1 + n ρ²) / (n ρ²) · (log(1/α) + ½ log(1 + n ρ²))
-    radius = math.log(1.0 / alpha) + 0.5 * math.log1p(growth)
-    half_width = math.sqrt(variance / shrink * 2.0 * radius)
+    half_width = math.sqrt(variance) * _boundary(n, alpha, tuning_n)
     return SequentialResult(
         p_value=p_value,
         ci_lower=estimate - half_width,
@@ -161,6 +160,33 @@ def _test(
         alpha=alpha,
         tuning_n=tuning_n,
     )
+
+
+def _boundary(n: float, alpha: float, tuning_n: int) -> float:
+    growth = n * _rho_squared(alpha, tuning_n)  # x = n ρ²
+    # Λ(θ0) < 1/α  ⟺  (θ̂ − θ0)² / V < 2 (1 + x) / x · (log(1/α) + ½ log(1 + x))
+    radius = math.log(1.0 / alpha) + 0.5 * math.log1p(growth)
+    return math.sqrt(2.0 * (1.0 + growth) / growth * radius)
+
+
+def boundary_z(n: int, *, alpha: float = 0.05, tuning_n: int = DEFAULT_TUNING_N) -> float:
+    """The sequential test's critical value: it rejects at ``n`` when ``|θ̂| / SE`` exceeds this.
+
+    Notes
+    -----
+    With ``x = n ρ²``: ``c(n) = sqrt(2 (1 + x) / x · (log(1/α) + ½ log(1 + x)))``. The
+    confidence sequence is ``θ̂ ± c(n) · SE``. ``c(n)`` is always above the fixed-horizon
+    ``z_{1−α/2}`` and grows like ``sqrt(log n)`` for large ``n``.
+
+    Examples
+    --------
+    >>> round(boundary_z(5000), 3) > 1.96
+    True
+    """
+    count = check_count("n", n)
+    if count == 0:
+        raise ValueError("n must be at least 1, got 0")
+    return _boundary(count, check_alpha(alpha), _check_tuning_n(tuning_n))
 
 
 def sequential_test(

@@ -51,7 +51,9 @@ class ProportionStats:
         n = check_count("n", self.n)
         conversions = check_count("conversions", self.conversions)
         if conversions > n:
-            raise ValueError(f"conversions must not exceed n, got conversions={conversions} > n={n}")
+            raise ValueError(
+                f"conversions must not exceed n, got conversions={conversions} > n={n}"
+            )
         object.__setattr__(self, "n", n)
         object.__setattr__(self, "conversions", conversions)
 

@@ -1,0 +1,313 @@
+"""The ``abscope`` command line: plan an experiment's duration, analyse its counts.
+
+Exit codes follow click: 0 on success, 2 for a usage error or an invalid value (the message
+names the argument), 1 for any other error.
+
+Examples::
+
+    abscope plan --baseline-rate 0.1 --min-relative-lift 0.05 --daily-traffic 20000
+    abscope analyze --counts control=150/1000 treatment=180/1000
+    abscope analyze --means control=1000:10.2:3.1 treatment=1000:10.6:3.0 --json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+
+from abscope.stats.analysis import AnalysisOptions, ExperimentAnalysis, analyze_experiment
+from abscope.stats.multiple import Correction
+from abscope.stats.planner import DurationPlan, plan_duration
+from abscope.stats.sufficient import MeanStats, ProportionStats
+
+__all__ = ["app", "main", "parse_counts", "parse_means", "parse_weights"]
+
+app = typer.Typer(
+    help="abscope: plan and analyse A/B experiments.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _split_spec(spec: str, what: str) -> tuple[str, str]:
+    name, sep, value = spec.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise typer.BadParameter(f"expected NAME={what}, got {spec!r}", param_hint="SPECS")
+    return name.strip(), value.strip()
+
+
+def parse_counts(specs: Sequence[str]) -> dict[str, ProportionStats]:
+    """Parse ``name=conversions/users`` specs, e.g. ``control=150/1000``."""
+    variants: dict[str, ProportionStats] = {}
+    for spec in specs:
+        name, value = _split_spec(spec, "CONVERSIONS/USERS")
+        conversions, sep, users = value.partition("/")
+        if not sep:
+            raise typer.BadParameter(
+                f"expected NAME=CONVERSIONS/USERS, got {spec!r}", param_hint="SPECS"
+            )
+        try:
+            variants[_unique(name, variants)] = ProportionStats(int(users), int(conversions))
+        except ValueError as error:
+            raise typer.BadParameter(f"{spec!r}: {error}", param_hint="SPECS") from None
+    return variants
+
+
+def parse_means(specs: Sequence[str]) -> dict[str, MeanStats]:
+    """Parse ``name=users:mean:std`` specs, e.g. ``control=1000:10.2:3.1``."""
+    variants: dict[str, MeanStats] = {}
+    for spec in specs:
+        name, value = _split_spec(spec, "USERS:MEAN:STD")
+        parts = value.split(":")
+        if len(parts) != 3:
+            raise typer.BadParameter(
+                f"expected NAME=USERS:MEAN:STD, got {spec!r}", param_hint="SPECS"
+            )
+        try:
+            n, mean, std = int(parts[0]), float(parts[1]), float(parts[2])
+            variants[_unique(name, variants)] = MeanStats.from_moments(n, mean, std)
+        except ValueError as error:
+            raise typer.BadParameter(f"{spec!r}: {error}", param_hint="SPECS") from None
+    return variants
+
+
+def _unique(name: str, seen: dict[str, Any]) -> str:
+    if name in seen:
+        raise ValueError(f"variant {name!r} is given twice")
+    return name
+
+
+def parse_weights(text: str | None, names: list[str]) -> list[float]:
+    """Parse ``0.5,0.5`` or ``control=0.5,treatment=0.5``; equal weights when omitted."""
+    if text is None:
+        return [1.0 / len(names)] * len(names)
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    try:
+        if all("=" in item for item in items):
+            given = {k.strip(): float(v) for k, v in (item.split("=", 1) for item in items)}
+            unknown = sorted(set(given) - set(names))
+            if unknown:
+                raise ValueError(f"unknown variant(s) {', '.join(unknown)}")
+            return [given[name] if name in given else math.nan for name in names]
+        return [float(item) for item in items]
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--weights") from None
+
+
+@app.command()
+def plan(
+    baseline_rate: Annotated[float, typer.Option(help="Current conversion rate, e.g. 0.1.")],
+    min_relative_lift: Annotated[
+        float, typer.Option(help="Smallest relative lift worth detecting, e.g. 0.05 for +5%.")
+    ],
+    daily_traffic: Annotated[float, typer.Option(help="Eligible users per day.")],
+    allocation: Annotated[float, typer.Option(help="Fraction of traffic in the test.")] = 1.0,
+    treatment_share: Annotated[
+        float, typer.Option(help="Fraction of tested users who see the treatment.")
+    ] = 0.5,
+    power: Annotated[float, typer.Option(help="Chance of detecting the lift.")] = 0.8,
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    one_sided: Annotated[bool, typer.Option("--one-sided", help="One-sided test.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """How many users and days an experiment needs."""
+    try:
+        result = plan_duration(
+            baseline_rate=baseline_rate,
+            min_relative_lift=min_relative_lift,
+            daily_traffic=daily_traffic,
+            allocation=allocation,
+            treatment_share=treatment_share,
+            power=power,
+            alpha=alpha,
+            two_sided=not one_sided,
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    typer.echo(_to_json(result) if as_json else format_plan(result))
+
+
+@app.command()
+def analyze(
+    specs: Annotated[
+        list[str],
+        typer.Argument(
+            help="One spec per variant, control first: NAME=CONVERSIONS/USERS with --counts"
+            " (the default) or NAME=USERS:MEAN:STD with --means.",
+            show_default=False,
+        ),
+    ],
+    counts: Annotated[
+        bool, typer.Option("--counts", help="Specs are conversions/users (binary metric).")
+    ] = False,
+    means: Annotated[
+        bool, typer.Option("--means", help="Specs are users:mean:std (continuous metric).")
+    ] = False,
+    weights: Annotated[
+        str | None,
+        typer.Option(help="Configured split, e.g. 0.5,0.5 or control=0.5,treatment=0.5."),
+    ] = None,
+    control: Annotated[str | None, typer.Option(help="Control variant (default: first).")] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    correction: Annotated[str, typer.Option(help="holm, bh or none.")] = "holm",
+    min_relative_lift: Annotated[
+        float | None, typer.Option(help="Lift to power for (default: the observed one).")
+    ] = None,
+    sequential: Annotated[
+        bool, typer.Option(help="Decide on always-valid p-values (safe to peek).")
+    ] = True,
+    lower_is_better: Annotated[
+        bool, typer.Option("--lower-is-better", help="For latency-like metrics.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Analyse an experiment from its per-variant counts or moments."""
+    if counts and means:
+        raise typer.BadParameter("give --counts or --means, not both")
+    variants: dict[str, ProportionStats] | dict[str, MeanStats]
+    variants = parse_means(specs) if means else parse_counts(specs)
+    names = list(variants)
+    if correction not in ("holm", "bh", "none"):
+        raise typer.BadParameter("must be holm, bh or none", param_hint="--correction")
+    method: Correction = "holm" if correction == "holm" else "bh" if correction == "bh" else "none"
+    try:
+        options = AnalysisOptions(
+            alpha=alpha,
+            correction=method,
+            min_relative_lift=min_relative_lift,
+            sequential=sequential,
+            higher_is_better=not lower_is_better,
+        )
+        result = analyze_experiment(
+            variants, parse_weights(weights, names), control=control, options=options
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    typer.echo(_to_json(result) if as_json else format_analysis(result))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no infinity: an unbounded interval end is null.
+    return value
+
+
+def _to_json(value: Any) -> str:
+    return json.dumps(_jsonable(value), indent=2, allow_nan=False)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        pairs = enumerate(zip(row, widths, strict=True))
+        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _pct(x: float, digits: int = 2, signed: bool = False) -> str:
+    if not math.isfinite(x):
+        return "-"
+    return f"{x:+.{digits}%}" if signed else f"{x:.{digits}%}"
+
+
+def _num(x: float, signed: bool = False) -> str:
+    if not math.isfinite(x):
+        return "-"
+    return f"{x:+.4g}" if signed else f"{x:.4g}"
+
+
+def _p(x: float) -> str:
+    return "<0.0001" if x < 1e-4 else f"{x:.4f}"
+
+
+def format_plan(plan: DurationPlan) -> str:
+    """A readable summary of a duration plan."""
+    sides = "two-sided" if plan.two_sided else "one-sided"
+    rows = [
+        ["baseline rate", _pct(plan.baseline_rate)],
+        ["minimum relative lift", f"{_pct(plan.min_relative_lift, signed=True)}"],
+        ["treatment rate to detect", _pct(plan.treatment_rate)],
+        ["power / alpha", f"{plan.power:.0%} / {plan.alpha:g} ({sides})"],
+        ["split (treatment share)", _pct(plan.treatment_share, 0)],
+        ["users in test per day", f"{plan.daily_users_in_test:,.0f}"],
+        ["control samples", f"{plan.control_samples:,}"],
+        ["treatment samples", f"{plan.treatment_samples:,}"],
+        ["total samples", f"{plan.total_samples:,}"],
+        ["days", f"{plan.days:,}"],
+    ]
+    width = max(len(label) for label, _ in rows)
+    return "Duration plan\n" + "\n".join(
+        f"  {label.ljust(width)}  {value}" for label, value in rows
+    )
+
+
+def format_analysis(result: ExperimentAnalysis) -> str:
+    """A readable report of an experiment analysis."""
+    binary = result.metric == "binary"
+    level = f"{1 - result.options.alpha:.0%}"
+    variant_rows = []
+    for v in result.variants:
+        shown = _pct if binary else _num
+        interval = f"{shown(v.ci.lower)} to {shown(v.ci.upper)}"
+        extra = f"{v.conversions:,}" if v.conversions is not None else _num(v.std or 0.0)
+        label = v.name + (" (control)" if v.is_control and v.name != "control" else "")
+        variant_rows.append(
+            [label, f"{v.n:,}", extra, shown(v.mean), interval, _pct(v.observed_share, 1),
+             _pct(v.prob_best, 1)]
+        )  # fmt: skip
+    variant_table = _table(
+        ["variant", "users", "conversions" if binary else "std", "rate" if binary else "mean",
+         f"{level} CI", "share", "P(best)"],
+        variant_rows,
+    )  # fmt: skip
+    comparison_rows = []
+    for c in result.comparisons:
+        rel, seq = c.relative, c.sequential_relative
+        comparison_rows.append(
+            [c.variant, _pct(rel.estimate, signed=True),
+             f"{_pct(rel.ci.lower, 1, True)} to {_pct(rel.ci.upper, 1, True)}",
+             _p(c.p_value), _p(c.adjusted_p_value), _p(c.sequential_adjusted_p_value),
+             f"{_pct(seq.ci_lower, 1, True)} to {_pct(seq.ci_upper, 1, True)}",
+             _pct(c.bayesian.chance_to_beat_control, 1),
+             "-" if c.power is None else _pct(c.power, 0)]
+        )  # fmt: skip
+    comparison_table = _table(
+        ["vs " + result.control, "lift", f"{level} CI", "p", "adj p", "seq p", "seq CS",
+         "P(beat)", "power"],
+        comparison_rows,
+    )  # fmt: skip
+    srm = result.srm
+    srm_line = f"Sample ratio: p = {_p(srm.p_value)}" + (
+        " - MISMATCH" if srm.mismatch else " (consistent with the weights)"
+    )
+    return "\n\n".join(
+        [variant_table, comparison_table, srm_line, f"Decision: {result.decision.message}"]
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,93 @@
+"""The pure core (stats, bandits, assignment) imports no I/O: an allow-list of modules.
+
+STYLE.md: dependencies point one way, and `stats`, `assignment` and `bandits` import neither
+redis, fastapi nor httpx. An allow-list is stricter than a deny-list: a new import has to be
+added here on purpose.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+import abscope
+
+SRC = Path(abscope.__file__).parent
+PURE_PACKAGES = ("stats", "bandits", "assignment")
+ALLOWED_ROOTS = {
+    "__future__",
+    "abscope",
+    "bisect",
+    "collections",
+    "dataclasses",
+    "enum",
+    "fractions",
+    "functools",
+    "hashlib",
+    "itertools",
+    "math",
+    "numpy",
+    "operator",
+    "scipy",
+    "statistics",
+    "struct",
+    "typing",
+}
+FORBIDDEN_CALLS = {"open", "print", "input", "exec", "eval"}
+
+
+def _pure_modules() -> list[Path]:
+    return sorted(
+        path
+        for package in PURE_PACKAGES
+        if (SRC / package).is_dir()
+        for path in (SRC / package).rglob("*.py")
+    )
+
+
+def _imports(tree: ast.AST) -> list[str]:
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+    return names
+
+
+def test_there_are_pure_modules_to_check() -> None:
+    assert len(_pure_modules()) >= 10
+
+
+@pytest.mark.parametrize("path", _pure_modules(), ids=lambda p: str(p.relative_to(SRC)))
+def test_pure_module_imports_only_allowed_modules(path: Path) -> None:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for name in _imports(tree):
+        root = name.split(".")[0]
+        assert root in ALLOWED_ROOTS, f"{path.name} imports {name}"
+        if root == "abscope":
+            inner = name.split(".")[1] if "." in name else ""
+            assert inner in PURE_PACKAGES, f"{path.name} imports impure {name}"
+    calls = {
+        node.func.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    }
+    assert not calls & FORBIDDEN_CALLS, f"{path.name} calls {calls & FORBIDDEN_CALLS}"
+
+
+@pytest.mark.parametrize("package", ["abscope.stats", "abscope.bandits"])
+def test_every_public_module_declares_all(package: str) -> None:
+    root = importlib.import_module(package)
+    for info in pkgutil.iter_modules(root.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{package}.{info.name}")
+        exported = getattr(module, "__all__", None)
+        assert exported, f"{module.__name__} has no __all__"
+        missing = [name for name in exported if not hasattr(module, name)]
+        assert not missing, f"{module.__name__}.__all__ lists missing names {missing}"
