@@ -1,0 +1,1 @@
+"""abscope benchmarks: run with ``make bench``."""
