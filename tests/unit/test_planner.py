@@ -143,7 +143,7 @@ def test_treatment_arm_product_is_exact() -> None:
     # A 1% share gives r = 1/99, so 297 control users pair with exactly 3 treatment users,
     # while the float product 0.01 / 0.99 * 297 is 3.0000000000000004 and would round to 4.
     assert math.ceil(0.01 / (1 - 0.01) * 297) == 4
-    grid = power_grid(0.1, 0.5, 1000, treatment_share=0.01, sample_sizes=[297, 1089])
+    grid = power_grid(plan_duration(0.1, 0.5, 1000, treatment_share=0.01), sample_sizes=[297, 1089])
     assert grid.treatment_sample_sizes == (3, 11)
 
 
@@ -203,13 +203,10 @@ INVALID = [
 VALID: dict[str, object] = {"baseline_rate": 0.5, "min_relative_lift": 0.1, "daily_traffic": 100}
 
 
-@pytest.mark.parametrize("function", [plan_duration, sensitivity_curve, power_grid])
 @pytest.mark.parametrize(("name", "bad"), INVALID)
-def test_invalid_inputs_name_the_argument(
-    function: object, name: str, bad: dict[str, object]
-) -> None:
+def test_invalid_inputs_name_the_argument(name: str, bad: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=f"^{name}"):
-        function(**{**VALID, **bad})  # type: ignore[operator]
+        plan_duration(**{**VALID, **bad})  # type: ignore[arg-type]
 
 
 def test_power_reached_with_no_users_is_reported_as_power() -> None:
@@ -220,17 +217,17 @@ def test_power_reached_with_no_users_is_reported_as_power() -> None:
 
 def test_invalid_chart_grids_name_the_entry() -> None:
     with pytest.raises(ValueError, match=r"^lifts\[1\]"):
-        sensitivity_curve(0.5, 0.1, 100, lifts=[0.1, 0.0])
+        sensitivity_curve(plan_duration(0.5, 0.1, 100), lifts=[0.1, 0.0])
     with pytest.raises(ValueError, match=r"^lifts\[0\]"):
-        power_grid(0.5, 0.1, 100, lifts=[1.5])
+        power_grid(plan_duration(0.5, 0.1, 100), lifts=[1.5])
     with pytest.raises(ValueError, match=r"^lifts must not be empty"):
-        sensitivity_curve(0.5, 0.1, 100, lifts=[])
+        sensitivity_curve(plan_duration(0.5, 0.1, 100), lifts=[])
     with pytest.raises(ValueError, match=r"^sample_sizes\[2\]"):
-        power_grid(0.5, 0.1, 100, sample_sizes=[10, 20, 0])
+        power_grid(plan_duration(0.5, 0.1, 100), sample_sizes=[10, 20, 0])
     with pytest.raises(ValueError, match=r"^sample_sizes\[0\]"):
-        power_grid(0.5, 0.1, 100, sample_sizes=[2.5])  # type: ignore[list-item]
+        power_grid(plan_duration(0.5, 0.1, 100), sample_sizes=[2.5])  # type: ignore[list-item]
     with pytest.raises(ValueError, match=r"^sample_sizes must not be empty"):
-        power_grid(0.5, 0.1, 100, sample_sizes=[])
+        power_grid(plan_duration(0.5, 0.1, 100), sample_sizes=[])
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,7 +236,7 @@ def test_invalid_chart_grids_name_the_entry() -> None:
 
 
 def test_default_sensitivity_range_passes_through_the_plan() -> None:
-    curve = sensitivity_curve(0.1, 0.1, 1000)
+    curve = sensitivity_curve(plan_duration(0.1, 0.1, 1000))
     assert len(curve.lifts) == 26
     assert curve.lifts[0] == pytest.approx(0.05)
     assert curve.lifts[-1] == pytest.approx(0.3)
@@ -252,10 +249,10 @@ def test_default_sensitivity_range_passes_through_the_plan() -> None:
 
 def test_default_sensitivity_range_skips_impossible_rates() -> None:
     # 0.5 × (1 + 2 × 0.5) = 1: lifts from 2× the chosen one upwards are left out.
-    up = sensitivity_curve(0.5, 0.5, 1000)
+    up = sensitivity_curve(plan_duration(0.5, 0.5, 1000))
     assert len(up.lifts) == 15
     assert max(up.treatment_rates) < 1
-    down = sensitivity_curve(0.1, -0.5, 1000)
+    down = sensitivity_curve(plan_duration(0.1, -0.5, 1000))
     assert len(down.lifts) == 15
     assert min(down.treatment_rates) > 0
     assert all(lift < 0 for lift in down.lifts)
@@ -274,7 +271,9 @@ def test_days_do_not_grow_with_the_lift(
 ) -> None:
     lift = -lift if negative else lift
     assume(0 < baseline * (1 + lift) < 1)
-    curve = sensitivity_curve(baseline, lift, 500, treatment_share=share, two_sided=two_sided)
+    curve = sensitivity_curve(
+        plan_duration(baseline, lift, 500, treatment_share=share, two_sided=two_sided)
+    )
     sizes = [abs(x) for x in curve.lifts]
     assert sizes == sorted(sizes)
     for earlier, later in zip(curve.days, curve.days[1:], strict=False):
@@ -284,13 +283,13 @@ def test_days_do_not_grow_with_the_lift(
 
 
 def test_explicit_lifts_keep_their_order() -> None:
-    curve = sensitivity_curve(0.2, 0.1, 1000, lifts=[0.3, -0.1, 0.1])
+    curve = sensitivity_curve(plan_duration(0.2, 0.1, 1000), lifts=[0.3, -0.1, 0.1])
     assert curve.lifts == (0.3, -0.1, 0.1)
     assert curve.days[0] < curve.days[2]
 
 
 def test_power_grid_default_shape_and_plan_point() -> None:
-    grid = power_grid(0.1, 0.1, 1000, treatment_share=0.3)
+    grid = power_grid(plan_duration(0.1, 0.1, 1000, treatment_share=0.3))
     plan = plan_duration(0.1, 0.1, 1000, treatment_share=0.3)
     assert len(grid.sample_sizes) == 20
     assert list(grid.sample_sizes) == sorted(set(grid.sample_sizes))
@@ -315,7 +314,9 @@ def test_power_grows_with_sample_size_and_lift(
     baseline: float, lift: float, two_sided: bool, share: float
 ) -> None:
     assume(baseline * (1 + 3 * lift) < 1)
-    grid = power_grid(baseline, lift, 1000, treatment_share=share, two_sided=two_sided)
+    grid = power_grid(
+        plan_duration(baseline, lift, 1000, treatment_share=share, two_sided=two_sided)
+    )
     for row in grid.power:
         assert all(b >= a for a, b in zip(row, row[1:], strict=False))
     for column in zip(*grid.power, strict=True):
@@ -324,7 +325,7 @@ def test_power_grows_with_sample_size_and_lift(
 
 
 def test_small_sample_sizes_in_default_grid_are_at_least_one() -> None:
-    grid = power_grid(0.3, 2.0, 10)  # a huge lift needs only a handful of users
+    grid = power_grid(plan_duration(0.3, 2.0, 10))  # a huge lift needs only a handful of users
     assert grid.sample_sizes[0] >= 1
     assert list(grid.sample_sizes) == sorted(set(grid.sample_sizes))
 

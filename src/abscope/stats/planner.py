@@ -246,6 +246,19 @@ def _validate(
     )
 
 
+def _inputs_of(plan: DurationPlan) -> _Inputs:
+    return _validate(
+        plan.baseline_rate,
+        plan.min_relative_lift,
+        plan.daily_traffic,
+        plan.allocation,
+        plan.treatment_share,
+        plan.power,
+        plan.alpha,
+        plan.two_sided,
+    )
+
+
 def _alternative(two_sided: bool, lift: float) -> Alternative:
     if two_sided:
         return "two-sided"
@@ -390,14 +403,7 @@ def plan_duration(
 
 
 def sensitivity_curve(
-    baseline_rate: float,
-    min_relative_lift: float,
-    daily_traffic: float,
-    allocation: float = 1.0,
-    treatment_share: float = 0.5,
-    power: float = 0.8,
-    alpha: float = 0.05,
-    two_sided: bool = True,
+    plan: DurationPlan,
     *,
     lifts: Sequence[float] | None = None,
 ) -> SensitivityCurve:
@@ -405,9 +411,9 @@ def sensitivity_curve(
 
     Parameters
     ----------
-    baseline_rate, min_relative_lift, daily_traffic, allocation, treatment_share, power, \
-alpha, two_sided
-        As in :func:`plan_duration`.
+    plan : DurationPlan
+        The plan from :func:`plan_duration`; its inputs set the baseline, split, traffic,
+        power, alpha and sidedness.
     lifts : sequence of float, optional
         Relative lifts to evaluate, each valid as ``min_relative_lift`` would be (an invalid one
         raises, naming ``lifts[i]``). By default 26 lifts from 0.5× to 3× ``min_relative_lift``
@@ -424,20 +430,11 @@ alpha, two_sided
 
     Examples
     --------
-    >>> curve = sensitivity_curve(0.1, 0.1, daily_traffic=1000)
+    >>> curve = sensitivity_curve(plan_duration(0.1, 0.1, daily_traffic=1000))
     >>> len(curve.lifts), curve.lifts[5], curve.days[5]
     (26, 0.1, 30)
     """
-    inputs = _validate(
-        baseline_rate,
-        min_relative_lift,
-        daily_traffic,
-        allocation,
-        treatment_share,
-        power,
-        alpha,
-        two_sided,
-    )
+    inputs = _inputs_of(plan)
     plans = [_plan(inputs, lift) for lift in _lifts(inputs, lifts)]
     return SensitivityCurve(
         baseline_rate=inputs.baseline_rate,
@@ -453,14 +450,7 @@ alpha, two_sided
 
 
 def power_grid(
-    baseline_rate: float,
-    min_relative_lift: float,
-    daily_traffic: float,
-    allocation: float = 1.0,
-    treatment_share: float = 0.5,
-    power: float = 0.8,
-    alpha: float = 0.05,
-    two_sided: bool = True,
+    plan: DurationPlan,
     *,
     sample_sizes: Sequence[int] | None = None,
     lifts: Sequence[float] | None = None,
@@ -469,9 +459,9 @@ def power_grid(
 
     Parameters
     ----------
-    baseline_rate, min_relative_lift, daily_traffic, allocation, treatment_share, power, \
-alpha, two_sided
-        As in :func:`plan_duration`.
+    plan : DurationPlan
+        The plan from :func:`plan_duration`; its inputs set the baseline, split, traffic,
+        power, alpha and sidedness.
     sample_sizes : sequence of int, optional
         Control users per arm, whole numbers of at least 1 (returned sorted, without
         duplicates). By default 0.1× to 2× the plan's ``control_samples`` in steps of 0.1×,
@@ -492,22 +482,13 @@ alpha, two_sided
 
     Examples
     --------
-    >>> grid = power_grid(0.2, 0.25, daily_traffic=200)
+    >>> grid = power_grid(plan_duration(0.2, 0.25, daily_traffic=200))
     >>> column = grid.sample_sizes.index(1094)
     >>> row = grid.lifts.index(0.25)
     >>> round(grid.power[row][column], 3)
     0.8
     """
-    inputs = _validate(
-        baseline_rate,
-        min_relative_lift,
-        daily_traffic,
-        allocation,
-        treatment_share,
-        power,
-        alpha,
-        two_sided,
-    )
+    inputs = _inputs_of(plan)
     chosen_lifts = _lifts(inputs, lifts)
     if sample_sizes is None:
         planned = _plan(inputs, inputs.min_relative_lift).control_samples
