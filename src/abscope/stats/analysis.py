@@ -41,7 +41,7 @@ from abscope.stats.proportions import (
     two_proportion_ztest,
     wilson_interval,
 )
-from abscope.stats.results import UNBOUNDED, EffectEstimate, Interval, TestResult
+from abscope.stats.results import EffectEstimate, Interval, TestResult
 from abscope.stats.sequential import SequentialResult, sequential_test
 from abscope.stats.sequential_power import sequential_power, sequential_sample_size
 from abscope.stats.srm import SRMResult, sample_ratio_mismatch
@@ -548,7 +548,7 @@ def _summarise(
         half = float(_sp.t.ppf(0.5 + level / 2.0, stats.n - 1)) * stats.std / math.sqrt(stats.n)
         ci = Interval(stats.mean - half, stats.mean + half, level)
     else:
-        ci = Interval(*UNBOUNDED, level)
+        ci = Interval.unbounded(level)
     return VariantSummary(
         name, is_control, stats.n, stats.mean, ci, None, stats.std, weight, share, p_best
     )
@@ -612,17 +612,7 @@ def _decide(
 
     undecided = [c for c in comparisons if not significant(c)]
     remaining = _remaining_samples(names, weights, variants, undecided, control)
-    if remaining == 0 and opts.min_relative_lift is None:
-        # Powered only for the lift observed so far: that is no evidence of "no difference".
-        return Decision(
-            "keep_running",
-            None,
-            basis,
-            None,
-            "Keep running: no significant difference yet. Set a minimum relative lift to learn"
-            " whether the experiment has enough users to rule out a meaningful effect.",
-        )
-    if remaining == 0:
+    if remaining == 0 and opts.min_relative_lift is not None:
         return Decision(
             "no_difference",
             None,
@@ -632,14 +622,20 @@ def _decide(
             f" {_describe_target(undecided)} lift with {opts.power:.0%} power, and none is"
             " significant.",
         )
-    if remaining is None:
+    if remaining is None or remaining == 0:
+        # Without a pre-registered minimum lift, being powered for the lift observed so far
+        # is no evidence of "no difference", so the verdict stays open.
+        hint = (
+            "Set a minimum relative lift to learn how many more users are needed."
+            if opts.min_relative_lift is None
+            else "The minimum relative lift cannot be sized from this baseline."
+        )
         return Decision(
             "keep_running",
             None,
             basis,
             None,
-            "Keep running: no significant difference yet. Set a minimum relative lift to learn"
-            " how many more users are needed.",
+            f"Keep running: no significant difference yet. {hint}",
         )
     return Decision(
         "keep_running",

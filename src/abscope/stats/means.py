@@ -11,7 +11,7 @@ from scipy import stats as _sp
 
 from abscope.stats._types import Alternative, check_alternative
 from abscope.stats.proportions import z_critical
-from abscope.stats.results import UNBOUNDED, EffectEstimate, Interval, TestResult
+from abscope.stats.results import EffectEstimate, Interval, TestResult
 from abscope.stats.sufficient import MeanStats
 
 __all__ = ["mean_difference_ci", "relative_mean_lift_ci", "welch_df", "welch_ttest"]
@@ -137,7 +137,7 @@ def mean_difference_ci(
     z_critical(confidence)  # validates confidence
     reason = _degenerate(control, treatment)
     if reason:
-        return EffectEstimate(0.0, math.inf, Interval(*UNBOUNDED, confidence), reason)
+        return EffectEstimate.undefined(reason, confidence)
     diff = treatment.mean - control.mean
     se = math.sqrt(control.variance / control.n + treatment.variance / treatment.n)
     if se == 0.0:
@@ -177,10 +177,10 @@ def relative_mean_lift_ci(
     z = z_critical(confidence)
     reason = _degenerate(control, treatment)
     if reason:
-        return EffectEstimate(0.0, math.inf, Interval(*UNBOUNDED, confidence), reason)
+        return EffectEstimate.undefined(reason, confidence)
     mc, mt = control.mean, treatment.mean
     if mc == 0.0:
-        return EffectEstimate(0.0, math.inf, Interval(*UNBOUNDED, confidence), "zero_baseline")
+        return EffectEstimate.undefined("zero_baseline", confidence)
     vc, vt = control.variance / control.n, treatment.variance / treatment.n
     se = math.sqrt(vt / mc**2 + mt**2 * vc / mc**4)
     lift = mt / mc - 1.0

@@ -11,7 +11,7 @@ from scipy import stats as _sp
 
 from abscope.stats._types import Alternative, check_alternative
 from abscope.stats._validate import check_open_unit
-from abscope.stats.results import UNBOUNDED, EffectEstimate, Interval, TestResult
+from abscope.stats.results import EffectEstimate, Interval, TestResult
 from abscope.stats.sufficient import ProportionStats
 
 __all__ = [
@@ -120,7 +120,7 @@ def difference_ci(
     """
     z = z_critical(confidence)
     if control.n == 0 or treatment.n == 0:
-        return EffectEstimate(0.0, math.inf, Interval(*UNBOUNDED, confidence), "no_samples")
+        return EffectEstimate.undefined("no_samples", confidence)
     diff = treatment.rate - control.rate
     se = math.sqrt(control.variance / control.n + treatment.variance / treatment.n)
     reason = "zero_variance" if se == 0.0 else None
@@ -158,9 +158,9 @@ def relative_lift_ci(
     """
     z = z_critical(confidence)
     if control.n == 0 or treatment.n == 0:
-        return EffectEstimate(0.0, math.inf, Interval(*UNBOUNDED, confidence), "no_samples")
+        return EffectEstimate.undefined("no_samples", confidence)
     if control.conversions == 0:
-        return EffectEstimate(0.0, math.inf, Interval(*UNBOUNDED, confidence), "zero_baseline")
+        return EffectEstimate.undefined("zero_baseline", confidence)
     pc, pt = control.rate, treatment.rate
     vc, vt = control.variance / control.n, treatment.variance / treatment.n
     se = math.sqrt(vt / pc**2 + pt**2 * vc / pc**4)

@@ -23,7 +23,6 @@ __all__ = [
     "EffectEstimate",
     "Interval",
     "TestResult",
-    "UNBOUNDED",
 ]
 
 
@@ -35,6 +34,11 @@ class Interval:
     upper: float
     level: float
 
+    @classmethod
+    def unbounded(cls, level: float) -> Interval:
+        """The interval ``(-inf, inf)``: nothing is known."""
+        return cls(-math.inf, math.inf, level)
+
     def contains(self, value: float) -> bool:
         """Whether ``value`` lies in the closed interval."""
         return self.lower <= value <= self.upper
@@ -42,10 +46,6 @@ class Interval:
     @property
     def width(self) -> float:
         return self.upper - self.lower
-
-
-UNBOUNDED = (-math.inf, math.inf)
-"""Bounds of an interval that carries no information."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +72,8 @@ class EffectEstimate:
     std_error: float
     ci: Interval
     reason: str | None = None
+
+    @classmethod
+    def undefined(cls, reason: str, confidence: float) -> EffectEstimate:
+        """Neutral values for degenerate data: estimate 0, infinite error, unbounded CI."""
+        return cls(0.0, math.inf, Interval.unbounded(confidence), reason)
