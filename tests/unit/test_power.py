@@ -353,7 +353,8 @@ def test_power_increases_with_n(
             p_c, p_t, m, r * m, alpha=alpha, alternative=alternative, strict=strict
         )
 
-    assert power_at(2 * n) >= power_at(n)
+    # Rounding may break a tie by an ulp when the rates differ only in the last digits.
+    assert power_at(2 * n) >= power_at(n) - 1e-12
 
 
 @settings(max_examples=300, deadline=None)
