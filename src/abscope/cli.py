@@ -12,7 +12,6 @@ Examples::
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
+from abscope.jsonable import to_jsonable
 from abscope.stats.analysis import AnalysisOptions, ExperimentAnalysis, analyze_experiment
 from abscope.stats.multiple import Correction
 from abscope.stats.planner import DurationPlan, plan_duration
@@ -193,6 +193,25 @@ def analyze(
     typer.echo(_to_json(result) if as_json else format_analysis(result))
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Run the HTTP service and dashboard (settings from ABSCOPE_* variables)."""
+    import uvicorn
+
+    uvicorn.run(
+        "abscope.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
@@ -201,20 +220,8 @@ def main() -> None:
 # --- output -------------------------------------------------------------------------------
 
 
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no infinity: an unbounded interval end is null.
-    return value
-
-
 def _to_json(value: Any) -> str:
-    return json.dumps(_jsonable(value), indent=2, allow_nan=False)
+    return json.dumps(to_jsonable(value), indent=2, allow_nan=False)
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:

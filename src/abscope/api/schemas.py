@@ -1,0 +1,198 @@
+"""Request and response bodies of the HTTP API.
+
+The seed's endpoints keep their field names exactly (``control_model_id``,
+``treatment_model_id``, ``control_weight``, ``variant_name``, ``converted``, ...); the
+general forms (``variants`` lists, event batches) sit beside them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from abscope.models import (
+    MAX_TEXT_LENGTH,
+    Allocation,
+    EventKind,
+    MetricType,
+    Slug,
+    Status,
+    UserId,
+)
+
+__all__ = [
+    "BatchEvent",
+    "BatchRequest",
+    "BatchResponse",
+    "CalculateRequest",
+    "CompleteRequest",
+    "CreateExperimentRequest",
+    "LogRequest",
+    "LogResponse",
+    "PatchExperimentRequest",
+    "RouteRequest",
+    "RouteResponse",
+    "VariantSpec",
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VariantSpec(_Body):
+    name: Slug
+    model_id: str = Field(min_length=1, max_length=256)
+    weight: float = Field(gt=0.0, le=1.0, allow_inf_nan=False)
+    description: str = Field(default="", max_length=MAX_TEXT_LENGTH)
+    is_control: bool = False
+
+
+class CreateExperimentRequest(_Body):
+    """Either the seed's two-model form or a general ``variants`` list."""
+
+    id: Slug | None = None
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=MAX_TEXT_LENGTH)
+    # The seed's form: two variants named control and treatment.
+    control_model_id: str | None = Field(default=None, min_length=1, max_length=256)
+    treatment_model_id: str | None = Field(default=None, min_length=1, max_length=256)
+    control_weight: float | None = Field(default=None, gt=0.0, lt=1.0, allow_inf_nan=False)
+    # The general form.
+    variants: list[VariantSpec] | None = Field(default=None, min_length=2, max_length=32)
+    traffic_percentage: float = Field(default=100.0, gt=0.0, le=100.0, allow_inf_nan=False)
+    min_sample_size: int = Field(default=0, ge=0, le=10**12)
+    confidence_level: float = Field(default=0.95, gt=0.5, lt=1.0)
+    metric_type: MetricType = "binary"
+    allocation: Allocation = "fixed"
+    layer: Slug | None = None
+    sticky: bool = False
+    sequential: bool = True
+    forced_variants: dict[str, str] = Field(default_factory=dict, max_length=1000)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Self:
+        seed = self.control_model_id is not None or self.treatment_model_id is not None
+        if seed and self.variants is not None:
+            raise ValueError("give either control_model_id/treatment_model_id or variants")
+        if not seed and self.variants is None:
+            raise ValueError("give variants, or control_model_id and treatment_model_id")
+        if seed and (self.control_model_id is None or self.treatment_model_id is None):
+            raise ValueError("control_model_id and treatment_model_id go together")
+        if not seed and self.control_weight is not None:
+            raise ValueError("control_weight belongs to the control/treatment form")
+        return self
+
+    def variant_specs(self) -> list[VariantSpec]:
+        if self.variants is not None:
+            return self.variants
+        assert self.control_model_id is not None and self.treatment_model_id is not None
+        weight = 0.5 if self.control_weight is None else self.control_weight
+        return [
+            VariantSpec(
+                name="control", model_id=self.control_model_id, weight=weight, is_control=True
+            ),
+            VariantSpec(name="treatment", model_id=self.treatment_model_id, weight=1.0 - weight),
+        ]
+
+
+class PatchExperimentRequest(_Body):
+    """Fields that may change. Weights outside draft open a new phase."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
+    traffic_percentage: float | None = Field(default=None, gt=0.0, le=100.0, allow_inf_nan=False)
+    weights: dict[str, float] | None = None
+    min_sample_size: int | None = Field(default=None, ge=0, le=10**12)
+    confidence_level: float | None = Field(default=None, gt=0.5, lt=1.0)
+    forced_variants: dict[str, str] | None = Field(default=None, max_length=1000)
+
+
+class CompleteRequest(_Body):
+    winner: str | None = None
+
+
+class RouteRequest(_Body):
+    user_id: UserId
+    experiment_id: Slug | None = None
+
+
+class Assignment(BaseModel):
+    experiment_id: str
+    variant_name: str
+    model_id: str
+
+
+class RouteResponse(BaseModel):
+    """The seed's fields from one assignment, plus every assignment of the user.
+
+    Without ``experiment_id`` the seed's fields come from the user's assignment in the
+    running experiment created first (ties by id); ``assignments`` lists all of them.
+    """
+
+    experiment_id: str | None
+    variant_name: str | None
+    model_id: str | None
+    assignments: list[Assignment]
+
+
+class LogRequest(_Body):
+    experiment_id: Slug
+    user_id: UserId
+    variant_name: Slug
+    converted: bool = False
+    value: float | None = Field(default=None, allow_inf_nan=False, ge=-1e12, le=1e12)
+    event_id: str | None = Field(default=None, min_length=1, max_length=128)
+    timestamp: datetime | None = None
+
+
+class LogResponse(BaseModel):
+    status: Literal["counted", "duplicate"]
+    new_exposure: bool
+    new_conversion: bool
+
+
+class BatchEvent(_Body):
+    experiment_id: Slug
+    user_id: UserId
+    variant_name: Slug
+    kind: EventKind
+    value: float | None = Field(default=None, allow_inf_nan=False, ge=-1e12, le=1e12)
+    event_id: str | None = Field(default=None, min_length=1, max_length=128)
+    timestamp: datetime | None = None
+
+
+class BatchRequest(_Body):
+    events: list[BatchEvent] = Field(min_length=1)
+
+
+class BatchResult(BaseModel):
+    status: Literal["counted", "duplicate", "variant_mismatch", "rejected"]
+    new_exposure: bool = False
+    new_conversion: bool = False
+    error: str | None = None
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchResult]
+    counted: int
+    duplicates: int
+    rejected: int
+
+
+class CalculateRequest(_Body):
+    baseline_rate: float
+    min_relative_lift: float
+    daily_traffic: float
+    allocation: float = 1.0
+    treatment_share: float = 0.5
+    power: float = 0.8
+    alpha: float = 0.05
+    two_sided: bool = True
+
+
+class ExperimentList(BaseModel):
+    experiments: list[dict[str, Any]]
+    status: Status | None = None

@@ -1,0 +1,42 @@
+"""Settings, read from ``ABSCOPE_*`` environment variables by a factory, never at import.
+
+``ABSCOPE_REDIS_URL`` set means Redis (``redis://...``; ``ABSCOPE_REDIS_CLUSTER=true`` for
+a Redis Cluster); otherwise the embedded SQLite store at ``ABSCOPE_DB_PATH``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """Service configuration. Tests build ``create_app(Settings(...))`` directly."""
+
+    model_config = SettingsConfigDict(env_prefix="ABSCOPE_", extra="ignore")
+
+    redis_url: str | None = None
+    redis_cluster: bool = False
+    db_path: Path = Path("abscope.db")
+    admin_api_key: SecretStr | None = Field(
+        default=None, description="Required for configuration changes when set."
+    )
+    ingest_api_key: SecretStr | None = Field(
+        default=None, description="Required for route, log and events when set."
+    )
+    cors_origins: list[str] = Field(default_factory=list)
+    max_batch_size: int = Field(default=10_000, ge=1, le=100_000)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    config_refresh_seconds: float = Field(default=1.0, gt=0.0, le=60.0)
+    bandit_refresh_seconds: float = Field(default=1.0, gt=0.0, le=60.0)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()

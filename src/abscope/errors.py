@@ -1,0 +1,44 @@
+"""The one error tree of abscope. Domain code raises these; the API and CLI map them once.
+
+::
+
+    AbscopeError
+    ├── NotFound            404  an experiment (or variant) that does not exist
+    ├── Conflict            409  a state that forbids the request (bad transition, id taken,
+    │                            a log that contradicts the user's assignment, ...)
+    ├── InvalidInput        422  a value that breaks a rule; ``field`` names it
+    └── StorageUnavailable  503  the store cannot be reached; nothing was written
+"""
+
+from __future__ import annotations
+
+__all__ = ["AbscopeError", "Conflict", "InvalidInput", "NotFound", "StorageUnavailable"]
+
+
+class AbscopeError(Exception):
+    """Base of every error abscope raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(AbscopeError):
+    """The requested experiment or variant does not exist."""
+
+
+class Conflict(AbscopeError):
+    """The request cannot apply to the current state."""
+
+
+class InvalidInput(AbscopeError):
+    """A value is invalid; ``field`` is its dotted path, e.g. ``variants.1.weight``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.detail = message
+
+
+class StorageUnavailable(AbscopeError):
+    """The backing store did not answer; the request was not applied."""

@@ -1,0 +1,211 @@
+"""The domain: experiments, variants, their lifecycle and the events they count.
+
+Every model is a validated pydantic model; invalid values raise ``pydantic.ValidationError``
+whose error locations name the field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "Allocation",
+    "AuditEntry",
+    "Event",
+    "EventKind",
+    "Experiment",
+    "MetricType",
+    "SLUG_PATTERN",
+    "Slug",
+    "Status",
+    "UserId",
+    "Variant",
+    "VariantCounts",
+    "WEIGHT_TOLERANCE",
+]
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+WEIGHT_TOLERANCE = 1e-9
+MAX_USER_ID_LENGTH = 256
+MAX_TEXT_LENGTH = 2000
+
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN, description="Lower-case slug, 1-64 chars")]
+UserId = Annotated[str, Field(min_length=1, max_length=MAX_USER_ID_LENGTH)]
+MetricType = Literal["binary", "continuous"]
+Allocation = Literal["fixed", "epsilon_greedy", "ucb1", "thompson"]
+
+
+class Status(StrEnum):
+    """Lifecycle: draft → running ⇄ paused → completed or stopped."""
+
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+
+
+ALLOWED_TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.DRAFT: frozenset({Status.RUNNING}),
+    Status.RUNNING: frozenset({Status.PAUSED, Status.COMPLETED, Status.STOPPED}),
+    Status.PAUSED: frozenset({Status.RUNNING, Status.COMPLETED, Status.STOPPED}),
+    Status.COMPLETED: frozenset(),
+    Status.STOPPED: frozenset(),
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Variant(_Model):
+    """One arm: a name, the model it serves and its share of the traffic."""
+
+    name: Slug
+    model_id: str = Field(min_length=1, max_length=256)
+    weight: float = Field(gt=0.0, le=1.0, allow_inf_nan=False)
+    description: str = Field(default="", max_length=MAX_TEXT_LENGTH)
+    is_control: bool = False
+
+
+class AuditEntry(_Model):
+    """One change to an experiment: when, what kind, and the fields that changed."""
+
+    at: datetime
+    action: str
+    changes: dict[str, Any] = Field(default_factory=dict)
+
+
+class Experiment(_Model):
+    """An experiment's configuration and lifecycle state.
+
+    ``phase`` counts configuration epochs: changing weights or variants outside draft opens a
+    new phase, whose counts are kept apart from the earlier ones (which stay readable).
+    ``version`` increases with every saved change, for optimistic concurrency.
+    """
+
+    id: Slug
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=MAX_TEXT_LENGTH)
+    variants: list[Variant] = Field(min_length=2, max_length=32)
+    status: Status = Status.DRAFT
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    traffic_percentage: float = Field(default=100.0, gt=0.0, le=100.0, allow_inf_nan=False)
+    min_sample_size: int = Field(default=0, ge=0, le=10**12)
+    confidence_level: float = Field(default=0.95, gt=0.5, lt=1.0)
+    metric_type: MetricType = "binary"
+    allocation: Allocation = "fixed"
+    layer: Slug | None = None
+    layer_intervals: list[tuple[float, float]] = Field(default_factory=list, max_length=64)
+    sticky: bool = False
+    sequential: bool = True
+    forced_variants: dict[str, str] = Field(default_factory=dict, max_length=1000)
+    winner: str | None = None
+    phase: int = Field(default=0, ge=0)
+    version: int = Field(default=0, ge=0)
+    audit: list[AuditEntry] = Field(default_factory=list)
+
+    @field_validator("variants")
+    @classmethod
+    def _check_variants(cls, variants: list[Variant]) -> list[Variant]:
+        names = [v.name for v in variants]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"variant names must be unique; repeated: {', '.join(duplicates)}")
+        total = math.fsum(v.weight for v in variants)
+        if abs(total - 1.0) > WEIGHT_TOLERANCE:
+            raise ValueError(f"weights must sum to 1 (within {WEIGHT_TOLERANCE}), got {total!r}")
+        if sum(v.is_control for v in variants) > 1:
+            raise ValueError("at most one variant may be flagged is_control")
+        return variants
+
+    @field_validator("forced_variants")
+    @classmethod
+    def _check_forced_keys(cls, forced: dict[str, str]) -> dict[str, str]:
+        for user in forced:
+            if not 0 < len(user) <= MAX_USER_ID_LENGTH:
+                raise ValueError(f"user ids must be 1-{MAX_USER_ID_LENGTH} characters")
+        return forced
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Self:
+        names = {v.name for v in self.variants}
+        unknown = sorted({v for v in self.forced_variants.values() if v not in names})
+        if unknown:
+            raise ValueError(f"forced_variants name unknown variants: {', '.join(unknown)}")
+        if self.winner is not None and self.winner not in names:
+            raise ValueError(f"winner {self.winner!r} is not a variant")
+        return self
+
+    @property
+    def control(self) -> Variant:
+        """The flagged control, or the first variant."""
+        return next((v for v in self.variants if v.is_control), self.variants[0])
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {v.name: v.weight for v in self.variants}
+
+    def variant(self, name: str) -> Variant | None:
+        return next((v for v in self.variants if v.name == name), None)
+
+
+EventKind = Literal["exposure", "conversion", "value"]
+
+
+class Event(_Model):
+    """One event to count. ``event_id`` makes a retry idempotent.
+
+    ``exposure``: the user saw ``variant``. ``conversion``: the user converted (counted once
+    per user). ``value``: add ``value`` to the user's total of a continuous metric. A
+    conversion or value for a user never exposed registers the exposure first.
+    """
+
+    experiment_id: Slug
+    phase: int = Field(default=0, ge=0)
+    user_id: UserId
+    variant: Slug
+    kind: EventKind
+    value: float | None = Field(default=None, allow_inf_nan=False, ge=-1e12, le=1e12)
+    probability: float = Field(default=1.0, gt=0.0, le=1.0)
+    at: datetime
+    event_id: str | None = Field(default=None, min_length=1, max_length=128)
+
+    @model_validator(mode="after")
+    def _value_matches_kind(self) -> Self:
+        if self.kind == "value" and self.value is None:
+            raise ValueError("value is required for a value event")
+        if self.kind != "value" and self.value is not None:
+            raise ValueError(f"value must be empty for a {self.kind} event")
+        return self
+
+
+class VariantCounts(_Model):
+    """What the store keeps per variant (and per hour): exact counts and per-user sums.
+
+    ``samples`` unique exposed users; ``conversions`` unique exposed users who converted;
+    ``value_sum`` and ``value_sum_squares`` over the per-user totals of a continuous metric
+    (a user without values counts as 0); ``inverse_probability_sum`` = Σ 1/p over exposures,
+    for weighting adaptive or ramped traffic.
+    """
+
+    samples: int = 0
+    conversions: int = 0
+    value_sum: float = 0.0
+    value_sum_squares: float = 0.0
+    inverse_probability_sum: float = 0.0
+
+
+def is_slug(text: str) -> bool:
+    """Whether ``text`` is a valid id or variant name."""
+    return re.fullmatch(SLUG_PATTERN, text) is not None

@@ -1,0 +1,135 @@
+"""The storage interface: the only way abscope reads or writes its data.
+
+Every backend (:mod:`abscope.storage.sqlite`, :mod:`abscope.storage.redis`) implements
+:class:`Store` with the same behaviour, checked by one contract test suite
+(``tests/contract``). Backend errors are wrapped in :class:`~abscope.errors.StorageUnavailable`.
+
+Counting semantics, the same on every backend
+---------------------------------------------
+Counts are kept per experiment, per *phase* (a configuration epoch; phases never mix) and per
+variant, and again per UTC hour for the time-series charts.
+
+* ``samples`` is the number of unique users exposed to the variant.
+* ``conversions`` is the number of unique exposed users who converted, once per user.
+* ``value_sum`` / ``value_sum_squares`` are over the per-user *totals* of a continuous
+  metric (the user is the unit of analysis). When a user with running total ``t`` logs a
+  value ``v``: ``value_sum += v`` and ``value_sum_squares += 2·t·v + v²``, which keeps
+  ``Σ total²`` exact without reading every user.
+* ``inverse_probability_sum`` adds ``1/p`` for each new exposure, where ``p`` is the
+  probability with which the user was assigned, so adaptive or ramped traffic can be
+  weighted in analysis.
+* A conversion or value for a user never exposed registers the exposure first (with the
+  event's variant and probability), so it is never lost from the denominator.
+* A user belongs to the variant of their first exposure in a phase. An event that names
+  another variant is refused (``variant_mismatch``) and changes nothing.
+* An event with an ``event_id`` already applied to the experiment is a ``duplicate`` and
+  changes nothing, so a retried request is counted once. Event ids are remembered for the
+  experiment's lifetime.
+* :meth:`Store.record_events` applies each event atomically, and a batch in one round trip
+  (one transaction or one script call); the events of a batch apply in order.
+
+Hour buckets hold the increments made during that hour (by the event's ``at``), so the
+cumulative sum of the buckets up to an hour is the state at the end of that hour.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from abscope.models import Event, Experiment, Status, VariantCounts
+
+__all__ = ["EventOutcome", "EventResult", "HourCounts", "Store"]
+
+EventOutcome = Literal["counted", "duplicate", "variant_mismatch"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    """What one event did: its outcome and whether it added a user or a conversion."""
+
+    outcome: EventOutcome
+    new_exposure: bool = False
+    new_conversion: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HourCounts:
+    """The increments of one UTC hour, per variant."""
+
+    hour: datetime
+    variants: dict[str, VariantCounts]
+
+
+class Store(ABC):
+    """Persistence for experiments, sticky assignments and event counts."""
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Return if the store answers; raise ``StorageUnavailable`` otherwise."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections. The store is unusable afterwards."""
+
+    # --- experiments ---------------------------------------------------------------------
+
+    @abstractmethod
+    def create_experiment(self, experiment: Experiment) -> None:
+        """Store a new experiment; ``Conflict`` if its id is taken."""
+
+    @abstractmethod
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """The stored experiment; ``NotFound`` if there is none."""
+
+    @abstractmethod
+    def list_experiments(self, status: Status | None = None) -> list[Experiment]:
+        """All experiments (with ``status``, when given), oldest first, then by id."""
+
+    @abstractmethod
+    def save_experiment(self, experiment: Experiment) -> None:
+        """Replace an experiment by a newer version (compare-and-set).
+
+        ``experiment.version`` must be exactly one more than the stored version, otherwise
+        ``Conflict`` (someone else saved first); ``NotFound`` if it does not exist.
+        """
+
+    @abstractmethod
+    def delete_experiment(self, experiment_id: str) -> None:
+        """Remove an experiment and all its data; ``NotFound`` if there is none."""
+
+    # --- sticky assignments --------------------------------------------------------------
+
+    @abstractmethod
+    def get_assignment(self, experiment_id: str, phase: int, user_id: str) -> str | None:
+        """The variant stored for a user by :meth:`assign_if_absent`, or ``None``."""
+
+    @abstractmethod
+    def assign_if_absent(self, experiment_id: str, phase: int, user_id: str, variant: str) -> str:
+        """Store ``variant`` for the user unless one is stored; return the stored one.
+
+        Atomic: when two workers race, both get the first writer's variant.
+        """
+
+    # --- events and counts ---------------------------------------------------------------
+
+    @abstractmethod
+    def record_events(self, events: Sequence[Event]) -> list[EventResult]:
+        """Apply events in order, each atomically; one result per event."""
+
+    @abstractmethod
+    def get_exposure(self, experiment_id: str, phase: int, user_id: str) -> str | None:
+        """The variant the user was first exposed to in the phase, or ``None``."""
+
+    @abstractmethod
+    def get_counts(self, experiment_id: str, phase: int) -> dict[str, VariantCounts]:
+        """Totals per variant (only variants with data appear)."""
+
+    @abstractmethod
+    def get_timeseries(self, experiment_id: str, phase: int) -> list[HourCounts]:
+        """Hourly increments, oldest hour first."""
