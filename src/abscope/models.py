@@ -106,7 +106,7 @@ class Experiment(_Model):
     metric_type: MetricType = "binary"
     allocation: Allocation = "fixed"
     layer: Slug | None = None
-    layer_intervals: list[tuple[float, float]] = Field(default_factory=list, max_length=64)
+    layer_intervals: list[tuple[float, float]] = Field(default_factory=list, max_length=1024)
     sticky: bool = False
     sequential: bool = True
     forced_variants: dict[str, str] = Field(default_factory=dict, max_length=1000)

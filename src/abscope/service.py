@@ -214,6 +214,10 @@ class ExperimentService:
         if request.traffic_percentage is not None:
             if request.traffic_percentage != current.traffic_percentage:
                 changes["traffic_percentage"] = request.traffic_percentage
+                if current.layer is not None and current.layer_intervals:
+                    changes["layer_intervals"] = self._layer_intervals(
+                        current, request.traffic_percentage
+                    )
                 audit["traffic_percentage"] = {
                     "from": current.traffic_percentage,
                     "to": request.traffic_percentage,
@@ -251,7 +255,9 @@ class ExperimentService:
         if action == "start":
             changes["started_at"] = now
             if current.layer is not None:
-                changes["layer_intervals"] = self._layer_intervals(current)
+                changes["layer_intervals"] = self._layer_intervals(
+                    current, current.traffic_percentage
+                )
         if target in (Status.COMPLETED, Status.STOPPED):
             changes["ended_at"] = now
         if winner is not None:
@@ -544,7 +550,14 @@ class ExperimentService:
         self._invalidate()
         return updated
 
-    def _layer_intervals(self, experiment: Experiment) -> list[tuple[float, float]]:
+    def _layer_intervals(
+        self, experiment: Experiment, traffic_percentage: float
+    ) -> list[tuple[float, float]]:
+        """The experiment's slice of its layer at ``traffic_percentage``.
+
+        Every experiment holding a slice (running or paused) passes its stored slice as
+        ``previous``, this one included, so a ramp extends its slice and never drops users.
+        """
         holders = [
             e
             for e in self.store.list_experiments()
@@ -553,12 +566,14 @@ class ExperimentService:
             and e.status in (Status.RUNNING, Status.PAUSED)
         ]
         previous = [
-            LayerSlice(e.id, tuple(e.layer_intervals)) for e in holders if e.layer_intervals
+            LayerSlice(e.id, tuple(e.layer_intervals))
+            for e in [*holders, experiment]
+            if e.layer_intervals
         ]
         try:
             slices = allocate_layer(
                 [(e.id, e.traffic_percentage) for e in holders]
-                + [(experiment.id, experiment.traffic_percentage)],
+                + [(experiment.id, traffic_percentage)],
                 previous=previous,
             )
         except ValueError as error:
@@ -591,14 +606,18 @@ class ExperimentService:
         policy = _policy(experiment)
         if policy is None and not experiment.sticky:
             variant = compiled.router.choose(user_id)
+            share = compiled.config.traffic_fraction
+            if compiled.layer_slice is not None:
+                share = compiled.layer_slice.width
+            chosen = experiment.variant(variant) if variant is not None else None
             return Assignment(
-                experiment.id,
-                user_id,
-                variant,
-                None,
-                "hash",
-                None,
-                compiled.config.traffic_fraction,
+                experiment_id=experiment.id,
+                user_id=user_id,
+                variant=variant,
+                index=compiled.config.variants.index(variant) if variant is not None else None,
+                reason="hash" if variant is not None else "not_in_traffic",
+                probability=chosen.weight * share if chosen is not None else None,
+                traffic_share=share,
             )
         sticky = (
             self.store.get_assignment(experiment.id, experiment.phase, user_id)
