@@ -1,0 +1,640 @@
+"""The embedded default store: one SQLite file in WAL mode, shared by every worker process.
+
+Each :class:`SQLiteStore` holds one connection (usable from any thread, one call at a time)
+and writes inside ``BEGIN IMMEDIATE`` transactions, so several worker *processes* on the
+same file serialise their writes through SQLite's write lock and wait for one another up
+to ``busy_timeout`` seconds. Readers never block writers, nor writers readers (WAL).
+
+Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)
+---------------------------------------------------------
+==============  =================================================  ==========================
+table           columns                                            primary key
+==============  =================================================  ==========================
+experiments     id, created_at (µs since the epoch, UTC), status,  id
+                version, body (``Experiment.model_dump_json()``)
+users           experiment_id, phase, user_id, variant (first      experiment_id, phase,
+                exposure), probability, converted (0/1), total     user_id
+                (running total of the continuous metric)
+counts          experiment_id, phase, variant, samples,            experiment_id, phase,
+                conversions, value_sum, value_sum_squares,         variant
+                inverse_probability_sum
+hourly          experiment_id, phase, hour (epoch seconds of the   experiment_id, phase,
+                UTC hour's start), variant, the counters of        hour, variant
+                ``counts`` (increments made in that hour)
+event_ids       experiment_id, event_id (ids of counted events)    experiment_id, event_id
+assignments     experiment_id, phase, user_id, variant (sticky)    experiment_id, phase,
+                                                                   user_id
+==============  =================================================  ==========================
+
+Every table but ``experiments`` is ``WITHOUT ROWID``, clustered on its primary key. Rows of
+an experiment that was never created are accepted (the service checks existence); deleting
+an experiment removes its rows from every table.
+
+Numerical precision: ``value_sum``, ``value_sum_squares``, ``inverse_probability_sum`` and
+the per-user ``total`` are float64 (``REAL``) accumulators. Within one batch the increments
+of a counter row are summed in float64 first and then added to the stored value, so results
+can differ from a one-event-at-a-time sum in the last bits.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from abscope.errors import Conflict, NotFound, StorageUnavailable
+from abscope.models import Event, Experiment, Status, VariantCounts
+from abscope.storage.base import EventResult, HourCounts, Store
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+SCHEMA_VERSION: Final = 1
+"""The schema this module writes; kept in ``PRAGMA user_version`` for future migrations."""
+
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS experiments (
+        id TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        body TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS experiments_by_creation ON experiments (created_at, id)",
+    """CREATE INDEX IF NOT EXISTS experiments_by_status
+        ON experiments (status, created_at, id)""",
+    """CREATE TABLE IF NOT EXISTS users (
+        experiment_id TEXT NOT NULL,
+        phase INTEGER NOT NULL,
+        user_id TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        probability REAL NOT NULL,
+        converted INTEGER NOT NULL,
+        total REAL NOT NULL,
+        PRIMARY KEY (experiment_id, phase, user_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS counts (
+        experiment_id TEXT NOT NULL,
+        phase INTEGER NOT NULL,
+        variant TEXT NOT NULL,
+        samples INTEGER NOT NULL,
+        conversions INTEGER NOT NULL,
+        value_sum REAL NOT NULL,
+        value_sum_squares REAL NOT NULL,
+        inverse_probability_sum REAL NOT NULL,
+        PRIMARY KEY (experiment_id, phase, variant)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS hourly (
+        experiment_id TEXT NOT NULL,
+        phase INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        variant TEXT NOT NULL,
+        samples INTEGER NOT NULL,
+        conversions INTEGER NOT NULL,
+        value_sum REAL NOT NULL,
+        value_sum_squares REAL NOT NULL,
+        inverse_probability_sum REAL NOT NULL,
+        PRIMARY KEY (experiment_id, phase, hour, variant)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS event_ids (
+        experiment_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        PRIMARY KEY (experiment_id, event_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS assignments (
+        experiment_id TEXT NOT NULL,
+        phase INTEGER NOT NULL,
+        user_id TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        PRIMARY KEY (experiment_id, phase, user_id)
+    ) WITHOUT ROWID""",
+)
+_DATA_TABLES: Final = ("users", "counts", "hourly", "event_ids", "assignments")
+
+_COUNTERS: Final = "samples, conversions, value_sum, value_sum_squares, inverse_probability_sum"
+_ADD_COUNTERS: Final = """
+    samples = samples + excluded.samples,
+    conversions = conversions + excluded.conversions,
+    value_sum = value_sum + excluded.value_sum,
+    value_sum_squares = value_sum_squares + excluded.value_sum_squares,
+    inverse_probability_sum = inverse_probability_sum + excluded.inverse_probability_sum"""
+_UPSERT_COUNTS: Final = f"""
+    INSERT INTO counts (experiment_id, phase, variant, {_COUNTERS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (experiment_id, phase, variant) DO UPDATE SET {_ADD_COUNTERS}"""
+_UPSERT_HOURLY: Final = f"""
+    INSERT INTO hourly (experiment_id, phase, hour, variant, {_COUNTERS})
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (experiment_id, phase, hour, variant) DO UPDATE SET {_ADD_COUNTERS}"""
+_UPSERT_USER: Final = """
+    INSERT INTO users (experiment_id, phase, user_id, variant, probability, converted, total)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (experiment_id, phase, user_id) DO UPDATE SET
+        converted = excluded.converted, total = excluded.total"""
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_HOUR: Final = timedelta(hours=1)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_WAL_RETRY_PAUSE: Final = 0.005  # seconds between attempts to switch a new file to WAL
+_MAX_IN_LIST: Final = 256  # ids per prefetch query; shorter lists are padded to a power of two
+
+_DUPLICATE: Final = EventResult("duplicate")
+_MISMATCH: Final = EventResult("variant_mismatch")
+_COUNTED: Final = {
+    (exposure, conversion): EventResult("counted", exposure, conversion)
+    for exposure in (False, True)
+    for conversion in (False, True)
+}
+
+# Codes that mean "the database cannot be used right now", with a hint for the operator.
+_HINTS: Final = {
+    "SQLITE_BUSY": "the database is locked: another connection held the write lock for"
+    " longer than the busy timeout ({timeout:g} s)",
+    "SQLITE_LOCKED": "the database is locked by another connection",
+    "SQLITE_CANTOPEN": "cannot open the database file (does its directory exist, and is it "
+    "writable?)",
+    "SQLITE_NOTADB": "the file is not a SQLite database (wrong path or corrupt file)",
+    "SQLITE_CORRUPT": "the database file is corrupt",
+    "SQLITE_READONLY": "the database is read-only (check the permissions of the file and of "
+    "its directory)",
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_IOERR": "disk I/O error",
+    "SQLITE_PERM": "permission denied",
+    "SQLITE_PROTOCOL": "the WAL locking protocol failed (is the file on a network file system?)",
+}
+
+
+class SQLiteStore(Store):
+    """A :class:`~abscope.storage.base.Store` in one SQLite file (WAL mode).
+
+    Parameters
+    ----------
+    path
+        The database file; it is created, with its schema, if missing. Its directory must
+        exist. ``":memory:"`` is not supported: workers share the data through the file.
+    busy_timeout
+        Seconds a write waits for another process's write lock before the call raises
+        :class:`~abscope.errors.StorageUnavailable`.
+
+    Notes
+    -----
+    One connection per object, guarded by a lock: safe to share between threads, and each
+    worker process opens its own store (never carry one across ``fork``). Every write is one
+    ``BEGIN IMMEDIATE`` transaction, so a failure leaves nothing half-written.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+        if os.fspath(path) in ("", ":memory:"):
+            raise ValueError(f"path must name a database file, got {os.fspath(path)!r}")
+        if not busy_timeout >= 0:
+            raise ValueError(f"busy_timeout must be >= 0 seconds, got {busy_timeout!r}")
+        self._path = Path(path)
+        self._busy_timeout = float(busy_timeout)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        with self._errors("open"):
+            conn = sqlite3.connect(
+                self._path,
+                timeout=self._busy_timeout,
+                isolation_level=None,  # autocommit; transactions are explicit
+                check_same_thread=False,
+            )
+            try:
+                self._initialise(conn)
+            except BaseException:
+                conn.close()
+                raise
+        self._conn = conn
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self._path)!r})"
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def ping(self) -> None:
+        with self._reading("ping") as conn:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+
+    def close(self) -> None:
+        with self._lock, self._errors("close"):
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
+    # --- experiments ---------------------------------------------------------------------
+
+    def create_experiment(self, experiment: Experiment) -> None:
+        with self._writing("create experiment") as conn:
+            inserted = conn.execute(
+                "INSERT INTO experiments (id, created_at, status, version, body)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                _experiment_row(experiment),
+            ).rowcount
+            if not inserted:
+                raise Conflict(f"experiment {experiment.id!r} already exists")
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        with self._reading("get experiment") as conn:
+            row = conn.execute(
+                "SELECT body FROM experiments WHERE id = ?", (experiment_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"experiment {experiment_id!r} does not exist")
+        return Experiment.model_validate_json(row[0])
+
+    def list_experiments(self, status: Status | None = None) -> list[Experiment]:
+        with self._reading("list experiments") as conn:
+            if status is None:
+                rows = conn.execute(
+                    "SELECT body FROM experiments ORDER BY created_at, id"
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT body FROM experiments WHERE status = ? ORDER BY created_at, id",
+                    (Status(status).value,),
+                ).fetchall()
+        return [Experiment.model_validate_json(body) for (body,) in rows]
+
+    def save_experiment(self, experiment: Experiment) -> None:
+        experiment_id, created_at, status, version, body = _experiment_row(experiment)
+        with self._writing("save experiment") as conn:
+            updated = conn.execute(
+                "UPDATE experiments SET created_at = ?, status = ?, version = ?, body = ?"
+                " WHERE id = ? AND version = ?",
+                (created_at, status, version, body, experiment_id, version - 1),
+            ).rowcount
+            if updated:
+                return
+            row = conn.execute(
+                "SELECT version FROM experiments WHERE id = ?", (experiment_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"experiment {experiment_id!r} does not exist")
+        raise Conflict(
+            f"experiment {experiment_id!r} is at version {row[0]}, so version {version} cannot"
+            " replace it (it was changed since it was read)"
+        )
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        with self._writing("delete experiment") as conn:
+            deleted = conn.execute(
+                "DELETE FROM experiments WHERE id = ?", (experiment_id,)
+            ).rowcount
+            if not deleted:
+                raise NotFound(f"experiment {experiment_id!r} does not exist")
+            for table in _DATA_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE experiment_id = ?", (experiment_id,))
+
+    # --- sticky assignments --------------------------------------------------------------
+
+    def get_assignment(self, experiment_id: str, phase: int, user_id: str) -> str | None:
+        with self._reading("get assignment") as conn:
+            return _assignment(conn, experiment_id, phase, user_id)
+
+    def assign_if_absent(self, experiment_id: str, phase: int, user_id: str, variant: str) -> str:
+        key = (experiment_id, phase, user_id)
+        with self._reading("get assignment") as conn:
+            stored = _assignment(conn, *key)
+        if stored is not None:  # the common case needs no write lock
+            return stored
+        with self._writing("assign") as conn:
+            conn.execute(
+                "INSERT INTO assignments (experiment_id, phase, user_id, variant)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (*key, variant),
+            )
+            stored = _assignment(conn, *key)
+        if stored is None:  # pragma: no cover - the row was written in this transaction
+            raise AssertionError(f"assignment of {user_id!r} vanished")
+        return stored
+
+    # --- events and counts ---------------------------------------------------------------
+
+    def record_events(self, events: Sequence[Event]) -> list[EventResult]:
+        """Apply events in order, all in one transaction; one result per event.
+
+        The users and event ids the batch touches are read with a few queries, the events
+        are applied in memory, and the changed rows are written back before ``COMMIT``.
+        """
+        if not events:
+            return []
+        with self._writing("record events") as conn:
+            return _apply_batch(conn, events)
+
+    def get_exposure(self, experiment_id: str, phase: int, user_id: str) -> str | None:
+        with self._reading("get exposure") as conn:
+            row = conn.execute(
+                "SELECT variant FROM users WHERE experiment_id = ? AND phase = ? AND user_id = ?",
+                (experiment_id, phase, user_id),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def get_counts(self, experiment_id: str, phase: int) -> dict[str, VariantCounts]:
+        with self._reading("get counts") as conn:
+            rows = conn.execute(
+                f"SELECT variant, {_COUNTERS} FROM counts"
+                " WHERE experiment_id = ? AND phase = ? ORDER BY variant",
+                (experiment_id, phase),
+            ).fetchall()
+        return {variant: _variant_counts(counters) for variant, *counters in rows}
+
+    def get_timeseries(self, experiment_id: str, phase: int) -> list[HourCounts]:
+        with self._reading("get timeseries") as conn:
+            rows = conn.execute(
+                f"SELECT hour, variant, {_COUNTERS} FROM hourly"
+                " WHERE experiment_id = ? AND phase = ? ORDER BY hour, variant",
+                (experiment_id, phase),
+            ).fetchall()
+        series: dict[int, HourCounts] = {}
+        for hour, variant, *counters in rows:
+            if hour not in series:
+                series[hour] = HourCounts(datetime.fromtimestamp(hour, UTC), variants={})
+            series[hour].variants[variant] = _variant_counts(counters)
+        return list(series.values())
+
+    # --- connection and errors -----------------------------------------------------------
+
+    def _initialise(self, conn: sqlite3.Connection) -> None:
+        """Configure the connection and create or check the schema."""
+        conn.execute(f"PRAGMA busy_timeout = {round(self._busy_timeout * 1000)}")
+        mode = self._switch_to_wal(conn)
+        if str(mode).lower() != "wal":
+            raise StorageUnavailable(
+                f"SQLite store at {self._path}: cannot switch to WAL journal mode (got {mode!r});"
+                " WAL needs a local file system with shared-memory support"
+            )
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if self._schema_version(conn) == SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")  # serialise against other processes opening the file
+        try:
+            if self._schema_version(conn) == 0:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    def _switch_to_wal(self, conn: sqlite3.Connection) -> object:
+        """Set WAL mode; return the journal mode in force.
+
+        Switching needs an exclusive lock and, when several processes open a new file at
+        once, SQLite answers ``SQLITE_BUSY`` at once instead of calling the busy handler:
+        retry until the busy timeout has passed.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() >= deadline:
+                    raise
+            time.sleep(_WAL_RETRY_PAUSE)
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if not 0 <= version <= SCHEMA_VERSION:
+            raise StorageUnavailable(
+                f"SQLite store at {self._path} has schema version {version}, newer than"
+                f" {SCHEMA_VERSION} which this abscope reads; upgrade abscope"
+            )
+        return int(version)
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Wrap SQLite's operational errors in ``StorageUnavailable``; let bugs through."""
+        try:
+            yield
+        except (sqlite3.OperationalError, sqlite3.InternalError) as exc:
+            raise StorageUnavailable(self._describe(action, exc)) from exc
+        except sqlite3.DatabaseError as exc:
+            # IntegrityError, DataError, ProgrammingError, NotSupportedError: our bugs.
+            if type(exc) is not sqlite3.DatabaseError:
+                raise
+            raise StorageUnavailable(self._describe(action, exc)) from exc
+
+    def _describe(self, action: str, exc: sqlite3.Error) -> str:
+        code = getattr(exc, "sqlite_errorname", "") or ""
+        hint = next(
+            (text for prefix, text in _HINTS.items() if code.startswith(prefix)),
+            "the database cannot be used",
+        ).format(timeout=self._busy_timeout)
+        return f"SQLite store at {self._path}: {action} failed: {hint} ({code or 'error'}: {exc})"
+
+    @contextmanager
+    def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
+        """The connection, for autocommit reads (each statement sees one snapshot)."""
+        with self._lock, self._errors(action):
+            yield self._open_connection()
+
+    @contextmanager
+    def _writing(self, action: str) -> Iterator[sqlite3.Connection]:
+        """The connection inside ``BEGIN IMMEDIATE``; ``COMMIT`` on success, else rollback."""
+        with self._lock, self._errors(action):
+            conn = self._open_connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+
+    def _open_connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StorageUnavailable(f"SQLite store at {self._path} is closed")
+        return self._conn
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` as an aware datetime; naive ones are taken to be UTC."""
+    return moment.replace(tzinfo=UTC) if moment.utcoffset() is None else moment
+
+
+def _experiment_row(experiment: Experiment) -> tuple[str, int, str, int, str]:
+    created_at = (_utc(experiment.created_at) - _EPOCH) // _MICROSECOND
+    return (
+        experiment.id,
+        created_at,
+        experiment.status.value,
+        experiment.version,
+        experiment.model_dump_json(),
+    )
+
+
+def _assignment(
+    conn: sqlite3.Connection, experiment_id: str, phase: int, user_id: str
+) -> str | None:
+    row = conn.execute(
+        "SELECT variant FROM assignments WHERE experiment_id = ? AND phase = ? AND user_id = ?",
+        (experiment_id, phase, user_id),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _variant_counts(counters: Sequence[Any]) -> VariantCounts:
+    samples, conversions, value_sum, value_sum_squares, inverse_probability_sum = counters
+    return VariantCounts(
+        samples=samples,
+        conversions=conversions,
+        value_sum=value_sum,
+        value_sum_squares=value_sum_squares,
+        inverse_probability_sum=inverse_probability_sum,
+    )
+
+
+def _padded_chunks(items: Sequence[str]) -> Iterator[tuple[str, ...]]:
+    """Chunks of at most ``_MAX_IN_LIST`` items, padded (by repeating the last item) to a
+    power of two so that only a few distinct statements reach the statement cache."""
+    for start in range(0, len(items), _MAX_IN_LIST):
+        chunk = list(items[start : start + _MAX_IN_LIST])
+        size = 1 << (len(chunk) - 1).bit_length()
+        yield (*chunk, *[chunk[-1]] * (size - len(chunk)))
+
+
+def _in_list(size: int) -> str:
+    return ", ".join("?" * size)
+
+
+class _User:
+    """A user's state in one phase, as read at the start of a batch and updated by it."""
+
+    __slots__ = ("variant", "probability", "converted", "total", "dirty")
+
+    def __init__(
+        self, variant: str, probability: float, converted: bool, total: float, dirty: bool
+    ) -> None:
+        self.variant = variant
+        self.probability = probability
+        self.converted = converted
+        self.total = total
+        self.dirty = dirty
+
+
+def _load_users(
+    conn: sqlite3.Connection, events: Sequence[Event]
+) -> dict[tuple[str, int, str], _User]:
+    """The stored state of every user the batch names."""
+    wanted: dict[tuple[str, int], dict[str, None]] = {}
+    for event in events:
+        wanted.setdefault((event.experiment_id, event.phase), {})[event.user_id] = None
+    users: dict[tuple[str, int, str], _User] = {}
+    for (experiment_id, phase), user_ids in wanted.items():
+        for chunk in _padded_chunks(list(user_ids)):
+            rows = conn.execute(
+                "SELECT user_id, variant, probability, converted, total FROM users"
+                f" WHERE experiment_id = ? AND phase = ? AND user_id IN ({_in_list(len(chunk))})",
+                (experiment_id, phase, *chunk),
+            )
+            for user_id, variant, probability, converted, total in rows:
+                users[experiment_id, phase, user_id] = _User(
+                    variant, probability, bool(converted), total, dirty=False
+                )
+    return users
+
+
+def _load_event_ids(conn: sqlite3.Connection, events: Sequence[Event]) -> set[tuple[str, str]]:
+    """The ids among the batch's event ids that were already counted."""
+    wanted: dict[str, dict[str, None]] = {}
+    for event in events:
+        if event.event_id is not None:
+            wanted.setdefault(event.experiment_id, {})[event.event_id] = None
+    seen: set[tuple[str, str]] = set()
+    for experiment_id, event_ids in wanted.items():
+        for chunk in _padded_chunks(list(event_ids)):
+            rows = conn.execute(
+                "SELECT event_id FROM event_ids"
+                f" WHERE experiment_id = ? AND event_id IN ({_in_list(len(chunk))})",
+                (experiment_id, *chunk),
+            )
+            seen.update((experiment_id, event_id) for (event_id,) in rows)
+    return seen
+
+
+def _apply_batch(conn: sqlite3.Connection, events: Sequence[Event]) -> list[EventResult]:
+    """Apply ``events`` in order inside the caller's write transaction."""
+    users = _load_users(conn, events)
+    seen = _load_event_ids(conn, events)
+    new_ids: list[tuple[str, str]] = []
+    # Increments per (experiment, phase, variant) and per (experiment, phase, hour, variant):
+    # [samples, conversions, value_sum, value_sum_squares, inverse_probability_sum].
+    totals: dict[tuple[str, int, str], list[float]] = {}
+    hourly: dict[tuple[str, int, int, str], list[float]] = {}
+    results: list[EventResult] = []
+    for event in events:
+        experiment_id, event_id = event.experiment_id, event.event_id
+        if event_id is not None and (experiment_id, event_id) in seen:
+            results.append(_DUPLICATE)
+            continue
+        phase, variant = event.phase, event.variant
+        user_key = (experiment_id, phase, event.user_id)
+        user = users.get(user_key)
+        if user is not None and user.variant != variant:
+            results.append(_MISMATCH)
+            continue
+        hour = ((_utc(event.at) - _EPOCH) // _HOUR) * 3600
+        total = totals.setdefault((experiment_id, phase, variant), [0, 0, 0.0, 0.0, 0.0])
+        in_hour = hourly.setdefault((experiment_id, phase, hour, variant), [0, 0, 0.0, 0.0, 0.0])
+        new_exposure = user is None
+        if user is None:
+            user = users[user_key] = _User(variant, event.probability, False, 0.0, dirty=True)
+            weight = 1.0 / event.probability
+            total[0] += 1
+            total[4] += weight
+            in_hour[0] += 1
+            in_hour[4] += weight
+        new_conversion = event.kind == "conversion" and not user.converted
+        if new_conversion:
+            user.converted = user.dirty = True
+            total[1] += 1
+            in_hour[1] += 1
+        elif event.kind == "value" and event.value is not None:
+            value, before = event.value, user.total
+            square_increment = 2 * before * value + value**2
+            user.total = before + value
+            user.dirty = True
+            total[2] += value
+            total[3] += square_increment
+            in_hour[2] += value
+            in_hour[3] += square_increment
+        if event_id is not None:
+            seen.add((experiment_id, event_id))
+            new_ids.append((experiment_id, event_id))
+        results.append(_COUNTED[new_exposure, new_conversion])
+
+    conn.executemany("INSERT INTO event_ids (experiment_id, event_id) VALUES (?, ?)", new_ids)
+    conn.executemany(
+        _UPSERT_USER,
+        (
+            (*key, user.variant, user.probability, int(user.converted), user.total)
+            for key, user in users.items()
+            if user.dirty
+        ),
+    )
+    conn.executemany(
+        _UPSERT_COUNTS,
+        ((*key, *increments) for key, increments in totals.items() if any(increments)),
+    )
+    conn.executemany(
+        _UPSERT_HOURLY,
+        ((*key, *increments) for key, increments in hourly.items() if any(increments)),
+    )
+    return results

@@ -1,0 +1,463 @@
+"""What only the SQLite store has to get right: WAL on a file, reopening, several processes
+writing at once, locks held by others, and files it cannot use.
+
+The behaviour every backend shares is checked by ``tests/contract``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import UTC, datetime, timedelta, timezone
+from multiprocessing.context import ForkContext
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
+from multiprocessing.synchronize import Event as StartSignal
+from pathlib import Path
+
+import pytest
+
+from abscope.errors import StorageUnavailable
+from abscope.models import Event, Experiment, Variant, VariantCounts
+from abscope.storage.sqlite import SCHEMA_VERSION, SQLiteStore
+
+T0 = datetime(2026, 11, 24, 10, 15, tzinfo=UTC)
+
+
+def experiment(experiment_id: str = "ranking", created_at: datetime = T0) -> Experiment:
+    return Experiment(
+        id=experiment_id,
+        name="Ranking model v2",
+        variants=[
+            Variant(name="control", model_id="ranker-v1", weight=0.5),
+            Variant(name="treatment", model_id="ranker-v2", weight=0.5),
+        ],
+        created_at=created_at,
+        updated_at=created_at,
+    )
+
+
+def event(user: str, variant: str = "control", kind: str = "exposure", **extra: object) -> Event:
+    fields = {"experiment_id": "ranking", "user_id": user, "variant": variant, "kind": kind}
+    return Event.model_validate({"at": T0, **fields, **extra})
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "abscope.db"
+
+
+@pytest.fixture
+def store(path: Path) -> Iterator[SQLiteStore]:
+    opened = SQLiteStore(path)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def raw(path: Path, timeout: float = 5.0) -> closing[sqlite3.Connection]:
+    """A plain connection to the store's file, closed on leaving the ``with`` block."""
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    return closing(conn)
+
+
+# --- the file ------------------------------------------------------------------------------
+
+
+def test_the_file_is_in_wal_mode_with_the_schema_version(store: SQLiteStore, path: Path) -> None:
+    store.ping()
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"experiments", "users", "counts", "hourly", "event_ids", "assignments"} <= tables
+
+
+def test_data_persists_across_reopening(path: Path) -> None:
+    first = SQLiteStore(path)
+    try:
+        first.create_experiment(experiment())
+        first.record_events(
+            [event("u1"), event("u1", kind="value", value=2.5, event_id="e1"), event("u2")]
+        )
+        first.assign_if_absent("ranking", 0, "u1", "treatment")
+    finally:
+        first.close()
+    again = SQLiteStore(path)  # the schema is created once; reopening changes nothing
+    try:
+        assert again.get_experiment("ranking") == experiment()
+        assert again.get_counts("ranking", 0) == {
+            "control": VariantCounts(
+                samples=2, value_sum=2.5, value_sum_squares=6.25, inverse_probability_sum=2.0
+            )
+        }
+        assert again.get_assignment("ranking", 0, "u1") == "treatment"
+        assert again.get_exposure("ranking", 0, "u2") == "control"
+        [retry] = again.record_events([event("u1", kind="value", value=2.5, event_id="e1")])
+        assert retry.outcome == "duplicate"
+    finally:
+        again.close()
+
+
+def test_two_stores_on_one_file_see_each_others_writes(store: SQLiteStore, path: Path) -> None:
+    other = SQLiteStore(path)
+    try:
+        other.create_experiment(experiment())
+        store.record_events([event("u1")])
+        assert store.get_experiment("ranking") == experiment()
+        assert other.get_counts("ranking", 0)["control"].samples == 1
+    finally:
+        other.close()
+
+
+def test_a_newer_schema_is_refused(path: Path) -> None:
+    SQLiteStore(path).close()
+    with raw(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StorageUnavailable, match="schema version 2, newer"):
+        SQLiteStore(path)
+
+
+def test_hours_are_utc_and_naive_times_are_utc(store: SQLiteStore) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    store.record_events(
+        [
+            event("u1", at=datetime(2026, 11, 24, 12, 59, tzinfo=plus_two)),  # 10:59 UTC
+            event("u2", at=datetime(2026, 11, 24, 10, 0)),  # naive: 10:00 UTC
+            event("u3", at=datetime(2026, 11, 24, 11, 0, tzinfo=UTC)),
+        ]
+    )
+    series = store.get_timeseries("ranking", 0)
+    assert [(h.hour, h.hour.utcoffset()) for h in series] == [
+        (datetime(2026, 11, 24, 10, tzinfo=UTC), timedelta(0)),
+        (datetime(2026, 11, 24, 11, tzinfo=UTC), timedelta(0)),
+    ]
+    assert [h.variants["control"].samples for h in series] == [2, 1]
+    # An event that changes nothing (a repeated exposure) leaves no empty hour behind.
+    store.record_events([event("u1", at=T0 + timedelta(hours=5))])
+    assert len(store.get_timeseries("ranking", 0)) == 2
+
+
+def test_experiments_are_ordered_by_instant_whatever_their_offset(store: SQLiteStore) -> None:
+    ahead = timezone(timedelta(hours=5))
+    later_but_written_ahead = experiment("b", datetime(2026, 11, 24, 14, 0, tzinfo=ahead))  # 9:00
+    earlier = experiment("a", datetime(2026, 11, 24, 8, 0, tzinfo=UTC))
+    latest = experiment("c", datetime(2026, 11, 24, 9, 30))  # naive: UTC
+    for exp in (latest, later_but_written_ahead, earlier):
+        store.create_experiment(exp)
+    assert [e.id for e in store.list_experiments()] == ["a", "b", "c"]
+
+
+# --- files it cannot use -------------------------------------------------------------------
+
+
+def test_a_missing_directory_is_unavailable_with_a_clear_message(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir" / "abscope.db"
+    with pytest.raises(StorageUnavailable, match="cannot open the database file") as caught:
+        SQLiteStore(missing)
+    assert str(missing) in caught.value.message
+    assert isinstance(caught.value.__cause__, sqlite3.Error)
+
+
+def test_a_directory_is_not_a_database(tmp_path: Path) -> None:
+    with pytest.raises(StorageUnavailable, match="cannot open"):
+        SQLiteStore(tmp_path)
+
+
+def test_a_corrupt_file_is_unavailable_with_a_clear_message(path: Path) -> None:
+    path.write_bytes(b"this is not a SQLite database\n" * 200)
+    with pytest.raises(StorageUnavailable, match="not a SQLite database") as caught:
+        SQLiteStore(path)
+    assert str(path) in caught.value.message
+
+
+@pytest.mark.parametrize("bad", [":memory:", ""])
+def test_a_file_path_is_required(bad: str) -> None:
+    with pytest.raises(ValueError, match="path"):
+        SQLiteStore(bad)
+
+
+def test_busy_timeout_must_not_be_negative(path: Path) -> None:
+    with pytest.raises(ValueError, match="busy_timeout"):
+        SQLiteStore(path, busy_timeout=-1)
+
+
+def test_a_closed_store_is_unavailable(path: Path) -> None:
+    store = SQLiteStore(path)
+    store.close()
+    store.close()  # closing twice is harmless
+    with pytest.raises(StorageUnavailable, match="closed"):
+        store.ping()
+    with pytest.raises(StorageUnavailable, match="closed"):
+        store.record_events([event("u1")])
+
+
+# --- locks and failures --------------------------------------------------------------------
+
+
+def test_a_write_waits_for_another_writer(store: SQLiteStore, path: Path) -> None:
+    with raw(path) as holder:
+        holder.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(0.3, holder.execute, ["COMMIT"])
+        release.start()
+        started = time.perf_counter()
+        try:
+            [result] = store.record_events([event("u1")])
+        finally:
+            release.join()
+        assert time.perf_counter() - started >= 0.2
+    assert result.new_exposure
+    assert store.get_counts("ranking", 0)["control"].samples == 1
+
+
+def test_a_lock_held_past_the_busy_timeout_is_unavailable(path: Path) -> None:
+    store = SQLiteStore(path, busy_timeout=0.1)
+    try:
+        store.record_events([event("u1")])
+        with raw(path) as holder:
+            holder.execute("BEGIN IMMEDIATE")
+            holder.execute("DELETE FROM counts")  # uncommitted: invisible to the store
+            with pytest.raises(StorageUnavailable, match="locked") as caught:
+                store.record_events([event("u2")])
+            assert "record events" in caught.value.message
+            with pytest.raises(StorageUnavailable, match="locked"):
+                store.create_experiment(experiment())
+            # WAL: readers are not blocked by the writer and see the last commit.
+            assert store.get_counts("ranking", 0)["control"].samples == 1
+            holder.execute("ROLLBACK")
+        [result] = store.record_events([event("u2")])  # usable again once the lock is gone
+        assert result.new_exposure
+        assert store.get_counts("ranking", 0)["control"].samples == 2
+    finally:
+        store.close()
+
+
+def test_a_failure_mid_batch_writes_nothing(store: SQLiteStore, path: Path) -> None:
+    store.record_events([event("u1", event_id="e1")])
+    before = store.get_counts("ranking", 0)
+    with raw(path) as conn:
+        conn.execute("DROP TABLE hourly")  # the last write of a batch now fails
+    batch = [event("u1", kind="conversion", event_id="e2"), event("u2", event_id="e3")]
+    with pytest.raises(StorageUnavailable, match="no such table: hourly"):
+        store.record_events(batch)
+    assert store.get_counts("ranking", 0) == before
+    assert store.get_exposure("ranking", 0, "u2") is None
+    with raw(path) as conn:
+        assert conn.execute("SELECT event_id FROM event_ids").fetchall() == [("e1",)]
+        assert conn.execute("SELECT converted FROM users").fetchall() == [(0,)]
+
+
+def test_a_constraint_failure_is_a_bug_not_unavailability(store: SQLiteStore, path: Path) -> None:
+    with raw(path) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON counts BEGIN SELECT RAISE(ABORT, 'bug'); END"
+        )
+    with pytest.raises(sqlite3.IntegrityError, match="bug"):
+        store.record_events([event("u1", event_id="e1")])
+    assert store.get_exposure("ranking", 0, "u1") is None
+    with raw(path) as conn:
+        conn.execute("DROP TRIGGER refuse")
+    [result] = store.record_events([event("u1", event_id="e1")])  # no transaction left open
+    assert result.outcome == "counted"
+
+
+# --- concurrency ---------------------------------------------------------------------------
+
+
+def test_threads_share_one_store(store: SQLiteStore) -> None:
+    def log(worker: int) -> None:
+        for i in range(50):
+            users = [f"w{worker}-u{i}-{j}" for j in range(10)]
+            store.record_events([event(u, kind="conversion") for u in users])
+
+    threads = [threading.Thread(target=log, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counts = store.get_counts("ranking", 0)["control"]
+    assert (counts.samples, counts.conversions) == (4000, 4000)
+
+
+PROCESSES = 4
+EVENTS_PER_PROCESS = 2000
+USERS = 1500
+
+
+def _logical_event(n: int) -> Event:
+    """Event number ``n`` of the multi-process test: the same whichever process sends it."""
+    user = n % USERS
+    kind = ("exposure", "conversion", "value")[n // USERS % 3]
+    return event(
+        f"u{user}",
+        ("control", "treatment")[user % 2],
+        kind,
+        value=(n % 7 - 3) * 0.25 if kind == "value" else None,  # exact in binary
+        probability=(1.0, 0.5, 0.25)[user % 3],  # per user: first exposure is order-free
+        at=T0 + timedelta(minutes=n % 240),
+        event_id=f"e{n}",
+    )
+
+
+def _hammer(path: Path, worker: int, start: StartSignal, out: Queue[object]) -> None:
+    """One worker process: send its share of events in small batches, each batch twice,
+    plus a retry of part of the next worker's share."""
+    own = range(worker * EVENTS_PER_PROCESS, (worker + 1) * EVENTS_PER_PROCESS)
+    neighbour = (worker + 1) % PROCESSES * EVENTS_PER_PROCESS
+    numbers = [*own, *range(neighbour, neighbour + EVENTS_PER_PROCESS // 4)]
+    start.wait()
+    try:
+        store = SQLiteStore(path, busy_timeout=60)  # every process creates the schema at once
+        counted = 0
+        try:
+            for first in range(0, len(numbers), 20):
+                batch = [_logical_event(n) for n in numbers[first : first + 20]]
+                for _attempt in range(2):
+                    results = store.record_events(batch)
+                    counted += sum(r.outcome == "counted" for r in results)
+        finally:
+            store.close()
+    except Exception as exc:  # reported to the parent, which would otherwise wait
+        out.put(f"worker {worker}: {exc!r}")
+        raise
+    out.put(counted)
+
+
+def _expected_counts() -> dict[str, VariantCounts]:
+    """Order-free totals of the logical events (each counted once)."""
+    events = [_logical_event(n) for n in range(PROCESSES * EVENTS_PER_PROCESS)]
+    exposed: dict[str, Event] = {}
+    converted: set[str] = set()
+    totals: dict[str, float] = {}
+    for e in events:
+        exposed.setdefault(e.user_id, e)
+        if e.kind == "conversion":
+            converted.add(e.user_id)
+        if e.value is not None:
+            totals[e.user_id] = totals.get(e.user_id, 0.0) + e.value
+    expected: dict[str, VariantCounts] = {}
+    for variant in ("control", "treatment"):
+        users = [u for u, e in exposed.items() if e.variant == variant]
+        expected[variant] = VariantCounts(
+            samples=len(users),
+            conversions=len(converted.intersection(users)),
+            value_sum=sum(totals.get(u, 0.0) for u in users),
+            value_sum_squares=sum(totals.get(u, 0.0) ** 2 for u in users),
+            inverse_probability_sum=sum(1 / exposed[u].probability for u in users),
+        )
+    return expected
+
+
+def _fork_context() -> ForkContext:
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("needs the fork start method")
+    return multiprocessing.get_context("fork")
+
+
+def test_worker_processes_writing_at_once_count_each_event_once(path: Path) -> None:
+    context = _fork_context()
+    start = context.Event()
+    out = context.Queue()
+    workers = [
+        context.Process(target=_hammer, args=(path, w, start, out)) for w in range(PROCESSES)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    counted = [out.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    out.close()
+    out.join_thread()
+    assert all(isinstance(c, int) for c in counted), counted
+    assert [w.exitcode for w in workers] == [0] * PROCESSES
+    # Every logical event was sent at least twice and counted exactly once.
+    assert sum(counted) == PROCESSES * EVENTS_PER_PROCESS
+    store = SQLiteStore(path)
+    try:
+        counts = store.get_counts("ranking", 0)
+        assert counts == _expected_counts()  # exact: every value is a multiple of 1/4
+        hourly = store.get_timeseries("ranking", 0)
+        for variant, total in counts.items():
+            assert sum(h.variants[variant].samples for h in hourly if variant in h.variants) == (
+                total.samples
+            )
+            assert sum(
+                h.variants[variant].conversions for h in hourly if variant in h.variants
+            ) == (total.conversions)
+    finally:
+        store.close()
+
+
+def _assign(path: Path, worker: int, start: StartSignal, out: Queue[object]) -> None:
+    start.wait()
+    try:
+        store = SQLiteStore(path, busy_timeout=60)
+        try:
+            answers = [
+                store.assign_if_absent("ranking", 0, f"u{i}", f"v{worker}") for i in range(300)
+            ]
+        finally:
+            store.close()
+    except Exception as exc:
+        out.put(f"worker {worker}: {exc!r}")
+        raise
+    out.put(answers)
+
+
+def _open_and_close(path: Path, together: Barrier, out: Queue[object]) -> None:
+    try:
+        for n in range(50):  # a new file each time: the race is on the first switch to WAL
+            together.wait(timeout=30)
+            SQLiteStore(path.with_name(f"new-{n}.db"), busy_timeout=60).close()
+    except Exception as exc:
+        together.abort()  # the others stop waiting for this one
+        out.put(repr(exc))
+        raise
+    out.put("ok")
+
+
+def test_processes_opening_a_new_file_at_once_all_succeed(path: Path) -> None:
+    """Switching a new file to WAL answers SQLITE_BUSY without waiting; the store retries."""
+    context = _fork_context()
+    together = context.Barrier(6)
+    out = context.Queue()
+    workers = [
+        context.Process(target=_open_and_close, args=(path, together, out)) for _ in range(6)
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = [out.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    out.close()
+    out.join_thread()
+    assert outcomes == ["ok"] * len(workers)
+
+
+def test_racing_processes_agree_on_the_first_assignment(path: Path) -> None:
+    context = _fork_context()
+    start = context.Event()
+    out = context.Queue()
+    workers = [context.Process(target=_assign, args=(path, w, start, out)) for w in range(4)]
+    for worker in workers:
+        worker.start()
+    start.set()
+    answers = [out.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    out.close()
+    out.join_thread()
+    assert all(isinstance(a, list) for a in answers), answers
+    assert [w.exitcode for w in workers] == [0] * 4
+    assert all(answer == answers[0] for answer in answers)
+    store = SQLiteStore(path)
+    try:
+        assert [store.get_assignment("ranking", 0, f"u{i}") for i in range(300)] == answers[0]
+    finally:
+        store.close()
