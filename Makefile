@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit install bench clean
+.PHONY: serve test lint typecheck unit install system-deps bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+system-deps:
+	bash scripts/install-system-deps.sh
+
+unit: $(STAMP) system-deps
 	$(BIN)/pytest -n 2
 
 test: lint typecheck unit
