@@ -160,7 +160,7 @@ class ExperimentService:
         self._rng = rng if rng is not None else np.random.default_rng()
         self._lock = threading.Lock()
         self._table: RoutingTable | None = None
-        self._bandit_counts: dict[str, tuple[float, dict[str, VariantCounts]]] = {}
+        self._bandit_cache: dict[tuple[str, int], tuple[float, list[float]]] = {}
 
     # --- experiments ---------------------------------------------------------------------
 
@@ -645,16 +645,23 @@ class ExperimentService:
         return decision
 
     def _bandit_probabilities(self, experiment: Experiment, policy: PolicyConfig) -> list[float]:
+        """The policy's allocation for the shared counts, recomputed at most once a refresh.
+
+        Thompson sampling's exact allocation is a numerical integral (milliseconds), so it is
+        computed once per snapshot of the counts, not per request.
+        """
         now = self._monotonic()
-        cached = self._bandit_counts.get(experiment.id)
+        key = (experiment.id, experiment.phase)
+        cached = self._bandit_cache.get(key)
         if cached is None or now - cached[0] >= self.settings.bandit_refresh_seconds:
-            cached = (now, self.store.get_counts(experiment.id, experiment.phase))
-            self._bandit_counts[experiment.id] = cached
-        counts = cached[1]
-        names = [v.name for v in experiment.variants]
-        pulls = np.array([counts.get(n, VariantCounts()).samples for n in names], dtype=float)
-        rewards = np.array([counts.get(n, VariantCounts()).conversions for n in names], float)
-        return [float(p) for p in allocation_probabilities(policy, pulls, rewards)]
+            counts = self.store.get_counts(experiment.id, experiment.phase)
+            names = [v.name for v in experiment.variants]
+            pulls = np.array([counts.get(n, VariantCounts()).samples for n in names], float)
+            rewards = np.array([counts.get(n, VariantCounts()).conversions for n in names], float)
+            probabilities = [float(p) for p in allocation_probabilities(policy, pulls, rewards)]
+            cached = (now, probabilities)
+            self._bandit_cache[key] = cached
+        return cached[1]
 
     def _check_log_target(
         self, experiment_id: str, user_id: str, variant_name: str

@@ -1,0 +1,190 @@
+"""The Redis keyspace of abscope: every key is built here, and this table lists them all.
+
+``<id>`` is an experiment id (a slug, so it never contains ``{``, ``}`` or ``:``) and ``<p>``
+a phase number. Every key of one experiment carries the hash tag ``{<id>}``, so all of them
+live in one Redis Cluster slot and one Lua script can update them atomically.
+
+====================================  ======  ==================================================
+Key                                   Type    Meaning
+====================================  ======  ==================================================
+``abscope:{config}:experiments``      hash    field ``<id>`` → the experiment's JSON. One key, so
+                                              create (HSETNX), list (HVALS) and compare-and-set
+                                              save (one Lua script) are single-key atomic.
+``abscope:{<id>}:events``             set     event ids applied to the experiment, for the
+                                              experiment's lifetime (duplicates are refused).
+``abscope:{<id>}:phases``             set     phase numbers that have data keys, so deletion
+                                              finds every key without SCAN.
+``abscope:{<id>}:p<p>:exposures``     hash    field user → variant of the user's first exposure.
+``abscope:{<id>}:p<p>:converted``     set     users who converted (counted once per user).
+``abscope:{<id>}:p<p>:totals``        hash    field user → the user's running total of the
+                                              continuous metric (for Σ total²).
+``abscope:{<id>}:p<p>:counts``        hash    field ``<variant>|<metric>`` → the phase's total.
+``abscope:{<id>}:p<p>:hourly``        hash    field ``<hour>|<variant>|<metric>`` → increments
+                                              made in that UTC hour; ``<hour>`` is the epoch
+                                              second at which the hour starts.
+``abscope:{<id>}:p<p>:assignments``   hash    field user → sticky variant (assign_if_absent).
+====================================  ======  ==================================================
+
+``<metric>`` is one of :data:`METRICS`, the fields of
+:class:`~abscope.models.VariantCounts`. Numbers are stored as decimal strings that round-trip
+a float64 exactly (Lua formats them with ``%.17g``). ``record_events.lua`` builds the two
+field formats itself; :func:`count_field` and :func:`hour_field` here are their reference.
+
+Example
+-------
+>>> counts("checkout", 2)
+'abscope:{checkout}:p2:counts'
+>>> hash_tag(applied_events("checkout")) == hash_tag(counts("checkout", 0)) == "checkout"
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from abscope.models import is_slug
+
+__all__ = [
+    "EXPERIMENTS",
+    "METRICS",
+    "applied_events",
+    "assignments",
+    "conversions",
+    "count_field",
+    "counts",
+    "experiment_keys",
+    "exposures",
+    "hash_tag",
+    "hour_field",
+    "hourly",
+    "parse_count_field",
+    "parse_hour_field",
+    "phase_keys",
+    "phases",
+    "user_totals",
+]
+
+_PREFIX: Final = "abscope"
+_SEPARATOR: Final = "|"
+
+EXPERIMENTS: Final = f"{_PREFIX}:{{config}}:experiments"
+"""The one hash of experiment configurations (field = id, value = JSON)."""
+
+METRICS: Final = (
+    "samples",
+    "conversions",
+    "value_sum",
+    "value_sum_squares",
+    "inverse_probability_sum",
+)
+"""Counter names, in the order of :class:`~abscope.models.VariantCounts`' fields."""
+
+
+def _experiment(experiment_id: str) -> str:
+    if not is_slug(experiment_id):
+        raise ValueError(f"experiment_id must be a slug, got {experiment_id!r}")
+    return f"{_PREFIX}:{{{experiment_id}}}"
+
+
+def _phase(experiment_id: str, phase: int) -> str:
+    if isinstance(phase, bool) or not isinstance(phase, int) or phase < 0:
+        raise ValueError(f"phase must be a non-negative integer, got {phase!r}")
+    return f"{_experiment(experiment_id)}:p{phase}"
+
+
+def applied_events(experiment_id: str) -> str:
+    """Set of the event ids applied to the experiment."""
+    return f"{_experiment(experiment_id)}:events"
+
+
+def phases(experiment_id: str) -> str:
+    """Set of the phases of the experiment that have data keys."""
+    return f"{_experiment(experiment_id)}:phases"
+
+
+def exposures(experiment_id: str, phase: int) -> str:
+    """Hash user → variant of the first exposure in the phase."""
+    return f"{_phase(experiment_id, phase)}:exposures"
+
+
+def conversions(experiment_id: str, phase: int) -> str:
+    """Set of the users who converted in the phase."""
+    return f"{_phase(experiment_id, phase)}:converted"
+
+
+def user_totals(experiment_id: str, phase: int) -> str:
+    """Hash user → running total of the continuous metric in the phase."""
+    return f"{_phase(experiment_id, phase)}:totals"
+
+
+def counts(experiment_id: str, phase: int) -> str:
+    """Hash ``variant|metric`` → total in the phase."""
+    return f"{_phase(experiment_id, phase)}:counts"
+
+
+def hourly(experiment_id: str, phase: int) -> str:
+    """Hash ``hour|variant|metric`` → increments made during that UTC hour."""
+    return f"{_phase(experiment_id, phase)}:hourly"
+
+
+def assignments(experiment_id: str, phase: int) -> str:
+    """Hash user → sticky variant in the phase."""
+    return f"{_phase(experiment_id, phase)}:assignments"
+
+
+def phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str, str, str]:
+    """The keys ``record_events.lua`` takes for one phase, in the script's order.
+
+    ``(exposures, conversions, user_totals, counts, hourly)``.
+    """
+    return (
+        exposures(experiment_id, phase),
+        conversions(experiment_id, phase),
+        user_totals(experiment_id, phase),
+        counts(experiment_id, phase),
+        hourly(experiment_id, phase),
+    )
+
+
+def experiment_keys(experiment_id: str, phase_numbers: Iterable[int]) -> list[str]:
+    """Every data key of the experiment with data in ``phase_numbers`` (not the config).
+
+    The experiment-wide keys come first: ``[events, phases, <per phase keys>...]``.
+    """
+    keys = [applied_events(experiment_id), phases(experiment_id)]
+    for phase in sorted(set(phase_numbers)):
+        keys.extend(phase_keys(experiment_id, phase))
+        keys.append(assignments(experiment_id, phase))
+    return keys
+
+
+def hash_tag(key: str) -> str:
+    """The part of ``key`` Redis Cluster hashes: the text between the first ``{`` and ``}``."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    if start == -1 or end <= start + 1:
+        return key
+    return key[start + 1 : end]
+
+
+def count_field(variant: str, metric: str) -> str:
+    """Field of the counts hash, e.g. ``control|samples``."""
+    return f"{variant}{_SEPARATOR}{metric}"
+
+
+def hour_field(hour: int, variant: str, metric: str) -> str:
+    """Field of the hourly hash, e.g. ``1700000000|control|samples`` (hour = epoch seconds)."""
+    return f"{hour}{_SEPARATOR}{variant}{_SEPARATOR}{metric}"
+
+
+def parse_count_field(field: str) -> tuple[str, str]:
+    """``(variant, metric)`` of a counts field."""
+    variant, metric = field.split(_SEPARATOR)
+    return variant, metric
+
+
+def parse_hour_field(field: str) -> tuple[int, str, str]:
+    """``(hour, variant, metric)`` of an hourly field."""
+    hour, variant, metric = field.split(_SEPARATOR)
+    return int(hour), variant, metric

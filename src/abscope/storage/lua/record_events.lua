@@ -1,0 +1,118 @@
+-- Apply a batch of events of ONE experiment, in order, with the counting semantics of
+-- abscope.storage.base. Every key is in the experiment's hash slot (see storage/keys.py).
+--
+-- KEYS[1]  abscope:{id}:events   set of applied event ids
+-- KEYS[2]  abscope:{id}:phases   set of phases with data
+-- then, for each phase group g = 1..G, five keys starting at KEYS[3 + 5 (g - 1)]:
+--          exposures (hash), converted (set), totals (hash), counts (hash), hourly (hash)
+-- ARGV[1]  G, the number of phase groups
+-- ARGV[2 .. G + 1]  the phase number of each group
+-- then 8 values per event:
+--          group, user, variant, kind ("exposure" | "conversion" | "value"),
+--          value ("" unless kind is value), probability, hour (epoch second of the UTC
+--          hour start), event id ("" when none)
+--
+-- Returns one integer per event: outcome (0 counted, 1 duplicate, 2 variant_mismatch)
+-- + 4 if it registered a new exposure + 8 if it registered a new conversion.
+--
+-- Counters are read once per batch, updated in Lua float64 arithmetic event by event (the
+-- same roundings as any float64 accumulator) and written back at the end. Numbers are passed
+-- to redis.call as Lua numbers, which Redis formats with %.17g (exact round trip); never
+-- tostring(), which keeps only 14 digits.
+
+local COUNTED, DUPLICATE, MISMATCH = 0, 1, 2
+local NEW_EXPOSURE, NEW_CONVERSION = 4, 8
+local FIELDS_PER_EVENT = 8
+local KEYS_PER_GROUP = 5
+local HSET_CHUNK = 500
+
+local events_key = KEYS[1]
+local groups = tonumber(ARGV[1])
+for g = 1, groups do
+    redis.call('SADD', KEYS[2], ARGV[1 + g])
+end
+
+-- counter cache: cache[key][field] = number; read lazily, written back at the end
+local cache = {}
+local function add(key, field, delta)
+    local fields = cache[key]
+    if fields == nil then
+        fields = {}
+        cache[key] = fields
+    end
+    local current = fields[field]
+    if current == nil then
+        local stored = redis.call('HGET', key, field)
+        current = stored and tonumber(stored) or 0
+    end
+    fields[field] = current + delta
+end
+
+local function bump(counts_key, hourly_key, hour, variant, metric, delta)
+    add(counts_key, variant .. '|' .. metric, delta)
+    add(hourly_key, hour .. '|' .. variant .. '|' .. metric, delta)
+end
+
+local results = {}
+local first = groups + 2
+local n = (#ARGV - first + 1) / FIELDS_PER_EVENT
+for i = 0, n - 1 do
+    local a = first + i * FIELDS_PER_EVENT
+    local base = 2 + (tonumber(ARGV[a]) - 1) * KEYS_PER_GROUP
+    local user, variant, kind = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+    local hour, event_id = ARGV[a + 6], ARGV[a + 7]
+    local exposures_key, converted_key, totals_key = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
+    local counts_key, hourly_key = KEYS[base + 4], KEYS[base + 5]
+
+    if event_id ~= '' and redis.call('SISMEMBER', events_key, event_id) == 1 then
+        results[i + 1] = DUPLICATE
+    else
+        local exposed = redis.call('HGET', exposures_key, user)
+        if exposed and exposed ~= variant then
+            results[i + 1] = MISMATCH
+        else
+            local code = COUNTED
+            if not exposed then
+                redis.call('HSET', exposures_key, user, variant)
+                bump(counts_key, hourly_key, hour, variant, 'samples', 1)
+                bump(counts_key, hourly_key, hour, variant, 'inverse_probability_sum',
+                    1 / tonumber(ARGV[a + 5]))
+                code = code + NEW_EXPOSURE
+            end
+            if kind == 'conversion' then
+                if redis.call('SADD', converted_key, user) == 1 then
+                    bump(counts_key, hourly_key, hour, variant, 'conversions', 1)
+                    code = code + NEW_CONVERSION
+                end
+            elseif kind == 'value' then
+                local v = tonumber(ARGV[a + 4])
+                local stored = redis.call('HGET', totals_key, user)
+                local t = stored and tonumber(stored) or 0
+                redis.call('HSET', totals_key, user, t + v)
+                bump(counts_key, hourly_key, hour, variant, 'value_sum', v)
+                bump(counts_key, hourly_key, hour, variant, 'value_sum_squares', 2 * t * v + v * v)
+            end
+            if event_id ~= '' then
+                redis.call('SADD', events_key, event_id)
+            end
+            results[i + 1] = code
+        end
+    end
+end
+
+for key, fields in pairs(cache) do
+    local args = {}
+    for field, value in pairs(fields) do
+        args[#args + 1] = field
+        args[#args + 1] = value
+        if #args >= 2 * HSET_CHUNK then
+            redis.call('HSET', key, unpack(args))
+            args = {}
+        end
+    end
+    if #args > 0 then
+        redis.call('HSET', key, unpack(args))
+    end
+end
+
+return results

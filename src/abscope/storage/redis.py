@@ -1,0 +1,399 @@
+"""The Redis backend: one Redis server or a Redis Cluster, with the same keys and scripts.
+
+Every key is built by :mod:`abscope.storage.keys` (its docstring is the table of keys). All
+keys of one experiment share the hash tag ``{experiment_id}``, so the multi-key writes below
+are single Lua script calls, atomic on one server and on a cluster alike:
+
+* ``lua/record_events.lua`` applies a batch of one experiment's events (any phases) in order;
+* ``lua/save_experiment.lua`` is the compare-and-set on the configuration hash;
+* ``lua/assign_if_absent.lua`` stores a sticky assignment unless one exists;
+* ``lua/delete_data.lua`` deletes an experiment's data keys.
+
+Scripts are called by SHA1 (EVALSHA); only a server that answers NOSCRIPT (it restarted, or
+never ran the script) gets the source, once, by EVAL on the node that serves the keys.
+Nothing uses KEYS or SCAN: deletion enumerates the keys from the experiment's set of phases.
+
+Connecting
+----------
+``RedisStore.from_url("redis://host:6379/0")`` talks to one server;
+``RedisStore.from_url("redis+cluster://host:7000")`` (or ``cluster=True`` with a
+``redis://`` URL) to a Redis Cluster, through any one of its nodes. ``rediss://`` and
+``rediss+cluster://`` use TLS. A ready client (``redis.Redis`` or
+``redis.cluster.RedisCluster`` with ``decode_responses=True``) can be passed instead; the
+store then leaves closing it to its owner.
+
+Failures
+--------
+Sockets time out after :data:`SOCKET_TIMEOUT` seconds. Opening a connection is retried
+(:data:`CONNECT_ATTEMPTS` attempts with a short exponential backoff); a command is never
+retried, because after a timeout nobody knows whether the server applied it, and a blind
+retry could count a batch twice (the caller may retry: events with an ``event_id`` are then
+counted once). Every Redis error becomes :class:`~abscope.errors.StorageUnavailable`.
+
+Deleting and re-creating
+------------------------
+The configuration hash and an experiment's data live in different slots, so create and delete
+take two steps. Delete removes the configuration first (the experiment is then gone), then the
+data. Create wipes any data left under the id (by a delete interrupted between its two steps,
+or events logged for an experiment that did not exist), so a new experiment starts empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, Final
+
+from redis import Redis
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.cluster import RedisCluster
+from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+from redis.retry import Retry
+
+from abscope.errors import Conflict, NotFound, StorageUnavailable
+from abscope.models import Event, Experiment, Status, VariantCounts
+from abscope.storage import keys
+from abscope.storage.base import EventOutcome, EventResult, HourCounts, Store
+
+__all__ = ["CONNECT_ATTEMPTS", "SOCKET_TIMEOUT", "RedisStore"]
+
+SOCKET_TIMEOUT: Final = 2.0
+"""Seconds to wait for a connection or a reply."""
+CONNECT_ATTEMPTS: Final = 3
+"""Attempts at opening a connection before giving up."""
+
+_CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+_DELETE_ATTEMPTS: Final = 5
+_OUTCOMES: Final[tuple[EventOutcome, ...]] = ("counted", "duplicate", "variant_mismatch")
+_NEW_EXPOSURE: Final = 4
+_NEW_CONVERSION: Final = 8
+_INTEGER_METRICS: Final = frozenset({"samples", "conversions"})
+
+RedisClient = Redis | RedisCluster
+
+
+def _connect_with_retry(connect: Callable[[], None], disconnect: Callable[[], None]) -> None:
+    retry = Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=CONNECT_ATTEMPTS - 1)
+    retry.call_with_retry(connect, lambda _error: disconnect())
+
+
+class _Connection(Connection):
+    def connect(self) -> None:
+        _connect_with_retry(super().connect, self.disconnect)
+
+
+class _SSLConnection(SSLConnection):
+    def connect(self) -> None:
+        _connect_with_retry(super().connect, self.disconnect)
+
+
+class _UnixConnection(UnixDomainSocketConnection):
+    def connect(self) -> None:
+        _connect_with_retry(super().connect, self.disconnect)
+
+
+_CONNECTION_CLASSES: Final[dict[str, type[Connection | UnixDomainSocketConnection]]] = {
+    "redis": _Connection,
+    "rediss": _SSLConnection,
+    "unix": _UnixConnection,
+}
+
+
+def _client_from_url(url: str, cluster: bool | None) -> RedisClient:
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme not in {*_CONNECTION_CLASSES, *_CLUSTER_SCHEMES}:
+        raise ValueError(
+            "url must start with redis://, rediss://, unix://, redis+cluster:// or "
+            f"rediss+cluster://, got {url!r}"
+        )
+    if scheme in _CLUSTER_SCHEMES:
+        if cluster is False:
+            raise ValueError(f"cluster=False contradicts the url scheme {scheme}://")
+        scheme, cluster = _CLUSTER_SCHEMES[scheme], True
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": SOCKET_TIMEOUT,
+        "socket_connect_timeout": SOCKET_TIMEOUT,
+        "connection_class": _CONNECTION_CLASSES[scheme],
+    }
+    plain_url = f"{scheme}://{rest}"
+    if not cluster:
+        return Redis.from_url(plain_url, retry=Retry(NoBackoff(), 0), **options)
+    if scheme == "unix":
+        raise ValueError("a Redis Cluster is reached over TCP: use redis+cluster://host:port")
+    with _unavailable("connect to the Redis Cluster"):
+        # retry=0: the cluster client re-reads the topology after a failure but does not
+        # re-send the command (see "Failures" above).
+        return RedisCluster.from_url(plain_url, retry=Retry(NoBackoff(), 0), **options)
+
+
+@contextmanager
+def _unavailable(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (RedisError, RedisClusterException) as exc:
+        raise StorageUnavailable(f"Redis could not {action}: {type(exc).__name__}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Script:
+    """A Lua script of ``lua/``, called by its SHA1."""
+
+    name: str
+    source: str
+    sha: str
+
+    @classmethod
+    def load(cls, name: str) -> _Script:
+        source = (resources.files("abscope.storage") / "lua" / name).read_text("utf-8")
+        return cls(name, source, hashlib.sha1(source.encode()).hexdigest())
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _hour(at: datetime) -> int:
+    """Epoch second of the start of the UTC hour of ``at`` (naive datetimes are UTC)."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return math.floor(at.timestamp() / 3600) * 3600
+
+
+def _float_text(value: float) -> str:
+    return repr(float(value))
+
+
+def _variant_counts(values: dict[str, dict[str, str]]) -> dict[str, VariantCounts]:
+    result: dict[str, VariantCounts] = {}
+    for variant in sorted(values):
+        fields: dict[str, Any] = {
+            metric: int(raw) if metric in _INTEGER_METRICS else float(raw)
+            for metric, raw in values[variant].items()
+        }
+        result[variant] = VariantCounts(**fields)
+    return result
+
+
+def _result(code: int) -> EventResult:
+    return EventResult(
+        outcome=_OUTCOMES[code & 3],
+        new_exposure=bool(code & _NEW_EXPOSURE),
+        new_conversion=bool(code & _NEW_CONVERSION),
+    )
+
+
+class RedisStore(Store):
+    """:class:`~abscope.storage.base.Store` on Redis or Redis Cluster.
+
+    Parameters
+    ----------
+    target
+        A URL (see :meth:`from_url`), or a ``redis.Redis`` / ``redis.cluster.RedisCluster``
+        client made with ``decode_responses=True``, which the store does not close.
+    cluster
+        With a URL: ``True`` for a Redis Cluster, ``False`` for one server; ``None`` (the
+        default) reads it from the scheme (``redis+cluster://`` means a cluster).
+    """
+
+    def __init__(self, target: str | RedisClient, *, cluster: bool | None = None) -> None:
+        if isinstance(target, str):
+            self._client: RedisClient = _client_from_url(target, cluster)
+            self._owns_client = True
+        else:
+            if cluster is not None:
+                raise ValueError("cluster applies to a url, not to a ready client")
+            if not target.get_encoder().decode_responses:
+                raise ValueError("the Redis client must be created with decode_responses=True")
+            self._client = target
+            self._owns_client = False
+        self._record = _Script.load("record_events.lua")
+        self._save = _Script.load("save_experiment.lua")
+        self._assign = _Script.load("assign_if_absent.lua")
+        self._delete_data = _Script.load("delete_data.lua")
+
+    @classmethod
+    def from_url(cls, url: str, cluster: bool | None = None) -> RedisStore:
+        """A store on the server or cluster at ``url``.
+
+        ``redis://host:port/db`` (or ``rediss://``, ``unix:///path.sock?db=0``) is one server;
+        ``redis+cluster://host:port`` (or ``rediss+cluster://``, or ``cluster=True``) is a
+        Redis Cluster reached through one of its nodes.
+        """
+        return cls(url, cluster=cluster)
+
+    @property
+    def client(self) -> RedisClient:
+        """The underlying redis-py client."""
+        return self._client
+
+    def _run(self, script: _Script, script_keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        """EVALSHA; on NOSCRIPT (a server that has not seen the script) EVAL, which caches it.
+
+        EVAL goes to the node that serves the keys. ``register_script`` would answer NOSCRIPT
+        with SCRIPT LOAD on every primary of a cluster, which fails while any one node is down.
+        """
+        try:
+            return self._client.evalsha(script.sha, len(script_keys), *script_keys, *args)
+        except NoScriptError:
+            return self._client.eval(script.source, len(script_keys), *script_keys, *args)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def ping(self) -> None:
+        with _unavailable("answer PING"):
+            self._client.ping()
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    # --- experiments ---------------------------------------------------------------------
+
+    def create_experiment(self, experiment: Experiment) -> None:
+        with _unavailable(f"create experiment {experiment.id!r}"):
+            created = self._client.hsetnx(
+                keys.EXPERIMENTS, experiment.id, experiment.model_dump_json()
+            )
+            if not created:
+                raise Conflict(f"experiment {experiment.id!r} already exists")
+            self._delete_experiment_data(experiment.id)
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        with _unavailable(f"read experiment {experiment_id!r}"):
+            stored = self._client.hget(keys.EXPERIMENTS, experiment_id)
+        if stored is None:
+            raise NotFound(f"experiment {experiment_id!r} does not exist")
+        return Experiment.model_validate_json(stored)
+
+    def list_experiments(self, status: Status | None = None) -> list[Experiment]:
+        with _unavailable("list experiments"):
+            stored = self._client.hvals(keys.EXPERIMENTS)
+        experiments = [Experiment.model_validate_json(raw) for raw in stored]
+        if status is not None:
+            experiments = [e for e in experiments if e.status == status]
+        return sorted(experiments, key=lambda e: (e.created_at, e.id))
+
+    def save_experiment(self, experiment: Experiment) -> None:
+        with _unavailable(f"save experiment {experiment.id!r}"):
+            saved = self._run(
+                self._save,
+                [keys.EXPERIMENTS],
+                [experiment.id, experiment.version, experiment.model_dump_json()],
+            )
+        if saved == 0:
+            raise NotFound(f"experiment {experiment.id!r} does not exist")
+        if saved != 1:
+            raise Conflict(
+                f"experiment {experiment.id!r} changed since version {experiment.version - 1}: "
+                "reload it and apply the change again"
+            )
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        with _unavailable(f"delete experiment {experiment_id!r}"):
+            if not self._client.hdel(keys.EXPERIMENTS, experiment_id):
+                raise NotFound(f"experiment {experiment_id!r} does not exist")
+            self._delete_experiment_data(experiment_id)
+
+    def _delete_experiment_data(self, experiment_id: str) -> None:
+        """Delete every data key of the experiment (call inside ``_unavailable``)."""
+        for _ in range(_DELETE_ATTEMPTS):
+            phases = sorted(int(p) for p in self._client.smembers(keys.phases(experiment_id)))
+            deleted = self._run(
+                self._delete_data, keys.experiment_keys(experiment_id, phases), phases
+            )
+            if deleted == 1:
+                return
+        raise StorageUnavailable(
+            f"Redis could not delete the data of experiment {experiment_id!r}: "
+            "events kept arriving for new phases"
+        )
+
+    # --- sticky assignments --------------------------------------------------------------
+
+    def get_assignment(self, experiment_id: str, phase: int, user_id: str) -> str | None:
+        key = keys.assignments(experiment_id, phase)
+        with _unavailable(f"read an assignment of experiment {experiment_id!r}"):
+            stored = self._client.hget(key, user_id)
+        return None if stored is None else _text(stored)
+
+    def assign_if_absent(self, experiment_id: str, phase: int, user_id: str, variant: str) -> str:
+        script_keys = [keys.assignments(experiment_id, phase), keys.phases(experiment_id)]
+        with _unavailable(f"store an assignment of experiment {experiment_id!r}"):
+            stored = self._run(self._assign, script_keys, [user_id, variant, phase])
+        return _text(stored)
+
+    # --- events and counts ---------------------------------------------------------------
+
+    def record_events(self, events: Sequence[Event]) -> list[EventResult]:
+        """Apply events in order: one script call per experiment in the batch.
+
+        Each call is atomic. When a batch names several experiments and a later call fails,
+        the earlier experiments' events stay applied (retrying with event ids is safe).
+        """
+        by_experiment: dict[str, list[int]] = {}
+        for index, event in enumerate(events):
+            by_experiment.setdefault(event.experiment_id, []).append(index)
+        results: list[EventResult | None] = [None] * len(events)
+        for experiment_id, indices in by_experiment.items():
+            codes = self._record_batch(experiment_id, [events[i] for i in indices])
+            for index, code in zip(indices, codes, strict=True):
+                results[index] = _result(code)
+        return [result for result in results if result is not None]
+
+    def _record_batch(self, experiment_id: str, events: list[Event]) -> list[int]:
+        phases = sorted({event.phase for event in events})
+        group = {phase: number for number, phase in enumerate(phases, start=1)}
+        script_keys = [keys.applied_events(experiment_id), keys.phases(experiment_id)]
+        for phase in phases:
+            script_keys.extend(keys.phase_keys(experiment_id, phase))
+        args: list[str | int] = [len(phases), *phases]
+        for event in events:
+            args += (
+                group[event.phase],
+                event.user_id,
+                event.variant,
+                event.kind,
+                "" if event.value is None else _float_text(event.value),
+                _float_text(event.probability),
+                _hour(event.at),
+                event.event_id or "",
+            )
+        with _unavailable(f"record {len(events)} events of experiment {experiment_id!r}"):
+            codes = self._run(self._record, script_keys, args)
+        return [int(code) for code in codes]
+
+    def get_exposure(self, experiment_id: str, phase: int, user_id: str) -> str | None:
+        key = keys.exposures(experiment_id, phase)
+        with _unavailable(f"read an exposure of experiment {experiment_id!r}"):
+            stored = self._client.hget(key, user_id)
+        return None if stored is None else _text(stored)
+
+    def get_counts(self, experiment_id: str, phase: int) -> dict[str, VariantCounts]:
+        key = keys.counts(experiment_id, phase)
+        with _unavailable(f"read the counts of experiment {experiment_id!r}"):
+            stored = self._client.hgetall(key)
+        values: dict[str, dict[str, str]] = {}
+        for field, raw in stored.items():
+            variant, metric = keys.parse_count_field(_text(field))
+            values.setdefault(variant, {})[metric] = _text(raw)
+        return _variant_counts(values)
+
+    def get_timeseries(self, experiment_id: str, phase: int) -> list[HourCounts]:
+        key = keys.hourly(experiment_id, phase)
+        with _unavailable(f"read the time series of experiment {experiment_id!r}"):
+            stored = self._client.hgetall(key)
+        hours: dict[int, dict[str, dict[str, str]]] = {}
+        for field, raw in stored.items():
+            hour, variant, metric = keys.parse_hour_field(_text(field))
+            hours.setdefault(hour, {}).setdefault(variant, {})[metric] = _text(raw)
+        return [
+            HourCounts(hour=datetime.fromtimestamp(hour, UTC), variants=_variant_counts(values))
+            for hour, values in sorted(hours.items())
+        ]

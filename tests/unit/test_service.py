@@ -1,0 +1,184 @@
+"""Service behaviour that needs a controlled clock: the routing cache and bandit reads.
+
+Two services over one SQLite file stand in for two worker processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from abscope.api import schemas
+from abscope.config import Settings
+from abscope.errors import Conflict
+from abscope.models import Status, VariantCounts
+from abscope.service import ExperimentService
+from abscope.storage.sqlite import SQLiteStore
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class CountingStore(SQLiteStore):
+    """A real store that counts the reads routing cares about."""
+
+    list_calls = 0
+    count_calls = 0
+
+    def list_experiments(self, status: Status | None = None):  # type: ignore[no-untyped-def]
+        self.list_calls += 1
+        return super().list_experiments(status)
+
+    def get_counts(self, experiment_id: str, phase: int) -> dict[str, VariantCounts]:
+        self.count_calls += 1
+        return super().get_counts(experiment_id, phase)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def workers(
+    tmp_path: Path, clock: FakeClock
+) -> Iterator[tuple[ExperimentService, ExperimentService]]:
+    stores = [CountingStore(tmp_path / "shared.db") for _ in range(2)]
+    settings = Settings(db_path=tmp_path / "shared.db")
+    services = tuple(
+        ExperimentService(store, settings, clock=clock, rng=np.random.default_rng(i))
+        for i, store in enumerate(stores)
+    )
+    yield services  # type: ignore[misc]
+    for store in stores:
+        store.close()
+
+
+def _create(service: ExperimentService, **extra: object) -> str:
+    request = schemas.CreateExperimentRequest.model_validate(
+        {"name": "v2 vs v1", "control_model_id": "v1", "treatment_model_id": "v2"} | extra
+    )
+    experiment = service.create(request)
+    service.transition(experiment.id, "start")
+    return experiment.id
+
+
+def test_another_worker_sees_a_change_within_one_second(
+    workers: tuple[ExperimentService, ExperimentService], clock: FakeClock
+) -> None:
+    a, b = workers
+    experiment_id = _create(a)
+    b.route("warm-up")  # b builds its routing table now
+    users = [f"user-{i}" for i in range(200)]
+    before = {u: b.route(u, experiment_id).variant_name for u in users}
+    a.transition(experiment_id, "pause")
+    clock.advance(0.5)
+    # Within the refresh interval b may still route by its snapshot...
+    assert b.route(users[0], experiment_id).variant_name == before[users[0]]
+    clock.advance(0.5)
+    # ...and after one second it must have seen the pause.
+    with pytest.raises(Conflict, match="paused"):
+        b.route(users[0], experiment_id)
+
+
+def test_the_worker_that_made_a_change_sees_it_at_once(
+    workers: tuple[ExperimentService, ExperimentService],
+) -> None:
+    a, _ = workers
+    experiment_id = _create(a)
+    assert a.route("u1", experiment_id).variant_name is not None
+    a.transition(experiment_id, "pause")
+    with pytest.raises(Conflict):
+        a.route("u1", experiment_id)
+
+
+def test_routing_reads_the_configuration_at_most_once_a_second(
+    workers: tuple[ExperimentService, ExperimentService], clock: FakeClock
+) -> None:
+    a, b = workers
+    experiment_id = _create(a)
+    store = b.store
+    assert isinstance(store, CountingStore)
+    store.list_calls = 0
+    for second in range(5):
+        for i in range(300):
+            b.route(f"user-{second}-{i}", experiment_id)
+        clock.advance(1.0)
+    assert store.list_calls == 5
+
+
+def test_bandit_counts_are_read_at_most_once_a_second(
+    workers: tuple[ExperimentService, ExperimentService], clock: FakeClock
+) -> None:
+    a, b = workers
+    experiment_id = _create(a, allocation="thompson")
+    store = b.store
+    assert isinstance(store, CountingStore)
+    store.count_calls = 0
+    for second in range(3):
+        for i in range(200):
+            assert b.route(f"u-{second}-{i}", experiment_id).variant_name in (
+                "control",
+                "treatment",
+            )
+        clock.advance(1.0)
+    assert store.count_calls == 3
+
+
+def test_bandit_traffic_shifts_to_the_better_arm(
+    workers: tuple[ExperimentService, ExperimentService], clock: FakeClock
+) -> None:
+    a, _ = workers
+    experiment_id = _create(a, allocation="thompson")
+    rng = np.random.default_rng(5)
+    rates = {"control": 0.05, "treatment": 0.20}
+    served = {"control": 0, "treatment": 0}
+    for i in range(3000):
+        user = f"user-{i}"
+        variant = a.route(user, experiment_id).variant_name
+        assert variant is not None
+        converted = bool(rng.random() < rates[variant])
+        a.log(
+            schemas.LogRequest(
+                experiment_id=experiment_id, user_id=user, variant_name=variant, converted=converted
+            )
+        )
+        if i >= 2000:
+            served[variant] += 1
+        if i % 50 == 0:
+            clock.advance(1.0)
+    assert served["treatment"] > 0.8 * 1000
+
+
+def test_a_sticky_user_keeps_their_variant_after_a_weight_change(
+    workers: tuple[ExperimentService, ExperimentService], clock: FakeClock
+) -> None:
+    a, _ = workers
+    experiment_id = _create(a, sticky=True)
+    users = [f"user-{i}" for i in range(300)]
+    first = {u: a.route(u, experiment_id).variant_name for u in users}
+    a.patch(
+        experiment_id, schemas.PatchExperimentRequest(weights={"control": 0.1, "treatment": 0.9})
+    )
+    # A weight change outside draft opens a new phase, and sticky users are per phase: the
+    # sticky promise is kept within the phase by the store, and for the new phase by the
+    # first new assignment. Users routed again in the same phase keep their variant:
+    again = {u: a.route(u, experiment_id).variant_name for u in users}
+    new_phase = a.get(experiment_id).phase
+    assert new_phase == 1
+    assert all(again[u] == a.route(u, experiment_id).variant_name for u in users)
+    assert sum(v == "treatment" for v in again.values()) > sum(
+        v == "treatment" for v in first.values()
+    )
