@@ -59,7 +59,11 @@ from abscope.stats.proportions import relative_lift_ci, wilson_interval
 from abscope.stats.sequential import sequential_path
 from abscope.storage.base import EventResult, Store
 
-__all__ = ["Action", "ExperimentService", "RoutingTable"]
+__all__ = ["Action", "ExperimentService", "RoutingTable", "STICKY_PHASE"]
+
+STICKY_PHASE = 0
+"""Sticky assignments are kept for the experiment's life, across phases: a later change of
+weights (which opens a new phase for the counts) never moves a user already assigned."""
 
 Clock = Callable[[], datetime]
 Action = Literal["start", "pause", "resume", "complete", "stop"]
@@ -314,7 +318,7 @@ class ExperimentService:
         experiment = self.store.get_experiment(experiment_id)
         compiled = _compile(experiment)
         sticky = (
-            self.store.get_assignment(experiment.id, experiment.phase, user_id)
+            self.store.get_assignment(experiment.id, STICKY_PHASE, user_id)
             if experiment.sticky
             else None
         )
@@ -620,7 +624,7 @@ class ExperimentService:
                 traffic_share=share,
             )
         sticky = (
-            self.store.get_assignment(experiment.id, experiment.phase, user_id)
+            self.store.get_assignment(experiment.id, STICKY_PHASE, user_id)
             if experiment.sticky
             else None
         )
@@ -635,7 +639,7 @@ class ExperimentService:
             )  # fmt: skip
         if experiment.sticky and decision.variant is not None and sticky is None:
             stored = self.store.assign_if_absent(
-                experiment.id, experiment.phase, user_id, decision.variant
+                experiment.id, STICKY_PHASE, user_id, decision.variant
             )
             if stored != decision.variant:
                 decision = assign(
@@ -677,9 +681,18 @@ class ExperimentService:
         experiment = compiled.experiment
         if experiment.variant(variant_name) is None:
             raise Conflict(f"{variant_name!r} is not a variant of {experiment_id}")
-        if experiment.allocation != "fixed" or experiment.sticky:
-            # Adaptive or sticky assignments live in the store: the first exposure decides,
-            # and the store refuses a contradicting variant.
+        if experiment.sticky:
+            stored = self.store.get_assignment(experiment.id, STICKY_PHASE, user_id)
+            if stored is not None:
+                if stored != variant_name:
+                    raise Conflict(
+                        f"user {user_id} is assigned {stored} in {experiment_id},"
+                        f" not {variant_name}"
+                    )
+                return experiment, 1.0
+        if experiment.allocation != "fixed":
+            # Bandit assignments are random per request: the first exposure decides, and the
+            # store refuses a later event for another variant.
             return experiment, 1.0
         decision = assign(compiled.config, user_id, layer_slice=compiled.layer_slice)
         if decision.variant != variant_name:
