@@ -444,6 +444,27 @@ class ExperimentService:
         daily = self._daily_users(experiment, counts)
         remaining = analysis.decision.remaining_samples
         below_minimum = [v.name for v in analysis.variants if v.n < experiment.min_sample_size]
+        decision = to_jsonable(analysis.decision)
+        if below_minimum and decision["verdict"] in ("winner", "no_difference"):
+            # The experiment's own floor: no verdict before every variant has its minimum.
+            short = {v.name: experiment.min_sample_size - v.n for v in analysis.variants}
+            remaining = sum(max(0, n) for n in short.values())
+            decision |= {
+                "verdict": "keep_running",
+                "winner": None,
+                "remaining_samples": remaining,
+                "message": f"Keep running: {', '.join(below_minimum)} have fewer than"
+                f" {experiment.min_sample_size:,} users, the experiment's minimum sample size."
+                f" So far: {analysis.decision.message}",
+            }
+        if experiment.sequential:
+            seed_p = first.sequential_adjusted_p_value
+            seed_significant = first.sequential_significant
+            seed_interval = [first.sequential.ci_lower, first.sequential.ci_upper]
+        else:
+            seed_p = first.adjusted_p_value
+            seed_significant = first.significant
+            seed_interval = [first.absolute.ci.lower, first.absolute.ci.upper]
         return {
             "experiment_id": experiment.id,
             "status": experiment.status.value,
@@ -455,17 +476,19 @@ class ExperimentService:
             "control_conversion_rate": control.mean,
             "treatment_conversion_rate": treatment.mean,
             "relative_lift": first.relative.estimate,
-            "p_value": first.adjusted_p_value,
-            "is_significant": (
-                first.sequential_significant if experiment.sequential else first.significant
-            ),
-            "confidence_interval": [first.absolute.ci.lower, first.absolute.ci.upper],
+            # p_value, is_significant and confidence_interval agree with each other: with
+            # sequential testing on they are the always-valid p-value and confidence
+            # sequence of the absolute difference; otherwise the fixed-horizon ones.
+            "p_value": seed_p,
+            "is_significant": seed_significant,
+            "confidence_interval": seed_interval,
+            "inference": "sequential" if experiment.sequential else "fixed_horizon",
             # The full analysis.
             "variants": to_jsonable(analysis.variants),
             "comparisons": to_jsonable(analysis.comparisons),
             "srm": to_jsonable(analysis.srm),
             "decision": {
-                **to_jsonable(analysis.decision),
+                **decision,
                 "remaining_days": (math.ceil(remaining / daily) if remaining and daily else None),
                 "daily_users": daily,
                 "below_min_sample_size": below_minimum,
