@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from abscope import __version__
-from abscope.api.routes import analysis, experiments, health, traffic
+from abscope import __version__, web
+from abscope.api.routes import analysis, charts, experiments, health, traffic
 from abscope.config import Settings, get_settings
 from abscope.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
 from abscope.service import ExperimentService
@@ -113,6 +114,9 @@ def create_app(
     )
     for router in (experiments.router, traffic.router, analysis.router, health.router):
         app.include_router(router)
+    app.include_router(charts.router)
+    app.include_router(web.router)
+    app.mount("/static", web.static_files(), name="static")
     _map_errors(app)
     if config.cors_origins:
         app.add_middleware(
@@ -140,6 +144,17 @@ def _map_errors(app: FastAPI) -> None:
     async def unavailable(_: Request, error: Exception) -> JSONResponse:
         return JSONResponse({"detail": f"storage unavailable: {error}"}, 503)
 
+    async def invalid_request(_: Request, error: Exception) -> JSONResponse:
+        # FastAPI's default echoes the offending input, which fails to serialise when it
+        # holds NaN or infinity (a 500). The field, the message and the type are enough.
+        assert isinstance(error, RequestValidationError)
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in error.errors()
+        ]
+        return JSONResponse({"detail": detail}, 422)
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(Conflict, conflict)
     app.add_exception_handler(InvalidInput, invalid)

@@ -1,0 +1,117 @@
+// Shared helpers for the abscope pages: the API client, number formats and the page header.
+"use strict";
+
+const KEY_STORAGE = "abscope.apiKey"; // kept in sessionStorage only, never in a URL
+
+const abscope = {
+  apiKey() { return sessionStorage.getItem(KEY_STORAGE) || ""; },
+
+  async api(method, path, body) {
+    const headers = { "Accept": "application/json" };
+    const key = abscope.apiKey();
+    if (key) headers["X-API-Key"] = key;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    const text = await response.text();
+    if (text) { try { data = JSON.parse(text); } catch (_) { data = { detail: text }; } }
+    if (!response.ok) {
+      const error = new Error(abscope.describeError(data, response.status));
+      error.status = response.status;
+      error.data = data;
+      throw error;
+    }
+    return data;
+  },
+
+  describeError(data, status) {
+    const detail = data && data.detail;
+    if (Array.isArray(detail)) {
+      return detail.map((d) => `${abscope.fieldOf(d.loc)}: ${d.msg}`).join("; ");
+    }
+    if (typeof detail === "string") return detail;
+    return `request failed (${status})`;
+  },
+
+  fieldOf(loc) {
+    return (loc || []).filter((part) => part !== "body").join(".");
+  },
+
+  pct(x, digits = 2) {
+    if (x === null || x === undefined || !Number.isFinite(x)) return "–";
+    return `${(x * 100).toFixed(digits)}%`;
+  },
+  signedPct(x, digits = 1) {
+    if (x === null || x === undefined || !Number.isFinite(x)) return "–";
+    return `${x >= 0 ? "+" : ""}${(x * 100).toFixed(digits)}%`;
+  },
+  int(x) {
+    if (x === null || x === undefined || !Number.isFinite(x)) return "–";
+    return Math.round(x).toLocaleString("en-US");
+  },
+  num(x, digits = 3) {
+    if (x === null || x === undefined || !Number.isFinite(x)) return "–";
+    return Number(x).toLocaleString("en-US", { maximumSignificantDigits: digits + 1 });
+  },
+  pValue(p) {
+    if (p === null || p === undefined) return "–";
+    return p < 0.0001 ? "<0.0001" : p.toFixed(4);
+  },
+  range(lo, hi, format) {
+    return `${format(lo)} to ${format(hi)}`;
+  },
+
+  el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs)) {
+      if (value === false || value === null || value === undefined) continue;
+      if (name === "class") node.className = value;
+      else if (name === "text") node.textContent = value;
+      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else node.setAttribute(name, value === true ? "" : value);
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  },
+
+  badge(text, kind) { return abscope.el("span", { class: `badge ${kind || ""}`, text }); },
+
+  showError(target, message) {
+    target.textContent = message;
+    target.classList.remove("hidden");
+  },
+
+  plot(id, figure) {
+    const node = document.getElementById(id);
+    const layout = Object.assign({}, figure.layout || {}, { autosize: true });
+    return Plotly.react(node, figure.data || [], layout, { responsive: true, displaylogo: false });
+  },
+
+  header() {
+    const key = abscope.el("input", {
+      type: "password", id: "api-key", placeholder: "API key (optional)",
+      "aria-label": "API key", autocomplete: "off",
+    });
+    key.value = abscope.apiKey();
+    key.addEventListener("change", () => {
+      if (key.value) sessionStorage.setItem(KEY_STORAGE, key.value);
+      else sessionStorage.removeItem(KEY_STORAGE);
+    });
+    const bar = abscope.el("header", { class: "top" },
+      abscope.el("a", { class: "brand", href: "/" , text: "abscope" }),
+      abscope.el("nav", {},
+        abscope.el("a", { href: "/", text: "Experiments" }),
+        abscope.el("a", { href: "/new", text: "New experiment" }),
+        abscope.el("a", { href: "/planner", text: "Planner" }),
+        abscope.el("a", { href: "/simulator", text: "Bandit simulator" })),
+      abscope.el("label", { class: "key inline" }, key));
+    document.body.prepend(bar);
+  },
+};
+
+document.addEventListener("DOMContentLoaded", () => abscope.header());
