@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -62,7 +62,9 @@ ALLOWED_TRANSITIONS: dict[Status, frozenset[Status]] = {
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Nested model instances are validated again, so a copied Variant with a bad weight can
+    # never slip into a saved Experiment.
+    model_config = ConfigDict(extra="forbid", frozen=True, revalidate_instances="always")
 
 
 class Variant(_Model):
@@ -123,7 +125,7 @@ class Experiment(_Model):
         if duplicates:
             raise ValueError(f"variant names must be unique; repeated: {', '.join(duplicates)}")
         total = math.fsum(v.weight for v in variants)
-        if abs(total - 1.0) > WEIGHT_TOLERANCE:
+        if not math.isfinite(total) or abs(total - 1.0) > WEIGHT_TOLERANCE:
             raise ValueError(f"weights must sum to 1 (within {WEIGHT_TOLERANCE}), got {total!r}")
         if sum(v.is_control for v in variants) > 1:
             raise ValueError("at most one variant may be flagged is_control")
@@ -131,21 +133,23 @@ class Experiment(_Model):
 
     @field_validator("forced_variants")
     @classmethod
-    def _check_forced_keys(cls, forced: dict[str, str]) -> dict[str, str]:
+    def _check_forced(cls, forced: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         for user in forced:
             if not 0 < len(user) <= MAX_USER_ID_LENGTH:
                 raise ValueError(f"user ids must be 1-{MAX_USER_ID_LENGTH} characters")
+        names = {v.name for v in info.data.get("variants", [])}
+        unknown = sorted({v for v in forced.values() if names and v not in names})
+        if unknown:
+            raise ValueError(f"unknown variants: {', '.join(unknown)}")
         return forced
 
-    @model_validator(mode="after")
-    def _check_references(self) -> Self:
-        names = {v.name for v in self.variants}
-        unknown = sorted({v for v in self.forced_variants.values() if v not in names})
-        if unknown:
-            raise ValueError(f"forced_variants name unknown variants: {', '.join(unknown)}")
-        if self.winner is not None and self.winner not in names:
-            raise ValueError(f"winner {self.winner!r} is not a variant")
-        return self
+    @field_validator("winner")
+    @classmethod
+    def _check_winner(cls, winner: str | None, info: ValidationInfo) -> str | None:
+        names = {v.name for v in info.data.get("variants", [])}
+        if winner is not None and names and winner not in names:
+            raise ValueError(f"{winner!r} is not a variant")
+        return winner
 
     @property
     def control(self) -> Variant:

@@ -13,6 +13,7 @@ shared per-variant counts at most once per ``bandit_refresh_seconds``.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
@@ -46,6 +47,7 @@ from abscope.errors import Conflict, InvalidInput, NotFound
 from abscope.jsonable import to_jsonable
 from abscope.models import (
     ALLOWED_TRANSITIONS,
+    WEIGHT_TOLERANCE,
     AuditEntry,
     Event,
     Experiment,
@@ -65,6 +67,7 @@ STICKY_PHASE = 0
 """Sticky assignments are kept for the experiment's life, across phases: a later change of
 weights (which opens a new phase for the counts) never moves a user already assigned."""
 
+_log = logging.getLogger("abscope.service")
 Clock = Callable[[], datetime]
 Action = Literal["start", "pause", "resume", "complete", "stop"]
 
@@ -91,7 +94,7 @@ def _utc_now() -> datetime:
 def _invalid(error: ValidationError, prefix: str = "") -> InvalidInput:
     first = error.errors()[0]
     location = ".".join(str(part) for part in first["loc"]) or "body"
-    return InvalidInput(f"{prefix}{location}", first["msg"])
+    return InvalidInput(f"{prefix}{location}", first["msg"].removeprefix("Value error, "))
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,18 @@ def _compile(experiment: Experiment) -> _Compiled:
         forced=dict(experiment.forced_variants),
     )
     return _Compiled(experiment, config, Router(config, layer_slice=piece), piece)
+
+
+def _compile_all(experiments: list[Experiment]) -> dict[str, _Compiled]:
+    """Compile every experiment; one that cannot be routed is logged and left out, so it
+    never takes routing down for the others."""
+    compiled: dict[str, _Compiled] = {}
+    for experiment in experiments:
+        try:
+            compiled[experiment.id] = _compile(experiment)
+        except ValueError:
+            _log.exception("experiment %s cannot be routed; it is skipped", experiment.id)
+    return compiled
 
 
 def _policy(experiment: Experiment) -> PolicyConfig | None:
@@ -489,7 +504,13 @@ class ExperimentService:
             "srm": to_jsonable(analysis.srm),
             "decision": {
                 **decision,
-                "remaining_days": (math.ceil(remaining / daily) if remaining and daily else None),
+                "remaining_days": (
+                    0
+                    if remaining == 0
+                    else math.ceil(remaining / daily)
+                    if remaining and daily
+                    else None
+                ),
                 "daily_users": daily,
                 "below_min_sample_size": below_minimum,
             },
@@ -555,9 +576,15 @@ class ExperimentService:
         missing = sorted(names - set(weights))
         if missing:
             raise InvalidInput("weights", f"a weight is needed for {', '.join(missing)}")
+        total = math.fsum(weights.values())
+        if not math.isfinite(total) or abs(total - 1.0) > WEIGHT_TOLERANCE:
+            raise InvalidInput("weights", f"must sum to 1 (within {WEIGHT_TOLERANCE}), got {total}")
         try:
-            return [v.model_copy(update={"weight": weights[v.name]}) for v in current.variants]
-        except ValidationError as error:  # pragma: no cover - model_copy does not validate
+            return [
+                Variant.model_validate(v.model_dump() | {"weight": weights[v.name]})
+                for v in current.variants
+            ]
+        except ValidationError as error:
             raise _invalid(error, "weights.") from None
 
     def _save(
@@ -624,7 +651,7 @@ class ExperimentService:
                     for e in self.store.list_experiments()
                     if e.status in (Status.RUNNING, Status.PAUSED)
                 ]
-                table = RoutingTable(now, {e.id: _compile(e) for e in live})
+                table = RoutingTable(now, _compile_all(live))
                 self._table = table
             return table
 
@@ -822,6 +849,11 @@ def _add(a: VariantCounts, b: VariantCounts) -> VariantCounts:
 def _batch_result(result: EventResult) -> schemas.BatchResult:
     return schemas.BatchResult(
         status=result.outcome,
+        error=(
+            "the user was first exposed to another variant"
+            if result.outcome == "variant_mismatch"
+            else None
+        ),
         new_exposure=result.new_exposure,
         new_conversion=result.new_conversion,
     )

@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -74,17 +74,12 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _BodyTooLarge
+                    # An HTTPException passes through FastAPI's body parsing as itself (any
+                    # other error there becomes a 400), and the app answers it with 413.
+                    raise HTTPException(413, f"request body is larger than {self.limit} bytes")
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
-            await _too_large(self.limit, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
+        await self.app(scope, limited, send)
 
 
 async def _too_large(limit: int, send: Send) -> None:

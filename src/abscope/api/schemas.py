@@ -8,7 +8,7 @@ general forms (``variants`` lists, event batches) sit beside them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -104,7 +104,9 @@ class PatchExperimentRequest(_Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
     traffic_percentage: float | None = Field(default=None, gt=0.0, le=100.0, allow_inf_nan=False)
-    weights: dict[str, float] | None = None
+    weights: dict[str, Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]] | None = Field(
+        default=None, min_length=2, max_length=32
+    )
     min_sample_size: int | None = Field(default=None, ge=0, le=10**12)
     confidence_level: float | None = Field(default=None, gt=0.5, lt=1.0)
     forced_variants: dict[str, str] | None = Field(default=None, max_length=1000)

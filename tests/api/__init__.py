@@ -1,0 +1,1 @@
+"""The HTTP API, in process (TestClient) and as a real uvicorn process."""

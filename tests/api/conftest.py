@@ -1,0 +1,64 @@
+"""Clients of the HTTP API: in process (``TestClient``) and a real uvicorn process.
+
+In-process clients run the app with its lifespan (the store is closed afterwards) and return
+a 500 response instead of raising, so a test can assert that no request ever gets one.
+
+Redis is always a server the tests started: ``redis_url`` from ``tests.fixtures.redis_servers``
+(a plugin of the root conftest), or a ``RedisServer`` of a test's own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from abscope.api.app import create_app
+from tests.api.helpers import MakeClient, MakeServer, TestClient, make_settings
+from tests.api.server import UvicornServer
+
+
+@pytest.fixture(autouse=True)
+def _no_abscope_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from the test alone, never from ABSCOPE_* variables of the shell."""
+    for name in list(os.environ):
+        if name.startswith("ABSCOPE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def make_client(tmp_path: Path) -> Iterator[MakeClient]:
+    """``make_client(**settings)``: a started in-process client on a fresh SQLite file."""
+    with ExitStack() as stack:
+        count = 0
+
+        def make(**overrides: Any) -> TestClient:
+            nonlocal count
+            count += 1
+            settings = make_settings(tmp_path / f"abscope-{count}.db", **overrides)
+            client = TestClient(create_app(settings), raise_server_exceptions=False)
+            return stack.enter_context(client)
+
+        yield make
+
+
+@pytest.fixture
+def client(make_client: MakeClient) -> TestClient:
+    """An in-process client with the default settings (no keys, SQLite)."""
+    return make_client()
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[MakeServer]:
+    """``make_server(workers=..., **env)``: a started uvicorn process, stopped afterwards."""
+    with ExitStack() as stack:
+
+        def make(*, workers: int = 1, **env: str) -> UvicornServer:
+            server = UvicornServer(tmp_path, workers=workers, env=env)
+            return stack.enter_context(server)
+
+        yield make
