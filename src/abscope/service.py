@@ -17,6 +17,7 @@ import logging
 import math
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -99,25 +100,39 @@ def _invalid(error: ValidationError, prefix: str = "") -> InvalidInput:
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
-    """One routable experiment: its config, its assignment config and its fast router."""
+    """One routable experiment, compiled once per snapshot.
+
+    ``pure`` marks experiments routed by the hash alone (fixed allocation, not sticky):
+    routing them needs no store I/O. ``answers`` holds the response entry per variant and
+    ``probability`` the assignment probability per variant (weight × traffic share).
+    """
 
     experiment: Experiment
     config: AssignmentConfig
     router: Router
     layer_slice: LayerSlice | None
+    pure: bool
+    answers: dict[str, schemas.Assignment]
+    probability: dict[str, float]
 
 
 @dataclass
 class RoutingTable:
-    """A snapshot of the running and paused experiments, compiled for routing."""
+    """A snapshot of the running and paused experiments, compiled for routing.
+
+    ``running`` lists the running ones oldest first, then by id: the documented order of
+    ``/route`` without an experiment id.
+    """
 
     built_at: float
     by_id: dict[str, _Compiled] = field(default_factory=dict)
+    running: list[_Compiled] = field(default_factory=list)
 
-    @property
-    def running(self) -> list[_Compiled]:
-        """Running experiments, oldest first, then by id: the documented routing order."""
-        return [c for c in self.by_id.values() if c.experiment.status == Status.RUNNING]
+    @classmethod
+    def build(cls, built_at: float, experiments: list[Experiment]) -> RoutingTable:
+        by_id = _compile_all(experiments)
+        running = [c for c in by_id.values() if c.experiment.status == Status.RUNNING]
+        return cls(built_at, by_id, running)
 
 
 def _compile(experiment: Experiment) -> _Compiled:
@@ -135,7 +150,21 @@ def _compile(experiment: Experiment) -> _Compiled:
         layer=experiment.layer,
         forced=dict(experiment.forced_variants),
     )
-    return _Compiled(experiment, config, Router(config, layer_slice=piece), piece)
+    share = piece.width if piece is not None else config.traffic_fraction
+    return _Compiled(
+        experiment=experiment,
+        config=config,
+        router=Router(config, layer_slice=piece),
+        layer_slice=piece,
+        pure=experiment.allocation == "fixed" and not experiment.sticky,
+        answers={
+            v.name: schemas.Assignment(
+                experiment_id=experiment.id, variant_name=v.name, model_id=v.model_id
+            )
+            for v in experiment.variants
+        },
+        probability={v.name: v.weight * share for v in experiment.variants},
+    )
 
 
 def _compile_all(experiments: list[Experiment]) -> dict[str, _Compiled]:
@@ -175,7 +204,11 @@ class ExperimentService:
         self.store = store
         self.settings = settings
         self._clock = clock
-        self._monotonic = monotonic or (lambda: clock().timestamp())
+        # Cache ages use a monotonic clock unless the caller injects one: a wall clock that
+        # steps back would otherwise freeze the routing snapshot.
+        self._monotonic = monotonic or (
+            time.monotonic if clock is _utc_now else lambda: clock().timestamp()
+        )
         self._rng = rng if rng is not None else np.random.default_rng()
         self._lock = threading.Lock()
         self._table: RoutingTable | None = None
@@ -298,6 +331,7 @@ class ExperimentService:
     # --- routing -------------------------------------------------------------------------
 
     def route(self, user_id: str, experiment_id: str | None = None) -> schemas.RouteResponse:
+        """Assign a user to one experiment, or to every running one they qualify for."""
         table = self._routing_table()
         if experiment_id is not None:
             compiled = table.by_id.get(experiment_id)
@@ -307,27 +341,49 @@ class ExperimentService:
             candidates = [compiled]
         else:
             candidates = table.running
-        assignments = []
+        chosen = []
         for compiled in candidates:
-            decision = self._decide(compiled, user_id)
-            if decision.variant is None:
-                continue
-            variant = compiled.experiment.variant(decision.variant)
-            assert variant is not None
-            assignments.append(
-                schemas.Assignment(
-                    experiment_id=compiled.experiment.id,
-                    variant_name=variant.name,
-                    model_id=variant.model_id,
-                )
-            )
-        first = assignments[0] if assignments else None
-        return schemas.RouteResponse(
-            experiment_id=first.experiment_id if first else None,
-            variant_name=first.variant_name if first else None,
-            model_id=first.model_id if first else None,
-            assignments=assignments,
-        )
+            if compiled.pure:
+                variant = compiled.router.choose(user_id)
+            else:
+                variant = self._decide(compiled, user_id).variant
+            if variant is not None:
+                chosen.append(compiled.answers[variant])
+        return _route_response(chosen)
+
+    def route_without_io(
+        self, user_id: str, experiment_id: str | None = None
+    ) -> schemas.RouteResponse | None:
+        """:meth:`route` when it needs no I/O at all, else ``None``.
+
+        That is when the routing snapshot is fresh and every candidate is routed by the hash
+        alone. The HTTP layer answers such requests on the event loop and sends the rest
+        (a stale snapshot, sticky or bandit experiments, errors) to the thread pool.
+        """
+        table = self._table
+        if (
+            table is None
+            or self._monotonic() - table.built_at >= self.settings.config_refresh_seconds
+        ):
+            return None
+        if experiment_id is not None:
+            compiled = table.by_id.get(experiment_id)
+            if (
+                compiled is None
+                or not compiled.pure
+                or compiled.experiment.status != Status.RUNNING
+            ):
+                return None
+            variant = compiled.router.choose(user_id)
+            return _route_response([] if variant is None else [compiled.answers[variant]])
+        chosen = []
+        for compiled in table.running:
+            if not compiled.pure:
+                return None
+            variant = compiled.router.choose(user_id)
+            if variant is not None:
+                chosen.append(compiled.answers[variant])
+        return _route_response(chosen)
 
     def explain(self, experiment_id: str, user_id: str) -> dict[str, Any]:
         experiment = self.store.get_experiment(experiment_id)
@@ -376,7 +432,7 @@ class ExperimentService:
             self._event(experiment, user, variant, kind, probability, at, None, request.event_id)
         ]
         if request.value is not None:
-            value_id = f"{request.event_id}:value" if request.event_id else None
+            value_id = f"{request.event_id}#value" if request.event_id else None
             events.append(
                 self._event(
                     experiment,
@@ -651,7 +707,7 @@ class ExperimentService:
                     for e in self.store.list_experiments()
                     if e.status in (Status.RUNNING, Status.PAUSED)
                 ]
-                table = RoutingTable(now, _compile_all(live))
+                table = RoutingTable.build(now, live)
                 self._table = table
             return table
 
@@ -744,13 +800,13 @@ class ExperimentService:
             # Bandit assignments are random per request: the first exposure decides, and the
             # store refuses a later event for another variant.
             return experiment, 1.0
-        decision = assign(compiled.config, user_id, layer_slice=compiled.layer_slice)
-        if decision.variant != variant_name:
-            where = decision.variant or f"no variant ({decision.reason})"
+        assigned = compiled.router.choose(user_id)
+        if assigned != variant_name:
+            where = assigned or "no variant (not in the experiment's traffic)"
             raise Conflict(
                 f"user {user_id} is assigned {where} in {experiment_id}, not {variant_name}"
             )
-        return experiment, decision.probability or 1.0
+        return experiment, compiled.probability[variant_name]
 
     def _event(
         self,
@@ -834,6 +890,16 @@ class ExperimentService:
                 "cs_upper": [r.ci_upper for r in path],
             }
         return out
+
+
+def _route_response(chosen: list[schemas.Assignment]) -> schemas.RouteResponse:
+    first = chosen[0] if chosen else None
+    return schemas.RouteResponse(
+        experiment_id=first.experiment_id if first else None,
+        variant_name=first.variant_name if first else None,
+        model_id=first.model_id if first else None,
+        assignments=chosen,
+    )
 
 
 def _add(a: VariantCounts, b: VariantCounts) -> VariantCounts:

@@ -107,9 +107,15 @@ def create_app(
     app.state.service = service or ExperimentService(
         store or open_store(config), config, rng=np.random.default_rng()
     )
-    for router in (experiments.router, traffic.router, analysis.router, health.router):
+    # Traffic first: route matching walks the routers in order, and /route is the hot path.
+    for router in (
+        traffic.router,
+        experiments.router,
+        analysis.router,
+        charts.router,
+        health.router,
+    ):
         app.include_router(router)
-    app.include_router(charts.router)
     app.include_router(web.router)
     app.mount("/static", web.static_files(), name="static")
     _map_errors(app)

@@ -1,4 +1,8 @@
-"""Request dependencies as ``Annotated`` aliases: the service and the two API keys."""
+"""Request dependencies as ``Annotated`` aliases: the service and the two API keys.
+
+They are ``async def`` because they do no I/O: a plain ``def`` dependency costs a thread-pool
+hand-off per request.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +17,12 @@ from abscope.service import ExperimentService
 __all__ = ["AdminKey", "IngestKey", "Service"]
 
 
-def _service(request: Request) -> ExperimentService:
+async def _service(request: Request) -> ExperimentService:
     service: ExperimentService = request.app.state.service
     return service
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -28,7 +32,7 @@ def _matches(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
-def _require_admin(
+async def _require_admin(
     settings: Annotated[Settings, Depends(_settings)],
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> None:
@@ -40,7 +44,7 @@ def _require_admin(
         )
 
 
-def _require_ingest(
+async def _require_ingest(
     settings: Annotated[Settings, Depends(_settings)],
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> None:

@@ -22,6 +22,11 @@ from abscope.models import (
     UserId,
 )
 
+EVENT_ID_PATTERN = r"^[A-Za-z0-9._:@/+=~-]{1,128}$"
+"""Client event ids: 1-128 of these characters. ``#`` is left out on purpose: the service
+derives ``<event_id>#value`` for the value part of a ``/log`` call, which can then never
+collide with a client's own id."""
+
 __all__ = [
     "BatchEvent",
     "BatchRequest",
@@ -146,7 +151,7 @@ class LogRequest(_Body):
     variant_name: Slug
     converted: bool = False
     value: float | None = Field(default=None, allow_inf_nan=False, ge=-1e12, le=1e12)
-    event_id: str | None = Field(default=None, min_length=1, max_length=128)
+    event_id: str | None = Field(default=None, pattern=EVENT_ID_PATTERN)
     timestamp: datetime | None = None
 
 
@@ -162,7 +167,7 @@ class BatchEvent(_Body):
     variant_name: Slug
     kind: EventKind
     value: float | None = Field(default=None, allow_inf_nan=False, ge=-1e12, le=1e12)
-    event_id: str | None = Field(default=None, min_length=1, max_length=128)
+    event_id: str | None = Field(default=None, pattern=EVENT_ID_PATTERN)
     timestamp: datetime | None = None
 
 
