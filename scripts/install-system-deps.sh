@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs when they are missing:
-#   redis-server (and redis-cli): real Redis servers and a 3-node cluster started by fixtures.
+#   redis-server (and redis-cli): real Redis servers and a 3-node cluster started by fixtures;
+#   chromium: the browser the UI tests drive through Playwright (/usr/bin/chromium).
 # Uses apt-get as root, or through sudo otherwise. Does nothing when all are present.
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
