@@ -1,19 +1,38 @@
-"""Benchmarks of the pure core, reported as ratios against baselines measured in the same run.
+"""``make bench``: every benchmark of abscope in one run, printed as one table.
 
-The machines are shared and noisy, so absolute timings mean little; each figure is set
-beside a baseline timed moments before or after it, and both are the best of several
+The machines are shared and noisy, so absolute figures mean little; each one is set beside a
+baseline measured in the same run on the same machine (and, for the HTTP and Redis figures, on
+the same uvicorn settings and the same redis-server), and most are the best of several
 repeats. Nothing here is asserted: the tests check correctness, this table tracks speed.
 
-Run with ``make bench``.
+Sections, in the order they run:
+
+1. the pure core (bandit simulation, tests, analysis), against a bare reward-draw loop and a
+   z-test;
+2. in-process routing decisions (:class:`abscope.assignment.Router`), against bare
+   ``hashlib.sha256`` calls (``benchmarks/assignment.py`` has more cases);
+3. batch ingest through ``Store.record_events``, against pipelined ``HINCRBY`` on the same
+   redis-server (``benchmarks/ingest.py``);
+4. HTTP under uvicorn, against a raw ASGI app and a trivial FastAPI endpoint served the same
+   way (``benchmarks/http.py``).
+
+A redis-server of our own is started on a free port for sections 3 and 4, and stopped at the
+end. In the ratio column a time is divided by its baseline's time (higher is slower) and a
+rate by its baseline's rate (higher is faster).
 """
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from abscope.assignment import AssignmentConfig, Router
 from abscope.bandits import (
     EpsilonGreedyConfig,
     FixedSplitConfig,
@@ -24,8 +43,25 @@ from abscope.bandits import (
 )
 from abscope.stats import ProportionStats, analyze_experiment
 from abscope.stats.proportions import two_proportion_ztest
+from benchmarks import assignment, http, ingest
 
 RUNS, HORIZON, RATES = 200, 10_000, (0.05, 0.10)
+ROUTING_USERS = 300_000
+ROUTING_TARGET = 1_000_000  # decisions per second
+INGEST_TARGET = 100_000  # events per second
+ROUTE_TARGET = 0.8  # of the trivial FastAPI endpoint's rate
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table; a ``label`` alone is a section heading."""
+
+    label: str
+    figure: str = ""
+    p99: str = ""
+    cpu: str = ""
+    ratio: str = ""
+    target: str = ""
 
 
 def best_of(fn: Callable[[], object], repeats: int = 3) -> float:
@@ -58,10 +94,14 @@ def reward_draw_baseline() -> None:
         wins += rng.random(RUNS) < rates[arms]
 
 
-def main() -> None:
-    rows: list[tuple[str, str, str]] = []
+def _verdict(met: bool, target: str) -> str:
+    return f"{target}: {'met' if met else 'MISSED'}"
+
+
+def core_rows() -> list[Row]:
+    rows = [Row("Core, in-process (best of 3)")]
     baseline = best_of(reward_draw_baseline)
-    rows.append(("reward draws only (baseline)", f"{baseline:.3f} s", "1.00x"))
+    rows.append(Row("reward draws only (baseline)", f"{baseline:.3f} s", ratio="1.00x"))
     for name, policy in (
         ("simulate fixed 50/50", FixedSplitConfig.uniform(2)),
         ("simulate epsilon-greedy", EpsilonGreedyConfig()),
@@ -69,8 +109,13 @@ def main() -> None:
         ("simulate Thompson", ThompsonConfig()),
     ):
         seconds = best_of(lambda p=policy: simulate(p, RATES, HORIZON, RUNS, seed=1))  # type: ignore[misc]
-        rows.append((f"{name} ({RUNS} runs x {HORIZON:,} steps)", f"{seconds:.3f} s",
-                     f"{seconds / baseline:.2f}x"))  # fmt: skip
+        rows.append(
+            Row(
+                f"{name} ({RUNS} runs x {HORIZON:,} steps)",
+                f"{seconds:.3f} s",
+                ratio=f"{seconds / baseline:.2f}x",
+            )
+        )
 
     rng = np.random.default_rng(0)
     pulls, rewards = np.array([[1000.0, 1200.0]]), np.array([[50.0, 130.0]])
@@ -86,15 +131,171 @@ def main() -> None:
         ),
         50,
     )
-    rows.append(("two-proportion z-test (baseline)", f"{ztest * 1e6:.1f} us", "1.00x"))
-    rows.append(("Thompson choice from shared counts", f"{choice * 1e6:.1f} us",
-                 f"{choice / ztest:.2f}x"))  # fmt: skip
-    rows.append(("full 2-variant analysis", f"{analysis * 1e3:.2f} ms", f"{analysis / ztest:.0f}x"))
+    rows.append(Row("two-proportion z-test (baseline)", f"{ztest * 1e6:.1f} us", ratio="1.00x"))
+    rows.append(
+        Row(
+            "Thompson choice from shared counts",
+            f"{choice * 1e6:.1f} us",
+            ratio=f"{choice / ztest:.2f}x",
+        )
+    )
+    rows.append(
+        Row("full 2-variant analysis", f"{analysis * 1e3:.2f} ms", ratio=f"{analysis / ztest:.0f}x")
+    )
+    return rows
 
-    width = max(len(r[0]) for r in rows)
-    print(f"{'benchmark'.ljust(width)}  {'time':>10}  {'vs baseline':>11}")
-    for label, value, ratio in rows:
-        print(f"{label.ljust(width)}  {value:>10}  {ratio:>11}")
+
+def routing_rows() -> list[Row]:
+    users = [f"user-{i}" for i in range(ROUTING_USERS)]
+
+    def bare_sha256() -> None:
+        sha256 = hashlib.sha256
+        for user in users:
+            sha256(user.encode() + b":checkout:0:variant").digest()
+
+    router = Router(AssignmentConfig("checkout", ("control", "treatment"), (0.5, 0.5)))
+    sha = ROUTING_USERS / assignment.best_of(bare_sha256)
+    choose = ROUTING_USERS / assignment.best_of(assignment.loop_over(users, router.choose))
+    return [
+        Row(
+            f"Routing decisions, in-process ({ROUTING_USERS:,} user ids, best of "
+            f"{assignment.REPEATS})"
+        ),
+        Row(
+            "bare sha256(user.encode() + salt).digest() (baseline)", f"{sha:,.0f} /s", ratio="1.00x"
+        ),
+        Row(
+            "Router.choose: 2 variants, 100% traffic",
+            f"{choose:,.0f} /s",
+            ratio=f"{choose / sha:.2f}x",
+            target=_verdict(choose >= ROUTING_TARGET, f">= {ROUTING_TARGET:,}/s"),
+        ),
+    ]
+
+
+def ingest_rows(workdir: Path, redis_url: str) -> list[Row]:
+    figures = {f.key: f for f in ingest.run(workdir, redis_url)}
+    rows = [
+        Row(
+            f"Batch ingest, {ingest.EVENTS:,} events per run (best of {ingest.REPEATS}); "
+            "Redis: our own redis-server, same client"
+        )
+    ]
+    for batch in (ingest.BATCH, ingest.SMALL_BATCH):
+        baseline, lua = figures[f"hincrby-{batch}"], figures[f"redis-{batch}"]
+        rows.append(
+            Row(f"{baseline.label} (baseline)", f"{baseline.rate:,.0f} ev/s", ratio="1.00x")
+        )
+        rows.append(
+            Row(
+                lua.label,
+                f"{lua.rate:,.0f} ev/s",
+                ratio=f"{lua.rate / baseline.rate:.2f}x",
+                target=_verdict(lua.rate >= INGEST_TARGET, f">= {INGEST_TARGET:,}/s"),
+            )
+        )
+    sqlite = figures[f"sqlite-{ingest.BATCH}"]
+    rows.append(Row(f"{sqlite.label} (reference)", f"{sqlite.rate:,.0f} ev/s"))
+    return rows
+
+
+def http_rows(workdir: Path, redis_url: str) -> list[Row]:
+    measured = http.run(workdir, redis_url)
+    figures = http.best(measured)
+
+    def row(key: str, baseline: str | None = None, target: str = "") -> Row:
+        figure = figures[key]
+        r = figure.result
+        ratio = ""
+        if baseline is not None:
+            ratio = f"{r.rate / figures[baseline].result.rate:.2f}x"
+        errors = f" ({r.errors} errors: {r.first_error[:60]})" if r.errors else ""
+        return Row(
+            figure.label + errors,
+            f"{r.rate:,.0f} req/s",
+            f"{r.p99_ms:.1f} ms",
+            f"{r.server_cpu * 1e6 / r.rate:,.0f} us",
+            ratio,
+            target,
+        )
+
+    def cpu(key: str, baseline: str) -> str:
+        """CPU per request of ``key`` over that of ``baseline``."""
+        a, b = figures[key].result, figures[baseline].result
+        return f"{(a.server_cpu / a.rate) / (b.server_cpu / b.rate):.2f}x of 1 running"
+
+    route = figures["route-1-id"].result.rate
+    trivial, trivial_def = figures["async"].result.rate, figures["sync"].result.rate
+    client_cpu = max(f.result.client_cpu for f in measured)
+    return [
+        Row(
+            f"HTTP: uvicorn, 1 worker, asyncio + h11, no access log; {http.CONNECTIONS} "
+            f"keep-alive connections from another process; {http.DURATION:g} s windows "
+            f"(load generator used at most {client_cpu:.0%} of a core)"
+        ),
+        row("raw", "async"),
+        row("async", "async"),
+        row("sync", "async"),
+        row(
+            "route-1-id",
+            "async",
+            _verdict(
+                route >= ROUTE_TARGET * trivial,
+                f">= {ROUTE_TARGET}x trivial async ({route / trivial_def:.2f}x trivial def)",
+            ),
+        ),
+        row("route-1-all", "async"),
+        row("route-100-id", "route-1-id", f"flat: CPU/req {cpu('route-100-id', 'route-1-id')}"),
+        row(
+            "route-100-all",
+            "route-1-all",
+            f"walks all {http.EXPERIMENTS}: CPU/req {cpu('route-100-all', 'route-1-all')}",
+        ),
+        row("log-redis", "async"),
+        row("log-sqlite", "async"),
+    ]
+
+
+def print_table(rows: list[Row]) -> None:
+    header = Row("benchmark", "figure", "p99", "server CPU/req", "ratio", "target")
+    items = [r for r in rows if r.figure]
+    widths = [
+        max(len(getattr(r, name)) for r in [header, *items])
+        for name in ("label", "figure", "p99", "cpu", "ratio")
+    ]
+
+    def line(r: Row) -> str:
+        cells = (
+            r.label.ljust(widths[0]),
+            r.figure.rjust(widths[1]),
+            r.p99.rjust(widths[2]),
+            r.cpu.rjust(widths[3]),
+            r.ratio.rjust(widths[4]),
+            r.target,
+        )
+        return "  ".join(cells).rstrip()
+
+    print(line(header))
+    for r in rows:
+        print(line(r) if r.figure else f"-- {r.label}")
+    print(
+        "ratio: a time over its baseline's time (higher is slower), a rate over its baseline's"
+        " rate (higher is faster); 'trivial async' is the FastAPI baseline"
+    )
+
+
+def main() -> None:
+    started = time.perf_counter()
+    from tests.fixtures.redis_servers import RedisServer
+
+    rows = core_rows() + routing_rows()
+    with tempfile.TemporaryDirectory(prefix="abscope-bench-") as directory:
+        workdir = Path(directory)
+        with RedisServer(workdir / "redis") as redis_server:
+            rows += ingest_rows(workdir, redis_server.url)
+            rows += http_rows(workdir, redis_server.url)
+    print_table(rows)
+    print(f"measured in {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import pytest
 
 from abscope.api.app import create_app
 from tests.api.helpers import MakeClient, MakeServer, TestClient, make_settings
-from tests.api.server import UvicornServer
+from tests.fixtures.uvicorn_server import ABSCOPE_APP, UvicornServer
 
 
 @pytest.fixture(autouse=True)
@@ -56,9 +56,18 @@ def client(make_client: MakeClient) -> TestClient:
 def make_server(tmp_path: Path) -> Iterator[MakeServer]:
     """``make_server(workers=..., **env)``: a started uvicorn process, stopped afterwards."""
     with ExitStack() as stack:
+        count = 0
 
         def make(*, workers: int = 1, **env: str) -> UvicornServer:
-            server = UvicornServer(tmp_path, workers=workers, env=env)
+            nonlocal count
+            count += 1
+            server = UvicornServer(
+                ABSCOPE_APP,
+                tmp_path / f"uvicorn-{count}.log",
+                env=env,
+                workers=workers,
+                health_path="/health",
+            )
             return stack.enter_context(server)
 
         yield make

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import httpx
 
 from abscope.config import Settings
-from tests.api.server import UvicornServer
+from tests.fixtures.uvicorn_server import UvicornServer
 
 with warnings.catch_warnings():
     # starlette 1.10 warns, on import, that its test client prefers httpx2 over httpx; the

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from tests.api.helpers import MakeServer, assert_status, route, seed_body
-from tests.api.server import UvicornServer
 from tests.fixtures.redis_servers import RedisServer
+from tests.fixtures.uvicorn_server import UvicornServer
 
 USERS = 2_000
 THREADS = 4

@@ -1,0 +1,1 @@
+"""Acceptance tests that run the real service (uvicorn, several workers) under concurrent load."""
