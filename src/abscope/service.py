@@ -224,7 +224,7 @@ class ExperimentService:
                 id=experiment_id,
                 name=request.name,
                 description=request.description,
-                variants=[Variant(**spec.model_dump()) for spec in request.variant_specs()],
+                variants=request.variant_specs(),
                 created_at=now,
                 updated_at=now,
                 traffic_percentage=request.traffic_percentage,

@@ -20,6 +20,7 @@ from abscope.models import (
     Slug,
     Status,
     UserId,
+    Variant,
 )
 
 EVENT_ID_PATTERN = r"^[A-Za-z0-9._:@/+=~-]{1,128}$"
@@ -39,20 +40,11 @@ __all__ = [
     "PatchExperimentRequest",
     "RouteRequest",
     "RouteResponse",
-    "VariantSpec",
 ]
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class VariantSpec(_Body):
-    name: Slug
-    model_id: str = Field(min_length=1, max_length=256)
-    weight: float = Field(gt=0.0, le=1.0, allow_inf_nan=False)
-    description: str = Field(default="", max_length=MAX_TEXT_LENGTH)
-    is_control: bool = False
 
 
 class CreateExperimentRequest(_Body):
@@ -66,7 +58,7 @@ class CreateExperimentRequest(_Body):
     treatment_model_id: str | None = Field(default=None, min_length=1, max_length=256)
     control_weight: float | None = Field(default=None, gt=0.0, lt=1.0, allow_inf_nan=False)
     # The general form.
-    variants: list[VariantSpec] | None = Field(default=None, min_length=2, max_length=32)
+    variants: list[Variant] | None = Field(default=None, min_length=2, max_length=32)
     traffic_percentage: float = Field(default=100.0, gt=0.0, le=100.0, allow_inf_nan=False)
     min_sample_size: int = Field(default=0, ge=0, le=10**12)
     confidence_level: float = Field(default=0.95, gt=0.5, lt=1.0)
@@ -90,16 +82,14 @@ class CreateExperimentRequest(_Body):
             raise ValueError("control_weight belongs to the control/treatment form")
         return self
 
-    def variant_specs(self) -> list[VariantSpec]:
+    def variant_specs(self) -> list[Variant]:
         if self.variants is not None:
             return self.variants
         assert self.control_model_id is not None and self.treatment_model_id is not None
         weight = 0.5 if self.control_weight is None else self.control_weight
         return [
-            VariantSpec(
-                name="control", model_id=self.control_model_id, weight=weight, is_control=True
-            ),
-            VariantSpec(name="treatment", model_id=self.treatment_model_id, weight=1.0 - weight),
+            Variant(name="control", model_id=self.control_model_id, weight=weight, is_control=True),
+            Variant(name="treatment", model_id=self.treatment_model_id, weight=1.0 - weight),
         ]
 
 

@@ -7,6 +7,8 @@ from the installed ``plotly`` package, so a page makes no request to any other h
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -14,32 +16,72 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-__all__ = ["PAGES", "router", "static_files"]
+__all__ = ["DETAIL", "PAGES", "Page", "render", "router", "static_files"]
 
 _HERE = Path(__file__).parent
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page: its title, its body file under ``pages/``, its script, and whether it draws
+    charts (and so loads Plotly.js)."""
+
+    title: str
+    body: str
+    script: str
+    charts: bool = False
+
+
 PAGES = {
-    "/": "list.html",
-    "/new": "new.html",
-    "/planner": "planner.html",
-    "/simulator": "simulator.html",
+    "/": Page("Experiments", "list.html", "list.js"),
+    "/new": Page("New experiment", "new.html", "new.js"),
+    "/planner": Page("Planner", "planner.html", "planner.js", charts=True),
+    "/simulator": Page("Bandit simulator", "simulator.html", "simulator.js", charts=True),
 }
+DETAIL = Page("Experiment", "detail.html", "detail.js", charts=True)
+
+_LAYOUT = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <link rel="icon" href="data:,">
+  <title>{title} · abscope</title>
+  <link rel="stylesheet" href="/static/app.css">
+{plotly}  <script src="/static/app.js"></script>
+  <script src="/static/{script}" defer></script>
+</head>
+<body>
+{body}</body>
+</html>
+"""
 
 router = APIRouter(include_in_schema=False)
 
 
-def _page(name: str) -> HTMLResponse:
-    html = (_HERE / "pages" / name).read_text(encoding="utf-8")
-    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+@cache
+def render(page: Page) -> str:
+    """The page's body file in the shared layout (one head for every page)."""
+    return _LAYOUT.format(
+        title=page.title,
+        plotly='  <script src="/assets/plotly.min.js"></script>\n' if page.charts else "",
+        script=page.script,
+        body=(_HERE / "pages" / page.body).read_text(encoding="utf-8"),
+    )
+
+
+def _page(page: Page) -> HTMLResponse:
+    return HTMLResponse(render(page), headers={"Cache-Control": "no-cache"})
 
 
 def _plotly_js() -> Path:
     return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
 
 
-for _path, _name in PAGES.items():
+for _path, _spec in PAGES.items():
 
-    def _serve(name: str = _name) -> HTMLResponse:
-        return _page(name)
+    def _serve(page: Page = _spec) -> HTMLResponse:
+        return _page(page)
 
     router.add_api_route(_path, _serve, methods=["GET"], response_class=HTMLResponse)
 
@@ -47,7 +89,7 @@ for _path, _name in PAGES.items():
 @router.get("/view/{experiment_id}", response_class=HTMLResponse)
 def experiment_page(experiment_id: str) -> HTMLResponse:
     """The detail page; its script reads the id from the path."""
-    return _page("detail.html")
+    return _page(DETAIL)
 
 
 @router.get("/assets/plotly.min.js")
