@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from abscope.api.deps import IngestKey, Service
+from abscope.api.deps import IngestService
 from abscope.api.schemas import (
     BatchRequest,
     BatchResponse,
@@ -18,21 +18,22 @@ from abscope.api.schemas import (
 router = APIRouter(tags=["traffic"])
 
 
-@router.post("/route")
-async def route(body: RouteRequest, service: Service, _: IngestKey) -> RouteResponse:
+@router.post("/route", response_model=RouteResponse)
+async def route(body: RouteRequest, service: IngestService) -> Response:
     # Hash routing on a fresh snapshot is pure computation: answer it on the event loop.
-    # Anything that may touch the store goes to the thread pool.
+    # Anything that may touch the store goes to the thread pool. The answer is already a
+    # validated RouteResponse, so it is written out directly (response_model documents it).
     answer = service.route_without_io(body.user_id, body.experiment_id)
-    if answer is not None:
-        return answer
-    return await run_in_threadpool(service.route, body.user_id, body.experiment_id)
+    if answer is None:
+        answer = await run_in_threadpool(service.route, body.user_id, body.experiment_id)
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @router.post("/log")
-def log(body: LogRequest, service: Service, _: IngestKey) -> LogResponse:
+def log(body: LogRequest, service: IngestService) -> LogResponse:
     return service.log(body)
 
 
 @router.post("/events")
-def events(body: BatchRequest, service: Service, _: IngestKey) -> BatchResponse:
+def events(body: BatchRequest, service: IngestService) -> BatchResponse:
     return service.ingest(body)
