@@ -17,7 +17,7 @@ from fastapi import Depends, Header, HTTPException, Request, status
 from abscope.config import Settings
 from abscope.service import ExperimentService
 
-__all__ = ["AdminKey", "IngestService", "Service"]
+__all__ = ["AdminKey", "IngestService", "Service", "ingest_service"]
 
 
 async def _service(request: Request) -> ExperimentService:
@@ -42,22 +42,28 @@ async def _require_admin(
         )
 
 
-async def _ingest_service(
-    request: Request, x_api_key: Annotated[str | None, Header()] = None
-) -> ExperimentService:
-    """The service, once the ingest key (or the admin key) is checked: one dependency for the
-    hot ingest routes instead of two."""
+def ingest_service(request: Request) -> ExperimentService:
+    """The service, once the ingest key (or the admin key) in ``X-API-Key`` is checked.
+
+    A plain function so that ``/route``, the hot path, can call it without FastAPI's
+    dependency solving (about 40% of that request's cost); other routes use
+    ``IngestService``, the same check as a dependency.
+    """
     settings: Settings = request.app.state.settings
     if settings.ingest_api_key is not None:
-        keys = [
-            k.get_secret_value() for k in (settings.ingest_api_key, settings.admin_api_key) if k
-        ]
-        if not any(_matches(x_api_key, key) for key in keys):
+        given = request.headers.get("x-api-key")
+        accepted = (settings.ingest_api_key, settings.admin_api_key)
+        keys = [key.get_secret_value() for key in accepted if key is not None]
+        if not any(_matches(given, key) for key in keys):
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED, "a valid ingest key is required in X-API-Key"
             )
     service: ExperimentService = request.app.state.service
     return service
+
+
+async def _ingest_service(request: Request) -> ExperimentService:
+    return ingest_service(request)
 
 
 Service = Annotated[ExperimentService, Depends(_service)]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from abscope.api.deps import IngestService
+from abscope.api.deps import IngestService, ingest_service
 from abscope.api.schemas import (
     BatchRequest,
     BatchResponse,
@@ -19,7 +19,8 @@ router = APIRouter(tags=["traffic"])
 
 
 @router.post("/route", response_model=RouteResponse)
-async def route(body: RouteRequest, service: IngestService) -> Response:
+async def route(body: RouteRequest, request: Request) -> Response:
+    service = ingest_service(request)  # not a dependency: see ingest_service
     # Hash routing on a fresh snapshot is pure computation: answer it on the event loop.
     # Anything that may touch the store goes to the thread pool. The answer is already a
     # validated RouteResponse, so it is written out directly (response_model documents it).
