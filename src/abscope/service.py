@@ -528,6 +528,15 @@ class ExperimentService:
                 f" {experiment.min_sample_size:,} users, the experiment's minimum sample size."
                 f" So far: {analysis.decision.message}",
             }
+        if experiment.status in (Status.COMPLETED, Status.STOPPED):
+            ended = "Completed" if experiment.status == Status.COMPLETED else "Stopped"
+            if experiment.winner:
+                ended += f" with {experiment.winner} chosen as the winner"
+            decision |= {
+                "remaining_samples": None,
+                "message": f"{ended}. The analysis at the end: {decision['message']}",
+            }
+            remaining = None
         if experiment.sequential:
             seed_p = first.sequential_adjusted_p_value
             seed_significant = first.sequential_significant

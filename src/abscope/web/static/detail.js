@@ -76,14 +76,17 @@ function renderResults(r) {
       abscope.el("td", { class: "num", text: abscope.pValue(c.p_value) }),
       abscope.el("td", { class: "num", text: abscope.pValue(c.adjusted_p_value) }),
       abscope.el("td", { class: "num", text: abscope.pct(c.bayesian.chance_to_beat_control, 1) }),
-      abscope.el("td", { text: `${verdict} (p ${abscope.pValue(c.sequential_adjusted_p_value)}; ${abscope.range(seq.ci_lower, seq.ci_upper, binary ? (x) => abscope.signedPct(x, 2) : abscope.num)})` }),
+      abscope.el("td", { class: "wrap", text: `${verdict} (p ${abscope.pValue(c.sequential_adjusted_p_value)}; ${abscope.range(seq.ci_lower, seq.ci_upper, binary ? (x) => abscope.signedPct(x, 2) : abscope.num)})` }),
       abscope.el("td", { class: "num", text: c.power === null ? "–" : abscope.pct(c.power, 0) }));
   }));
   const d = r.decision;
   document.getElementById("decision").textContent = d.message;
   const extra = [];
   if (d.remaining_samples) extra.push(`${abscope.int(d.remaining_samples)} more users`);
-  if (d.remaining_days) extra.push(`about ${abscope.int(d.remaining_days)} more days at the observed traffic`);
+  if (d.remaining_days) {
+    const days = d.remaining_days === 1 ? "day" : "days";
+    extra.push(`about ${abscope.int(d.remaining_days)} more ${days} at the observed traffic`);
+  }
   if (d.daily_users) extra.push(`${abscope.int(d.daily_users)} users a day so far`);
   document.getElementById("decision-detail").textContent = extra.join(" · ");
   const banner = document.getElementById("srm-banner");

@@ -45,7 +45,8 @@ async function load() {
   body.replaceChildren(...experiments.map((x, i) => {
     const r = results[i];
     const users = r ? r.variants.reduce((sum, v) => sum + v.n, 0) : 0;
-    const best = bestComparison(r);
+    const found = bestComparison(r);
+    const best = found && found.relative.reason === null ? found : null; // no lift without data
     return abscope.el("tr", { "data-id": x.id },
       abscope.el("td", {}, abscope.el("a", { href: `/view/${x.id}`, text: x.name }),
         abscope.el("div", { class: "muted", text: x.id })),

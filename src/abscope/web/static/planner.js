@@ -17,7 +17,11 @@ function readForm(form) {
 
 function writeQuery(body) {
   const url = new URL(window.location);
-  for (const name of FIELDS) url.searchParams.set(name, String(body[name]));
+  for (const name of FIELDS) {
+    // An emptied input is left out of the link rather than written as "null".
+    if (body[name] === null) url.searchParams.delete(name);
+    else url.searchParams.set(name, String(body[name]));
+  }
   history.replaceState(null, "", url);
 }
 

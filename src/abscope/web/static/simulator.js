@@ -19,7 +19,7 @@ async function simulate(event) {
     document.querySelector("#final-regret tbody").replaceChildren(
       ...Object.entries(result.final_regret).map(([policy, regret]) =>
         abscope.el("tr", {}, abscope.el("td", { text: policy }),
-          abscope.el("td", { class: "num", text: abscope.num(regret, 3) }))));
+          abscope.el("td", { class: "num", text: regret.toFixed(1) }))));
     abscope.plot("chart-regret", result.regret);
   } catch (e) {
     output.classList.add("hidden");

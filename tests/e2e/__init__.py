@@ -1,0 +1,2 @@
+"""Browser tests of the dashboard: Debian's Chromium, driven by Playwright, against a real
+uvicorn process on a temporary SQLite file."""
