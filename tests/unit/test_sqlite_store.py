@@ -355,7 +355,7 @@ def _expected_counts() -> dict[str, VariantCounts]:
 
 def _fork_context() -> ForkContext:
     if "fork" not in multiprocessing.get_all_start_methods():
-        pytest.skip("needs the fork start method")
+        pytest.fail("these multi-process tests need the fork start method (Linux): none here")
     return multiprocessing.get_context("fork")
 
 
