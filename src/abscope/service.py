@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import ValidationError
 
-from abscope.api import schemas
+from abscope import schemas
 from abscope.assignment import (
     Assignment,
     AssignmentConfig,

@@ -91,3 +91,33 @@ def test_every_public_module_declares_all(package: str) -> None:
         assert exported, f"{module.__name__} has no __all__"
         missing = [name for name in exported if not hasattr(module, name)]
         assert not missing, f"{module.__name__}.__all__ lists missing names {missing}"
+
+
+# Dependencies point one way: api, web and cli call the service; the service calls the pure
+# packages and the storage interface. These modules must never reach back up.
+LAYER_RULES = {
+    "service.py": {"abscope.api", "abscope.web", "abscope.cli", "fastapi", "starlette"},
+    "schemas.py": {"abscope.api", "abscope.web", "abscope.service", "fastapi", "starlette"},
+    "charts.py": {"abscope.api", "abscope.web", "abscope.service", "abscope.storage", "fastapi"},
+    "storage/base.py": {"abscope.api", "abscope.service", "fastapi", "redis", "sqlite3"},
+}
+
+
+@pytest.mark.parametrize(("module", "forbidden"), sorted(LAYER_RULES.items()))
+def test_lower_layers_never_import_upper_ones(module: str, forbidden: set[str]) -> None:
+    tree = ast.parse((SRC / module).read_text(), filename=module)
+    for name in _imports(tree):
+        assert not any(name == f or name.startswith(f + ".") for f in forbidden), (
+            f"{module} imports {name}"
+        )
+
+
+def test_charts_is_pure() -> None:
+    """charts.py turns results into figures: plotly and the pure packages only, no I/O."""
+    tree = ast.parse((SRC / "charts.py").read_text())
+    allowed = ALLOWED_ROOTS | {"plotly", "datetime", "base64"}
+    for name in _imports(tree):
+        root = name.split(".")[0]
+        assert root in allowed, f"charts.py imports {name}"
+        if root == "abscope":
+            assert name.split(".")[1] in PURE_PACKAGES, f"charts.py imports {name}"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from abscope.api import schemas
+from abscope import schemas
 from abscope.config import Settings
 from abscope.errors import Conflict
 from abscope.models import Status, VariantCounts

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from abscope.api.deps import Service
-from abscope.api.schemas import CalculateRequest
 from abscope.models import MAX_USER_ID_LENGTH
+from abscope.schemas import CalculateRequest
 
 router = APIRouter(tags=["analysis"])
 

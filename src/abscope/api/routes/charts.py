@@ -21,7 +21,6 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from abscope.api.deps import Service
-from abscope.api.schemas import CalculateRequest
 from abscope.bandits import (
     EpsilonGreedyConfig,
     FixedSplitConfig,
@@ -40,6 +39,7 @@ from abscope.charts import (
     samples_over_time,
     sensitivity_chart,
 )
+from abscope.schemas import CalculateRequest
 from abscope.stats.planner import plan_duration, power_grid, sensitivity_curve
 
 __all__ = ["SimulateRequest", "router"]

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 
 from abscope.api.deps import AdminKey, Service
-from abscope.api.schemas import CompleteRequest, CreateExperimentRequest, PatchExperimentRequest
 from abscope.models import Experiment, Status
+from abscope.schemas import CompleteRequest, CreateExperimentRequest, PatchExperimentRequest
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from abscope.api.deps import IngestService, ingest_service
-from abscope.api.schemas import (
+from abscope.schemas import (
     BatchRequest,
     BatchResponse,
     LogRequest,

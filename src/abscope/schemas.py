@@ -1,4 +1,5 @@
-"""Request and response bodies of the HTTP API.
+"""Request and response bodies of the HTTP API (plain pydantic, no FastAPI: the service
+uses them too, and must not depend on the API layer).
 
 The seed's endpoints keep their field names exactly (``control_model_id``,
 ``treatment_model_id``, ``control_weight``, ``variant_name``, ``converted``, ...); the
