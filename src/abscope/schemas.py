@@ -41,6 +41,7 @@ __all__ = [
     "PatchExperimentRequest",
     "RouteRequest",
     "RouteResponse",
+    "SimulateRequest",
 ]
 
 
@@ -194,3 +195,15 @@ class CalculateRequest(_Body):
 class ExperimentList(BaseModel):
     experiments: list[dict[str, Any]]
     status: Status | None = None
+
+
+Rate = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class SimulateRequest(_Body):
+    """Arms' true conversion rates and the size of a bandit simulation."""
+
+    true_rates: list[Rate] = Field(min_length=2, max_length=10)
+    horizon: int = Field(ge=100, le=20_000)
+    runs: int = Field(default=50, ge=2, le=200)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)

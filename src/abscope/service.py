@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import ValidationError
 
-from abscope import schemas
+from abscope import charts, schemas
 from abscope.assignment import (
     Assignment,
     AssignmentConfig,
@@ -38,10 +38,12 @@ from abscope.assignment import (
 )
 from abscope.bandits import (
     EpsilonGreedyConfig,
+    FixedSplitConfig,
     PolicyConfig,
     ThompsonConfig,
     UCB1Config,
     allocation_probabilities,
+    simulate,
 )
 from abscope.config import Settings
 from abscope.errors import Conflict, InvalidInput, NotFound
@@ -57,7 +59,14 @@ from abscope.models import (
     VariantCounts,
 )
 from abscope.stats import AnalysisOptions, MeanStats, ProportionStats, analyze_experiment
-from abscope.stats.planner import plan_duration, power_grid, sensitivity_curve
+from abscope.stats.planner import (
+    DurationPlan,
+    PowerGrid,
+    SensitivityCurve,
+    plan_duration,
+    power_grid,
+    sensitivity_curve,
+)
 from abscope.stats.proportions import relative_lift_ci, wilson_interval
 from abscope.stats.sequential import sequential_path
 from abscope.storage.base import EventResult, Store
@@ -616,15 +625,61 @@ class ExperimentService:
         return to_jsonable(series)  # type: ignore[no-any-return]
 
     def calculate(self, request: schemas.CalculateRequest) -> dict[str, Any]:
-        try:
-            plan = plan_duration(**request.model_dump())
-        except ValueError as error:
-            field_name = str(error).split(" ", 1)[0]
-            raise InvalidInput(field_name, str(error)) from None
+        """The duration plan with the numbers behind its two charts."""
+        plan, curve, grid = _plan(request)
         return {
             **to_jsonable(plan),
-            "sensitivity": to_jsonable(sensitivity_curve(plan)),
-            "power_grid": to_jsonable(power_grid(plan)),
+            "sensitivity": to_jsonable(curve),
+            "power_grid": to_jsonable(grid),
+        }
+
+    # --- charts --------------------------------------------------------------------------
+
+    def experiment_charts(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
+        """The detail page's four figures as Plotly JSON."""
+        results = self.results(experiment_id, phase)  # checks the phase
+        series = self.timeseries(experiment_id, phase)
+        control = next(v["name"] for v in results["variants"] if v["is_control"])
+        return {
+            "conversion": charts.figure_json(
+                charts.conversion_over_time(series, results["metric_type"], control=control)
+            ),
+            "lift": charts.figure_json(charts.lift_over_time(series, control=control)),
+            "samples": charts.figure_json(charts.samples_over_time(series, control=control)),
+            "posterior": charts.figure_json(charts.posteriors(results)),
+        }
+
+    def plan_charts(self, request: schemas.CalculateRequest) -> dict[str, Any]:
+        """The plan (as :meth:`calculate` gives it) with its sensitivity and power figures."""
+        plan, curve, grid = _plan(request)
+        return {
+            "plan": {
+                **to_jsonable(plan),
+                "sensitivity": to_jsonable(curve),
+                "power_grid": to_jsonable(grid),
+            },
+            "sensitivity": charts.figure_json(charts.sensitivity_chart(curve)),
+            "power": charts.figure_json(
+                charts.power_heatmap(grid, planned_samples=plan.control_samples)
+            ),
+        }
+
+    def simulate_bandits(self, request: schemas.SimulateRequest) -> dict[str, Any]:
+        """Regret of each allocation policy on the given true rates (seeded)."""
+        policies: dict[str, PolicyConfig] = {
+            "Epsilon-greedy": EpsilonGreedyConfig(),
+            "UCB1": UCB1Config(),
+            "Thompson": ThompsonConfig(),
+            "Fixed split": FixedSplitConfig.uniform(len(request.true_rates)),
+        }
+        results = {
+            name: simulate(policy, request.true_rates, request.horizon, request.runs, request.seed)
+            for name, policy in policies.items()
+        }
+        return {
+            "regret": charts.figure_json(charts.regret_chart(results)),
+            "final_regret": {name: r.final_regret_mean for name, r in results.items()},
+            "final_regret_se": {name: r.final_regret_se for name, r in results.items()},
         }
 
     # --- helpers -------------------------------------------------------------------------
@@ -899,6 +954,15 @@ class ExperimentService:
                 "cs_upper": [r.ci_upper for r in path],
             }
         return out
+
+
+def _plan(request: schemas.CalculateRequest) -> tuple[DurationPlan, SensitivityCurve, PowerGrid]:
+    try:
+        plan = plan_duration(**request.model_dump())
+    except ValueError as error:
+        # The planner's messages start with the argument's name.
+        raise InvalidInput(str(error).split(" ", 1)[0], str(error)) from None
+    return plan, sensitivity_curve(plan), power_grid(plan)
 
 
 def _route_response(chosen: list[schemas.Assignment]) -> schemas.RouteResponse:
