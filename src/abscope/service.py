@@ -59,6 +59,7 @@ from abscope.models import (
     VariantCounts,
 )
 from abscope.stats import AnalysisOptions, MeanStats, ProportionStats, analyze_experiment
+from abscope.stats.means import mean_interval
 from abscope.stats.planner import (
     DurationPlan,
     PowerGrid,
@@ -613,7 +614,7 @@ class ExperimentService:
             else:
                 means = [MeanStats(c.samples, c.value_sum, c.value_sum_squares) for c in cumulative]
                 values = [m.mean for m in means]
-                intervals = []
+                intervals = [mean_interval(m, confidence=level) for m in means]
             series["variants"][name] = {
                 "samples": [c.samples for c in cumulative],
                 "conversions": [c.conversions for c in cumulative],

@@ -11,7 +11,12 @@ from statsmodels.stats._delta_method import NonlinearDeltaCov
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW, ttest_ind
 
 from abscope.stats import MeanStats
-from abscope.stats.means import mean_difference_ci, relative_mean_lift_ci, welch_ttest
+from abscope.stats.means import (
+    mean_difference_ci,
+    mean_interval,
+    relative_mean_lift_ci,
+    welch_ttest,
+)
 
 REL = 1e-9
 
@@ -134,3 +139,20 @@ def test_one_arm_without_variance_still_has_a_test() -> None:
     reference = sp.ttest_ind_from_stats(3.0, 2.0, 3, 2.0, 0.0, 3, equal_var=False)
     assert result.p_value == pytest.approx(reference.pvalue, rel=1e-9)
     assert result.df == pytest.approx(2.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(samples, st.sampled_from([0.8, 0.9, 0.95, 0.99]))
+def test_mean_interval_matches_scipy_t_interval(values: list[float], level: float) -> None:
+    assume(np.var(values) > 1e-6)
+    stats = MeanStats.from_values(values)
+    ci = mean_interval(stats, confidence=level)
+    low, high = sp.t.interval(level, len(values) - 1, np.mean(values), sp.sem(values))
+    scale = max(abs(low), abs(high), 1.0)
+    assert ci.lower == pytest.approx(low, rel=1e-9, abs=1e-9 * scale)
+    assert ci.upper == pytest.approx(high, rel=1e-9, abs=1e-9 * scale)
+
+
+def test_mean_interval_of_one_value_is_unbounded() -> None:
+    ci = mean_interval(MeanStats.from_values([3.0]))
+    assert (ci.lower, ci.upper) == (-np.inf, np.inf)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
-from scipy import stats as _sp
 
 from abscope.stats._types import Alternative, check_alternative
 from abscope.stats._validate import check_alpha, check_open_unit, check_positive, check_weights
@@ -27,7 +26,12 @@ from abscope.stats.bayesian import (
     compare_proportions_bayes,
     prob_best,
 )
-from abscope.stats.means import mean_difference_ci, relative_mean_lift_ci, welch_ttest
+from abscope.stats.means import (
+    mean_difference_ci,
+    mean_interval,
+    relative_mean_lift_ci,
+    welch_ttest,
+)
 from abscope.stats.multiple import Correction, adjust_p_values
 from abscope.stats.power import (
     power_means,
@@ -544,11 +548,7 @@ def _summarise(
             name, is_control, stats.n, stats.rate, ci, stats.conversions, None, weight, share,
             p_best,
         )  # fmt: skip
-    if stats.n >= 2:
-        half = float(_sp.t.ppf(0.5 + level / 2.0, stats.n - 1)) * stats.std / math.sqrt(stats.n)
-        ci = Interval(stats.mean - half, stats.mean + half, level)
-    else:
-        ci = Interval.unbounded(level)
+    ci = mean_interval(stats, confidence=level)
     return VariantSummary(
         name, is_control, stats.n, stats.mean, ci, None, stats.std, weight, share, p_best
     )

@@ -14,7 +14,13 @@ from abscope.stats.proportions import z_critical
 from abscope.stats.results import EffectEstimate, Interval, TestResult
 from abscope.stats.sufficient import MeanStats
 
-__all__ = ["mean_difference_ci", "relative_mean_lift_ci", "welch_df", "welch_ttest"]
+__all__ = [
+    "mean_difference_ci",
+    "mean_interval",
+    "relative_mean_lift_ci",
+    "welch_df",
+    "welch_ttest",
+]
 
 
 def _degenerate(control: MeanStats, treatment: MeanStats) -> str | None:
@@ -186,3 +192,24 @@ def relative_mean_lift_ci(
     lift = mt / mc - 1.0
     reason = "zero_variance" if se == 0.0 else None
     return EffectEstimate(lift, se, Interval(lift - z * se, lift + z * se, confidence), reason)
+
+
+def mean_interval(stats: MeanStats, *, confidence: float = 0.95) -> Interval:
+    """Student t interval for one variant's mean.
+
+    Notes
+    -----
+    ``x̄ ± t_{(1+confidence)/2, n−1} · s / sqrt(n)``; unbounded when ``n < 2``. Matches
+    ``scipy.stats.t.interval(confidence, n - 1, x̄, s / sqrt(n))``.
+
+    Examples
+    --------
+    >>> ci = mean_interval(MeanStats.from_values([1.0, 2.0, 3.0, 4.0]))
+    >>> round(ci.lower, 4), round(ci.upper, 4)
+    (0.4457, 4.5543)
+    """
+    z_critical(confidence)  # validates confidence
+    if stats.n < 2:
+        return Interval.unbounded(confidence)
+    half = float(_sp.t.ppf(0.5 + confidence / 2.0, stats.n - 1)) * stats.std / math.sqrt(stats.n)
+    return Interval(stats.mean - half, stats.mean + half, confidence)
