@@ -19,19 +19,16 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import ValidationError
 
-from abscope import charts, schemas
+from abscope import charts, reports, schemas
 from abscope.assignment import (
     Assignment,
-    AssignmentConfig,
     LayerSlice,
-    Router,
     allocate_layer,
     assign,
     assign_random,
@@ -58,8 +55,13 @@ from abscope.models import (
     Variant,
     VariantCounts,
 )
-from abscope.stats import AnalysisOptions, MeanStats, ProportionStats, analyze_experiment
-from abscope.stats.means import mean_interval
+from abscope.routing import (
+    CompiledExperiment,
+    RoutingTable,
+    compile_experiment,
+    policy_for,
+    route_response,
+)
 from abscope.stats.planner import (
     DurationPlan,
     PowerGrid,
@@ -68,11 +70,9 @@ from abscope.stats.planner import (
     power_grid,
     sensitivity_curve,
 )
-from abscope.stats.proportions import relative_lift_ci, wilson_interval
-from abscope.stats.sequential import sequential_path
 from abscope.storage.base import EventResult, Store
 
-__all__ = ["Action", "ExperimentService", "RoutingTable", "STICKY_PHASE"]
+__all__ = ["Action", "ExperimentService", "STICKY_PHASE"]
 
 STICKY_PHASE = 0
 """Sticky assignments are kept for the experiment's life, across phases: a later change of
@@ -106,97 +106,6 @@ def _invalid(error: ValidationError, prefix: str = "") -> InvalidInput:
     first = error.errors()[0]
     location = ".".join(str(part) for part in first["loc"]) or "body"
     return InvalidInput(f"{prefix}{location}", first["msg"].removeprefix("Value error, "))
-
-
-@dataclass(frozen=True, slots=True)
-class _Compiled:
-    """One routable experiment, compiled once per snapshot.
-
-    ``pure`` marks experiments routed by the hash alone (fixed allocation, not sticky):
-    routing them needs no store I/O. ``answers`` holds the response entry per variant and
-    ``probability`` the assignment probability per variant (weight × traffic share).
-    """
-
-    experiment: Experiment
-    config: AssignmentConfig
-    router: Router
-    layer_slice: LayerSlice | None
-    pure: bool
-    answers: dict[str, schemas.Assignment]
-    probability: dict[str, float]
-
-
-@dataclass
-class RoutingTable:
-    """A snapshot of the running and paused experiments, compiled for routing.
-
-    ``running`` lists the running ones oldest first, then by id: the documented order of
-    ``/route`` without an experiment id.
-    """
-
-    built_at: float
-    by_id: dict[str, _Compiled] = field(default_factory=dict)
-    running: list[_Compiled] = field(default_factory=list)
-
-    @classmethod
-    def build(cls, built_at: float, experiments: list[Experiment]) -> RoutingTable:
-        by_id = _compile_all(experiments)
-        running = [c for c in by_id.values() if c.experiment.status == Status.RUNNING]
-        return cls(built_at, by_id, running)
-
-
-def _compile(experiment: Experiment) -> _Compiled:
-    piece = (
-        LayerSlice(experiment.id, tuple(experiment.layer_intervals))
-        if experiment.layer is not None
-        else None
-    )
-    config = AssignmentConfig(
-        experiment_id=experiment.id,
-        variants=tuple(v.name for v in experiment.variants),
-        weights=tuple(v.weight for v in experiment.variants),
-        traffic_percentage=experiment.traffic_percentage,
-        variant_seed=experiment.phase,
-        layer=experiment.layer,
-        forced=dict(experiment.forced_variants),
-    )
-    share = piece.width if piece is not None else config.traffic_fraction
-    return _Compiled(
-        experiment=experiment,
-        config=config,
-        router=Router(config, layer_slice=piece),
-        layer_slice=piece,
-        pure=experiment.allocation == "fixed" and not experiment.sticky,
-        answers={
-            v.name: schemas.Assignment(
-                experiment_id=experiment.id, variant_name=v.name, model_id=v.model_id
-            )
-            for v in experiment.variants
-        },
-        probability={v.name: v.weight * share for v in experiment.variants},
-    )
-
-
-def _compile_all(experiments: list[Experiment]) -> dict[str, _Compiled]:
-    """Compile every experiment; one that cannot be routed is logged and left out, so it
-    never takes routing down for the others."""
-    compiled: dict[str, _Compiled] = {}
-    for experiment in experiments:
-        try:
-            compiled[experiment.id] = _compile(experiment)
-        except ValueError:
-            _log.exception("experiment %s cannot be routed; it is skipped", experiment.id)
-    return compiled
-
-
-def _policy(experiment: Experiment) -> PolicyConfig | None:
-    if experiment.allocation == "epsilon_greedy":
-        return EpsilonGreedyConfig(epsilon=0.1, floor=0.01)
-    if experiment.allocation == "ucb1":
-        return UCB1Config(floor=0.01)
-    if experiment.allocation == "thompson":
-        return ThompsonConfig(floor=0.01)
-    return None
 
 
 class ExperimentService:
@@ -359,7 +268,7 @@ class ExperimentService:
                 variant = self._decide(compiled, user_id).variant
             if variant is not None:
                 chosen.append(compiled.answers[variant])
-        return _route_response(chosen)
+        return route_response(chosen)
 
     def route_without_io(
         self, user_id: str, experiment_id: str | None = None
@@ -385,7 +294,7 @@ class ExperimentService:
             ):
                 return None
             variant = compiled.router.choose(user_id)
-            return _route_response([] if variant is None else [compiled.answers[variant]])
+            return route_response([] if variant is None else [compiled.answers[variant]])
         chosen = []
         for compiled in table.running:
             if not compiled.pure:
@@ -393,11 +302,11 @@ class ExperimentService:
             variant = compiled.router.choose(user_id)
             if variant is not None:
                 chosen.append(compiled.answers[variant])
-        return _route_response(chosen)
+        return route_response(chosen)
 
     def explain(self, experiment_id: str, user_id: str) -> dict[str, Any]:
         experiment = self.store.get_experiment(experiment_id)
-        compiled = _compile(experiment)
+        compiled = compile_experiment(experiment)
         sticky = (
             self.store.get_assignment(experiment.id, STICKY_PHASE, user_id)
             if experiment.sticky
@@ -506,124 +415,17 @@ class ExperimentService:
     # --- analysis ------------------------------------------------------------------------
 
     def results(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
+        """The full analysis of a phase (the current one by default), seed fields included."""
         experiment = self.store.get_experiment(experiment_id)
-        chosen = experiment.phase if phase is None else phase
-        if not 0 <= chosen <= experiment.phase:
-            raise InvalidInput("phase", f"must be between 0 and {experiment.phase}")
+        chosen = _phase(experiment, phase)
         counts = self.store.get_counts(experiment.id, chosen)
-        analysis = analyze_experiment(
-            self._stats(experiment, counts),
-            experiment.weights,
-            control=experiment.control.name,
-            options=AnalysisOptions(
-                alpha=1.0 - experiment.confidence_level, sequential=experiment.sequential
-            ),
-        )
-        first = analysis.comparisons[0]
-        control = analysis.variant(experiment.control.name)
-        treatment = analysis.variant(first.variant)
-        daily = self._daily_users(experiment, counts)
-        remaining = analysis.decision.remaining_samples
-        below_minimum = [v.name for v in analysis.variants if v.n < experiment.min_sample_size]
-        decision = to_jsonable(analysis.decision)
-        if below_minimum and decision["verdict"] in ("winner", "no_difference"):
-            # The experiment's own floor: no verdict before every variant has its minimum.
-            short = {v.name: experiment.min_sample_size - v.n for v in analysis.variants}
-            remaining = sum(max(0, n) for n in short.values())
-            decision |= {
-                "verdict": "keep_running",
-                "winner": None,
-                "remaining_samples": remaining,
-                "message": f"Keep running: {', '.join(below_minimum)} have fewer than"
-                f" {experiment.min_sample_size:,} users, the experiment's minimum sample size."
-                f" So far: {analysis.decision.message}",
-            }
-        if experiment.status in (Status.COMPLETED, Status.STOPPED):
-            ended = "Completed" if experiment.status == Status.COMPLETED else "Stopped"
-            if experiment.winner:
-                ended += f" with {experiment.winner} chosen as the winner"
-            decision |= {
-                "remaining_samples": None,
-                "message": f"{ended}. The analysis at the end: {decision['message']}",
-            }
-            remaining = None
-        if experiment.sequential:
-            seed_p = first.sequential_adjusted_p_value
-            seed_significant = first.sequential_significant
-            seed_interval = [first.sequential.ci_lower, first.sequential.ci_upper]
-        else:
-            seed_p = first.adjusted_p_value
-            seed_significant = first.significant
-            seed_interval = [first.absolute.ci.lower, first.absolute.ci.upper]
-        return {
-            "experiment_id": experiment.id,
-            "status": experiment.status.value,
-            "phase": chosen,
-            "metric_type": experiment.metric_type,
-            # The seed's fields: the control against the first treatment.
-            "control_samples": control.n,
-            "treatment_samples": treatment.n,
-            "control_conversion_rate": control.mean,
-            "treatment_conversion_rate": treatment.mean,
-            "relative_lift": first.relative.estimate,
-            # p_value, is_significant and confidence_interval agree with each other: with
-            # sequential testing on they are the always-valid p-value and confidence
-            # sequence of the absolute difference; otherwise the fixed-horizon ones.
-            "p_value": seed_p,
-            "is_significant": seed_significant,
-            "confidence_interval": seed_interval,
-            "inference": "sequential" if experiment.sequential else "fixed_horizon",
-            # The full analysis.
-            "variants": to_jsonable(analysis.variants),
-            "comparisons": to_jsonable(analysis.comparisons),
-            "srm": to_jsonable(analysis.srm),
-            "decision": {
-                **decision,
-                "remaining_days": (
-                    0
-                    if remaining == 0
-                    else math.ceil(remaining / daily)
-                    if remaining and daily
-                    else None
-                ),
-                "daily_users": daily,
-                "below_min_sample_size": below_minimum,
-            },
-        }
+        return reports.results_view(experiment, chosen, counts, self._clock())
 
     def timeseries(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
+        """Hourly cumulative counts, rates with intervals, and lift with its sequence."""
         experiment = self.store.get_experiment(experiment_id)
-        chosen = experiment.phase if phase is None else phase
-        hours = self.store.get_timeseries(experiment.id, chosen)
-        names = [v.name for v in experiment.variants]
-        running = {name: VariantCounts() for name in names}
-        points: list[dict[str, Any]] = []
-        for hour in hours:
-            for name, delta in hour.variants.items():
-                if name in running:
-                    running[name] = _add(running[name], delta)
-            points.append({"hour": hour.hour.isoformat(), "variants": dict(running)})
-        series: dict[str, Any] = {"hours": [p["hour"] for p in points], "variants": {}}
-        level = experiment.confidence_level
-        for name in names:
-            cumulative = [p["variants"][name] for p in points]
-            if experiment.metric_type == "binary":
-                stats = [ProportionStats(c.samples, c.conversions) for c in cumulative]
-                intervals = [wilson_interval(s, confidence=level) for s in stats]
-                values = [s.rate for s in stats]
-            else:
-                means = [MeanStats(c.samples, c.value_sum, c.value_sum_squares) for c in cumulative]
-                values = [m.mean for m in means]
-                intervals = [mean_interval(m, confidence=level) for m in means]
-            series["variants"][name] = {
-                "samples": [c.samples for c in cumulative],
-                "conversions": [c.conversions for c in cumulative],
-                "value": values,
-                "ci_lower": [i.lower for i in intervals],
-                "ci_upper": [i.upper for i in intervals],
-            }
-        series["lift"] = self._lift_series(experiment, points)
-        return to_jsonable(series)  # type: ignore[no-any-return]
+        chosen = _phase(experiment, phase)
+        return reports.timeseries_view(experiment, self.store.get_timeseries(experiment.id, chosen))
 
     def calculate(self, request: schemas.CalculateRequest) -> dict[str, Any]:
         """The duration plan with the numbers behind its two charts."""
@@ -776,9 +578,9 @@ class ExperimentService:
                 self._table = table
             return table
 
-    def _decide(self, compiled: _Compiled, user_id: str) -> Assignment:
+    def _decide(self, compiled: CompiledExperiment, user_id: str) -> Assignment:
         experiment = compiled.experiment
-        policy = _policy(experiment)
+        policy = policy_for(experiment)
         if policy is None and not experiment.sticky:
             variant = compiled.router.choose(user_id)
             share = compiled.config.traffic_fraction
@@ -901,60 +703,12 @@ class ExperimentService:
         except ValidationError as error:
             raise _invalid(error) from None
 
-    def _stats(
-        self, experiment: Experiment, counts: dict[str, VariantCounts]
-    ) -> dict[str, ProportionStats] | dict[str, MeanStats]:
-        rows = {v.name: counts.get(v.name, VariantCounts()) for v in experiment.variants}
-        if experiment.metric_type == "binary":
-            return {n: ProportionStats(c.samples, c.conversions) for n, c in rows.items()}
-        return {n: MeanStats(c.samples, c.value_sum, c.value_sum_squares) for n, c in rows.items()}
 
-    def _daily_users(
-        self, experiment: Experiment, counts: dict[str, VariantCounts]
-    ) -> float | None:
-        if experiment.started_at is None:
-            return None
-        end = experiment.ended_at or self._clock()
-        days = (end - experiment.started_at).total_seconds() / 86_400
-        total = sum(c.samples for c in counts.values())
-        if days <= 0 or total == 0:
-            return None
-        return total / max(days, 1 / 24)
-
-    def _lift_series(self, experiment: Experiment, points: list[dict[str, Any]]) -> dict[str, Any]:
-        """Relative lift of each treatment over time, with its CI and confidence sequence."""
-        control = experiment.control.name
-        out: dict[str, Any] = {}
-        for variant in experiment.variants:
-            if variant.name == control or experiment.metric_type != "binary":
-                continue
-            estimates, variances, ns, lows, highs = [], [], [], [], []
-            for point in points:
-                c, t = point["variants"][control], point["variants"][variant.name]
-                pc, pt = (
-                    ProportionStats(c.samples, c.conversions),
-                    ProportionStats(t.samples, t.conversions),
-                )
-                lift = relative_lift_ci(pc, pt, confidence=experiment.confidence_level)
-                ok = lift.reason is None
-                estimates.append(lift.estimate)
-                variances.append(lift.std_error**2 if ok else 0.0)
-                ns.append(c.samples + t.samples)
-                lows.append(lift.ci.lower)
-                highs.append(lift.ci.upper)
-            path = (
-                sequential_path(estimates, variances, ns, alpha=1 - experiment.confidence_level)
-                if points
-                else ()
-            )
-            out[variant.name] = {
-                "lift": estimates,
-                "ci_lower": lows,
-                "ci_upper": highs,
-                "cs_lower": [r.ci_lower for r in path],
-                "cs_upper": [r.ci_upper for r in path],
-            }
-        return out
+def _phase(experiment: Experiment, phase: int | None) -> int:
+    chosen = experiment.phase if phase is None else phase
+    if not 0 <= chosen <= experiment.phase:
+        raise InvalidInput("phase", f"must be between 0 and {experiment.phase}")
+    return chosen
 
 
 def _plan(request: schemas.CalculateRequest) -> tuple[DurationPlan, SensitivityCurve, PowerGrid]:
@@ -964,26 +718,6 @@ def _plan(request: schemas.CalculateRequest) -> tuple[DurationPlan, SensitivityC
         # The planner's messages start with the argument's name.
         raise InvalidInput(str(error).split(" ", 1)[0], str(error)) from None
     return plan, sensitivity_curve(plan), power_grid(plan)
-
-
-def _route_response(chosen: list[schemas.Assignment]) -> schemas.RouteResponse:
-    first = chosen[0] if chosen else None
-    return schemas.RouteResponse(
-        experiment_id=first.experiment_id if first else None,
-        variant_name=first.variant_name if first else None,
-        model_id=first.model_id if first else None,
-        assignments=chosen,
-    )
-
-
-def _add(a: VariantCounts, b: VariantCounts) -> VariantCounts:
-    return VariantCounts(
-        samples=a.samples + b.samples,
-        conversions=a.conversions + b.conversions,
-        value_sum=a.value_sum + b.value_sum,
-        value_sum_squares=a.value_sum_squares + b.value_sum_squares,
-        inverse_probability_sum=a.inverse_probability_sum + b.inverse_probability_sum,
-    )
 
 
 def _batch_result(result: EventResult) -> schemas.BatchResult:

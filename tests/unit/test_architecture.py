@@ -100,6 +100,8 @@ LAYER_RULES = {
     "schemas.py": {"abscope.api", "abscope.web", "abscope.service", "fastapi", "starlette"},
     "charts.py": {"abscope.api", "abscope.web", "abscope.service", "abscope.storage", "fastapi"},
     "storage/base.py": {"abscope.api", "abscope.service", "fastapi", "redis", "sqlite3"},
+    "routing.py": {"abscope.api", "abscope.service", "abscope.storage", "fastapi", "redis"},
+    "reports.py": {"abscope.api", "abscope.service", "abscope.storage.redis", "fastapi", "redis"},
 }
 
 
