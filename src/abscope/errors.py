@@ -7,7 +7,7 @@
     ├── Conflict            409  a state that forbids the request (bad transition, id taken,
     │                            a log that contradicts the user's assignment, ...)
     ├── InvalidInput        422  a value that breaks a rule; ``field`` names it
-    └── StorageUnavailable  503  the store cannot be reached; nothing was written
+    └── StorageUnavailable  503  the store did not answer; see the class for what that means
 """
 
 from __future__ import annotations
@@ -41,4 +41,9 @@ class InvalidInput(AbscopeError):
 
 
 class StorageUnavailable(AbscopeError):
-    """The backing store did not answer; the request was not applied."""
+    """The backing store did not answer.
+
+    When the store could not be reached, nothing was applied. After a timeout nobody can
+    know whether a write landed, so clients retry with the same ``event_id``: a retried
+    event is counted once.
+    """
