@@ -662,18 +662,38 @@ class ExperimentService:
                         f"user {user_id} is assigned {stored} in {experiment_id},"
                         f" not {variant_name}"
                     )
-                return experiment, 1.0
-        if experiment.allocation != "fixed":
-            # Bandit assignments are random per request: the first exposure decides, and the
-            # store refuses a later event for another variant.
-            return experiment, 1.0
-        assigned = compiled.router.choose(user_id)
-        if assigned != variant_name:
-            where = assigned or "no variant (not in the experiment's traffic)"
-            raise Conflict(
-                f"user {user_id} is assigned {where} in {experiment_id}, not {variant_name}"
-            )
-        return experiment, compiled.probability[variant_name]
+                return experiment, self._assignment_probability(compiled, user_id, variant_name)
+        if experiment.allocation == "fixed":
+            assigned = compiled.router.choose(user_id)
+            if assigned != variant_name:
+                where = assigned or "no variant (not in the experiment's traffic)"
+                raise Conflict(
+                    f"user {user_id} is assigned {where} in {experiment_id}, not {variant_name}"
+                )
+        # Bandit assignments are random per request: the first exposure decides, and the
+        # store refuses a later event for another variant.
+        return experiment, self._assignment_probability(compiled, user_id, variant_name)
+
+    def _assignment_probability(
+        self, compiled: CompiledExperiment, user_id: str, variant: str
+    ) -> float:
+        """The probability with which the user was given ``variant``, recorded with the
+        exposure so that analysis can weight adaptive or ramped traffic.
+
+        1 for a forced user; weight × traffic share for hash routing; for a bandit, the
+        allocation in force (the same shared snapshot routing uses, at most a second old)
+        times the traffic share.
+        """
+        experiment = compiled.experiment
+        if user_id in experiment.forced_variants:
+            return 1.0
+        policy = policy_for(experiment)
+        if policy is None:
+            return compiled.probability[variant]
+        share = compiled.probability[variant] / experiment.weights[variant]
+        allocation = self._bandit_probabilities(experiment, policy)
+        index = compiled.config.variants.index(variant)
+        return max(allocation[index] * share, 1e-9)  # the floor keeps it above 0 anyway
 
     def _event(
         self,

@@ -185,3 +185,34 @@ def test_a_sticky_user_keeps_their_variant_after_a_weight_change(
     a.patch(loose, schemas.PatchExperimentRequest(weights={"control": 0.1, "treatment": 0.9}))
     after = {u: a.route(u, loose).variant_name for u in users}
     assert before != after
+
+
+def _log_routed(service: ExperimentService, experiment_id: str, users: list[str]) -> None:
+    for user in users:
+        variant = service.route(user, experiment_id).variant_name
+        if variant is not None:
+            service.log(
+                schemas.LogRequest(experiment_id=experiment_id, user_id=user, variant_name=variant)
+            )
+
+
+def test_exposures_record_the_assignment_probability(
+    workers: tuple[ExperimentService, ExperimentService],
+) -> None:
+    a, _ = workers
+    users = [f"user-{i}" for i in range(200)]
+    # A bandit with no data yet allocates 0.5 / 0.5 (the clock does not move, so the
+    # snapshot of the counts, and so the allocation, stays the same for every user).
+    bandit = _create(a, allocation="thompson")
+    _log_routed(a, bandit, users)
+    for counts in a.store.get_counts(bandit, 0).values():
+        assert counts.inverse_probability_sum == pytest.approx(2.0 * counts.samples)
+    # Hash routing at 50% traffic on a 50/50 split: p = 0.25.
+    ramped = _create(a, traffic_percentage=50)
+    _log_routed(a, ramped, users)
+    for counts in a.store.get_counts(ramped, 0).values():
+        assert counts.inverse_probability_sum == pytest.approx(4.0 * counts.samples)
+    # A forced user was assigned with certainty.
+    forced = _create(a, traffic_percentage=50, forced_variants={"qa": "treatment"})
+    _log_routed(a, forced, ["qa"])
+    assert a.store.get_counts(forced, 0)["treatment"].inverse_probability_sum == 1.0
