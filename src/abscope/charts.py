@@ -341,7 +341,7 @@ def lift_over_time(timeseries: Mapping[str, Any], *, control: str | None = None)
     if not hours:
         return _no_data(figure)
     if not lifts:
-        return _no_data(figure, "Lift over time is drawn for conversion metrics")
+        return _no_data(figure)
     return _time_axis(figure, hours)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from abscope.jsonable import to_jsonable
 from abscope.models import Experiment, Status, VariantCounts
 from abscope.stats import AnalysisOptions, MeanStats, ProportionStats, analyze_experiment
-from abscope.stats.means import mean_interval
+from abscope.stats.means import mean_interval, relative_mean_lift_ci
 from abscope.stats.proportions import relative_lift_ci, wilson_interval
 from abscope.stats.sequential import sequential_path
 from abscope.storage.base import HourCounts
@@ -167,17 +167,25 @@ def _lift_series(experiment: Experiment, points: list[dict[str, Any]]) -> dict[s
     """Relative lift of each treatment over time, with its CI and confidence sequence."""
     control = experiment.control.name
     out: dict[str, Any] = {}
+    level = experiment.confidence_level
     for variant in experiment.variants:
-        if variant.name == control or experiment.metric_type != "binary":
+        if variant.name == control:
             continue
         estimates, variances, ns, lows, highs = [], [], [], [], []
         for point in points:
             c, t = point["variants"][control], point["variants"][variant.name]
-            pc, pt = (
-                ProportionStats(c.samples, c.conversions),
-                ProportionStats(t.samples, t.conversions),
-            )
-            lift = relative_lift_ci(pc, pt, confidence=experiment.confidence_level)
+            if experiment.metric_type == "binary":
+                lift = relative_lift_ci(
+                    ProportionStats(c.samples, c.conversions),
+                    ProportionStats(t.samples, t.conversions),
+                    confidence=level,
+                )
+            else:
+                lift = relative_mean_lift_ci(
+                    MeanStats(c.samples, c.value_sum, c.value_sum_squares),
+                    MeanStats(t.samples, t.value_sum, t.value_sum_squares),
+                    confidence=level,
+                )
             ok = lift.reason is None
             estimates.append(lift.estimate)
             variances.append(lift.std_error**2 if ok else 0.0)

@@ -183,9 +183,7 @@ def test_lift_over_time_has_band_line_and_dashed_sequence_per_treatment() -> Non
 def test_lift_over_time_of_a_mean_says_why_it_is_empty() -> None:
     series = _timeseries()
     series["lift"] = {}
-    assert _annotations(charts.lift_over_time(series)) == [
-        "Lift over time is drawn for conversion metrics"
-    ]
+    assert _annotations(charts.lift_over_time(series)) == [charts.NO_DATA]
 
 
 def test_samples_over_time_draws_cumulative_users_per_variant() -> None:

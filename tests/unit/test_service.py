@@ -216,3 +216,37 @@ def test_exposures_record_the_assignment_probability(
     forced = _create(a, traffic_percentage=50, forced_variants={"qa": "treatment"})
     _log_routed(a, forced, ["qa"])
     assert a.store.get_counts(forced, 0)["treatment"].inverse_probability_sum == 1.0
+
+
+def test_a_continuous_experiment_has_a_lift_series_with_its_sequence(
+    workers: tuple[ExperimentService, ExperimentService], clock: FakeClock
+) -> None:
+    a, _ = workers
+    experiment_id = _create(a, metric_type="continuous")
+    rng = np.random.default_rng(9)
+    for hour in range(3):
+        for i in range(150):
+            user = f"user-{hour}-{i}"
+            variant = a.route(user, experiment_id).variant_name
+            assert variant is not None
+            value = float(rng.normal(10.0 if variant == "control" else 11.0, 2.0))
+            request = schemas.LogRequest(
+                experiment_id=experiment_id, user_id=user, variant_name=variant, value=value
+            )
+            a.log(request)
+        clock.advance(3600)
+    series = a.timeseries(experiment_id)
+    lift = series["lift"]["treatment"]
+    assert len(lift["lift"]) == len(series["hours"]) == 3
+    # The lift estimate sits inside its interval and its (wider) confidence sequence.
+    for est, lo, hi, cs_lo, cs_hi in zip(
+        lift["lift"],
+        lift["ci_lower"],
+        lift["ci_upper"],
+        lift["cs_lower"],
+        lift["cs_upper"],
+        strict=True,
+    ):
+        assert cs_lo <= lo <= est <= hi <= cs_hi
+    assert 0.0 < lift["lift"][-1] < 0.25  # about +10%
+    assert all(v is not None for v in series["variants"]["control"]["ci_lower"])
