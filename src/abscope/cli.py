@@ -202,9 +202,12 @@ def serve(
     """Run the HTTP service and dashboard (settings from ABSCOPE_* variables)."""
     import uvicorn
 
+    from abscope.api.nodelay import NoDelayH11Protocol
+
     uvicorn.run(
         "abscope.api.app:create_app",
         factory=True,
+        http=NoDelayH11Protocol,
         host=host,
         port=port,
         workers=workers,
