@@ -18,7 +18,7 @@ from abscope.stats.proportions import relative_lift_ci, wilson_interval
 from abscope.stats.sequential import sequential_path
 from abscope.storage.base import HourCounts
 
-__all__ = ["results_view", "timeseries_view"]
+__all__ = ["results_view", "timeseries_view", "variant_summary"]
 
 
 def results_view(
@@ -139,6 +139,21 @@ def timeseries_view(experiment: Experiment, hours: list[HourCounts]) -> dict[str
         }
     series["lift"] = _lift_series(experiment, points)
     return to_jsonable(series)  # type: ignore[no-any-return]
+
+
+def variant_summary(experiment: Experiment, counts: dict[str, VariantCounts]) -> dict[str, Any]:
+    """Each variant's users, conversions, mean and std, straight from the counts: what the
+    posterior chart reads (the same keys as the results' ``variants``), without an analysis."""
+    control = experiment.control.name
+    rows = []
+    for name, stats in _stats(experiment, counts).items():
+        row: dict[str, Any] = {"name": name, "is_control": name == control, "n": stats.n}
+        if isinstance(stats, ProportionStats):
+            row |= {"conversions": stats.conversions, "mean": stats.rate, "std": None}
+        else:
+            row |= {"conversions": None, "mean": stats.mean, "std": stats.std}
+        rows.append(row)
+    return {"metric_type": experiment.metric_type, "variants": to_jsonable(rows)}
 
 
 def _stats(

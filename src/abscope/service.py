@@ -439,17 +439,25 @@ class ExperimentService:
     # --- charts --------------------------------------------------------------------------
 
     def experiment_charts(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
-        """The detail page's four figures as Plotly JSON."""
-        results = self.results(experiment_id, phase)  # checks the phase
-        series = self.timeseries(experiment_id, phase)
-        control = next(v["name"] for v in results["variants"] if v["is_control"])
+        """The detail page's four figures as Plotly JSON.
+
+        The posteriors need only each variant's counts, so no analysis is run here: the page
+        fetches the results separately, and analysing twice per page load is waste.
+        """
+        experiment = self.store.get_experiment(experiment_id)
+        chosen = _phase(experiment, phase)
+        series = reports.timeseries_view(
+            experiment, self.store.get_timeseries(experiment.id, chosen)
+        )
+        summary = reports.variant_summary(experiment, self.store.get_counts(experiment.id, chosen))
+        control = experiment.control.name
         return {
             "conversion": charts.figure_json(
-                charts.conversion_over_time(series, results["metric_type"], control=control)
+                charts.conversion_over_time(series, experiment.metric_type, control=control)
             ),
             "lift": charts.figure_json(charts.lift_over_time(series, control=control)),
             "samples": charts.figure_json(charts.samples_over_time(series, control=control)),
-            "posterior": charts.figure_json(charts.posteriors(results)),
+            "posterior": charts.figure_json(charts.posteriors(summary)),
         }
 
     def plan_charts(self, request: schemas.CalculateRequest) -> dict[str, Any]:

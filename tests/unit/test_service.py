@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from abscope import schemas
+from abscope import reports, schemas
 from abscope.config import Settings
 from abscope.errors import Conflict
 from abscope.models import Status, VariantCounts
@@ -250,3 +250,27 @@ def test_a_continuous_experiment_has_a_lift_series_with_its_sequence(
         assert cs_lo <= lo <= est <= hi <= cs_hi
     assert 0.0 < lift["lift"][-1] < 0.25  # about +10%
     assert all(v is not None for v in series["variants"]["control"]["ci_lower"])
+
+
+@pytest.mark.parametrize("metric_type", ["binary", "continuous"])
+def test_the_posterior_chart_reads_the_same_figures_as_the_results(
+    workers: tuple[ExperimentService, ExperimentService], metric_type: str
+) -> None:
+    a, _ = workers
+    experiment_id = _create(a, metric_type=metric_type)
+    for i in range(300):
+        user = f"user-{i}"
+        variant = a.route(user, experiment_id).variant_name
+        assert variant is not None
+        a.log(
+            schemas.LogRequest(
+                experiment_id=experiment_id, user_id=user, variant_name=variant,
+                converted=i % 7 == 0, value=float(i % 11) if metric_type == "continuous" else None,
+            )
+        )  # fmt: skip
+    results = a.results(experiment_id)
+    summary = reports.variant_summary(a.get(experiment_id), a.store.get_counts(experiment_id, 0))
+    keys = ("name", "is_control", "n", "conversions", "mean", "std")
+    assert [{k: v[k] for k in keys} for v in summary["variants"]] == [
+        {k: v[k] for k in keys} for v in results["variants"]
+    ]
