@@ -11,37 +11,22 @@ import itertools
 import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from abscope.errors import Conflict, NotFound
-from abscope.models import AuditEntry, Event, Experiment, Status, Variant, VariantCounts
+from abscope.models import AuditEntry, Event, Status, VariantCounts
 from abscope.storage.base import EventResult, Store
+from tests.fixtures.factories import T0, experiment
 
-T0 = datetime(2026, 11, 24, 10, 15, tzinfo=UTC)
 _ids = itertools.count()
 
 
 def new_id() -> str:
     return f"exp-{next(_ids)}-{uuid.uuid4().hex[:8]}"
-
-
-def experiment(experiment_id: str | None = None, **changes: object) -> Experiment:
-    base = Experiment(
-        id=experiment_id or new_id(),
-        name="Ranking model v2",
-        description="v2 against v1",
-        variants=[
-            Variant(name="control", model_id="ranker-v1", weight=0.5),
-            Variant(name="treatment", model_id="ranker-v2", weight=0.5),
-        ],
-        created_at=T0,
-        updated_at=T0,
-    )
-    return base.model_copy(update=changes)
 
 
 def event(exp: str, user: str, variant: str, kind: str = "exposure", **extra: object) -> Event:

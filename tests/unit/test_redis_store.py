@@ -23,12 +23,12 @@ import redis
 from redis.crc import key_slot
 
 from abscope.errors import StorageUnavailable
-from abscope.models import Event, Experiment, Variant
+from abscope.models import Event
 from abscope.storage import keys
 from abscope.storage.redis import RedisStore
+from tests.fixtures.factories import T0, experiment
 from tests.fixtures.redis_servers import RedisClusterServers, RedisServer
 
-T0 = datetime(2026, 11, 24, 10, 15, tzinfo=UTC)
 SCRIPTS = ("record_events.lua", "save_experiment.lua", "assign_if_absent.lua", "delete_data.lua")
 
 
@@ -39,19 +39,6 @@ def script_sha(name: str) -> str:
 
 def new_id(prefix: str = "exp") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def experiment(experiment_id: str) -> Experiment:
-    return Experiment(
-        id=experiment_id,
-        name="Ranking model v2",
-        variants=[
-            Variant(name="control", model_id="ranker-v1", weight=0.5),
-            Variant(name="treatment", model_id="ranker-v2", weight=0.5),
-        ],
-        created_at=T0,
-        updated_at=T0,
-    )
 
 
 def event(

@@ -22,23 +22,9 @@ from pathlib import Path
 import pytest
 
 from abscope.errors import StorageUnavailable
-from abscope.models import Event, Experiment, Variant, VariantCounts
+from abscope.models import Event, VariantCounts
 from abscope.storage.sqlite import SCHEMA_VERSION, SQLiteStore
-
-T0 = datetime(2026, 11, 24, 10, 15, tzinfo=UTC)
-
-
-def experiment(experiment_id: str = "ranking", created_at: datetime = T0) -> Experiment:
-    return Experiment(
-        id=experiment_id,
-        name="Ranking model v2",
-        variants=[
-            Variant(name="control", model_id="ranker-v1", weight=0.5),
-            Variant(name="treatment", model_id="ranker-v2", weight=0.5),
-        ],
-        created_at=created_at,
-        updated_at=created_at,
-    )
+from tests.fixtures.factories import T0, experiment
 
 
 def event(user: str, variant: str = "control", kind: str = "exposure", **extra: object) -> Event:
@@ -81,7 +67,7 @@ def test_the_file_is_in_wal_mode_with_the_schema_version(store: SQLiteStore, pat
 def test_data_persists_across_reopening(path: Path) -> None:
     first = SQLiteStore(path)
     try:
-        first.create_experiment(experiment())
+        first.create_experiment(experiment("ranking"))
         first.record_events(
             [event("u1"), event("u1", kind="value", value=2.5, event_id="e1"), event("u2")]
         )
@@ -90,7 +76,7 @@ def test_data_persists_across_reopening(path: Path) -> None:
         first.close()
     again = SQLiteStore(path)  # the schema is created once; reopening changes nothing
     try:
-        assert again.get_experiment("ranking") == experiment()
+        assert again.get_experiment("ranking") == experiment("ranking")
         assert again.get_counts("ranking", 0) == {
             "control": VariantCounts(
                 samples=2, value_sum=2.5, value_sum_squares=6.25, inverse_probability_sum=2.0
@@ -107,9 +93,9 @@ def test_data_persists_across_reopening(path: Path) -> None:
 def test_two_stores_on_one_file_see_each_others_writes(store: SQLiteStore, path: Path) -> None:
     other = SQLiteStore(path)
     try:
-        other.create_experiment(experiment())
+        other.create_experiment(experiment("ranking"))
         store.record_events([event("u1")])
-        assert store.get_experiment("ranking") == experiment()
+        assert store.get_experiment("ranking") == experiment("ranking")
         assert other.get_counts("ranking", 0)["control"].samples == 1
     finally:
         other.close()
@@ -145,9 +131,12 @@ def test_hours_are_utc_and_naive_times_are_utc(store: SQLiteStore) -> None:
 
 def test_experiments_are_ordered_by_instant_whatever_their_offset(store: SQLiteStore) -> None:
     ahead = timezone(timedelta(hours=5))
-    later_but_written_ahead = experiment("b", datetime(2026, 11, 24, 14, 0, tzinfo=ahead))  # 9:00
-    earlier = experiment("a", datetime(2026, 11, 24, 8, 0, tzinfo=UTC))
-    latest = experiment("c", datetime(2026, 11, 24, 9, 30))  # naive: UTC
+    nine_utc = datetime(2026, 11, 24, 14, 0, tzinfo=ahead)  # written as 14:00 at +05:00
+    eight_utc = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    half_past_nine = datetime(2026, 11, 24, 9, 30)  # naive: UTC
+    later_but_written_ahead = experiment("b", created_at=nine_utc, updated_at=nine_utc)
+    earlier = experiment("a", created_at=eight_utc, updated_at=eight_utc)
+    latest = experiment("c", created_at=half_past_nine, updated_at=half_past_nine)
     for exp in (latest, later_but_written_ahead, earlier):
         store.create_experiment(exp)
     assert [e.id for e in store.list_experiments()] == ["a", "b", "c"]
@@ -226,7 +215,7 @@ def test_a_lock_held_past_the_busy_timeout_is_unavailable(path: Path) -> None:
                 store.record_events([event("u2")])
             assert "record events" in caught.value.message
             with pytest.raises(StorageUnavailable, match="locked"):
-                store.create_experiment(experiment())
+                store.create_experiment(experiment("ranking"))
             # WAL: readers are not blocked by the writer and see the last commit.
             assert store.get_counts("ranking", 0)["control"].samples == 1
             holder.execute("ROLLBACK")
