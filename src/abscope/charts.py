@@ -190,6 +190,21 @@ def _time_axis(figure: go.Figure, hours: Sequence[str]) -> go.Figure:
     return figure
 
 
+def _hourly_line(
+    hours: Sequence[str], values: Sequence[Any], name: str, color: str, value_format: str
+) -> go.Scatter:
+    """One variant's series by hour: the line every time chart draws per variant."""
+    return go.Scatter(
+        x=hours,
+        y=list(values),
+        name=name,
+        legendgroup=name,
+        mode=_mode(len(hours)),
+        line={"color": color, "width": 2},
+        hovertemplate=f"{value_format}<extra>{name}</extra>",
+    )
+
+
 def _mode(points: int) -> str:
     return "lines+markers" if points <= _MARKERS_UP_TO else "lines"
 
@@ -274,17 +289,7 @@ def conversion_over_time(
         if band is not None:
             figure.add_trace(band)
     for name, data in series.items():
-        figure.add_trace(
-            go.Scatter(
-                x=hours,
-                y=list(data["value"]),
-                name=name,
-                legendgroup=name,
-                mode=_mode(len(hours)),
-                line={"color": colors[name], "width": 2},
-                hovertemplate=f"{value_format}<extra>{name}</extra>",
-            )
-        )
+        figure.add_trace(_hourly_line(hours, data["value"], name, colors[name], value_format))
     return _time_axis(figure, hours) if hours else _no_data(figure)
 
 
@@ -315,17 +320,7 @@ def lift_over_time(timeseries: Mapping[str, Any], *, control: str | None = None)
         band = _band(hours, data["ci_lower"], data["ci_upper"], name=name, color=color)
         if band is not None:
             figure.add_trace(band)
-        figure.add_trace(
-            go.Scatter(
-                x=hours,
-                y=list(data["lift"]),
-                name=name,
-                legendgroup=name,
-                mode=_mode(len(hours)),
-                line={"color": color, "width": 2},
-                hovertemplate=f"%{{y:+.2%}}<extra>{name}</extra>",
-            )
-        )
+        figure.add_trace(_hourly_line(hours, data["lift"], name, color, "%{y:+.2%}"))
         sequence_x = [*hours, None, *hours] if data["cs_lower"] else []
         figure.add_trace(
             go.Scatter(
@@ -361,17 +356,7 @@ def samples_over_time(timeseries: Mapping[str, Any], *, control: str | None = No
     series: Mapping[str, Any] = timeseries.get("variants") or {}
     colors = variant_colors(list(series), _control_of(timeseries, control))
     for name, data in series.items():
-        figure.add_trace(
-            go.Scatter(
-                x=hours,
-                y=list(data["samples"]),
-                name=name,
-                legendgroup=name,
-                mode=_mode(len(hours)),
-                line={"color": colors[name], "width": 2},
-                hovertemplate=f"%{{y:,}} users<extra>{name}</extra>",
-            )
-        )
+        figure.add_trace(_hourly_line(hours, data["samples"], name, colors[name], "%{y:,} users"))
     return _time_axis(figure, hours) if hours else _no_data(figure)
 
 
