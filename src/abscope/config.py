@@ -34,6 +34,19 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     config_refresh_seconds: float = Field(default=1.0, gt=0.0, le=60.0)
     bandit_refresh_seconds: float = Field(default=1.0, gt=0.0, le=60.0)
+    event_id_window_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        le=366 * 24 * 3600,
+        description="How long an applied event id is remembered: a retry within it is a"
+        " duplicate. Per-user counts stay exact whatever the window.",
+    )
+    max_clock_skew_seconds: float = Field(
+        default=300.0,
+        ge=0.0,
+        le=24 * 3600,
+        description="Events stamped further than this in the future are refused.",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -46,4 +46,11 @@ class StorageUnavailable(AbscopeError):
     When the store could not be reached, nothing was applied. After a timeout nobody can
     know whether a write landed, so clients retry with the same ``event_id``: a retried
     event is counted once.
+
+    ``message`` is for the operator's log and may name the server and the driver's error;
+    ``public`` is what a client may be shown: the action that failed, never an address.
     """
+
+    def __init__(self, message: str, *, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public or "the store is unavailable"

@@ -199,8 +199,10 @@ class VariantCounts(_Model):
 
     ``samples`` unique exposed users; ``conversions`` unique exposed users who converted;
     ``value_sum`` and ``value_sum_squares`` over the per-user totals of a continuous metric
-    (a user without values counts as 0); ``inverse_probability_sum`` = Σ 1/p over exposures,
-    for weighting adaptive or ramped traffic.
+    (a user without values counts as 0); ``inverse_probability_sum`` = Σ 1/p and
+    ``inverse_probability_square_sum`` = Σ 1/p² over exposures, where p is the probability
+    with which the user was assigned the variant: they weight adaptive or ramped traffic and
+    test its split (the sample-ratio check of bandit experiments).
     """
 
     samples: int = 0
@@ -208,6 +210,7 @@ class VariantCounts(_Model):
     value_sum: float = 0.0
     value_sum_squares: float = 0.0
     inverse_probability_sum: float = 0.0
+    inverse_probability_square_sum: float = 0.0
 
 
 def is_slug(text: str) -> bool:

@@ -229,4 +229,7 @@ def _add(a: VariantCounts, b: VariantCounts) -> VariantCounts:
         value_sum=a.value_sum + b.value_sum,
         value_sum_squares=a.value_sum_squares + b.value_sum_squares,
         inverse_probability_sum=a.inverse_probability_sum + b.inverse_probability_sum,
+        inverse_probability_square_sum=(
+            a.inverse_probability_square_sum + b.inverse_probability_square_sum
+        ),
     )

@@ -191,7 +191,8 @@ def expected_counts(items: list[Item], variant_of: dict[str, str]) -> dict[str, 
         value_sum = sum((totals[u] for u in users), Fraction(0))
         squares = sum((totals[u] ** 2 for u in users), Fraction(0))
         inverse = len(users) / ASSIGNMENT_PROBABILITY
-        for exact in (value_sum, squares, inverse):
+        inverse_squares = len(users) / ASSIGNMENT_PROBABILITY**2
+        for exact in (value_sum, squares, inverse, inverse_squares):
             assert Fraction(float(exact)) == exact, f"{exact} is not exact as a float"
         expected[variant] = VariantCounts(
             samples=len(users),
@@ -199,6 +200,7 @@ def expected_counts(items: list[Item], variant_of: dict[str, str]) -> dict[str, 
             value_sum=float(value_sum),
             value_sum_squares=float(squares),
             inverse_probability_sum=float(inverse),
+            inverse_probability_square_sum=float(inverse_squares),
         )
     return expected
 
@@ -301,7 +303,7 @@ def new_flags(sends: list[Send]) -> Counter[str]:
 
 
 def summed_hours(store: Store, experiment_id: str) -> dict[str, VariantCounts]:
-    sums = {v: [0, 0, 0.0, 0.0, 0.0] for v in VARIANTS}
+    sums = {v: [0, 0, 0.0, 0.0, 0.0, 0.0] for v in VARIANTS}
     for hour in store.get_timeseries(experiment_id, 0):
         for variant, c in hour.variants.items():
             for i, part in enumerate(
@@ -311,6 +313,7 @@ def summed_hours(store: Store, experiment_id: str) -> dict[str, VariantCounts]:
                     c.value_sum,
                     c.value_sum_squares,
                     c.inverse_probability_sum,
+                    c.inverse_probability_square_sum,
                 )
             ):
                 sums[variant][i] += part
@@ -321,6 +324,7 @@ def summed_hours(store: Store, experiment_id: str) -> dict[str, VariantCounts]:
             value_sum=s[2],
             value_sum_squares=s[3],
             inverse_probability_sum=s[4],
+            inverse_probability_square_sum=s[5],
         )
         for v, s in sums.items()
     }

@@ -11,7 +11,7 @@ import itertools
 import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from abscope.errors import Conflict, NotFound
 from abscope.models import AuditEntry, Event, Status, VariantCounts
 from abscope.storage.base import EventResult, Store
+from tests.contract.conftest import MakeStore
 from tests.fixtures.factories import T0, experiment
 
 _ids = itertools.count()
@@ -158,7 +159,7 @@ def test_a_conversion_counts_once_per_user(store: Store) -> None:
     )
     assert results == [EventResult("counted", new_conversion=True), EventResult("counted")]
     assert store.get_counts(exp, 0)["control"] == VariantCounts(
-        samples=1, conversions=1, inverse_probability_sum=1.0
+        samples=1, conversions=1, inverse_probability_sum=1.0, inverse_probability_square_sum=1.0
     )
 
 
@@ -169,6 +170,7 @@ def test_a_conversion_without_exposure_registers_the_exposure(store: Store) -> N
     counts = store.get_counts(exp, 0)["treatment"]
     assert (counts.samples, counts.conversions) == (1, 1)
     assert counts.inverse_probability_sum == pytest.approx(4.0)
+    assert counts.inverse_probability_square_sum == pytest.approx(16.0)
 
 
 def test_values_are_summed_per_user(store: Store) -> None:
@@ -306,13 +308,14 @@ class ReferenceModel:
             return EventResult("variant_mismatch")
         row = self.counts.setdefault(
             (e.phase, e.variant),
-            dict.fromkeys(["samples", "conversions", "sum", "squares", "ips"], 0.0),
+            dict.fromkeys(["samples", "conversions", "sum", "squares", "ips", "ips2"], 0.0),
         )
         new_exposure = user not in self.exposure
         if new_exposure:
             self.exposure[user] = e.variant
             row["samples"] += 1
             row["ips"] += 1.0 / e.probability
+            row["ips2"] += 1.0 / e.probability**2
         new_conversion = False
         if e.kind == "conversion" and user not in self.converted:
             self.converted.add(user)
@@ -376,6 +379,7 @@ def test_random_sequences_match_the_reference_model(
             assert got.value_sum == pytest.approx(row["sum"], abs=1e-9)
             assert got.value_sum_squares == pytest.approx(row["squares"], abs=1e-9)
             assert got.inverse_probability_sum == pytest.approx(row["ips"])
+            assert got.inverse_probability_square_sum == pytest.approx(row["ips2"])
         hourly = store.get_timeseries(exp, phase)
         for variant, row in expected.items():
             assert (
@@ -396,3 +400,58 @@ def test_large_values_keep_their_precision(store: Store) -> None:
     totals = [1e6 + i * 0.25 + 0.5 for i in range(200)]
     assert counts.value_sum == pytest.approx(math.fsum(totals), rel=1e-12)
     assert counts.value_sum_squares == pytest.approx(math.fsum(t * t for t in totals), rel=1e-12)
+
+
+# --- the event-id window -------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_event_ids_are_remembered_for_the_window_and_users_forever(make_store: MakeStore) -> None:
+    clock = FakeClock()
+    store = make_store(event_id_window=timedelta(hours=7), clock=clock)
+    exp = new_id()
+    value = {"value": 2.0}
+    first = store.record_events(
+        [
+            event(exp, "u1", "control", "conversion", event_id="c1"),
+            event(exp, "u1", "control", "value", event_id="v1", **value),
+        ]
+    )
+    assert [r.outcome for r in first] == ["counted", "counted"]
+    clock.now = T0 + timedelta(hours=6, minutes=59)  # inside the window: duplicates
+    again = store.record_events(
+        [
+            event(exp, "u1", "control", "conversion", event_id="c1"),
+            event(exp, "u1", "control", "value", event_id="v1", **value),
+        ]
+    )
+    assert [r.outcome for r in again] == ["duplicate", "duplicate"]
+    # Well past the window (a backend may keep ids up to window / 7 longer), the ids are
+    # forgotten: the value is added again, but the user is still one sample and one
+    # conversion.
+    clock.now = T0 + timedelta(hours=8, minutes=1)
+    late = store.record_events(
+        [
+            event(exp, "u1", "control", "conversion", event_id="c1"),
+            event(exp, "u1", "control", "value", event_id="v1", **value),
+        ]
+    )
+    assert late == [EventResult("counted"), EventResult("counted")]
+    counts = store.get_counts(exp, 0)["control"]
+    assert (counts.samples, counts.conversions, counts.value_sum) == (1, 1, 4.0)
+    # Seen again, an id is remembered for a new window.
+    clock.now += timedelta(hours=1)
+    [repeat] = store.record_events([event(exp, "u1", "control", "value", event_id="v1", **value)])
+    assert repeat.outcome == "duplicate"
+
+
+def test_a_store_refuses_a_window_under_a_second(make_store: MakeStore) -> None:
+    with pytest.raises(ValueError, match="event_id_window"):
+        make_store(event_id_window=timedelta(milliseconds=10))

@@ -9,6 +9,7 @@ started by ``tests.fixtures.redis_servers`` on free ports; nothing touches anoth
 from __future__ import annotations
 
 import hashlib
+import socket
 import threading
 import time
 import uuid
@@ -86,13 +87,27 @@ def admin(server: RedisServer) -> Iterator[redis.Redis]:
         yield client
 
 
+@pytest.fixture(params=["redis", "redis-cluster"])
+def any_store(request: pytest.FixtureRequest) -> RedisStore:
+    """The module's store on one server, then on the cluster."""
+    name = "store" if request.param == "redis" else "cluster_store"
+    chosen: RedisStore = request.getfixturevalue(name)
+    return chosen
+
+
+@pytest.fixture
+def any_admin(any_store: RedisStore) -> Any:
+    """The redis-py client under ``any_store`` (a cluster client routes keys by slot)."""
+    return any_store.client
+
+
 # --- the keyspace ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("experiment_id", ["checkout", "a", "ranking-v2_test", "x" * 64])
 def test_every_key_of_an_experiment_carries_its_hash_tag(experiment_id: str) -> None:
-    built = keys.experiment_keys(experiment_id, [0, 1, 7])
-    assert len(built) == 2 + 3 * 6
+    built = keys.experiment_keys(experiment_id, [0, 1, 7], [20, 19])
+    assert len(built) == 1 + 2 + 3 * 6
     assert len(set(built)) == len(built)
     assert {keys.hash_tag(key) for key in built} == {experiment_id}
     assert {key_slot(key.encode()) for key in built} == {key_slot(experiment_id.encode())}
@@ -135,7 +150,9 @@ def test_the_enumerated_keys_are_all_the_keys_so_delete_leaves_nothing(
     )
     store.assign_if_absent(exp, 1, "u3", "treatment")
     present = set(admin.scan_iter())  # SCAN is fine in a test, never in the store
-    assert present <= {keys.EXPERIMENTS, *keys.experiment_keys(exp, [0, 1, 2])}
+    buckets, _ = keys.id_buckets(datetime.now(UTC).timestamp(), 7 * 24 * 3600)
+    assert present <= {keys.EXPERIMENTS, *keys.experiment_keys(exp, [0, 1, 2], buckets)}
+    assert keys.applied_events(exp, buckets[0]) in present
     assert keys.counts(exp, 2) in present and keys.assignments(exp, 1) in present
     store.delete_experiment(exp)
     assert admin.dbsize() == 0
@@ -469,8 +486,55 @@ def test_a_large_batch_in_one_call(
 
 
 def test_the_key_table_lists_every_key() -> None:
-    built = [keys.EXPERIMENTS, *keys.experiment_keys("x-id", [3])]
+    built = [keys.EXPERIMENTS, *keys.experiment_keys("x-id", [3], [5])]
     documented = keys.__doc__ or ""
     for key in built:
         pattern = key.replace("{x-id}", "{<id>}").replace(":p3:", ":p<p>:")
+        pattern = pattern.replace(":events:5", ":events:<b>")
         assert f"``{pattern}``" in documented, pattern
+
+
+# --- batches that span experiments -------------------------------------------------------------
+
+
+def _break(admin: Any, experiment_id: str) -> None:
+    """Make the experiment's script call fail inside Redis: its exposures key is a string."""
+    admin.set(keys.exposures(experiment_id, 0), "not a hash")
+
+
+def test_a_batch_over_experiments_says_per_event_what_was_applied(
+    any_store: RedisStore, any_admin: Any
+) -> None:
+    good, bad = new_id(), new_id()
+    _break(any_admin, bad)
+    results = any_store.record_events(
+        [event(good, "u1"), event(bad, "u1"), event(good, "u2", kind="conversion")]
+    )
+    assert [r.outcome for r in results] == ["counted", "unavailable", "counted"]
+    assert any_store.get_counts(good, 0)["control"].samples == 2
+    assert any_store.get_counts(bad, 0) == {}
+
+
+def test_a_batch_that_applies_nothing_raises_without_naming_the_server(
+    any_store: RedisStore, any_admin: Any
+) -> None:
+    bad = new_id()
+    _break(any_admin, bad)
+    with pytest.raises(StorageUnavailable) as caught:
+        any_store.record_events([event(bad, "u1")])
+    assert caught.value.public == "the store could not record 1 events"
+    assert "127.0.0.1" not in caught.value.public
+
+
+def test_a_store_that_is_gone_raises_a_public_message_without_the_address() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        with pytest.raises(StorageUnavailable) as caught:
+            store.record_events([event(new_id(), "u1")])
+    finally:
+        store.close()
+    assert str(port) in caught.value.message  # the log keeps the detail
+    assert str(port) not in caught.value.public and "127.0.0.1" not in caught.value.public

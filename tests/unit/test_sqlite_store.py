@@ -79,7 +79,11 @@ def test_data_persists_across_reopening(path: Path) -> None:
         assert again.get_experiment("ranking") == experiment("ranking")
         assert again.get_counts("ranking", 0) == {
             "control": VariantCounts(
-                samples=2, value_sum=2.5, value_sum_squares=6.25, inverse_probability_sum=2.0
+                samples=2,
+                value_sum=2.5,
+                value_sum_squares=6.25,
+                inverse_probability_sum=2.0,
+                inverse_probability_square_sum=2.0,
             )
         }
         assert again.get_assignment("ranking", 0, "u1") == "treatment"
@@ -105,7 +109,7 @@ def test_a_newer_schema_is_refused(path: Path) -> None:
     SQLiteStore(path).close()
     with raw(path) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(StorageUnavailable, match="schema version 2, newer"):
+    with pytest.raises(StorageUnavailable, match=f"schema version {SCHEMA_VERSION + 1}, newer"):
         SQLiteStore(path)
 
 
@@ -338,6 +342,7 @@ def _expected_counts() -> dict[str, VariantCounts]:
             value_sum=sum(totals.get(u, 0.0) for u in users),
             value_sum_squares=sum(totals.get(u, 0.0) ** 2 for u in users),
             inverse_probability_sum=sum(1 / exposed[u].probability for u in users),
+            inverse_probability_square_sum=sum(1 / exposed[u].probability ** 2 for u in users),
         )
     return expected
 
@@ -450,3 +455,56 @@ def test_racing_processes_agree_on_the_first_assignment(path: Path) -> None:
         assert [store.get_assignment("ranking", 0, f"u{i}") for i in range(300)] == answers[0]
     finally:
         store.close()
+
+
+# The tables of schema version 1 whose shape version 2 changed, as version 1 created them.
+_VERSION_1_TABLES = (
+    """CREATE TABLE counts (experiment_id TEXT NOT NULL, phase INTEGER NOT NULL,
+        variant TEXT NOT NULL, samples INTEGER NOT NULL, conversions INTEGER NOT NULL,
+        value_sum REAL NOT NULL, value_sum_squares REAL NOT NULL,
+        inverse_probability_sum REAL NOT NULL,
+        PRIMARY KEY (experiment_id, phase, variant)) WITHOUT ROWID""",
+    """CREATE TABLE hourly (experiment_id TEXT NOT NULL, phase INTEGER NOT NULL,
+        hour INTEGER NOT NULL, variant TEXT NOT NULL, samples INTEGER NOT NULL,
+        conversions INTEGER NOT NULL, value_sum REAL NOT NULL,
+        value_sum_squares REAL NOT NULL, inverse_probability_sum REAL NOT NULL,
+        PRIMARY KEY (experiment_id, phase, hour, variant)) WITHOUT ROWID""",
+    """CREATE TABLE event_ids (experiment_id TEXT NOT NULL, event_id TEXT NOT NULL,
+        PRIMARY KEY (experiment_id, event_id)) WITHOUT ROWID""",
+)
+
+
+def test_a_version_1_file_is_migrated_and_keeps_its_counts_and_ids(path: Path) -> None:
+    SQLiteStore(path).close()
+    with raw(path) as conn:  # turn the new file back into a version 1 file with data
+        for table in ("counts", "hourly", "event_ids"):
+            conn.execute(f"DROP TABLE {table}")
+        for statement in _VERSION_1_TABLES:
+            conn.execute(statement)
+        conn.execute("INSERT INTO counts VALUES ('ranking', 0, 'control', 3, 1, 0, 0, 6.0)")
+        conn.execute("INSERT INTO event_ids VALUES ('ranking', 'old-1')")
+        conn.execute("PRAGMA user_version = 1")
+    migrated = SQLiteStore(path)
+    try:
+        counts = migrated.get_counts("ranking", 0)["control"]
+        assert (counts.samples, counts.inverse_probability_sum) == (3, 6.0)
+        assert counts.inverse_probability_square_sum == 0.0
+        [retry] = migrated.record_events([event("u1", kind="conversion", event_id="old-1")])
+        assert retry.outcome == "duplicate"  # ids from before the migration are remembered
+    finally:
+        migrated.close()
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_expired_event_ids_are_deleted_from_the_file(path: Path) -> None:
+    now = [T0]
+    store = SQLiteStore(path, event_id_window=timedelta(hours=7), clock=lambda: now[0])
+    try:
+        store.record_events([event(f"u{i}", event_id=f"e{i}") for i in range(50)])
+        now[0] = T0 + timedelta(hours=8)
+        store.record_events([event("late", event_id="late-1")])
+    finally:
+        store.close()
+    with raw(path) as conn:
+        assert conn.execute("SELECT event_id FROM event_ids").fetchall() == [("late-1",)]

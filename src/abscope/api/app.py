@@ -8,15 +8,21 @@ Conflict                   409     ``{"detail": message}``
 InvalidInput               422     ``{"detail": [{"loc": [...field], "msg"}]}``
 request validation         422     FastAPI's ``detail`` list, ``loc`` names the field
 body over the size limit   413     ``{"detail": message}``
-StorageUnavailable         503     ``{"detail": message}``
+StorageUnavailable         503     ``{"detail": public message}`` and
+                                   ``Retry-After``; nothing was applied
 =========================  ======  ===========================================
+
+A 503 body names the action that failed, never the store's address or the driver's
+message: those go to the ``abscope.api`` log.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any
+from datetime import timedelta
+from typing import Any, Final
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
@@ -31,7 +37,12 @@ from abscope.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
 from abscope.service import ExperimentService
 from abscope.storage.base import Store
 
-__all__ = ["create_app", "open_store"]
+__all__ = ["RETRY_AFTER_SECONDS", "create_app", "open_store"]
+
+RETRY_AFTER_SECONDS: Final = 1
+"""``Retry-After`` of a 503: the service probes the store again within a second."""
+
+_log = logging.getLogger("abscope.api")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -42,13 +53,16 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 def open_store(settings: Settings) -> Store:
     """Redis when ``redis_url`` is set, else the embedded SQLite file at ``db_path``."""
+    window = timedelta(seconds=settings.event_id_window_seconds)
     if settings.redis_url:
         from abscope.storage.redis import RedisStore
 
-        return RedisStore.from_url(settings.redis_url, cluster=settings.redis_cluster)
+        return RedisStore.from_url(
+            settings.redis_url, cluster=settings.redis_cluster, event_id_window=window
+        )
     from abscope.storage.sqlite import SQLiteStore
 
-    return SQLiteStore(settings.db_path)
+    return SQLiteStore(settings.db_path, event_id_window=window)
 
 
 class BodyLimit:
@@ -143,7 +157,13 @@ def _map_errors(app: FastAPI) -> None:
         return JSONResponse({"detail": [{"loc": location, "msg": error.detail}]}, 422)
 
     async def unavailable(_: Request, error: Exception) -> JSONResponse:
-        return JSONResponse({"detail": f"storage unavailable: {error}"}, 503)
+        assert isinstance(error, StorageUnavailable)
+        _log.warning("503: %s", error.message)
+        return JSONResponse(
+            {"detail": f"storage unavailable: {error.public}; retry later"},
+            503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
 
     async def invalid_request(_: Request, error: Exception) -> JSONResponse:
         # FastAPI's default echoes the offending input, which fails to serialise when it

@@ -15,18 +15,26 @@ variant, and again per UTC hour for the time-series charts.
   metric (the user is the unit of analysis). When a user with running total ``t`` logs a
   value ``v``: ``value_sum += v`` and ``value_sum_squares += 2·t·v + v²``, which keeps
   ``Σ total²`` exact without reading every user.
-* ``inverse_probability_sum`` adds ``1/p`` for each new exposure, where ``p`` is the
-  probability with which the user was assigned, so adaptive or ramped traffic can be
-  weighted in analysis.
+* ``inverse_probability_sum`` adds ``1/p`` and ``inverse_probability_square_sum`` adds
+  ``1/p²`` for each new exposure, where ``p`` is the probability with which the user was
+  assigned, so adaptive or ramped traffic can be weighted in analysis and its split tested.
 * A conversion or value for a user never exposed registers the exposure first (with the
   event's variant and probability), so it is never lost from the denominator.
 * A user belongs to the variant of their first exposure in a phase. An event that names
   another variant is refused (``variant_mismatch``) and changes nothing.
 * An event with an ``event_id`` already applied to the experiment is a ``duplicate`` and
   changes nothing, so a retried request is counted once. Event ids are remembered for the
-  experiment's lifetime.
-* :meth:`Store.record_events` applies each event atomically, and a batch in one round trip
-  (one transaction or one script call); the events of a batch apply in order.
+  store's ``event_id_window`` (:data:`DEFAULT_EVENT_ID_WINDOW`, 7 days, by default; a
+  backend may keep them up to a seventh longer), measured from when the store applied
+  them, as payment APIs keep idempotency keys. Per-user counting does not depend on the
+  window: a user is one sample and one conversion for the phase's whole life, so a retry
+  that arrives after the window can add a value again, never a user or a conversion.
+* :meth:`Store.record_events` applies a batch in order, all or nothing: it raises
+  ``StorageUnavailable`` when nothing was applied. The one exception is a batch whose
+  experiments live on different Redis Cluster nodes, which cannot share a transaction:
+  when some of its experiments were applied and the store then failed, the events of the
+  others come back as ``unavailable`` (not applied; retrying them with their event ids is
+  safe), so the caller knows exactly what was applied.
 
 Hour buckets hold the increments made during that hour (by the event's ``at``), so the
 cumulative sum of the buckets up to an hour is the state at the end of that hour.
@@ -35,16 +43,34 @@ cumulative sum of the buckets up to an hour is the state at the end of that hour
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal
 
 from abscope.models import Event, Experiment, Status, VariantCounts
 
-__all__ = ["EventOutcome", "EventResult", "HourCounts", "Store"]
+__all__ = [
+    "DEFAULT_EVENT_ID_WINDOW",
+    "Clock",
+    "EventOutcome",
+    "EventResult",
+    "HourCounts",
+    "Store",
+    "utc_now",
+]
 
-EventOutcome = Literal["counted", "duplicate", "variant_mismatch"]
+EventOutcome = Literal["counted", "duplicate", "variant_mismatch", "unavailable"]
+
+DEFAULT_EVENT_ID_WINDOW: Final = timedelta(days=7)
+"""How long a store remembers an applied event id, by default."""
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The current time, aware, in UTC: the stores' default clock."""
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,9 @@ Key                                   Type    Meaning
 ``abscope:{config}:experiments``      hash    field ``<id>`` → the experiment's JSON. One key, so
                                               create (HSETNX), list (HVALS) and compare-and-set
                                               save (one Lua script) are single-key atomic.
-``abscope:{<id>}:events``             set     event ids applied to the experiment, for the
-                                              experiment's lifetime (duplicates are refused).
+``abscope:{<id>}:events:<b>``         set     event ids applied to the experiment during
+                                              bucket ``<b>`` (see :func:`id_buckets`); each
+                                              expires when it leaves the event-id window.
 ``abscope:{<id>}:phases``             set     phase numbers that have data keys, so deletion
                                               finds every key without SCAN.
 ``abscope:{<id>}:p<p>:exposures``     hash    field user → variant of the user's first exposure.
@@ -34,12 +35,13 @@ Example
 -------
 >>> counts("checkout", 2)
 'abscope:{checkout}:p2:counts'
->>> hash_tag(applied_events("checkout")) == hash_tag(counts("checkout", 0)) == "checkout"
+>>> hash_tag(applied_events("checkout", 7)) == hash_tag(counts("checkout", 0)) == "checkout"
 True
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Final
 
@@ -48,6 +50,7 @@ from abscope.models import is_slug
 __all__ = [
     "EXPERIMENTS",
     "METRICS",
+    "BUCKETS_PER_WINDOW",
     "applied_events",
     "assignments",
     "conversions",
@@ -58,6 +61,7 @@ __all__ = [
     "hash_tag",
     "hour_field",
     "hourly",
+    "id_buckets",
     "parse_count_field",
     "parse_hour_field",
     "phase_keys",
@@ -77,6 +81,7 @@ METRICS: Final = (
     "value_sum",
     "value_sum_squares",
     "inverse_probability_sum",
+    "inverse_probability_square_sum",
 )
 """Counter names, in the order of :class:`~abscope.models.VariantCounts`' fields."""
 
@@ -93,9 +98,32 @@ def _phase(experiment_id: str, phase: int) -> str:
     return f"{_experiment(experiment_id)}:p{phase}"
 
 
-def applied_events(experiment_id: str) -> str:
-    """Set of the event ids applied to the experiment."""
-    return f"{_experiment(experiment_id)}:events"
+BUCKETS_PER_WINDOW: Final = 7
+"""The event-id window is cut into this many buckets (a day each for the default 7 days)."""
+
+
+def applied_events(experiment_id: str, bucket: int) -> str:
+    """Set of the event ids applied to the experiment during time bucket ``bucket``."""
+    return f"{_experiment(experiment_id)}:events:{bucket}"
+
+
+def id_buckets(now: float, window_seconds: int) -> tuple[list[int], int]:
+    """The event-id buckets to look in at epoch second ``now``, current first, and the
+    seconds the current bucket must live.
+
+    A bucket spans ``w = ceil(window / 7)`` seconds; bucket ``b`` holds the ids applied in
+    ``[b w, (b + 1) w)``. Looking in the current bucket and the 7 before it covers at least
+    the last ``7 w >= window`` seconds, so an id is remembered for at least the window and
+    at most ``window + w``; the current bucket expires when it leaves that range.
+
+    >>> id_buckets(100.0, 70)
+    ([10, 9, 8, 7, 6, 5, 4, 3], 80)
+    """
+    width = max(1, math.ceil(window_seconds / BUCKETS_PER_WINDOW))
+    current = math.floor(now / width)
+    buckets = [current - back for back in range(BUCKETS_PER_WINDOW + 1)]
+    ttl = math.ceil((current + BUCKETS_PER_WINDOW + 1) * width - now)
+    return buckets, ttl
 
 
 def phases(experiment_id: str) -> str:
@@ -147,12 +175,15 @@ def phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str, str, str]
     )
 
 
-def experiment_keys(experiment_id: str, phase_numbers: Iterable[int]) -> list[str]:
-    """Every data key of the experiment with data in ``phase_numbers`` (not the config).
+def experiment_keys(
+    experiment_id: str, phase_numbers: Iterable[int], buckets: Iterable[int]
+) -> list[str]:
+    """Every data key of the experiment with data in ``phase_numbers`` and event ids in
+    ``buckets`` (not the config); older buckets expire by themselves.
 
-    The experiment-wide keys come first: ``[events, phases, <per phase keys>...]``.
+    The experiment-wide keys come first: ``[phases, <event-id buckets>, <per phase keys>...]``.
     """
-    keys = [applied_events(experiment_id), phases(experiment_id)]
+    keys = [phases(experiment_id), *(applied_events(experiment_id, b) for b in buckets)]
     for phase in sorted(set(phase_numbers)):
         keys.extend(phase_keys(experiment_id, phase))
         keys.append(assignments(experiment_id, phase))

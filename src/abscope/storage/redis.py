@@ -4,7 +4,11 @@ Every key is built by :mod:`abscope.storage.keys` (its docstring is the table of
 keys of one experiment share the hash tag ``{experiment_id}``, so the multi-key writes below
 are single Lua script calls, atomic on one server and on a cluster alike:
 
-* ``lua/record_events.lua`` applies a batch of one experiment's events (any phases) in order;
+* ``lua/record_events.lua`` applies a batch of one experiment's events (any phases) in order.
+  A batch that spans experiments is one MULTI/EXEC transaction of such calls on one server,
+  so it applies whole; on a cluster the experiments live on different nodes, so it is one
+  call per experiment, and when a later call fails the answer says which events were not
+  applied (``unavailable``);
 * ``lua/save_experiment.lua`` is the compare-and-set on the configuration hash;
 * ``lua/assign_if_absent.lua`` stores a sticky assignment unless one exists;
 * ``lua/delete_data.lua`` deletes an experiment's data keys.
@@ -28,7 +32,9 @@ Sockets time out after :data:`SOCKET_TIMEOUT` seconds. Opening a connection is r
 (:data:`CONNECT_ATTEMPTS` attempts with a short exponential backoff); a command is never
 retried, because after a timeout nobody knows whether the server applied it, and a blind
 retry could count a batch twice (the caller may retry: events with an ``event_id`` are then
-counted once). Every Redis error becomes :class:`~abscope.errors.StorageUnavailable`.
+counted once). Every Redis error becomes :class:`~abscope.errors.StorageUnavailable`, whose
+public message names the action but never the server's address or the driver's message
+(those are in the log message only).
 
 Deleting and re-creating
 ------------------------
@@ -41,11 +47,12 @@ or events logged for an experiment that did not exist), so a new experiment star
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, Final
 
@@ -59,7 +66,15 @@ from redis.retry import Retry
 from abscope.errors import Conflict, NotFound, StorageUnavailable
 from abscope.models import Event, Experiment, Status, VariantCounts
 from abscope.storage import keys
-from abscope.storage.base import EventOutcome, EventResult, HourCounts, Store
+from abscope.storage.base import (
+    DEFAULT_EVENT_ID_WINDOW,
+    Clock,
+    EventOutcome,
+    EventResult,
+    HourCounts,
+    Store,
+    utc_now,
+)
 
 __all__ = ["CONNECT_ATTEMPTS", "SOCKET_TIMEOUT", "RedisStore"]
 
@@ -74,6 +89,8 @@ _OUTCOMES: Final[tuple[EventOutcome, ...]] = ("counted", "duplicate", "variant_m
 _NEW_EXPOSURE: Final = 4
 _NEW_CONVERSION: Final = 8
 _INTEGER_METRICS: Final = frozenset({"samples", "conversions"})
+_UNAVAILABLE: Final = EventResult("unavailable")
+_log = logging.getLogger("abscope.storage.redis")
 
 RedisClient = Redis | RedisCluster
 
@@ -138,7 +155,10 @@ def _unavailable(action: str) -> Iterator[None]:
     try:
         yield
     except (RedisError, RedisClusterException) as exc:
-        raise StorageUnavailable(f"Redis could not {action}: {type(exc).__name__}: {exc}") from exc
+        raise StorageUnavailable(
+            f"Redis could not {action}: {type(exc).__name__}: {exc}",
+            public=f"the store could not {action}",
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,9 +220,25 @@ class RedisStore(Store):
     cluster
         With a URL: ``True`` for a Redis Cluster, ``False`` for one server; ``None`` (the
         default) reads it from the scheme (``redis+cluster://`` means a cluster).
+    event_id_window
+        How long an applied event id is remembered (7 days by default; see
+        :func:`abscope.storage.keys.id_buckets` for the buckets that hold them).
+    clock
+        The current time (UTC), for the event-id buckets; injected by tests.
     """
 
-    def __init__(self, target: str | RedisClient, *, cluster: bool | None = None) -> None:
+    def __init__(
+        self,
+        target: str | RedisClient,
+        *,
+        cluster: bool | None = None,
+        event_id_window: timedelta = DEFAULT_EVENT_ID_WINDOW,
+        clock: Clock = utc_now,
+    ) -> None:
+        if not event_id_window >= timedelta(seconds=1):
+            raise ValueError(f"event_id_window must be at least 1 s, got {event_id_window!r}")
+        self._window = math.ceil(event_id_window.total_seconds())
+        self._clock = clock
         if isinstance(target, str):
             self._client: RedisClient = _client_from_url(target, cluster)
             self._owns_client = True
@@ -219,14 +255,21 @@ class RedisStore(Store):
         self._delete_data = _Script.load("delete_data.lua")
 
     @classmethod
-    def from_url(cls, url: str, cluster: bool | None = None) -> RedisStore:
+    def from_url(
+        cls,
+        url: str,
+        cluster: bool | None = None,
+        *,
+        event_id_window: timedelta = DEFAULT_EVENT_ID_WINDOW,
+        clock: Clock = utc_now,
+    ) -> RedisStore:
         """A store on the server or cluster at ``url``.
 
         ``redis://host:port/db`` (or ``rediss://``, ``unix:///path.sock?db=0``) is one server;
         ``redis+cluster://host:port`` (or ``rediss+cluster://``, or ``cluster=True``) is a
         Redis Cluster reached through one of its nodes.
         """
-        return cls(url, cluster=cluster)
+        return cls(url, cluster=cluster, event_id_window=event_id_window, clock=clock)
 
     @property
     def client(self) -> RedisClient:
@@ -305,9 +348,9 @@ class RedisStore(Store):
         """Delete every data key of the experiment (call inside ``_unavailable``)."""
         for _ in range(_DELETE_ATTEMPTS):
             phases = sorted(int(p) for p in self._client.smembers(keys.phases(experiment_id)))
-            deleted = self._run(
-                self._delete_data, keys.experiment_keys(experiment_id, phases), phases
-            )
+            buckets, _ = keys.id_buckets(self._clock().timestamp(), self._window)
+            data_keys = keys.experiment_keys(experiment_id, phases, buckets)
+            deleted = self._run(self._delete_data, data_keys, phases)
             if deleted == 1:
                 return
         raise StorageUnavailable(
@@ -332,28 +375,69 @@ class RedisStore(Store):
     # --- events and counts ---------------------------------------------------------------
 
     def record_events(self, events: Sequence[Event]) -> list[EventResult]:
-        """Apply events in order: one script call per experiment in the batch.
+        """Apply events in order, one script call per experiment in the batch.
 
-        Each call is atomic. When a batch names several experiments and a later call fails,
-        the earlier experiments' events stay applied (retrying with event ids is safe).
+        On one server the calls of a batch that spans experiments run in one MULTI/EXEC
+        transaction: the batch applies whole or not at all. On a cluster each experiment is
+        its own call (its keys live on its own node); when a call fails after others were
+        applied, its events come back ``unavailable`` instead of the whole batch failing, so
+        the caller learns exactly what was applied. ``StorageUnavailable`` means nothing was.
         """
+        if not events:
+            return []
         by_experiment: dict[str, list[int]] = {}
         for index, event in enumerate(events):
             by_experiment.setdefault(event.experiment_id, []).append(index)
-        results: list[EventResult | None] = [None] * len(events)
-        for experiment_id, indices in by_experiment.items():
-            codes = self._record_batch(experiment_id, [events[i] for i in indices])
-            for index, code in zip(indices, codes, strict=True):
-                results[index] = _result(code)
-        return [result for result in results if result is not None]
+        buckets, ttl = keys.id_buckets(self._clock().timestamp(), self._window)
+        calls = [
+            (indices, *self._script_call(experiment_id, [events[i] for i in indices], buckets, ttl))
+            for experiment_id, indices in by_experiment.items()
+        ]
+        results: list[EventResult] = [_UNAVAILABLE] * len(events)
+        if len(calls) == 1 or isinstance(self._client, RedisCluster):
+            applied = False
+            for indices, script_keys, args in calls:
+                try:
+                    with _unavailable(f"record {len(indices)} events"):
+                        codes = self._run(self._record, script_keys, args)
+                except StorageUnavailable:
+                    if not applied:
+                        raise
+                    _log.warning("a batch was applied in part: the store failed", exc_info=True)
+                    continue
+                applied = True
+                for index, code in zip(indices, codes, strict=True):
+                    results[index] = _result(int(code))
+            return results
+        with _unavailable(f"record {len(events)} events"):
+            pipe = self._client.pipeline(transaction=True)
+            for _, script_keys, args in calls:
+                # EVAL, not EVALSHA: a NOSCRIPT inside EXEC would fail one call and not the
+                # others. The server caches the compiled script by its SHA1 anyway.
+                pipe.eval(self._record.source, len(script_keys), *script_keys, *args)
+            replies = pipe.execute(raise_on_error=False)
+            failed = [reply for reply in replies if isinstance(reply, Exception)]
+            if len(failed) == len(replies):
+                raise failed[0]
+        if failed:
+            _log.warning("a batch was applied in part: %s", failed[0])
+        for (indices, _, _), codes in zip(calls, replies, strict=True):
+            if not isinstance(codes, Exception):
+                for index, code in zip(indices, codes, strict=True):
+                    results[index] = _result(int(code))
+        return results
 
-    def _record_batch(self, experiment_id: str, events: list[Event]) -> list[int]:
+    def _script_call(
+        self, experiment_id: str, events: list[Event], buckets: list[int], ttl: int
+    ) -> tuple[list[str], list[str | int]]:
+        """The keys and arguments of ``record_events.lua`` for one experiment's events."""
         phases = sorted({event.phase for event in events})
         group = {phase: number for number, phase in enumerate(phases, start=1)}
-        script_keys = [keys.applied_events(experiment_id), keys.phases(experiment_id)]
+        script_keys = [keys.applied_events(experiment_id, b) for b in buckets]
+        script_keys.append(keys.phases(experiment_id))
         for phase in phases:
             script_keys.extend(keys.phase_keys(experiment_id, phase))
-        args: list[str | int] = [len(phases), *phases]
+        args: list[str | int] = [len(buckets), ttl, len(phases), *phases]
         for event in events:
             args += (
                 group[event.phase],
@@ -365,9 +449,7 @@ class RedisStore(Store):
                 _hour(event.at),
                 event.event_id or "",
             )
-        with _unavailable(f"record {len(events)} events of experiment {experiment_id!r}"):
-            codes = self._run(self._record, script_keys, args)
-        return [int(code) for code in codes]
+        return script_keys, args
 
     def get_exposure(self, experiment_id: str, phase: int, user_id: str) -> str | None:
         key = keys.exposures(experiment_id, phase)

@@ -17,16 +17,23 @@ users           experiment_id, phase, user_id, variant (first      experiment_id
                 (running total of the continuous metric)
 counts          experiment_id, phase, variant, samples,            experiment_id, phase,
                 conversions, value_sum, value_sum_squares,         variant
-                inverse_probability_sum
+                inverse_probability_sum,
+                inverse_probability_square_sum
 hourly          experiment_id, phase, hour (epoch seconds of the   experiment_id, phase,
                 UTC hour's start), variant, the counters of        hour, variant
                 ``counts`` (increments made in that hour)
-event_ids       experiment_id, event_id (ids of counted events)    experiment_id, event_id
+event_ids       experiment_id, event_id (ids of counted events),   experiment_id, event_id
+                seen_at (epoch seconds when applied; indexed)
 assignments     experiment_id, phase, user_id, variant (sticky)    experiment_id, phase,
                                                                    user_id
 ==============  =================================================  ==========================
 
-Every table but ``experiments`` is ``WITHOUT ROWID``, clustered on its primary key. Rows of
+Every table but ``experiments`` is ``WITHOUT ROWID``, clustered on its primary key. Event
+ids older than the store's ``event_id_window`` are ignored when a batch is checked for
+duplicates and deleted (by the ``seen_at`` index) at most once every ``window / 7``, so the
+table holds about one window of ids. Version 1 files (no ``seen_at`` and no
+``inverse_probability_square_sum``) are migrated when opened: their ids count as seen at
+the migration, and their ``Σ 1/p²`` starts at 0. Rows of
 an experiment that was never created are accepted (the service checks existence); deleting
 an experiment removes its rows from every table.
 
@@ -38,6 +45,7 @@ can differ from a one-event-at-a-time sum in the last bits.
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import threading
@@ -50,11 +58,18 @@ from typing import Any, Final
 
 from abscope.errors import Conflict, NotFound, StorageUnavailable
 from abscope.models import Event, Experiment, Status, VariantCounts
-from abscope.storage.base import EventResult, HourCounts, Store
+from abscope.storage.base import (
+    DEFAULT_EVENT_ID_WINDOW,
+    Clock,
+    EventResult,
+    HourCounts,
+    Store,
+    utc_now,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 """The schema this module writes; kept in ``PRAGMA user_version`` for future migrations."""
 
 _SCHEMA: Final = (
@@ -87,6 +102,7 @@ _SCHEMA: Final = (
         value_sum REAL NOT NULL,
         value_sum_squares REAL NOT NULL,
         inverse_probability_sum REAL NOT NULL,
+        inverse_probability_square_sum REAL NOT NULL DEFAULT 0,
         PRIMARY KEY (experiment_id, phase, variant)
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS hourly (
@@ -99,13 +115,16 @@ _SCHEMA: Final = (
         value_sum REAL NOT NULL,
         value_sum_squares REAL NOT NULL,
         inverse_probability_sum REAL NOT NULL,
+        inverse_probability_square_sum REAL NOT NULL DEFAULT 0,
         PRIMARY KEY (experiment_id, phase, hour, variant)
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS event_ids (
         experiment_id TEXT NOT NULL,
         event_id TEXT NOT NULL,
+        seen_at INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (experiment_id, event_id)
     ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS event_ids_by_age ON event_ids (seen_at)",
     """CREATE TABLE IF NOT EXISTS assignments (
         experiment_id TEXT NOT NULL,
         phase INTEGER NOT NULL,
@@ -115,26 +134,44 @@ _SCHEMA: Final = (
     ) WITHOUT ROWID""",
 )
 _DATA_TABLES: Final = ("users", "counts", "hourly", "event_ids", "assignments")
+# From version 1: the Σ 1/p² counters and the age of event ids.
+_MIGRATE_1_TO_2: Final = (
+    "ALTER TABLE counts ADD COLUMN inverse_probability_square_sum REAL NOT NULL DEFAULT 0",
+    "ALTER TABLE hourly ADD COLUMN inverse_probability_square_sum REAL NOT NULL DEFAULT 0",
+    "ALTER TABLE event_ids ADD COLUMN seen_at INTEGER NOT NULL DEFAULT 0",
+    "UPDATE event_ids SET seen_at = :now",
+    "CREATE INDEX IF NOT EXISTS event_ids_by_age ON event_ids (seen_at)",
+)
 
-_COUNTERS: Final = "samples, conversions, value_sum, value_sum_squares, inverse_probability_sum"
+_COUNTERS: Final = (
+    "samples, conversions, value_sum, value_sum_squares, inverse_probability_sum,"
+    " inverse_probability_square_sum"
+)
 _ADD_COUNTERS: Final = """
     samples = samples + excluded.samples,
     conversions = conversions + excluded.conversions,
     value_sum = value_sum + excluded.value_sum,
     value_sum_squares = value_sum_squares + excluded.value_sum_squares,
-    inverse_probability_sum = inverse_probability_sum + excluded.inverse_probability_sum"""
+    inverse_probability_sum = inverse_probability_sum + excluded.inverse_probability_sum,
+    inverse_probability_square_sum =
+        inverse_probability_square_sum + excluded.inverse_probability_square_sum"""
 _UPSERT_COUNTS: Final = f"""
-    INSERT INTO counts (experiment_id, phase, variant, {_COUNTERS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO counts (experiment_id, phase, variant, {_COUNTERS})
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (experiment_id, phase, variant) DO UPDATE SET {_ADD_COUNTERS}"""
 _UPSERT_HOURLY: Final = f"""
     INSERT INTO hourly (experiment_id, phase, hour, variant, {_COUNTERS})
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (experiment_id, phase, hour, variant) DO UPDATE SET {_ADD_COUNTERS}"""
 _UPSERT_USER: Final = """
     INSERT INTO users (experiment_id, phase, user_id, variant, probability, converted, total)
     VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (experiment_id, phase, user_id) DO UPDATE SET
         converted = excluded.converted, total = excluded.total"""
+
+_INSERT_EVENT_ID: Final = """
+    INSERT INTO event_ids (experiment_id, event_id, seen_at) VALUES (?, ?, ?)
+    ON CONFLICT (experiment_id, event_id) DO UPDATE SET seen_at = excluded.seen_at"""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _HOUR: Final = timedelta(hours=1)
@@ -179,6 +216,10 @@ class SQLiteStore(Store):
     busy_timeout
         Seconds a write waits for another process's write lock before the call raises
         :class:`~abscope.errors.StorageUnavailable`.
+    event_id_window
+        How long an applied event id is remembered (7 days by default).
+    clock
+        The current time (UTC), for the age of event ids; injected by tests.
 
     Notes
     -----
@@ -187,13 +228,25 @@ class SQLiteStore(Store):
     ``BEGIN IMMEDIATE`` transaction, so a failure leaves nothing half-written.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 5.0,
+        event_id_window: timedelta = DEFAULT_EVENT_ID_WINDOW,
+        clock: Clock = utc_now,
+    ) -> None:
         if os.fspath(path) in ("", ":memory:"):
             raise ValueError(f"path must name a database file, got {os.fspath(path)!r}")
         if not busy_timeout >= 0:
             raise ValueError(f"busy_timeout must be >= 0 seconds, got {busy_timeout!r}")
+        if not event_id_window >= timedelta(seconds=1):
+            raise ValueError(f"event_id_window must be at least 1 s, got {event_id_window!r}")
         self._path = Path(path)
         self._busy_timeout = float(busy_timeout)
+        self._window = math.ceil(event_id_window.total_seconds())
+        self._clock = clock
+        self._next_purge = -math.inf
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         with self._errors("open"):
@@ -327,8 +380,13 @@ class SQLiteStore(Store):
         """
         if not events:
             return []
+        now = math.floor(_utc(self._clock()).timestamp())
         with self._writing("record events") as conn:
-            return _apply_batch(conn, events)
+            results = _apply_batch(conn, events, now, now - self._window)
+            if now >= self._next_purge:
+                conn.execute("DELETE FROM event_ids WHERE seen_at < ?", (now - self._window,))
+                self._next_purge = now + max(1, self._window // 7)
+            return results
 
     def get_exposure(self, experiment_id: str, phase: int, user_id: str) -> str | None:
         with self._reading("get exposure") as conn:
@@ -377,9 +435,15 @@ class SQLiteStore(Store):
             return
         conn.execute("BEGIN IMMEDIATE")  # serialise against other processes opening the file
         try:
-            if self._schema_version(conn) == 0:
+            version = self._schema_version(conn)
+            if version == 0:
                 for statement in _SCHEMA:
                     conn.execute(statement)
+            elif version == 1:
+                now = math.floor(_utc(self._clock()).timestamp())
+                for statement in _MIGRATE_1_TO_2:
+                    conn.execute(statement, {"now": now} if ":now" in statement else {})
+            if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -419,20 +483,24 @@ class SQLiteStore(Store):
         try:
             yield
         except (sqlite3.OperationalError, sqlite3.InternalError) as exc:
-            raise StorageUnavailable(self._describe(action, exc)) from exc
+            raise self._unavailable(action, exc) from exc
         except sqlite3.DatabaseError as exc:
             # IntegrityError, DataError, ProgrammingError, NotSupportedError: our bugs.
             if type(exc) is not sqlite3.DatabaseError:
                 raise
-            raise StorageUnavailable(self._describe(action, exc)) from exc
+            raise self._unavailable(action, exc) from exc
 
-    def _describe(self, action: str, exc: sqlite3.Error) -> str:
+    def _unavailable(self, action: str, exc: sqlite3.Error) -> StorageUnavailable:
+        """The error for the log (path and SQLite's message) and for clients (neither)."""
         code = getattr(exc, "sqlite_errorname", "") or ""
         hint = next(
             (text for prefix, text in _HINTS.items() if code.startswith(prefix)),
             "the database cannot be used",
         ).format(timeout=self._busy_timeout)
-        return f"SQLite store at {self._path}: {action} failed: {hint} ({code or 'error'}: {exc})"
+        return StorageUnavailable(
+            f"SQLite store at {self._path}: {action} failed: {hint} ({code or 'error'}: {exc})",
+            public=f"the store could not {action}: {hint}",
+        )
 
     @contextmanager
     def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
@@ -491,13 +559,14 @@ def _assignment(
 
 
 def _variant_counts(counters: Sequence[Any]) -> VariantCounts:
-    samples, conversions, value_sum, value_sum_squares, inverse_probability_sum = counters
+    samples, conversions, value_sum, squares, inverse_sum, inverse_square_sum = counters
     return VariantCounts(
         samples=samples,
         conversions=conversions,
         value_sum=value_sum,
-        value_sum_squares=value_sum_squares,
-        inverse_probability_sum=inverse_probability_sum,
+        value_sum_squares=squares,
+        inverse_probability_sum=inverse_sum,
+        inverse_probability_square_sum=inverse_square_sum,
     )
 
 
@@ -551,8 +620,10 @@ def _load_users(
     return users
 
 
-def _load_event_ids(conn: sqlite3.Connection, events: Sequence[Event]) -> set[tuple[str, str]]:
-    """The ids among the batch's event ids that were already counted."""
+def _load_event_ids(
+    conn: sqlite3.Connection, events: Sequence[Event], cutoff: int
+) -> set[tuple[str, str]]:
+    """The ids among the batch's event ids that were counted since ``cutoff``."""
     wanted: dict[str, dict[str, None]] = {}
     for event in events:
         if event.event_id is not None:
@@ -561,21 +632,26 @@ def _load_event_ids(conn: sqlite3.Connection, events: Sequence[Event]) -> set[tu
     for experiment_id, event_ids in wanted.items():
         for chunk in _padded_chunks(list(event_ids)):
             rows = conn.execute(
-                "SELECT event_id FROM event_ids"
-                f" WHERE experiment_id = ? AND event_id IN ({_in_list(len(chunk))})",
-                (experiment_id, *chunk),
+                "SELECT event_id FROM event_ids WHERE experiment_id = ? AND seen_at >= ?"
+                f" AND event_id IN ({_in_list(len(chunk))})",
+                (experiment_id, cutoff, *chunk),
             )
             seen.update((experiment_id, event_id) for (event_id,) in rows)
     return seen
 
 
-def _apply_batch(conn: sqlite3.Connection, events: Sequence[Event]) -> list[EventResult]:
-    """Apply ``events`` in order inside the caller's write transaction."""
+def _apply_batch(
+    conn: sqlite3.Connection, events: Sequence[Event], now: int, cutoff: int
+) -> list[EventResult]:
+    """Apply ``events`` in order inside the caller's write transaction.
+
+    Event ids applied since ``cutoff`` are duplicates; new ones are stored as seen at ``now``.
+    """
     users = _load_users(conn, events)
-    seen = _load_event_ids(conn, events)
-    new_ids: list[tuple[str, str]] = []
+    seen = _load_event_ids(conn, events, cutoff)
+    new_ids: list[tuple[str, str, int]] = []
     # Increments per (experiment, phase, variant) and per (experiment, phase, hour, variant):
-    # [samples, conversions, value_sum, value_sum_squares, inverse_probability_sum].
+    # [samples, conversions, value_sum, value_sum_squares, Σ 1/p, Σ 1/p²].
     totals: dict[tuple[str, int, str], list[float]] = {}
     hourly: dict[tuple[str, int, int, str], list[float]] = {}
     results: list[EventResult] = []
@@ -591,16 +667,20 @@ def _apply_batch(conn: sqlite3.Connection, events: Sequence[Event]) -> list[Even
             results.append(_MISMATCH)
             continue
         hour = ((_utc(event.at) - _EPOCH) // _HOUR) * 3600
-        total = totals.setdefault((experiment_id, phase, variant), [0, 0, 0.0, 0.0, 0.0])
-        in_hour = hourly.setdefault((experiment_id, phase, hour, variant), [0, 0, 0.0, 0.0, 0.0])
+        total = totals.setdefault((experiment_id, phase, variant), [0, 0, 0.0, 0.0, 0.0, 0.0])
+        in_hour = hourly.setdefault(
+            (experiment_id, phase, hour, variant), [0, 0, 0.0, 0.0, 0.0, 0.0]
+        )
         new_exposure = user is None
         if user is None:
             user = users[user_key] = _User(variant, event.probability, False, 0.0, dirty=True)
             weight = 1.0 / event.probability
             total[0] += 1
             total[4] += weight
+            total[5] += weight * weight
             in_hour[0] += 1
             in_hour[4] += weight
+            in_hour[5] += weight * weight
         new_conversion = event.kind == "conversion" and not user.converted
         if new_conversion:
             user.converted = user.dirty = True
@@ -617,10 +697,10 @@ def _apply_batch(conn: sqlite3.Connection, events: Sequence[Event]) -> list[Even
             in_hour[3] += square_increment
         if event_id is not None:
             seen.add((experiment_id, event_id))
-            new_ids.append((experiment_id, event_id))
+            new_ids.append((experiment_id, event_id, now))
         results.append(_COUNTED[new_exposure, new_conversion])
 
-    conn.executemany("INSERT INTO event_ids (experiment_id, event_id) VALUES (?, ?)", new_ids)
+    conn.executemany(_INSERT_EVENT_ID, new_ids)
     conn.executemany(
         _UPSERT_USER,
         (

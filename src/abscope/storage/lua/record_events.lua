@@ -1,12 +1,15 @@
 -- Apply a batch of events of ONE experiment, in order, with the counting semantics of
 -- abscope.storage.base. Every key is in the experiment's hash slot (see storage/keys.py).
 --
--- KEYS[1]  abscope:{id}:events   set of applied event ids
--- KEYS[2]  abscope:{id}:phases   set of phases with data
--- then, for each phase group g = 1..G, five keys starting at KEYS[3 + 5 (g - 1)]:
+-- KEYS[1 .. B]  abscope:{id}:events:<bucket>, sets of applied event ids, the current
+--                bucket first, then the older buckets still inside the window
+-- KEYS[B + 1]    abscope:{id}:phases   set of phases with data
+-- then, for each phase group g = 1..G, five keys starting at KEYS[B + 2 + 5 (g - 1)]:
 --          exposures (hash), converted (set), totals (hash), counts (hash), hourly (hash)
--- ARGV[1]  G, the number of phase groups
--- ARGV[2 .. G + 1]  the phase number of each group
+-- ARGV[1]  B, the number of event-id buckets
+-- ARGV[2]  seconds the current bucket must live (set when the script adds an id to it)
+-- ARGV[3]  G, the number of phase groups
+-- ARGV[4 .. G + 3]  the phase number of each group
 -- then 8 values per event:
 --          group, user, variant, kind ("exposure" | "conversion" | "value"),
 --          value ("" unless kind is value), probability, hour (epoch second of the UTC
@@ -26,11 +29,23 @@ local FIELDS_PER_EVENT = 8
 local KEYS_PER_GROUP = 5
 local HSET_CHUNK = 500
 
-local events_key = KEYS[1]
-local groups = tonumber(ARGV[1])
+local buckets = tonumber(ARGV[1])
+local bucket_ttl = tonumber(ARGV[2])
+local groups = tonumber(ARGV[3])
+local phases_key = KEYS[buckets + 1]
 for g = 1, groups do
-    redis.call('SADD', KEYS[2], ARGV[1 + g])
+    redis.call('SADD', phases_key, ARGV[3 + g])
 end
+
+local function seen(event_id)
+    for b = 1, buckets do
+        if redis.call('SISMEMBER', KEYS[b], event_id) == 1 then
+            return true
+        end
+    end
+    return false
+end
+local ids_added = false
 
 -- counter cache: cache[key][field] = number; read lazily, written back at the end
 local cache = {}
@@ -54,17 +69,17 @@ local function bump(counts_key, hourly_key, hour, variant, metric, delta)
 end
 
 local results = {}
-local first = groups + 2
+local first = groups + 4
 local n = (#ARGV - first + 1) / FIELDS_PER_EVENT
 for i = 0, n - 1 do
     local a = first + i * FIELDS_PER_EVENT
-    local base = 2 + (tonumber(ARGV[a]) - 1) * KEYS_PER_GROUP
+    local base = buckets + 1 + (tonumber(ARGV[a]) - 1) * KEYS_PER_GROUP
     local user, variant, kind = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
     local hour, event_id = ARGV[a + 6], ARGV[a + 7]
     local exposures_key, converted_key, totals_key = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
     local counts_key, hourly_key = KEYS[base + 4], KEYS[base + 5]
 
-    if event_id ~= '' and redis.call('SISMEMBER', events_key, event_id) == 1 then
+    if event_id ~= '' and seen(event_id) then
         results[i + 1] = DUPLICATE
     else
         local exposed = redis.call('HGET', exposures_key, user)
@@ -75,8 +90,10 @@ for i = 0, n - 1 do
             if not exposed then
                 redis.call('HSET', exposures_key, user, variant)
                 bump(counts_key, hourly_key, hour, variant, 'samples', 1)
-                bump(counts_key, hourly_key, hour, variant, 'inverse_probability_sum',
-                    1 / tonumber(ARGV[a + 5]))
+                local weight = 1 / tonumber(ARGV[a + 5])
+                bump(counts_key, hourly_key, hour, variant, 'inverse_probability_sum', weight)
+                bump(counts_key, hourly_key, hour, variant, 'inverse_probability_square_sum',
+                    weight * weight)
                 code = code + NEW_EXPOSURE
             end
             if kind == 'conversion' then
@@ -93,7 +110,8 @@ for i = 0, n - 1 do
                 bump(counts_key, hourly_key, hour, variant, 'value_sum_squares', 2 * t * v + v * v)
             end
             if event_id ~= '' then
-                redis.call('SADD', events_key, event_id)
+                redis.call('SADD', KEYS[1], event_id)
+                ids_added = true
             end
             results[i + 1] = code
         end
@@ -113,6 +131,10 @@ for key, fields in pairs(cache) do
     if #args > 0 then
         redis.call('HSET', key, unpack(args))
     end
+end
+
+if ids_added then
+    redis.call('EXPIRE', KEYS[1], bucket_ttl)
 end
 
 return results
