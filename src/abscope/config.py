@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     config_refresh_seconds: float = Field(default=1.0, gt=0.0, le=60.0)
     bandit_refresh_seconds: float = Field(default=1.0, gt=0.0, le=60.0)
+    store_retry_seconds: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=60.0,
+        description="After a failed store call, routing serves from its last snapshot and"
+        " calls the store again after this long.",
+    )
     event_id_window_seconds: int = Field(
         default=7 * 24 * 3600,
         ge=60,

@@ -41,6 +41,9 @@ __all__ = [
     "PatchExperimentRequest",
     "RouteRequest",
     "RouteResponse",
+    "Assignment",
+    "ExposureStatus",
+    "NotInExperiment",
     "SimulateRequest",
 ]
 
@@ -116,24 +119,60 @@ class CompleteRequest(_Body):
 class RouteRequest(_Body):
     user_id: UserId
     experiment_id: Slug | None = None
+    expose: bool = Field(
+        default=True,
+        description="Record the user's exposure (the default): the user then counts as a"
+        " sample of the variant, once per phase. `false` asks for the decision only, e.g. to"
+        " precompute assignments; log the exposure later with /log or /events.",
+    )
+
+
+NotInExperiment = Literal[
+    "paused", "completed", "stopped", "draft", "not_in_traffic", "not_in_layer_slice"
+]
+"""Why a user is served a variant outside the experiment: it is paused (everyone gets the
+control), completed (everyone gets the winner, or the control when none was chosen),
+stopped (the control) or still a draft (the control); or the user falls outside its traffic
+or its slice of the layer (the control)."""
+
+ExposureStatus = Literal["recorded", "not_requested", "not_in_experiment", "store_unavailable"]
+"""What happened to the exposure: ``recorded`` (now, or at the user's first exposure in this
+phase: a user is counted once), ``not_requested`` (``expose: false``), ``not_in_experiment``
+(nothing to count), ``store_unavailable`` (the store could not be reached: the user was
+served, from the last known configuration, but is not counted; see the README's "When the
+store is down")."""
 
 
 class Assignment(BaseModel):
+    """One experiment's answer for the user: the variant and model to serve, and why."""
+
     experiment_id: str
     variant_name: str
     model_id: str
+    in_experiment: bool = True
+    reason: NotInExperiment | None = None
+    exposure_recorded: bool = False
+    exposure_status: ExposureStatus = "not_requested"
 
 
 class RouteResponse(BaseModel):
-    """The seed's fields from one assignment, plus every assignment of the user.
+    """The compatible fields from one assignment, plus every assignment of the user.
 
-    Without ``experiment_id`` the seed's fields come from the user's assignment in the
-    running experiment created first (ties by id); ``assignments`` lists all of them.
+    With ``experiment_id`` there is always an answer for a known experiment: a variant and
+    a model to serve, even when the experiment is not running (``in_experiment`` is then
+    false and ``reason`` says why). Without ``experiment_id`` the compatible fields come
+    from the user's assignment in the running experiment created first (ties by id), and
+    ``assignments`` lists every running experiment the user is in; a user in none gets
+    nulls and an empty list.
     """
 
     experiment_id: str | None
     variant_name: str | None
     model_id: str | None
+    in_experiment: bool = False
+    reason: NotInExperiment | None = None
+    exposure_recorded: bool = False
+    exposure_status: ExposureStatus = "not_in_experiment"
     assignments: list[Assignment]
 
 
@@ -168,7 +207,11 @@ class BatchRequest(_Body):
 
 
 class BatchResult(BaseModel):
-    status: Literal["counted", "duplicate", "variant_mismatch", "rejected"]
+    """One event's outcome. ``unavailable`` happens only on a Redis Cluster, when the
+    store failed after the events of other experiments of the batch were applied: the
+    answer then says exactly which events were applied (a 503 means none was)."""
+
+    status: Literal["counted", "duplicate", "variant_mismatch", "rejected", "unavailable"]
     new_exposure: bool = False
     new_conversion: bool = False
     error: str | None = None
@@ -179,6 +222,7 @@ class BatchResponse(BaseModel):
     counted: int
     duplicates: int
     rejected: int
+    unavailable: int = 0
 
 
 class CalculateRequest(_Body):

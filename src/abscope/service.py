@@ -16,10 +16,9 @@ from __future__ import annotations
 import logging
 import math
 import re
-import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -27,11 +26,9 @@ from pydantic import ValidationError
 
 from abscope import charts, reports, schemas
 from abscope.assignment import (
-    Assignment,
     LayerSlice,
     allocate_layer,
     assign,
-    assign_random,
 )
 from abscope.bandits import (
     EpsilonGreedyConfig,
@@ -39,7 +36,6 @@ from abscope.bandits import (
     PolicyConfig,
     ThompsonConfig,
     UCB1Config,
-    allocation_probabilities,
     simulate,
 )
 from abscope.config import Settings
@@ -53,15 +49,9 @@ from abscope.models import (
     Experiment,
     Status,
     Variant,
-    VariantCounts,
 )
-from abscope.routing import (
-    CompiledExperiment,
-    RoutingTable,
-    compile_experiment,
-    policy_for,
-    route_response,
-)
+from abscope.routing import compile_experiment
+from abscope.serving import STICKY_PHASE, Serving
 from abscope.stats.planner import (
     DurationPlan,
     PowerGrid,
@@ -74,9 +64,6 @@ from abscope.storage.base import EventResult, Store
 
 __all__ = ["Action", "ExperimentService", "STICKY_PHASE"]
 
-STICKY_PHASE = 0
-"""Sticky assignments are kept for the experiment's life, across phases: a later change of
-weights (which opens a new phase for the counts) never moves a user already assigned."""
 
 _log = logging.getLogger("abscope.service")
 Clock = Callable[[], datetime]
@@ -129,9 +116,9 @@ class ExperimentService:
             time.monotonic if clock is _utc_now else lambda: clock().timestamp()
         )
         self._rng = rng if rng is not None else np.random.default_rng()
-        self._lock = threading.Lock()
-        self._table: RoutingTable | None = None
-        self._bandit_cache: dict[tuple[str, int], tuple[float, list[float]]] = {}
+        self.serving = Serving(
+            store, settings, clock=clock, monotonic=self._monotonic, rng=self._rng
+        )
 
     # --- experiments ---------------------------------------------------------------------
 
@@ -249,60 +236,15 @@ class ExperimentService:
 
     # --- routing -------------------------------------------------------------------------
 
-    def route(self, user_id: str, experiment_id: str | None = None) -> schemas.RouteResponse:
-        """Assign a user to one experiment, or to every running one they qualify for."""
-        table = self._routing_table()
-        if experiment_id is not None:
-            compiled = table.by_id.get(experiment_id)
-            if compiled is None or compiled.experiment.status != Status.RUNNING:
-                status = self.store.get_experiment(experiment_id).status  # NotFound if absent
-                raise Conflict(f"experiment {experiment_id} is {status.value}, not running")
-            candidates = [compiled]
-        else:
-            candidates = table.running
-        chosen = []
-        for compiled in candidates:
-            if compiled.pure:
-                variant = compiled.router.choose(user_id)
-            else:
-                variant = self._decide(compiled, user_id).variant
-            if variant is not None:
-                chosen.append(compiled.answers[variant])
-        return route_response(chosen)
-
-    def route_without_io(
-        self, user_id: str, experiment_id: str | None = None
-    ) -> schemas.RouteResponse | None:
-        """:meth:`route` when it needs no I/O at all, else ``None``.
-
-        That is when the routing snapshot is fresh and every candidate is routed by the hash
-        alone. The HTTP layer answers such requests on the event loop and sends the rest
-        (a stale snapshot, sticky or bandit experiments, errors) to the thread pool.
-        """
-        table = self._table
-        if (
-            table is None
-            or self._monotonic() - table.built_at >= self.settings.config_refresh_seconds
-        ):
-            return None
-        if experiment_id is not None:
-            compiled = table.by_id.get(experiment_id)
-            if (
-                compiled is None
-                or not compiled.pure
-                or compiled.experiment.status != Status.RUNNING
-            ):
-                return None
-            variant = compiled.router.choose(user_id)
-            return route_response([] if variant is None else [compiled.answers[variant]])
-        chosen = []
-        for compiled in table.running:
-            if not compiled.pure:
-                return None
-            variant = compiled.router.choose(user_id)
-            if variant is not None:
-                chosen.append(compiled.answers[variant])
-        return route_response(chosen)
+    def route(
+        self, user_id: str, experiment_id: str | None = None, *, expose: bool = True
+    ) -> schemas.RouteResponse:
+        """Assign a user to one experiment, or to every running one they qualify for, and
+        record the exposures (one store call). The HTTP layer runs the same steps, with the
+        exposures of concurrent requests committed together."""
+        plan = self.serving.plan(user_id, experiment_id, expose)
+        body = self.serving.answer(plan, self.serving.record(plan))
+        return schemas.RouteResponse.model_validate_json(body)
 
     def explain(self, experiment_id: str, user_id: str) -> dict[str, Any]:
         experiment = self.store.get_experiment(experiment_id)
@@ -344,7 +286,7 @@ class ExperimentService:
         experiment, probability = self._check_log_target(
             request.experiment_id, request.user_id, request.variant_name
         )
-        at = request.timestamp or self._clock()
+        at = self._event_time(experiment, request.timestamp, "timestamp")
         kind = "conversion" if request.converted else "exposure"
         user, variant = request.user_id, request.variant_name
         events = [
@@ -393,9 +335,10 @@ class ExperimentService:
                     raise InvalidInput(f"events.{index}.value", "required for a value event")
                 if item.kind != "value" and item.value is not None:
                     raise InvalidInput(f"events.{index}.value", f"not allowed for {item.kind}")
+                at = self._event_time(experiment, item.timestamp, f"events.{index}.timestamp", now)
                 event = self._event(
                     experiment, item.user_id, item.variant_name, item.kind, probability,
-                    item.timestamp or now, item.value, item.event_id,
+                    at, item.value, item.event_id,
                 )  # fmt: skip
             except (NotFound, Conflict, InvalidInput) as error:
                 results[index] = schemas.BatchResult(status="rejected", error=error.message)
@@ -410,6 +353,7 @@ class ExperimentService:
             counted=sum(r.status == "counted" for r in final),
             duplicates=sum(r.status == "duplicate" for r in final),
             rejected=sum(r.status in ("rejected", "variant_mismatch") for r in final),
+            unavailable=sum(r.status == "unavailable" for r in final),
         )
 
     # --- analysis ------------------------------------------------------------------------
@@ -566,92 +510,12 @@ class ExperimentService:
         return list(slices[-1].intervals)
 
     def _invalidate(self) -> None:
-        with self._lock:
-            self._table = None
-
-    def _routing_table(self) -> RoutingTable:
-        now = self._monotonic()
-        table = self._table
-        if table is not None and now - table.built_at < self.settings.config_refresh_seconds:
-            return table
-        with self._lock:
-            table = self._table
-            if table is None or now - table.built_at >= self.settings.config_refresh_seconds:
-                live = [
-                    e
-                    for e in self.store.list_experiments()
-                    if e.status in (Status.RUNNING, Status.PAUSED)
-                ]
-                table = RoutingTable.build(now, live)
-                self._table = table
-            return table
-
-    def _decide(self, compiled: CompiledExperiment, user_id: str) -> Assignment:
-        experiment = compiled.experiment
-        policy = policy_for(experiment)
-        if policy is None and not experiment.sticky:
-            variant = compiled.router.choose(user_id)
-            share = compiled.config.traffic_fraction
-            if compiled.layer_slice is not None:
-                share = compiled.layer_slice.width
-            chosen = experiment.variant(variant) if variant is not None else None
-            return Assignment(
-                experiment_id=experiment.id,
-                user_id=user_id,
-                variant=variant,
-                index=compiled.config.variants.index(variant) if variant is not None else None,
-                reason="hash" if variant is not None else "not_in_traffic",
-                probability=chosen.weight * share if chosen is not None else None,
-                traffic_share=share,
-            )
-        sticky = (
-            self.store.get_assignment(experiment.id, STICKY_PHASE, user_id)
-            if experiment.sticky
-            else None
-        )
-        if policy is None or sticky is not None:
-            decision = assign(
-                compiled.config, user_id, sticky_variant=sticky, layer_slice=compiled.layer_slice
-            )
-        else:
-            decision = assign_random(
-                compiled.config, user_id, self._rng, self._bandit_probabilities(experiment, policy),
-                layer_slice=compiled.layer_slice,
-            )  # fmt: skip
-        if experiment.sticky and decision.variant is not None and sticky is None:
-            stored = self.store.assign_if_absent(
-                experiment.id, STICKY_PHASE, user_id, decision.variant
-            )
-            if stored != decision.variant:
-                decision = assign(
-                    compiled.config, user_id, sticky_variant=stored,
-                    layer_slice=compiled.layer_slice,
-                )  # fmt: skip
-        return decision
-
-    def _bandit_probabilities(self, experiment: Experiment, policy: PolicyConfig) -> list[float]:
-        """The policy's allocation for the shared counts, recomputed at most once a refresh.
-
-        Thompson sampling's exact allocation is a numerical integral (milliseconds), so it is
-        computed once per snapshot of the counts, not per request.
-        """
-        now = self._monotonic()
-        key = (experiment.id, experiment.phase)
-        cached = self._bandit_cache.get(key)
-        if cached is None or now - cached[0] >= self.settings.bandit_refresh_seconds:
-            counts = self.store.get_counts(experiment.id, experiment.phase)
-            names = [v.name for v in experiment.variants]
-            pulls = np.array([counts.get(n, VariantCounts()).samples for n in names], float)
-            rewards = np.array([counts.get(n, VariantCounts()).conversions for n in names], float)
-            probabilities = [float(p) for p in allocation_probabilities(policy, pulls, rewards)]
-            cached = (now, probabilities)
-            self._bandit_cache[key] = cached
-        return cached[1]
+        self.serving.invalidate()
 
     def _check_log_target(
         self, experiment_id: str, user_id: str, variant_name: str
     ) -> tuple[Experiment, float]:
-        table = self._routing_table()
+        table = self.serving.table()
         compiled = table.by_id.get(experiment_id)
         if compiled is None:
             status = self.store.get_experiment(experiment_id).status  # NotFound if absent
@@ -670,7 +534,9 @@ class ExperimentService:
                         f"user {user_id} is assigned {stored} in {experiment_id},"
                         f" not {variant_name}"
                     )
-                return experiment, self._assignment_probability(compiled, user_id, variant_name)
+                return experiment, self.serving.assignment_probability(
+                    compiled, user_id, variant_name
+                )
         if experiment.allocation == "fixed":
             assigned = compiled.router.choose(user_id)
             if assigned != variant_name:
@@ -680,28 +546,46 @@ class ExperimentService:
                 )
         # Bandit assignments are random per request: the first exposure decides, and the
         # store refuses a later event for another variant.
-        return experiment, self._assignment_probability(compiled, user_id, variant_name)
+        return experiment, self.serving.assignment_probability(compiled, user_id, variant_name)
 
-    def _assignment_probability(
-        self, compiled: CompiledExperiment, user_id: str, variant: str
-    ) -> float:
-        """The probability with which the user was given ``variant``, recorded with the
-        exposure so that analysis can weight adaptive or ramped traffic.
+    def _event_time(
+        self,
+        experiment: Experiment,
+        timestamp: datetime | None,
+        field: str,
+        now: datetime | None = None,
+    ) -> datetime:
+        """When the event happened: ``timestamp`` (naive means UTC) or now.
 
-        1 for a forced user; weight × traffic share for hash routing; for a bandit, the
-        allocation in force (the same shared snapshot routing uses, at most a second old)
-        times the traffic share.
+        A time after now plus ``max_clock_skew_seconds``, or before the experiment was
+        created, is refused: it cannot be the time of a real exposure or conversion, and
+        far-future stamps would otherwise sit in the hourly series for good.
         """
-        experiment = compiled.experiment
-        if user_id in experiment.forced_variants:
-            return 1.0
-        policy = policy_for(experiment)
-        if policy is None:
-            return compiled.probability[variant]
-        share = compiled.probability[variant] / experiment.weights[variant]
-        allocation = self._bandit_probabilities(experiment, policy)
-        index = compiled.config.variants.index(variant)
-        return max(allocation[index] * share, 1e-9)  # the floor keeps it above 0 anyway
+        current = now or self._clock()
+        if timestamp is None:
+            return current
+        at = timestamp if timestamp.utcoffset() is not None else timestamp.replace(tzinfo=UTC)
+        skew = timedelta(seconds=self.settings.max_clock_skew_seconds)
+        try:
+            late = at - current > skew
+        except OverflowError:  # pragma: no cover - aware datetimes subtract exactly
+            late = True
+        if late:
+            raise InvalidInput(
+                field,
+                f"{at.isoformat()} is more than {skew.total_seconds():g} s in the future"
+                f" (the service's clock says {current.isoformat()})",
+            )
+        created = experiment.created_at
+        if created.utcoffset() is None:
+            created = created.replace(tzinfo=UTC)
+        if at < created:
+            raise InvalidInput(
+                field,
+                f"{at.isoformat()} is before the experiment was created"
+                f" ({experiment.created_at.isoformat()})",
+            )
+        return at
 
     def _event(
         self,
@@ -748,14 +632,17 @@ def _plan(request: schemas.CalculateRequest) -> tuple[DurationPlan, SensitivityC
     return plan, sensitivity_curve(plan), power_grid(plan)
 
 
+_OUTCOME_ERRORS = {
+    "variant_mismatch": "the user was first exposed to another variant",
+    "unavailable": "not applied: the store failed after other events of the batch were"
+    " applied; send this event again (with its event_id, a retry is counted once)",
+}
+
+
 def _batch_result(result: EventResult) -> schemas.BatchResult:
     return schemas.BatchResult(
         status=result.outcome,
-        error=(
-            "the user was first exposed to another variant"
-            if result.outcome == "variant_mismatch"
-            else None
-        ),
+        error=_OUTCOME_ERRORS.get(result.outcome),
         new_exposure=result.new_exposure,
         new_conversion=result.new_conversion,
     )

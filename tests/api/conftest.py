@@ -10,14 +10,16 @@ Redis is always a server the tests started: ``redis_url`` from ``tests.fixtures.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from abscope.api.app import create_app
+from abscope.api.app import create_app, open_store
+from abscope.service import ExperimentService
 from tests.api.helpers import MakeClient, MakeServer, TestClient, make_settings
 from tests.fixtures.uvicorn_server import ABSCOPE_APP, UvicornServer
 
@@ -32,15 +34,23 @@ def _no_abscope_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def make_client(tmp_path: Path) -> Iterator[MakeClient]:
-    """``make_client(**settings)``: a started in-process client on a fresh SQLite file."""
+    """``make_client(**settings)``: a started in-process client on a fresh SQLite file.
+
+    ``clock=`` (a callable returning an aware datetime) replaces the service's clock, for
+    tests that log events at chosen times (events may not predate their experiment).
+    """
     with ExitStack() as stack:
         count = 0
 
-        def make(**overrides: Any) -> TestClient:
+        def make(clock: Callable[[], datetime] | None = None, **overrides: Any) -> TestClient:
             nonlocal count
             count += 1
             settings = make_settings(tmp_path / f"abscope-{count}.db", **overrides)
-            client = TestClient(create_app(settings), raise_server_exceptions=False)
+            service = None
+            if clock is not None:
+                service = ExperimentService(open_store(settings), settings, clock=clock)
+            app = create_app(settings, service=service)
+            client = TestClient(app, raise_server_exceptions=False)
             return stack.enter_context(client)
 
         yield make

@@ -93,8 +93,12 @@ def started(client: HttpClient, **overrides: Any) -> dict[str, Any]:
     return running
 
 
-def route(client: HttpClient, user_id: str, experiment_id: str | None = None) -> dict[str, Any]:
-    body = {"user_id": user_id}
+def route(
+    client: HttpClient, user_id: str, experiment_id: str | None = None, *, expose: bool = False
+) -> dict[str, Any]:
+    """POST /route. Decision only by default (``expose: false``), so tests of logging
+    decide for themselves what is counted; pass ``expose=True`` to record the exposure."""
+    body: dict[str, Any] = {"user_id": user_id, "expose": expose}
     if experiment_id is not None:
         body["experiment_id"] = experiment_id
     response = client.post("/route", json=body)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.helpers import TestClient, assert_status, expect_422, route, started
+from tests.api.helpers import MakeClient, TestClient, assert_status, expect_422, route, started
 
 FIGURES = ("conversion", "lift", "samples", "posterior")
 POLICIES = ("Epsilon-greedy", "UCB1", "Thompson", "Fixed split")
@@ -59,9 +59,14 @@ def _charts(client: TestClient, experiment_id: str) -> dict[str, Any]:
     return body
 
 
-def test_an_experiments_charts_hold_a_trace_per_variant(client: TestClient) -> None:
+def test_an_experiments_charts_hold_a_trace_per_variant(make_client: MakeClient) -> None:
+    # The experiment is created four hours ago on the service's clock, so that its events
+    # of the last three hours are not older than it.
+    offset = [timedelta(hours=-4)]
+    client = make_client(clock=lambda: datetime.now(UTC) + offset[0])
     experiment_id = started(client, control_model_id=None, treatment_model_id=None,
                             control_weight=None, variants=VARIANTS)["id"]  # fmt: skip
+    offset[0] = timedelta(0)
     tally = _log_users(client, experiment_id, 90)
     assert set(tally) == {"control", "treatment", "v3"}
     charts = _charts(client, experiment_id)

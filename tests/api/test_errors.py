@@ -154,9 +154,14 @@ def test_logs_to_an_experiment_that_is_not_live_are_409(client: TestClient, stat
 
 def test_logs_to_a_paused_experiment_are_counted(client: TestClient) -> None:
     experiment_id = _in_state(client, "paused")
-    # Routing a paused experiment is refused; its users' late events are not.
-    assert_status(client.post("/route", json={"user_id": "u1", "experiment_id": experiment_id}),
-                  409)  # fmt: skip
+    # A paused experiment serves everyone the control and counts nobody; its users' late
+    # events are still counted.
+    paused = client.post("/route", json={"user_id": "u1", "experiment_id": experiment_id})
+    assert_status(paused, 200)
+    assert {k: paused.json()[k] for k in ("variant_name", "in_experiment", "reason")} == {
+        "variant_name": "control", "in_experiment": False, "reason": "paused"
+    }  # fmt: skip
+    assert _samples(client, experiment_id) == (0, 0)
     variant = client.get(f"/experiments/{experiment_id}/explain", params={"user_id": "u1"}).json()[
         "variant_name"
     ]

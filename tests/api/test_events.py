@@ -11,6 +11,7 @@ import pytest
 from abscope.jsonable import to_jsonable
 from abscope.stats.planner import plan_duration
 from tests.api.helpers import (
+    MakeClient,
     TestClient,
     assert_status,
     create,
@@ -136,8 +137,11 @@ def test_an_event_for_another_variant_than_the_first_exposure_is_a_mismatch(
     assert _counts(client, experiment_id) == {"control": (1, 1), "treatment": (0, 0)}
 
 
-def test_the_time_series_is_hourly_and_cumulative_per_variant(client: TestClient) -> None:
+def test_the_time_series_is_hourly_and_cumulative_per_variant(make_client: MakeClient) -> None:
+    now = [datetime(2026, 11, 20, 9, 0, tzinfo=UTC)]  # the experiment starts at 9:00
+    client = make_client(clock=lambda: now[0])
     experiment_id = started(client)["id"]
+    now[0] = datetime(2026, 11, 20, 13, 0, tzinfo=UTC)  # the events arrive at 13:00
     users = _users_by_variant(client, experiment_id)
     c0, c1, c2 = users["control"][:3]
     t0, t1 = users["treatment"][:2]

@@ -48,6 +48,8 @@ def _drive(server: UvicornServer, experiment_id: str) -> dict[str, list[int]]:
             variant = answer["variant_name"]
             assert answer["experiment_id"] == experiment_id
             assert answer["model_id"] == MODELS[variant]
+            # /route counted the user's exposure; /log adds what happened next.
+            assert (answer["exposure_recorded"], answer["exposure_status"]) == (True, "recorded")
             body: dict[str, Any] = {
                 "experiment_id": experiment_id,
                 "user_id": _user(index),
@@ -60,7 +62,7 @@ def _drive(server: UvicornServer, experiment_id: str) -> dict[str, list[int]]:
             assert status == 200, logged
             assert logged == {
                 "status": "counted",
-                "new_exposure": True,
+                "new_exposure": False,
                 "new_conversion": body["converted"],
             }
             seen.append((index, variant))
@@ -285,10 +287,19 @@ def test_an_unreachable_redis_gives_503_with_a_clear_message(
             "create": lambda: client.post("/experiments", json=seed_body()),
             "results": lambda: client.get(f"/experiments/{experiment_id}/results"),
         }
+        served = {name: calls.pop(name)() for name in ("route", "route all")}
+        for name, response in served.items():
+            # Routing goes on from the last snapshot; the exposure is not counted.
+            assert response.status_code == 200, f"{name}: {response.status_code} {response.text}"
+            assert response.json()["exposure_status"] == "store_unavailable", name
+        assert served["route"].json()["experiment_id"] == experiment_id
         for name, call in calls.items():
             began = time.monotonic()
             response = call()
             assert response.status_code == 503, f"{name}: {response.status_code} {response.text}"
+            assert response.headers["retry-after"] == "1", name
             assert "storage unavailable" in response.json()["detail"], name
+            host, port = redis_server.url.removeprefix("redis://").split("/")[0].split(":")
+            assert host not in response.text and port not in response.text, response.text
             assert time.monotonic() - began < 10, f"{name} took too long to give up"
         assert client.get("/health").json() == {"status": "ok"}

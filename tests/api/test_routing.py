@@ -28,17 +28,15 @@ def _explain(client: TestClient, experiment_id: str, user_id: str) -> dict[str, 
 
 
 def _variants_of(client: TestClient, experiment_id: str, users: list[str]) -> dict[str, str]:
-    """Each user's variant in the experiment; users outside its traffic are left out."""
+    """Each user's variant in the experiment; users outside its traffic are left out (they
+    are served the control, outside the experiment)."""
     out = {}
     for user in users:
         answer = route(client, user, experiment_id)
-        if answer["variant_name"] is None:
-            assert answer == {
-                "experiment_id": None,
-                "variant_name": None,
-                "model_id": None,
-                "assignments": [],
-            }
+        if not answer["in_experiment"]:
+            assert answer["reason"] == "not_in_traffic"
+            assert (answer["experiment_id"], answer["variant_name"]) == (experiment_id, "control")
+            assert answer["exposure_status"] == "not_in_experiment"
         else:
             assert answer["experiment_id"] == experiment_id
             out[user] = answer["variant_name"]
@@ -70,6 +68,10 @@ def test_routing_without_an_experiment_id_gives_every_assignment(client: TestCli
         "experiment_id": None,
         "variant_name": None,
         "model_id": None,
+        "in_experiment": False,
+        "reason": None,
+        "exposure_recorded": False,
+        "exposure_status": "not_in_experiment",
         "assignments": [],
     }
     half = started(client, name="Half", traffic_percentage=50)["id"]
@@ -84,9 +86,9 @@ def test_routing_without_an_experiment_id_gives_every_assignment(client: TestCli
         answer = route(client, user)
         alone = {e: route(client, user, e) for e in (half, everyone, some)}
         expected = [  # the running experiments the user is in, oldest first
-            {k: a[k] for k in ("experiment_id", "variant_name", "model_id")}
+            {k: v for k, v in a.items() if k != "assignments"}
             for a in alone.values()
-            if a["variant_name"] is not None
+            if a["in_experiment"]
         ]
         assert answer["assignments"] == expected
         # The seed's fields: the oldest running experiment the user is in (documented).
@@ -230,7 +232,9 @@ def test_explain_shows_buckets_ranges_and_the_reason(client: TestClient) -> None
         else:
             assert explanation["variant_name"] is None
             assert explanation["reason"] == "not_in_traffic"
-            assert answer["variant_name"] is None
+            # Served the control, outside the experiment.
+            assert (answer["variant_name"], answer["in_experiment"]) == ("v1", False)
+            assert answer["reason"] == "not_in_traffic"
     assert reasons == {"hash", "not_in_traffic"}
     expect_422(
         client.get(f"/experiments/{experiment_id}/explain", params={"user_id": "u" * 257}),

@@ -14,7 +14,6 @@ import pytest
 
 from abscope import reports, schemas
 from abscope.config import Settings
-from abscope.errors import Conflict
 from abscope.models import Status, VariantCounts
 from abscope.service import ExperimentService
 from abscope.storage.sqlite import SQLiteStore
@@ -88,9 +87,15 @@ def test_another_worker_sees_a_change_within_one_second(
     # Within the refresh interval b may still route by its snapshot...
     assert b.route(users[0], experiment_id).variant_name == before[users[0]]
     clock.advance(0.5)
-    # ...and after one second it must have seen the pause.
-    with pytest.raises(Conflict, match="paused"):
-        b.route(users[0], experiment_id)
+    # ...and after one second it must have seen the pause: everyone gets the control,
+    # outside the experiment, and nobody is counted.
+    paused = b.route(users[0], experiment_id)
+    assert (paused.variant_name, paused.in_experiment, paused.reason) == (
+        "control",
+        False,
+        "paused",
+    )
+    assert paused.exposure_status == "not_in_experiment"
 
 
 def test_the_worker_that_made_a_change_sees_it_at_once(
@@ -98,10 +103,9 @@ def test_the_worker_that_made_a_change_sees_it_at_once(
 ) -> None:
     a, _ = workers
     experiment_id = _create(a)
-    assert a.route("u1", experiment_id).variant_name is not None
+    assert a.route("u1", experiment_id).in_experiment
     a.transition(experiment_id, "pause")
-    with pytest.raises(Conflict):
-        a.route("u1", experiment_id)
+    assert a.route("u1", experiment_id).reason == "paused"
 
 
 def test_routing_reads_the_configuration_at_most_once_a_second(
@@ -188,9 +192,11 @@ def test_a_sticky_user_keeps_their_variant_after_a_weight_change(
 
 
 def _log_routed(service: ExperimentService, experiment_id: str, users: list[str]) -> None:
+    """Route without recording, then log the exposure: /log records the probability too."""
     for user in users:
-        variant = service.route(user, experiment_id).variant_name
-        if variant is not None:
+        answer = service.route(user, experiment_id, expose=False)
+        variant = answer.variant_name
+        if answer.in_experiment and variant is not None:
             service.log(
                 schemas.LogRequest(experiment_id=experiment_id, user_id=user, variant_name=variant)
             )

@@ -31,6 +31,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from abscope import __version__, web
+from abscope.api.exposures import ExposureCommitter
 from abscope.api.routes import analysis, charts, experiments, health, traffic
 from abscope.config import Settings, get_settings
 from abscope.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
@@ -121,6 +122,7 @@ def create_app(
     app.state.service = service or ExperimentService(
         store or open_store(config), config, rng=np.random.default_rng()
     )
+    app.state.exposures = ExposureCommitter(app.state.service.serving)
     # Traffic first: route matching walks the routers in order, and /route is the hot path.
     for router in (
         traffic.router,

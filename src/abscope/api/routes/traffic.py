@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from abscope.api.deps import IngestService, ingest_service
+from abscope.api.exposures import ExposureCommitter
 from abscope.schemas import (
     BatchRequest,
     BatchResponse,
@@ -20,14 +21,21 @@ router = APIRouter(tags=["traffic"])
 
 @router.post("/route", response_model=RouteResponse)
 async def route(body: RouteRequest, request: Request) -> Response:
-    service = ingest_service(request)  # not a dependency: see ingest_service
-    # Hash routing on a fresh snapshot is pure computation: answer it on the event loop.
-    # Anything that may touch the store goes to the thread pool. The answer is already a
-    # validated RouteResponse, so it is written out directly (response_model documents it).
-    answer = service.route_without_io(body.user_id, body.experiment_id)
-    if answer is None:
-        answer = await run_in_threadpool(service.route, body.user_id, body.experiment_id)
-    return Response(answer.model_dump_json(), media_type="application/json")
+    """Which variant (and model) to serve this user, recording the user's exposure.
+
+    Hash routing on a usable snapshot is pure computation, answered on the event loop;
+    anything that may read the store goes to the thread pool. The exposures are committed
+    with those of concurrent requests (see ``abscope.api.exposures``) before the answer.
+    """
+    serving = ingest_service(request).serving  # not a dependency: see ingest_service
+    plan = serving.plan_without_io(body.user_id, body.experiment_id, body.expose)
+    if plan is None:
+        plan = await run_in_threadpool(serving.plan, body.user_id, body.experiment_id, body.expose)
+    recorded: list[str | None] | None = []
+    if plan.exposures:
+        committer: ExposureCommitter = request.app.state.exposures
+        recorded = await committer.record(plan.exposures)
+    return Response(serving.answer(plan, recorded), media_type="application/json")
 
 
 @router.post("/log")
