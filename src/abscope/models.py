@@ -208,6 +208,7 @@ class VariantCounts(_Model):
     value_sum: float = 0.0
     value_sum_squares: float = 0.0
     inverse_probability_sum: float = 0.0
+    inverse_probability_square_sum: float = 0.0
 
 
 def is_slug(text: str) -> bool:
