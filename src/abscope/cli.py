@@ -23,6 +23,7 @@ from abscope.jsonable import to_jsonable
 from abscope.stats.analysis import AnalysisOptions, ExperimentAnalysis, analyze_experiment
 from abscope.stats.multiple import Correction
 from abscope.stats.planner import DurationPlan, plan_duration
+from abscope.stats.sequential import DEFAULT_TUNING_N
 from abscope.stats.sufficient import MeanStats, ProportionStats
 
 __all__ = ["app", "main", "parse_counts", "parse_means", "parse_weights"]
@@ -114,10 +115,23 @@ def plan(
     ] = 0.5,
     power: Annotated[float, typer.Option(help="Chance of detecting the lift.")] = 0.8,
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
-    one_sided: Annotated[bool, typer.Option("--one-sided", help="One-sided test.")] = False,
+    one_sided: Annotated[
+        bool, typer.Option("--one-sided", help="One-sided fixed-horizon test.")
+    ] = False,
+    sequential: Annotated[
+        bool,
+        typer.Option(
+            "--sequential/--fixed-horizon",
+            help="Plan for the always-valid sequential test (a new experiment's default) or "
+            "the fixed-horizon z-test read once. Both are shown.",
+        ),
+    ] = True,
+    sequential_tuning_n: Annotated[
+        int, typer.Option(help="Tuning of the sequential test (total users).")
+    ] = DEFAULT_TUNING_N,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """How many users and days an experiment needs."""
+    """How many users and days an experiment needs, for the test the analysis will run."""
     try:
         result = plan_duration(
             baseline_rate=baseline_rate,
@@ -128,6 +142,8 @@ def plan(
             power=power,
             alpha=alpha,
             two_sided=not one_sided,
+            sequential=sequential,
+            sequential_tuning_n=sequential_tuning_n,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
@@ -257,17 +273,26 @@ def _p(x: float) -> str:
 def format_plan(plan: DurationPlan) -> str:
     """A readable summary of a duration plan."""
     sides = "two-sided" if plan.two_sided else "one-sided"
+    other = plan.fixed_horizon if plan.sequential else plan.always_valid
+    mode = (
+        f"sequential (always-valid, tuning {plan.sequential_tuning_n:,})"
+        if plan.sequential
+        else f"fixed-horizon ({sides}, read once)"
+    )
+    other_mode = "fixed-horizon" if plan.sequential else "sequential"
     rows = [
+        ["planned for", mode],
         ["baseline rate", _pct(plan.baseline_rate)],
         ["minimum relative lift", f"{_pct(plan.min_relative_lift, signed=True)}"],
         ["treatment rate to detect", _pct(plan.treatment_rate)],
-        ["power / alpha", f"{plan.power:.0%} / {plan.alpha:g} ({sides})"],
+        ["power / alpha", f"{plan.power:.0%} / {plan.alpha:g}"],
         ["split (treatment share)", _pct(plan.treatment_share, 0)],
         ["users in test per day", f"{plan.daily_users_in_test:,.0f}"],
         ["control samples", f"{plan.control_samples:,}"],
         ["treatment samples", f"{plan.treatment_samples:,}"],
         ["total samples", f"{plan.total_samples:,}"],
         ["days", f"{plan.days:,}"],
+        [f"{other_mode} instead", f"{other.total_samples:,} samples, {other.days:,} days"],
     ]
     width = max(len(label) for label, _ in rows)
     return "Duration plan\n" + "\n".join(

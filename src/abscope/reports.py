@@ -13,6 +13,7 @@ from typing import Any
 from abscope.jsonable import to_jsonable
 from abscope.models import Experiment, Status, VariantCounts
 from abscope.stats import AnalysisOptions, MeanStats, ProportionStats, analyze_experiment
+from abscope.stats.adaptive_srm import ADAPTIVE_NOTE
 from abscope.stats.means import mean_interval, relative_mean_lift_ci
 from abscope.stats.proportions import relative_lift_ci, wilson_interval
 from abscope.stats.sequential import sequential_path
@@ -33,6 +34,7 @@ def results_view(
         options=AnalysisOptions(
             alpha=1.0 - experiment.confidence_level, sequential=experiment.sequential
         ),
+        propensity=_propensity(experiment, counts),
     )
     first = analysis.comparisons[0]
     control = analysis.variant(experiment.control.name)
@@ -92,6 +94,8 @@ def results_view(
         "variants": to_jsonable(analysis.variants),
         "comparisons": to_jsonable(analysis.comparisons),
         "srm": to_jsonable(analysis.srm),
+        "srm_method": "chi_square" if experiment.allocation == "fixed" else "adaptive",
+        "adaptive_allocation_note": None if experiment.allocation == "fixed" else ADAPTIVE_NOTE,
         "decision": {
             **decision,
             "remaining_days": (
@@ -104,6 +108,22 @@ def results_view(
             "daily_users": daily,
             "below_min_sample_size": below_minimum,
         },
+    }
+
+
+def _propensity(
+    experiment: Experiment, counts: dict[str, VariantCounts]
+) -> dict[str, tuple[float, float]] | None:
+    """Per variant (Σ 1/p, Σ 1/p²) for a bandit experiment: its SRM check uses them."""
+    if experiment.allocation == "fixed":
+        return None
+    empty = VariantCounts()
+    return {
+        v.name: (
+            counts.get(v.name, empty).inverse_probability_sum,
+            counts.get(v.name, empty).inverse_probability_square_sum,
+        )
+        for v in experiment.variants
     }
 
 

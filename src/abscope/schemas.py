@@ -23,6 +23,7 @@ from abscope.models import (
     UserId,
     Variant,
 )
+from abscope.stats.sequential import DEFAULT_TUNING_N
 
 EVENT_ID_PATTERN = r"^[A-Za-z0-9._:@/+=~-]{1,128}$"
 """Client event ids: 1-128 of these characters. ``#`` is left out on purpose: the service
@@ -234,6 +235,10 @@ class CalculateRequest(_Body):
     power: float = 0.8
     alpha: float = 0.05
     two_sided: bool = True
+    # The test the analysis will run: sequential, as a new experiment is by default, with
+    # the analysis' tuning; the plan carries the other mode's figures too.
+    sequential: bool = True
+    sequential_tuning_n: int = DEFAULT_TUNING_N
 
 
 class ExperimentList(BaseModel):

@@ -3,6 +3,7 @@ inputs live in the query string, and a bad input is named in an error that hides
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -10,6 +11,8 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from tests.e2e.helpers import Tab, js_int, read_chart
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
 def _expect_plan(page: Page, api: httpx.Client, body: dict[str, Any]) -> None:
@@ -22,6 +25,14 @@ def _expect_plan(page: Page, api: httpx.Client, body: dict[str, Any]) -> None:
     expect(page.locator("#days")).to_have_text(js_int(plan["days"]))
     expect(page.locator("#error")).to_be_hidden()
     expect(page.locator("#output")).to_be_visible()
+    sequential = plan["mode"] == "sequential"
+    other = plan["fixed_horizon"] if sequential else plan["always_valid"]
+    mode = page.locator("#plan-mode")
+    expect(mode).to_contain_text("sequential" if sequential else "fixed-horizon")
+    alternative = page.locator("#plan-alternative")
+    expect(alternative).to_contain_text("fixed-horizon" if sequential else "sequential")
+    expect(alternative).to_contain_text(f"{js_int(other['total_samples'])} users")
+    expect(alternative).to_contain_text(f"({js_int(other['days'])} days)")
 
 
 def _expect_charts(page: Page) -> None:
@@ -41,8 +52,11 @@ def _query(page: Page) -> dict[str, list[str]]:
 def test_planner_agrees_with_calculate(tab: Tab, api: httpx.Client) -> None:
     page = tab.open("/planner")
     defaults = {"baseline_rate": 0.1, "min_relative_lift": 0.05, "daily_traffic": 20000}
-    _expect_plan(page, api, defaults)
+    _expect_plan(page, api, defaults)  # sequential, as a new experiment is
+    expect(page.locator("select[name=sequential]")).to_have_value("true")
     _expect_charts(page)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "planner-sequential.png", full_page=True)
 
     page.locator("input[name=baseline_rate]").fill("0.04")
     page.locator("input[name=min_relative_lift]").fill("0.1")
@@ -52,6 +66,7 @@ def test_planner_agrees_with_calculate(tab: Tab, api: httpx.Client) -> None:
     page.locator("input[name=power]").fill("0.9")
     page.locator("input[name=alpha]").fill("0.01")
     page.locator("select[name=two_sided]").select_option("false")
+    page.locator("select[name=sequential]").select_option("false")
     changed = {
         "baseline_rate": 0.04,
         "min_relative_lift": 0.1,
@@ -61,9 +76,11 @@ def test_planner_agrees_with_calculate(tab: Tab, api: httpx.Client) -> None:
         "power": 0.9,
         "alpha": 0.01,
         "two_sided": False,
+        "sequential": False,
     }
     _expect_plan(page, api, changed)
     _expect_charts(page)
+    page.screenshot(path=SCREENSHOTS / "planner-fixed-horizon.png", full_page=True)
     query = _query(page)
     for name, value in changed.items():
         expected = str(value).lower() if isinstance(value, bool) else str(value)

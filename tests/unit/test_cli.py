@@ -26,6 +26,26 @@ def test_plan_prints_the_planner_numbers() -> None:
     assert f"{plan.control_samples:,}" in result.output
     assert f"{plan.total_samples:,}" in result.output
     assert f"days                      {plan.days}" in result.output
+    assert "planned for               sequential" in result.output
+    other = plan.fixed_horizon
+    assert f"fixed-horizon instead     {other.total_samples:,} samples, {other.days:,} days" in (
+        result.output
+    )
+
+
+def test_plan_fixed_horizon_shows_the_sequential_figures_alongside() -> None:
+    result = runner.invoke(
+        app, ["plan", "--baseline-rate", "0.1", "--min-relative-lift", "0.05",
+              "--daily-traffic", "20000", "--fixed-horizon", "--sequential-tuning-n", "100000",
+              "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    plan = plan_duration(0.1, 0.05, 20000, sequential=False, sequential_tuning_n=100_000)
+    assert data["mode"] == "fixed_horizon" and data["sequential"] is False
+    assert data["total_samples"] == plan.fixed_horizon.total_samples
+    assert data["always_valid"]["total_samples"] == plan.always_valid.total_samples
+    assert data["sequential_tuning_n"] == 100_000
 
 
 def test_plan_json_equals_the_library() -> None:

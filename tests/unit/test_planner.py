@@ -1,23 +1,33 @@
-"""Experiment planner: sample sizes, exact rounding to users and days, and chart data."""
+"""Experiment planner: sample sizes, exact rounding to users and days, and chart data.
+
+These tests check the fixed-horizon figures, so ``plan_duration`` here plans with
+``sequential=False``; tests/unit/test_planner_sequential.py covers the default mode.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 from fractions import Fraction
+from typing import Any
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from statsmodels.stats.proportion import samplesize_proportions_2indep_onetail
 
+from abscope.stats import planner
 from abscope.stats.planner import (
     DurationPlan,
-    plan_duration,
     power_grid,
     sensitivity_curve,
 )
 from abscope.stats.power import power_proportions, sample_size_proportions
+
+
+def plan_duration(*args: Any, **kwargs: Any) -> DurationPlan:
+    """:func:`abscope.stats.planner.plan_duration` for the fixed-horizon test."""
+    return planner.plan_duration(*args, **{"sequential": False, **kwargs})
 
 
 def decimal(value: float) -> Fraction:

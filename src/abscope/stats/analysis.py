@@ -18,6 +18,7 @@ import numpy as np
 
 from abscope.stats._types import Alternative, check_alternative
 from abscope.stats._validate import check_alpha, check_open_unit, check_positive, check_weights
+from abscope.stats.adaptive_srm import adaptive_sample_ratio_mismatch
 from abscope.stats.bayesian import (
     BayesianComparison,
     BetaPosterior,
@@ -227,6 +228,7 @@ def analyze_experiment(
     *,
     control: str | None = None,
     options: AnalysisOptions | None = None,
+    propensity: Mapping[str, tuple[float, float]] | None = None,
 ) -> ExperimentAnalysis:
     """Analyse an experiment from its per-variant sufficient statistics.
 
@@ -239,6 +241,11 @@ def analyze_experiment(
     control : str, optional
         The control variant; the first variant by default.
     options : AnalysisOptions, optional
+    propensity : mapping of name to (H, Q), optional
+        For adaptively allocated traffic: per variant ``H = Σ 1/p`` and ``Q = Σ 1/p²`` over
+        its users' logged assignment probabilities. When given, the SRM check is
+        :func:`~abscope.stats.adaptive_srm.adaptive_sample_ratio_mismatch` instead of the
+        chi-square test against ``weights``.
 
     Returns
     -------
@@ -287,9 +294,7 @@ def analyze_experiment(
         for c, p, sp in zip(raw, adjusted, seq_adjusted, strict=True)
     )
 
-    srm = sample_ratio_mismatch(
-        [variants[name].n for name in names], shares, threshold=opts.srm_threshold
-    )
+    srm = _srm(names, variants, shares, propensity, opts.srm_threshold)
     best = _prob_best(metric, [variants[name] for name in names], opts)
     total = sum(variants[name].n for name in names)
     summaries = tuple(
@@ -298,6 +303,28 @@ def analyze_experiment(
     )
     decision = _decide(control_name, names, shares, variants, comparisons, srm, opts)
     return ExperimentAnalysis(metric, control_name, opts, summaries, comparisons, srm, decision)
+
+
+def _srm(
+    names: list[str],
+    variants: Mapping[str, ProportionStats] | Mapping[str, MeanStats],
+    shares: tuple[float, ...],
+    propensity: Mapping[str, tuple[float, float]] | None,
+    threshold: float,
+) -> SRMResult:
+    """The static chi-square check, or the adaptive one when propensities are given."""
+    observed = [variants[name].n for name in names]
+    if propensity is None:
+        return sample_ratio_mismatch(observed, shares, threshold=threshold)
+    missing = [name for name in names if name not in propensity]
+    if missing or set(propensity) - set(names):
+        raise ValueError("propensity must have one (H, Q) pair per variant, and no other")
+    return adaptive_sample_ratio_mismatch(
+        observed,
+        [propensity[name][0] for name in names],
+        [propensity[name][1] for name in names],
+        threshold=threshold,
+    )
 
 
 def _metric_of(variants: Mapping[str, ProportionStats] | Mapping[str, MeanStats]) -> MetricType:

@@ -6,17 +6,28 @@ detecting and the daily traffic into a :class:`DurationPlan`: users per arm and 
 (days against lift; power against sample size and lift) as plain tuples, leaving the drawing to
 :mod:`abscope.charts`.
 
-The sizes come from :func:`abscope.stats.power.sample_size_proportions` (pooled z-test, R's
-``power.prop.test`` convention, ``strict=False``) with ``ratio = s/(1 − s)`` for a treatment share
-``s``. A one-sided plan (``two_sided=False``) tests in the direction of the lift, so a negative
-lift plans for detecting a decrease.
+Two tests can decide an experiment, and a plan is for the one that will. Experiments are
+sequential by default (:mod:`abscope.stats.sequential`: an always-valid mSPRT that may be read
+every day), so ``sequential=True`` is the default here too, with the analysis' tuning
+(``sequential_tuning_n``, 5000 as :class:`~abscope.stats.analysis.AnalysisOptions`). Its size
+comes from :func:`abscope.stats.sequential_power.sequential_sample_size`: the total at which the
+always-valid test of the difference of rates, read at that total, rejects with the target
+power. Every plan also carries both modes' figures, ``fixed_horizon`` and ``always_valid``
+(:class:`ModeFigures`), so the price of peeking is visible next to the plan.
+
+The fixed-horizon size comes from :func:`abscope.stats.power.sample_size_proportions` (pooled
+z-test, R's ``power.prop.test`` convention, ``strict=False``) with ``ratio = s/(1 − s)`` for a
+treatment share ``s``. A one-sided plan (``two_sided=False``) tests in the direction of the lift,
+so a negative lift plans for detecting a decrease; the sequential test is always two-sided, so
+``two_sided`` changes only the fixed-horizon figures.
 
 Rounding
 --------
 Users are whole, and so are days, so every count is rounded *up*, and only once, from exact
 values:
 
-* ``control_samples = ⌈n_c⌉`` where ``n_c`` is the exact control size;
+* ``control_samples = ⌈n_c⌉`` where ``n_c`` is the exact control size (for the sequential
+  test, ``n_c = (1 − s) n`` of the exact total ``n``);
 * ``treatment_samples = ⌈r·n_c⌉``, the product taken in rational arithmetic;
 * ``days = ⌈(control_samples + treatment_samples) / (daily_traffic · allocation)⌉``.
 
@@ -42,9 +53,12 @@ from abscope.stats._validate import (
     check_positive,
 )
 from abscope.stats.power import power_proportions, sample_size_proportions
+from abscope.stats.sequential import DEFAULT_TUNING_N
+from abscope.stats.sequential_power import sequential_power, sequential_sample_size
 
 __all__ = [
     "DurationPlan",
+    "ModeFigures",
     "PowerGrid",
     "SensitivityCurve",
     "plan_duration",
@@ -58,14 +72,40 @@ _SIZE_FACTORS = tuple(Fraction(k, 10) for k in range(1, 21))  # 0.1x .. 2x, 20 p
 
 
 @dataclass(frozen=True, slots=True)
+class ModeFigures:
+    """Users and days for one of the two tests; both are part of every :class:`DurationPlan`.
+
+    Attributes
+    ----------
+    mode : {"sequential", "fixed_horizon"}
+        The test these figures are for.
+    exact_control_samples : float
+        Unrounded control size.
+    control_samples, treatment_samples, total_samples : int
+        Users per arm, rounded up, and their sum.
+    days : int
+        Whole days needed to collect ``total_samples`` users.
+    """
+
+    mode: str
+    exact_control_samples: float
+    control_samples: int
+    treatment_samples: int
+    total_samples: int
+    days: int
+
+
+@dataclass(frozen=True, slots=True)
 class DurationPlan:
     """Users and days a conversion-rate experiment needs; built by :func:`plan_duration`.
 
     Attributes
     ----------
     baseline_rate, min_relative_lift, daily_traffic, allocation, treatment_share, power, alpha,
-    two_sided
+    two_sided, sequential, sequential_tuning_n
         The inputs, as given (after validation).
+    mode : {"sequential", "fixed_horizon"}
+        The test the headline figures below are for: ``"sequential"`` when ``sequential``.
     treatment_rate : float
         ``baseline_rate · (1 + min_relative_lift)``, the rate the test is powered to detect.
     exact_control_samples : float
@@ -76,6 +116,9 @@ class DurationPlan:
         Whole days needed to collect ``total_samples`` users.
     daily_users_in_test : float
         ``daily_traffic · allocation``, the users entering the experiment each day.
+    fixed_horizon, always_valid : ModeFigures
+        Both tests' figures; the headline ones equal one of them (``always_valid`` when
+        ``sequential``).
     """
 
     baseline_rate: float
@@ -86,6 +129,9 @@ class DurationPlan:
     power: float
     alpha: float
     two_sided: bool
+    sequential: bool
+    sequential_tuning_n: int
+    mode: str
     treatment_rate: float
     exact_control_samples: float
     control_samples: int
@@ -93,16 +139,21 @@ class DurationPlan:
     total_samples: int
     days: int
     daily_users_in_test: float
+    fixed_horizon: ModeFigures
+    always_valid: ModeFigures
 
 
 @dataclass(frozen=True, slots=True)
 class SensitivityCurve:
     """Sample size and duration over a range of lifts; built by :func:`sensitivity_curve`.
 
-    All tuples have one entry per lift in ``lifts``.
+    All tuples have one entry per lift in ``lifts``; the headline tuples are for the plan's
+    ``mode``, and ``fixed_horizon_days`` / ``always_valid_days`` give both.
 
     Attributes
     ----------
+    mode : {"sequential", "fixed_horizon"}
+        The test the headline figures are for.
     baseline_rate, min_relative_lift : float
         The plan's baseline and chosen lift (the curve passes through the chosen lift when the
         default range is used).
@@ -114,8 +165,11 @@ class SensitivityCurve:
         ``baseline_rate · (1 + lift)``.
     control_samples, treatment_samples, total_samples, days : tuple of int
         As in :class:`DurationPlan`, for each lift.
+    fixed_horizon_days, always_valid_days : tuple of int
+        Days for each lift with either test.
     """
 
+    mode: str
     baseline_rate: float
     min_relative_lift: float
     daily_users_in_test: float
@@ -125,6 +179,8 @@ class SensitivityCurve:
     treatment_samples: tuple[int, ...]
     total_samples: tuple[int, ...]
     days: tuple[int, ...]
+    fixed_horizon_days: tuple[int, ...]
+    always_valid_days: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +189,10 @@ class PowerGrid:
 
     Attributes
     ----------
-    baseline_rate, min_relative_lift, treatment_share, alpha, two_sided
+    mode : {"sequential", "fixed_horizon"}
+        The test whose power ``power`` holds (the plan's); ``fixed_horizon_power`` holds the
+        fixed-horizon test's when the mode is sequential, else ``None``.
+    baseline_rate, min_relative_lift, treatment_share, alpha, two_sided, sequential_tuning_n
         The plan's inputs.
     target_power : float
         The plan's ``power``, for drawing a contour.
@@ -148,19 +207,24 @@ class PowerGrid:
     power : tuple of tuple of float
         ``power[i][j]`` is the power at ``lifts[i]`` and ``sample_sizes[j]``: one row per lift,
         the layout of a heatmap's ``z``.
+    fixed_horizon_power : tuple of tuple of float, or None
+        The same table for the fixed-horizon test, when ``mode`` is ``"sequential"``.
     """
 
+    mode: str
     baseline_rate: float
     min_relative_lift: float
     treatment_share: float
     alpha: float
     two_sided: bool
+    sequential_tuning_n: int
     target_power: float
     sample_sizes: tuple[int, ...]
     treatment_sample_sizes: tuple[int, ...]
     days: tuple[int, ...]
     lifts: tuple[float, ...]
     power: tuple[tuple[float, ...], ...]
+    fixed_horizon_power: tuple[tuple[float, ...], ...] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +237,10 @@ class _Inputs:
     power: float
     alpha: float
     two_sided: bool
+    sequential: bool
+    sequential_tuning_n: int
     ratio: Fraction  # n_treatment / n_control, exactly
+    share: Fraction  # n_treatment / n, exactly
     daily_users: Fraction  # daily_traffic · allocation, exactly
 
 
@@ -217,6 +284,8 @@ def _validate(
     power: float,
     alpha: float,
     two_sided: bool,
+    sequential: bool,
+    sequential_tuning_n: int,
 ) -> _Inputs:
     baseline = check_open_unit("baseline_rate", baseline_rate)
     lift = _check_lift("min_relative_lift", min_relative_lift, baseline)
@@ -231,6 +300,9 @@ def _validate(
         raise ValueError(f"power must be greater than alpha ({alpha!r}), got {power!r}")
     if not isinstance(two_sided, bool):
         raise ValueError(f"two_sided must be a bool, got {two_sided!r}")
+    if not isinstance(sequential, bool):
+        raise ValueError(f"sequential must be a bool, got {sequential!r}")
+    tuning = _check_size("sequential_tuning_n", sequential_tuning_n)
     exact_share = _decimal(share)
     return _Inputs(
         baseline_rate=baseline,
@@ -241,7 +313,10 @@ def _validate(
         power=target,
         alpha=level,
         two_sided=two_sided,
+        sequential=sequential,
+        sequential_tuning_n=tuning,
         ratio=exact_share / (1 - exact_share),
+        share=exact_share,
         daily_users=_decimal(traffic) * _decimal(share_of_traffic),
     )
 
@@ -256,6 +331,8 @@ def _inputs_of(plan: DurationPlan) -> _Inputs:
         plan.power,
         plan.alpha,
         plan.two_sided,
+        plan.sequential,
+        plan.sequential_tuning_n,
     )
 
 
@@ -273,9 +350,28 @@ def _days(inputs: _Inputs, total: int) -> int:
     return math.ceil(Fraction(total) / inputs.daily_users)
 
 
-def _plan(inputs: _Inputs, lift: float) -> DurationPlan:
+def _mode(inputs: _Inputs) -> str:
+    return "sequential" if inputs.sequential else "fixed_horizon"
+
+
+def _unit_variance(inputs: _Inputs, rate: float) -> float:
+    """``n · Var(p̂_t − p̂_c)``: the unpooled variance the sequential test uses."""
+    share = float(inputs.share)
+    baseline = inputs.baseline_rate
+    return baseline * (1.0 - baseline) / (1.0 - share) + rate * (1.0 - rate) / share
+
+
+def _figures(inputs: _Inputs, mode: str, exact_control: float) -> ModeFigures:
+    control = math.ceil(exact_control)
+    treatment = _treatment_size(inputs, exact_control)
+    total = control + treatment
+    return ModeFigures(mode, exact_control, control, treatment, total, _days(inputs, total))
+
+
+def _both(inputs: _Inputs, lift: float) -> tuple[ModeFigures, ModeFigures]:
+    """(fixed-horizon, always-valid) figures for detecting ``lift``."""
     rate = _shifted_rate(inputs.baseline_rate, lift)
-    exact = sample_size_proportions(
+    fixed = sample_size_proportions(
         inputs.baseline_rate,
         rate,
         alpha=inputs.alpha,
@@ -283,9 +379,20 @@ def _plan(inputs: _Inputs, lift: float) -> DurationPlan:
         ratio=float(inputs.ratio),
         alternative=_alternative(inputs.two_sided, lift),
     )
-    control = math.ceil(exact)
-    treatment = _treatment_size(inputs, exact)
-    total = control + treatment
+    total = sequential_sample_size(
+        rate - inputs.baseline_rate,
+        _unit_variance(inputs, rate),
+        alpha=inputs.alpha,
+        power=inputs.power,
+        tuning_n=inputs.sequential_tuning_n,
+    )
+    exact_control = float(Fraction(total) * (1 - inputs.share))
+    return _figures(inputs, "fixed_horizon", fixed), _figures(inputs, "sequential", exact_control)
+
+
+def _plan(inputs: _Inputs, lift: float) -> DurationPlan:
+    fixed, always_valid = _both(inputs, lift)
+    chosen = always_valid if inputs.sequential else fixed
     return DurationPlan(
         baseline_rate=inputs.baseline_rate,
         min_relative_lift=lift,
@@ -295,13 +402,18 @@ def _plan(inputs: _Inputs, lift: float) -> DurationPlan:
         power=inputs.power,
         alpha=inputs.alpha,
         two_sided=inputs.two_sided,
-        treatment_rate=rate,
-        exact_control_samples=exact,
-        control_samples=control,
-        treatment_samples=treatment,
-        total_samples=total,
-        days=_days(inputs, total),
+        sequential=inputs.sequential,
+        sequential_tuning_n=inputs.sequential_tuning_n,
+        mode=_mode(inputs),
+        treatment_rate=_shifted_rate(inputs.baseline_rate, lift),
+        exact_control_samples=chosen.exact_control_samples,
+        control_samples=chosen.control_samples,
+        treatment_samples=chosen.treatment_samples,
+        total_samples=chosen.total_samples,
+        days=chosen.days,
         daily_users_in_test=float(inputs.daily_users),
+        fixed_horizon=fixed,
+        always_valid=always_valid,
     )
 
 
@@ -332,6 +444,8 @@ def plan_duration(
     power: float = 0.8,
     alpha: float = 0.05,
     two_sided: bool = True,
+    sequential: bool = True,
+    sequential_tuning_n: int = DEFAULT_TUNING_N,
 ) -> DurationPlan:
     r"""Users per arm and days needed to detect a relative lift in a conversion rate.
 
@@ -353,7 +467,14 @@ def plan_duration(
     alpha : float, default 0.05
         Significance level in (0, 1).
     two_sided : bool, default True
-        Two-sided test; ``False`` tests only in the direction of the lift.
+        Two-sided fixed-horizon test; ``False`` tests only in the direction of the lift. The
+        sequential test is always two-sided.
+    sequential : bool, default True
+        Plan for the always-valid sequential test, which a new experiment runs by default;
+        ``False`` plans for the fixed-horizon z-test, read once. Both are in the result.
+    sequential_tuning_n : int, default 5000
+        The sequential test's ``tuning_n``, as in
+        :class:`~abscope.stats.analysis.AnalysisOptions`.
 
     Returns
     -------
@@ -373,9 +494,18 @@ def plan_duration(
         n_c = \frac{\left(z_{1-α'}\sqrt{p̄ q̄ (1 + 1/r)} + z_{1-β}\sqrt{p q + p_t q_t / r}\right)^2}
                    {(p_t - p)^2}, \qquad p̄ = \frac{p + r p_t}{1 + r}
 
-    (``α' = α/2`` two-sided), then ``control = ⌈n_c⌉``, ``treatment = ⌈r n_c⌉`` and
+    (``α' = α/2`` two-sided) for the fixed-horizon test. For the sequential test the total
+    ``n`` solves ``Φ(δ√n/σ − c(n)) + Φ(−δ√n/σ − c(n)) = power`` with ``δ = p_t − p``,
+    ``σ² = p q/(1 − s) + p_t q_t/s`` and ``c(n)`` the always-valid boundary
+    (:func:`~abscope.stats.sequential_power.sequential_sample_size`), and ``n_c = (1 − s) n``.
+    Then ``control = ⌈n_c⌉``, ``treatment = ⌈r n_c⌉`` and
     ``days = ⌈(control + treatment) / (daily_traffic · allocation)⌉``, all computed exactly
     (see the module docstring). An even split (``s = 0.5``) needs the fewest users.
+
+    The sequential test may be read every day and stopped at the first significant look. The
+    plan's power is its chance of being significant when read at the planned total; earlier
+    looks only add chances to stop sooner (the error rate stays ``alpha``), so it is a lower
+    bound on the share of experiments that have called a winner by then.
 
     References
     ----------
@@ -385,9 +515,12 @@ def plan_duration(
 
     Examples
     --------
-    >>> plan = plan_duration(0.2, 0.25, daily_traffic=200)
+    >>> plan = plan_duration(0.2, 0.25, daily_traffic=200, sequential=False)
     >>> plan.treatment_rate, plan.control_samples, plan.total_samples, plan.days
     (0.25, 1094, 2188, 11)
+    >>> plan = plan_duration(0.2, 0.25, daily_traffic=200)  # always-valid, as by default
+    >>> plan.mode, plan.control_samples, plan.days, plan.fixed_horizon.days
+    ('sequential', 2093, 21, 11)
     """
     inputs = _validate(
         baseline_rate,
@@ -398,6 +531,8 @@ def plan_duration(
         power,
         alpha,
         two_sided,
+        sequential,
+        sequential_tuning_n,
     )
     return _plan(inputs, inputs.min_relative_lift)
 
@@ -425,18 +560,19 @@ def sensitivity_curve(
 
     Notes
     -----
-    Each point is :func:`plan_duration` at that lift, with the same rounding. Fewer users are
-    needed to detect bigger lifts, roughly as ``1/L²``.
+    Each point is :func:`plan_duration` at that lift, with the same rounding and mode. Fewer
+    users are needed to detect bigger lifts, roughly as ``1/L²``.
 
     Examples
     --------
-    >>> curve = sensitivity_curve(plan_duration(0.1, 0.1, daily_traffic=1000))
-    >>> len(curve.lifts), curve.lifts[5], curve.days[5]
-    (26, 0.1, 30)
+    >>> curve = sensitivity_curve(plan_duration(0.1, 0.1, daily_traffic=1000, sequential=False))
+    >>> len(curve.lifts), curve.lifts[5], curve.days[5], curve.always_valid_days[5]
+    (26, 0.1, 30, 64)
     """
     inputs = _inputs_of(plan)
     plans = [_plan(inputs, lift) for lift in _lifts(inputs, lifts)]
     return SensitivityCurve(
+        mode=_mode(inputs),
         baseline_rate=inputs.baseline_rate,
         min_relative_lift=inputs.min_relative_lift,
         daily_users_in_test=float(inputs.daily_users),
@@ -446,6 +582,8 @@ def sensitivity_curve(
         treatment_samples=tuple(p.treatment_samples for p in plans),
         total_samples=tuple(p.total_samples for p in plans),
         days=tuple(p.days for p in plans),
+        fixed_horizon_days=tuple(p.fixed_horizon.days for p in plans),
+        always_valid_days=tuple(p.always_valid.days for p in plans),
     )
 
 
@@ -475,14 +613,16 @@ def power_grid(
 
     Notes
     -----
-    The treatment arm of a control size ``n`` holds ``⌈r n⌉`` users, ``r = s/(1 − s)``, and the
-    power is :func:`abscope.stats.power.power_proportions` with the plan's ``alpha`` and
-    sidedness (one-sided tests look in the direction of each lift). At the plan's control size
-    and lift the power is at least the target.
+    The treatment arm of a control size ``n`` holds ``⌈r n⌉`` users, ``r = s/(1 − s)``. For a
+    sequential plan the power is :func:`abscope.stats.sequential_power.sequential_power` at the
+    total, with the plan's tuning (and the fixed-horizon table is alongside); otherwise it is
+    :func:`abscope.stats.power.power_proportions` with the plan's ``alpha`` and sidedness
+    (one-sided tests look in the direction of each lift). At the plan's control size and lift
+    the power is at least the target.
 
     Examples
     --------
-    >>> grid = power_grid(plan_duration(0.2, 0.25, daily_traffic=200))
+    >>> grid = power_grid(plan_duration(0.2, 0.25, daily_traffic=200, sequential=False))
     >>> column = grid.sample_sizes.index(1094)
     >>> row = grid.lifts.index(0.25)
     >>> round(grid.power[row][column], 3)
@@ -498,7 +638,8 @@ def power_grid(
         if not sizes:
             raise ValueError("sample_sizes must not be empty")
     treatments = [_treatment_size(inputs, n) for n in sizes]
-    table = tuple(
+    pairs = list(zip(sizes, treatments, strict=True))
+    fixed = tuple(
         tuple(
             power_proportions(
                 inputs.baseline_rate,
@@ -508,20 +649,38 @@ def power_grid(
                 alpha=inputs.alpha,
                 alternative=_alternative(inputs.two_sided, lift),
             )
-            for n_c, n_t in zip(sizes, treatments, strict=True)
+            for n_c, n_t in pairs
         )
         for lift in chosen_lifts
     )
+    table = fixed
+    if inputs.sequential:
+        table = tuple(
+            tuple(
+                sequential_power(
+                    _shifted_rate(inputs.baseline_rate, lift) - inputs.baseline_rate,
+                    _unit_variance(inputs, _shifted_rate(inputs.baseline_rate, lift)),
+                    n_c + n_t,
+                    alpha=inputs.alpha,
+                    tuning_n=inputs.sequential_tuning_n,
+                )
+                for n_c, n_t in pairs
+            )
+            for lift in chosen_lifts
+        )
     return PowerGrid(
+        mode=_mode(inputs),
         baseline_rate=inputs.baseline_rate,
         min_relative_lift=inputs.min_relative_lift,
         treatment_share=inputs.treatment_share,
         alpha=inputs.alpha,
         two_sided=inputs.two_sided,
+        sequential_tuning_n=inputs.sequential_tuning_n,
         target_power=inputs.power,
         sample_sizes=tuple(sizes),
         treatment_sample_sizes=tuple(treatments),
         days=tuple(_days(inputs, n_c + n_t) for n_c, n_t in zip(sizes, treatments, strict=True)),
         lifts=chosen_lifts,
         power=table,
+        fixed_horizon_power=fixed if inputs.sequential else None,
     )

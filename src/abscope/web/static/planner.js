@@ -2,7 +2,8 @@
 "use strict";
 
 const FIELDS = ["baseline_rate", "min_relative_lift", "daily_traffic", "allocation",
-  "treatment_share", "power", "alpha", "two_sided"];
+  "treatment_share", "power", "alpha", "two_sided", "sequential"];
+const BOOLEANS = ["two_sided", "sequential"];
 let pending = null;
 let sequence = 0;
 
@@ -10,7 +11,7 @@ function readForm(form) {
   const body = {};
   for (const name of FIELDS) {
     const raw = form.elements[name].value;
-    body[name] = name === "two_sided" ? raw === "true" : (raw === "" ? null : Number(raw));
+    body[name] = BOOLEANS.includes(name) ? raw === "true" : (raw === "" ? null : Number(raw));
   }
   return body;
 }
@@ -49,6 +50,17 @@ async function update() {
     document.getElementById("treatment-samples").textContent = abscope.int(plan.treatment_samples);
     document.getElementById("total-samples").textContent = abscope.int(plan.total_samples);
     document.getElementById("days").textContent = abscope.int(plan.days);
+    const sequential = plan.mode === "sequential";
+    const other = sequential ? plan.fixed_horizon : plan.always_valid;
+    document.getElementById("plan-mode").textContent = sequential
+      ? `For the sequential (always-valid) test, which may be read every day: ` +
+        `tuned for ${abscope.int(plan.sequential_tuning_n)} users, as the analysis is.`
+      : "For the fixed-horizon test, read once when the sample is reached.";
+    document.getElementById("plan-alternative").textContent = sequential
+      ? `A fixed-horizon test read once would need ${abscope.int(other.total_samples)} users ` +
+        `(${abscope.int(other.days)} days), but only if nobody looks before then.`
+      : `The sequential test, safe to read every day, would need ` +
+        `${abscope.int(other.total_samples)} users (${abscope.int(other.days)} days).`;
     document.getElementById("plan-summary").textContent =
       `Detecting ${abscope.pct(plan.baseline_rate)} → ${abscope.pct(plan.treatment_rate)} ` +
       `(${abscope.signedPct(plan.min_relative_lift)}) with ${abscope.pct(plan.power, 0)} power at ` +
