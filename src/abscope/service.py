@@ -154,6 +154,8 @@ class ExperimentService:
                 layer=request.layer,
                 sticky=request.sticky,
                 sequential=request.sequential,
+                min_relative_lift=request.min_relative_lift,
+                power=request.power,
                 forced_variants=request.forced_variants,
                 audit=[AuditEntry(at=now, action="create")],
             )
@@ -174,11 +176,17 @@ class ExperimentService:
             raise Conflict(f"experiment {experiment_id} is {current.status}; it cannot change")
         changes: dict[str, Any] = {}
         audit: dict[str, Any] = {}
-        for name in ("name", "description", "min_sample_size", "confidence_level"):
+        for name in ("name", "description", "min_sample_size", "confidence_level", "power"):
             value = getattr(request, name)
             if value is not None and value != getattr(current, name):
                 changes[name] = value
                 audit[name] = {"from": getattr(current, name), "to": value}
+        # The pre-registered minimum lift can be cleared by an explicit null.
+        if "min_relative_lift" in request.model_fields_set:
+            lift = request.min_relative_lift
+            if lift != current.min_relative_lift:
+                changes["min_relative_lift"] = lift
+                audit["min_relative_lift"] = {"from": current.min_relative_lift, "to": lift}
         if request.forced_variants is not None:
             changes["forced_variants"] = request.forced_variants
             audit["forced_variants"] = request.forced_variants
