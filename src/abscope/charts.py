@@ -374,7 +374,7 @@ def _lift_range(
     """The y-range of the values after the burn-in (see :func:`lift_over_time`), or ``None``
     to let plotly choose when the arms' users are not given."""
     series: Mapping[str, Any] = timeseries.get("variants") or {}
-    if control not in series:
+    if control is None or control not in series:
         return None
     values: list[float] = [0.0]
     for name, data in lifts.items():
