@@ -152,6 +152,7 @@ class _Load:
             None if EVENT_ID.encode() in b else self._request(b) for b in self.bodies
         ]
         self.server_pid: int = spec["server_pid"]
+        self.nonce = b"%d" % spec["nonce"]
         self.sent = 0
         self.window_start = float("inf")
         self.window_end = float("inf")
@@ -170,7 +171,8 @@ class _Load:
         ready = self.ready[index]
         if ready is not None:
             return ready
-        return self._request(self.bodies[index].replace(EVENT_ID.encode(), b"e%d" % self.sent))
+        unique = b"e%s-%d" % (self.nonce, self.sent)
+        return self._request(self.bodies[index].replace(EVENT_ID.encode(), unique))
 
     def record(self, started: float, finished: float, status: int, reply: bytes) -> None:
         if status != 200:
@@ -299,6 +301,7 @@ def load(
         "connections": connections,
         "warmup": warmup,
         "duration": duration,
+        "nonce": time.time_ns(),  # new ids in every run: a server never saw them before
     }
     finished = subprocess.run(
         [sys.executable, "-m", "benchmarks.http", "--load"],
@@ -332,11 +335,16 @@ class HttpFigure:
     result: LoadResult
 
 
-def _route_bodies(experiment_id: str | None) -> list[str]:
-    users = (f"user-{i}" for i in range(USERS))
-    if experiment_id is None:
-        return [json.dumps({"user_id": u}) for u in users]
-    return [json.dumps({"user_id": u, "experiment_id": experiment_id}) for u in users]
+def _route_bodies(
+    experiment_id: str | None, *, new_users: bool = False, expose: bool = True
+) -> list[str]:
+    """``/route`` bodies: ``USERS`` user ids in a cycle, or (``new_users``) a user never
+    seen before in every request, so that every request records a new exposure."""
+    users = [EVENT_ID] if new_users else [f"user-{i}" for i in range(USERS)]
+    extra: dict[str, Any] = {} if expose else {"expose": False}
+    if experiment_id is not None:
+        extra["experiment_id"] = experiment_id
+    return [json.dumps({"user_id": u} | extra) for u in users]
 
 
 def _log_bodies(experiment_id: str) -> list[str]:
@@ -397,6 +405,8 @@ def run(workdir: Path, redis_url: str) -> list[HttpFigure]:
     ):
         _start_experiments(abscope, [first])
         plain, with_id = _route_bodies(None), _route_bodies(first)
+        new_users = _route_bodies(first, new_users=True)
+        peek = _route_bodies(first, expose=False)
         for _ in range(ROUNDS):  # interleaved, so that a busy moment hurts both sides
             measure("raw", "raw ASGI hello world (uvicorn floor)", raw, "/", with_id)
             measure(
@@ -408,8 +418,20 @@ def run(workdir: Path, redis_url: str) -> list[HttpFigure]:
             )
             measure("sync", "trivial FastAPI POST, pydantic body, def", trivial, "/sync", with_id)
             measure(
-                "route-1-id", "/route with experiment_id, 1 running", abscope, "/route", with_id
+                "route-1-id",
+                "/route, 1 running, a new user per request (records each exposure)",
+                abscope,
+                "/route",
+                new_users,
             )
+            measure(
+                "route-1-repeat",
+                f"/route, 1 running, {USERS:,} users in a cycle (exposures recorded once)",
+                abscope,
+                "/route",
+                with_id,
+            )
+            measure("route-1-peek", '/route, 1 running, "expose": false', abscope, "/route", peek)
         measure("route-1-all", "/route without experiment_id, 1 running", abscope, "/route", plain)
         measure(
             "log-redis",
@@ -421,10 +443,10 @@ def run(workdir: Path, redis_url: str) -> list[HttpFigure]:
         _start_experiments(abscope, [f"bench-{i:03d}" for i in range(1, EXPERIMENTS)])
         measure(
             "route-100-id",
-            f"/route with experiment_id, {EXPERIMENTS} running",
+            f"/route, {EXPERIMENTS} running, a new user per request",
             abscope,
             "/route",
-            with_id,
+            new_users,
         )
         measure(
             "route-100-all",

@@ -14,7 +14,9 @@ Sections, in the order they run:
 3. batch ingest through ``Store.record_events``, against pipelined ``HINCRBY`` on the same
    redis-server (``benchmarks/ingest.py``);
 4. HTTP under uvicorn, against a raw ASGI app and a trivial FastAPI endpoint served the same
-   way (``benchmarks/http.py``).
+   way (``benchmarks/http.py``);
+5. bytes each store keeps per user and per event id, and after the event-id window
+   (``benchmarks/memory.py``).
 
 A redis-server of our own is started on a free port for sections 3 and 4, and stopped at the
 end. In the ratio column a time is divided by its baseline's time (higher is slower) and a
@@ -43,7 +45,7 @@ from abscope.bandits import (
 )
 from abscope.stats import ProportionStats, analyze_experiment
 from abscope.stats.proportions import two_proportion_ztest
-from benchmarks import assignment, http, ingest
+from benchmarks import assignment, http, ingest, memory
 
 RUNS, HORIZON, RATES = 200, 10_000, (0.05, 0.10)
 ROUTING_USERS = 300_000
@@ -240,6 +242,8 @@ def http_rows(workdir: Path, redis_url: str) -> list[Row]:
                 f">= {ROUTE_TARGET}x trivial async ({route / trivial_def:.2f}x trivial def)",
             ),
         ),
+        row("route-1-repeat", "async"),
+        row("route-1-peek", "async"),
         row("route-1-all", "async"),
         row("route-100-id", "route-1-id", f"flat: CPU/req {cpu('route-100-id', 'route-1-id')}"),
         row(
@@ -250,6 +254,33 @@ def http_rows(workdir: Path, redis_url: str) -> list[Row]:
         row("log-redis", "async"),
         row("log-sqlite", "async"),
     ]
+
+
+def memory_rows(workdir: Path, redis_url: str) -> list[Row]:
+    figures = [memory.measure_redis(redis_url), memory.measure_sqlite(workdir)]
+    rows = [
+        Row(
+            f"Storage: {memory.USERS:,} users, an exposure and a conversion each, every event"
+            " with an event_id"
+        )
+    ]
+    for f in figures:
+        rows += [
+            Row(
+                f"{f.backend}: bytes per user while its event ids are remembered",
+                f"{f.with_ids:,.0f} B",
+            ),  # fmt: skip
+            Row(
+                f"{f.backend}: bytes per user after the event-id window",
+                f"{f.after_window:,.0f} B",
+                ratio=f"{f.after_window / f.with_ids:.2f}x",
+            ),  # fmt: skip
+            Row(
+                f"{f.backend}: bytes per event id (kept forever before the window)",
+                f"{f.per_event_id:,.0f} B",
+            ),  # fmt: skip
+        ]
+    return rows
 
 
 def print_table(rows: list[Row]) -> None:
@@ -290,6 +321,7 @@ def main() -> None:
         with RedisServer(workdir / "redis") as redis_server:
             rows += ingest_rows(workdir, redis_server.url)
             rows += http_rows(workdir, redis_server.url)
+            rows += memory_rows(workdir, redis_server.url)
     print_table(rows)
     print(f"measured in {time.perf_counter() - started:.0f} s")
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs when they are missing:
 #   redis-server (and redis-cli): real Redis servers and a 3-node cluster started by fixtures;
-#   chromium: the browser the UI tests drive through Playwright (/usr/bin/chromium).
+#   chromium: the browser the UI tests drive through Playwright (/usr/bin/chromium);
+#   curl: the README's examples are run as pasted.
 # Uses apt-get as root, or through sudo otherwise. Does nothing when all are present.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

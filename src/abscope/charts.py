@@ -45,7 +45,9 @@ from abscope.stats.planner import PowerGrid, SensitivityCurve
 
 __all__ = [
     "CONTROL_COLOR",
+    "BURN_IN_SHARE",
     "NO_DATA",
+    "NO_LIFT",
     "TREATMENT_COLORS",
     "conversion_over_time",
     "figure_json",
@@ -73,6 +75,10 @@ TREATMENT_COLORS = (
 )
 """Treatment colours, in the order of the experiment's variants (repeating past nine)."""
 NO_DATA = "No data yet"
+NO_LIFT = "No lift yet: the control has no conversions"
+BURN_IN_SHARE = 0.1
+"""Without a minimum sample size, the lift chart's y-axis follows the points at which every
+arm has at least this share of its final users (the first hours' intervals are too wide)."""
 
 _BAND_OPACITY = 0.18
 _DENSITY_POINTS = 200
@@ -293,20 +299,35 @@ def conversion_over_time(
     return _time_axis(figure, hours) if hours else _no_data(figure)
 
 
-def lift_over_time(timeseries: Mapping[str, Any], *, control: str | None = None) -> go.Figure:
+def lift_over_time(
+    timeseries: Mapping[str, Any],
+    *,
+    control: str | None = None,
+    min_sample_size: int | None = None,
+) -> go.Figure:
     """Relative lift of each treatment over the control by hour.
 
     The band is the fixed-horizon confidence interval; the dashed lines are the always-valid
     confidence sequence, the interval that may be watched every hour. A dotted line marks zero.
+
+    The y-axis follows the data after the burn-in: its range spans zero and every lift,
+    interval and sequence value at the hours when each arm of that comparison has at least
+    ``min_sample_size`` users (or, when that is 0, :data:`BURN_IN_SHARE` of its final
+    users), with a 5% margin. The first hours' intervals, which can be hundreds of percent
+    wide, are drawn but run off the axis instead of flattening the line. A figure whose
+    treatments have no defined lift at all says so (:data:`NO_LIFT`).
 
     Parameters
     ----------
     timeseries : mapping
         :meth:`ExperimentService.timeseries` output; ``lift`` maps each treatment to its
         ``lift``, ``ci_lower``, ``ci_upper``, ``cs_lower`` and ``cs_upper`` lists (relative
-        lifts, 0.05 is +5%). A continuous metric has no lift series.
+        lifts, 0.05 is +5%; ``None`` where undefined), and ``min_sample_size``. A
+        continuous metric has no lift series.
     control : str, optional
         The control's name, for the colours; inferred by default.
+    min_sample_size : int, optional
+        The burn-in per arm; ``timeseries["min_sample_size"]`` by default.
     """
     figure = _figure("Hour (UTC)", "Lift vs control", y_format=_RATE_TICKS)
     figure.add_hline(y=0, line={"color": "#888888", "width": 1, "dash": "dot"})
@@ -333,11 +354,49 @@ def lift_over_time(timeseries: Mapping[str, Any], *, control: str | None = None)
                 hoverinfo="skip",
             )
         )
-    if not hours:
+    if not hours or not lifts:
         return _no_data(figure)
-    if not lifts:
-        return _no_data(figure)
+    if not any(_finite(v) for data in lifts.values() for v in data["lift"]):
+        return _no_data(figure, NO_LIFT)
+    floor = timeseries.get("min_sample_size", 0) if min_sample_size is None else min_sample_size
+    y_range = _lift_range(timeseries, lifts, _control_of(timeseries, control), int(floor or 0))
+    if y_range is not None:
+        figure.update_yaxes(range=y_range)
     return _time_axis(figure, hours)
+
+
+def _lift_range(
+    timeseries: Mapping[str, Any],
+    lifts: Mapping[str, Any],
+    control: str | None,
+    min_sample_size: int,
+) -> list[float] | None:
+    """The y-range of the values after the burn-in (see :func:`lift_over_time`), or ``None``
+    to let plotly choose when the arms' users are not given."""
+    series: Mapping[str, Any] = timeseries.get("variants") or {}
+    if control is None or control not in series:
+        return None
+    values: list[float] = [0.0]
+    for name, data in lifts.items():
+        if name not in series:
+            return None
+        arms = [series[control]["samples"], series[name]["samples"]]
+        if not all(arms):
+            continue
+        floors = [min_sample_size or BURN_IN_SHARE * arm[-1] for arm in arms]
+        after = [
+            i
+            for i in range(len(data["lift"]))
+            if all(arm[i] >= floor and arm[i] > 0 for arm, floor in zip(arms, floors, strict=True))
+        ]
+        # Before the minimum sample is reached, the latest hour is the best there is.
+        for i in after or [len(data["lift"]) - 1]:
+            for key in ("lift", "ci_lower", "ci_upper", "cs_lower", "cs_upper"):
+                if i < len(data[key]) and _finite(data[key][i]):
+                    values.append(float(data[key][i]))
+    low, high = min(values), max(values)
+    pad = 0.05 * (high - low) or 0.01
+    return [low - pad, high + pad]
 
 
 def samples_over_time(timeseries: Mapping[str, Any], *, control: str | None = None) -> go.Figure:

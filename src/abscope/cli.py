@@ -23,6 +23,7 @@ from abscope.jsonable import to_jsonable
 from abscope.stats.analysis import AnalysisOptions, ExperimentAnalysis, analyze_experiment
 from abscope.stats.multiple import Correction
 from abscope.stats.planner import DurationPlan, plan_duration
+from abscope.stats.results import REASONS, Interval
 from abscope.stats.sequential import DEFAULT_TUNING_N
 from abscope.stats.sufficient import MeanStats, ProportionStats
 
@@ -174,8 +175,13 @@ def analyze(
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
     correction: Annotated[str, typer.Option(help="holm, bh or none.")] = "holm",
     min_relative_lift: Annotated[
-        float | None, typer.Option(help="Lift to power for (default: the observed one).")
+        float | None,
+        typer.Option(
+            help="Pre-registered smallest relative lift worth detecting (0.05 is +5%). Without"
+            " it power and the users still needed are not computed."
+        ),
     ] = None,
+    power: Annotated[float, typer.Option(help="Target power for that lift.")] = 0.8,
     sequential: Annotated[
         bool, typer.Option(help="Decide on always-valid p-values (safe to peek).")
     ] = True,
@@ -198,6 +204,7 @@ def analyze(
             alpha=alpha,
             correction=method,
             min_relative_lift=min_relative_lift,
+            power=power,
             sequential=sequential,
             higher_is_better=not lower_is_better,
         )
@@ -254,20 +261,32 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _pct(x: float, digits: int = 2, signed: bool = False) -> str:
-    if not math.isfinite(x):
-        return "-"
+UNDEFINED = "\u2014"
+"""What the table shows for an undefined value (an em dash); the reason is listed below."""
+
+
+def _pct(x: float | None, digits: int = 2, signed: bool = False) -> str:
+    if x is None or not math.isfinite(x):
+        return UNDEFINED
     return f"{x:+.{digits}%}" if signed else f"{x:.{digits}%}"
 
 
-def _num(x: float, signed: bool = False) -> str:
-    if not math.isfinite(x):
-        return "-"
+def _num(x: float | None, signed: bool = False) -> str:
+    if x is None or not math.isfinite(x):
+        return UNDEFINED
     return f"{x:+.4g}" if signed else f"{x:.4g}"
 
 
-def _p(x: float) -> str:
+def _p(x: float | None) -> str:
+    if x is None:
+        return UNDEFINED
     return "<0.0001" if x < 1e-4 else f"{x:.4f}"
+
+
+def _span(interval: Interval | None, digits: int = 1) -> str:
+    if interval is None:
+        return UNDEFINED
+    return f"{_pct(interval.lower, digits, True)} to {_pct(interval.upper, digits, True)}"
 
 
 def format_plan(plan: DurationPlan) -> str:
@@ -308,7 +327,7 @@ def format_analysis(result: ExperimentAnalysis) -> str:
     for v in result.variants:
         shown = _pct if binary else _num
         interval = f"{shown(v.ci.lower)} to {shown(v.ci.upper)}"
-        extra = f"{v.conversions:,}" if v.conversions is not None else _num(v.std or 0.0)
+        extra = f"{v.conversions:,}" if v.conversions is not None else _num(v.std)
         label = v.name + (" (control)" if v.is_control and v.name != "control" else "")
         variant_rows.append(
             [label, f"{v.n:,}", extra, shown(v.mean), interval, _pct(v.observed_share, 1),
@@ -319,25 +338,49 @@ def format_analysis(result: ExperimentAnalysis) -> str:
          f"{level} CI", "share", "P(best)"],
         variant_rows,
     )  # fmt: skip
+    sequential = result.options.sequential
+    mode, other = ("sequential", "fixed-horizon") if sequential else ("fixed-horizon", "sequential")
     comparison_rows = []
+    notes: list[str] = []
     for c in result.comparisons:
-        rel, seq = c.relative, c.sequential_relative
+        primary, secondary = c.primary, c.secondary
+        assert primary is not None and secondary is not None
         comparison_rows.append(
-            [c.variant, _pct(rel.estimate, signed=True),
-             f"{_pct(rel.ci.lower, 1, True)} to {_pct(rel.ci.upper, 1, True)}",
-             _p(c.p_value), _p(c.adjusted_p_value), _p(c.sequential_adjusted_p_value),
-             f"{_pct(seq.ci_lower, 1, True)} to {_pct(seq.ci_upper, 1, True)}",
-             _pct(c.bayesian.chance_to_beat_control, 1),
-             "-" if c.power is None else _pct(c.power, 0)]
+            [c.variant, _pct(c.relative.estimate, signed=True), _span(primary.relative_ci),
+             _p(primary.adjusted_p_value), _span(secondary.relative_ci),
+             _p(secondary.adjusted_p_value), _pct(c.bayesian.chance_to_beat_control, 1),
+             _pct(c.power, 0)]
         )  # fmt: skip
+        undefined = {
+            "lift": c.relative.reason if c.relative.estimate is None else None,
+            f"{mode} interval": (c.sequential_relative if sequential else c.relative).reason
+            if primary.relative_ci is None
+            else None,
+            f"{mode} p": primary.reason if primary.adjusted_p_value is None else None,
+            "power": c.power_reason if c.power is None else None,
+        }
+        for what, reason in undefined.items():
+            if reason:
+                text = REASONS.get(reason, reason)
+                notes.append(f"  {c.variant} {what}: {UNDEFINED} ({reason}: {text})")
     comparison_table = _table(
-        ["vs " + result.control, "lift", f"{level} CI", "p", "adj p", "seq p", "seq CS",
-         "P(beat)", "power"],
+        ["vs " + result.control, "lift", f"{level} {'CS' if sequential else 'CI'}",
+         "adj p", f"{other} CI", f"{other} p", "P(beat)", "power"],
         comparison_rows,
     )  # fmt: skip
+    mode_line = (
+        f"Inference: {mode} (intervals are relative lifts;"
+        + (" always-valid, safe to peek)" if sequential else " read once, at the planned size)")
+        + f"; {other} figures for reference only."
+    )
+    comparison_table = mode_line + "\n" + comparison_table
+    if notes:
+        comparison_table += "\nUndefined values:\n" + "\n".join(notes)
     srm = result.srm
-    srm_line = f"Sample ratio: p = {_p(srm.p_value)}" + (
-        " - MISMATCH" if srm.mismatch else " (consistent with the weights)"
+    srm_line = (
+        f"Sample ratio: p = {_p(srm.p_value)}"
+        + (f" ({srm.reason})" if srm.reason else "")
+        + (" - MISMATCH" if srm.mismatch else " (consistent with the weights)")
     )
     return "\n\n".join(
         [variant_table, comparison_table, srm_line, f"Decision: {result.decision.message}"]

@@ -29,6 +29,8 @@ __all__ = [
     "Variant",
     "VariantCounts",
     "WEIGHT_TOLERANCE",
+    "check_min_lift",
+    "check_power",
 ]
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -91,6 +93,10 @@ class Experiment(_Model):
     ``phase`` counts configuration epochs: changing weights or variants outside draft opens a
     new phase, whose counts are kept apart from the earlier ones (which stay readable).
     ``version`` increases with every saved change, for optimistic concurrency.
+    ``min_relative_lift`` and ``power`` are the pre-registered design: the smallest relative
+    lift worth detecting (nonzero, above −1; ``None`` until set) and the chance of detecting
+    it (``alpha < power < 1`` with ``alpha = 1 − confidence_level``). The analysis sizes the
+    users still needed, and calls "no detectable difference", against them only.
     """
 
     id: Slug
@@ -111,6 +117,8 @@ class Experiment(_Model):
     layer_intervals: list[tuple[float, float]] = Field(default_factory=list, max_length=1024)
     sticky: bool = False
     sequential: bool = True
+    min_relative_lift: float | None = Field(default=None, gt=-1.0, allow_inf_nan=False)
+    power: float = Field(default=0.8, gt=0.0, lt=1.0, allow_inf_nan=False)
     forced_variants: dict[str, str] = Field(default_factory=dict, max_length=1000)
     winner: str | None = None
     phase: int = Field(default=0, ge=0)
@@ -130,6 +138,16 @@ class Experiment(_Model):
         if sum(v.is_control for v in variants) > 1:
             raise ValueError("at most one variant may be flagged is_control")
         return variants
+
+    @field_validator("min_relative_lift")
+    @classmethod
+    def _check_min_lift(cls, lift: float | None) -> float | None:
+        return check_min_lift(lift)
+
+    @field_validator("power")
+    @classmethod
+    def _power_above_alpha(cls, power: float, info: ValidationInfo) -> float:
+        return check_power(power, info.data.get("confidence_level"))
 
     @field_validator("forced_variants")
     @classmethod
@@ -211,6 +229,25 @@ class VariantCounts(_Model):
     value_sum_squares: float = 0.0
     inverse_probability_sum: float = 0.0
     inverse_probability_square_sum: float = 0.0
+
+
+def check_min_lift(lift: float | None) -> float | None:
+    """A pre-registered minimum relative lift: ``None``, or nonzero (the range is checked by
+    the field: finite, above −1)."""
+    if lift == 0.0:
+        raise ValueError("min_relative_lift must be nonzero (e.g. 0.05 for +5%)")
+    return lift
+
+
+def check_power(power: float, confidence_level: float | None) -> float:
+    """Power must exceed ``alpha = 1 − confidence_level`` (a test cannot detect an effect
+    less often than it rejects a true null)."""
+    if confidence_level is not None and not power > 1.0 - confidence_level:
+        alpha = 1.0 - confidence_level
+        raise ValueError(
+            f"power must be greater than alpha = 1 - confidence_level = {alpha:.4g}, got {power}"
+        )
+    return power
 
 
 def is_slug(text: str) -> bool:

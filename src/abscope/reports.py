@@ -2,6 +2,14 @@
 
 The service fetches an experiment's counts from the store; these functions turn them into the
 JSON-ready views (through :func:`abscope.stats.analyze_experiment` and the interval functions).
+
+The compatible top-level fields of the results body describe the control against the first
+treatment. Every interval, p-value and significance flag among them comes from the
+experiment's inference mode (``inference``: ``"sequential"`` by default, else
+``"fixed_horizon"``); the full analysis under ``comparisons`` carries both modes, each
+comparison's ``primary`` (the mode in force) and ``secondary`` (the other, for reference).
+A value that is undefined is ``null``, and ``null_reasons`` maps each such top-level field to
+its reason code (:data:`abscope.stats.results.REASONS`). See :data:`RESULTS_FIELDS`.
 """
 
 from __future__ import annotations
@@ -16,23 +24,52 @@ from abscope.stats import AnalysisOptions, MeanStats, ProportionStats, analyze_e
 from abscope.stats.adaptive_srm import ADAPTIVE_NOTE
 from abscope.stats.means import mean_interval, relative_mean_lift_ci
 from abscope.stats.proportions import relative_lift_ci, wilson_interval
+from abscope.stats.results import EffectEstimate, Interval
 from abscope.stats.sequential import sequential_path
 from abscope.storage.base import HourCounts
 
-__all__ = ["results_view", "timeseries_view", "variant_summary"]
+__all__ = ["RESULTS_FIELDS", "results_view", "timeseries_view", "variant_summary"]
+
+RESULTS_FIELDS: dict[str, str] = {
+    "control_samples": "Users in the control.",
+    "treatment_samples": "Users in the first treatment.",
+    "control_conversion_rate": "The control's conversion rate (or mean); null without users.",
+    "treatment_conversion_rate": "The first treatment's rate (or mean); null without users.",
+    "absolute_difference": "Absolute effect: treatment rate (or mean) minus control's.",
+    "confidence_interval": "Interval of the ABSOLUTE difference, from the mode in force: the"
+    " always-valid confidence sequence when inference is sequential, else the fixed-horizon"
+    " confidence interval. null when undefined.",
+    "relative_lift": "Relative effect: treatment / control - 1 (0.05 is +5%). null when the"
+    " control rate is 0.",
+    "relative_lift_interval": "Interval of the RELATIVE lift, from the mode in force (never"
+    " below -100% for rates). null when undefined.",
+    "p_value": "Adjusted p-value of the mode in force (always-valid when sequential). null"
+    " when the test is undefined.",
+    "is_significant": "p_value < 1 - confidence_level; false when the test is undefined.",
+    "inference": '"sequential" or "fixed_horizon": the mode every field above comes from.',
+    "min_relative_lift": "The pre-registered minimum relative lift (null until set).",
+    "power": "The pre-registered target power.",
+    "null_reasons": "For each top-level field that is null, the reason code.",
+}
+"""What each compatible top-level field of the results body means (absolute or relative)."""
 
 
 def results_view(
     experiment: Experiment, chosen: int, counts: dict[str, VariantCounts], now: datetime
 ) -> dict[str, Any]:
-    """The results endpoint's body: the seed's fields, the full analysis and the decision,
-    with the users and days still needed at the observed traffic."""
+    """The results endpoint's body: the compatible fields (:data:`RESULTS_FIELDS`), the full
+    analysis and the decision, with the users and days still needed at the observed traffic.
+    Power and the users still needed refer to the experiment's pre-registered minimum lift
+    and power."""
     analysis = analyze_experiment(
         _stats(experiment, counts),
         experiment.weights,
         control=experiment.control.name,
         options=AnalysisOptions(
-            alpha=1.0 - experiment.confidence_level, sequential=experiment.sequential
+            alpha=1.0 - experiment.confidence_level,
+            sequential=experiment.sequential,
+            min_relative_lift=experiment.min_relative_lift,
+            power=experiment.power,
         ),
         propensity=_propensity(experiment, counts),
     )
@@ -51,6 +88,7 @@ def results_view(
             "verdict": "keep_running",
             "winner": None,
             "remaining_samples": remaining,
+            "remaining_reason": None,
             "message": f"Keep running: {', '.join(below_minimum)} have fewer than"
             f" {experiment.min_sample_size:,} users, the experiment's minimum sample size."
             f" So far: {analysis.decision.message}",
@@ -64,32 +102,49 @@ def results_view(
             "message": f"{ended}. The analysis at the end: {decision['message']}",
         }
         remaining = None
-    if experiment.sequential:
-        seed_p = first.sequential_adjusted_p_value
-        seed_significant = first.sequential_significant
-        seed_interval = [first.sequential.ci_lower, first.sequential.ci_upper]
-    else:
-        seed_p = first.adjusted_p_value
-        seed_significant = first.significant
-        seed_interval = [first.absolute.ci.lower, first.absolute.ci.upper]
+    mode = first.primary
+    assert mode is not None
+    compatible: dict[str, Any] = {
+        # The compatible fields: the control against the first treatment. p_value,
+        # is_significant and both intervals come from the mode in force (RESULTS_FIELDS).
+        "control_samples": control.n,
+        "treatment_samples": treatment.n,
+        "control_conversion_rate": control.mean,
+        "treatment_conversion_rate": treatment.mean,
+        "absolute_difference": first.absolute.estimate,
+        "confidence_interval": _pair(mode.absolute_ci),
+        "relative_lift": first.relative.estimate,
+        "relative_lift_interval": _pair(mode.relative_ci),
+        "p_value": mode.adjusted_p_value,
+        "is_significant": mode.significant,
+        "inference": mode.basis,
+        "min_relative_lift": experiment.min_relative_lift,
+        "power": experiment.power,
+    }
+    reasons = {
+        "control_conversion_rate": "no_samples",
+        "treatment_conversion_rate": "no_samples",
+        "absolute_difference": first.absolute.reason,
+        "confidence_interval": first.absolute.reason if mode.basis == "fixed_horizon"
+        else first.sequential.reason,
+        "relative_lift": first.relative.reason,
+        "relative_lift_interval": first.relative.reason if mode.basis == "fixed_horizon"
+        else first.sequential_relative.reason,
+        "p_value": mode.reason,
+        "min_relative_lift": "no_min_lift",
+    }  # fmt: skip
+    null_reasons = {
+        name: reasons[name] or "undefined"
+        for name, value in compatible.items()
+        if value is None and name in reasons
+    }
     return {
         "experiment_id": experiment.id,
         "status": experiment.status.value,
         "phase": chosen,
         "metric_type": experiment.metric_type,
-        # The seed's fields: the control against the first treatment.
-        "control_samples": control.n,
-        "treatment_samples": treatment.n,
-        "control_conversion_rate": control.mean,
-        "treatment_conversion_rate": treatment.mean,
-        "relative_lift": first.relative.estimate,
-        # p_value, is_significant and confidence_interval agree with each other: with
-        # sequential testing on they are the always-valid p-value and confidence
-        # sequence of the absolute difference; otherwise the fixed-horizon ones.
-        "p_value": seed_p,
-        "is_significant": seed_significant,
-        "confidence_interval": seed_interval,
-        "inference": "sequential" if experiment.sequential else "fixed_horizon",
+        **to_jsonable(compatible),
+        "null_reasons": null_reasons,
         # The full analysis.
         "variants": to_jsonable(analysis.variants),
         "comparisons": to_jsonable(analysis.comparisons),
@@ -127,6 +182,11 @@ def _propensity(
     }
 
 
+def _pair(interval: Interval | None) -> list[float | None] | None:
+    """``[lower, upper]``, or ``None`` for an undefined interval."""
+    return None if interval is None else [interval.lower, interval.upper]
+
+
 def timeseries_view(experiment: Experiment, hours: list[HourCounts]) -> dict[str, Any]:
     """Hourly cumulative counts and rates (with intervals) per variant, and the lift of each
     treatment with its CI and confidence sequence."""
@@ -138,17 +198,22 @@ def timeseries_view(experiment: Experiment, hours: list[HourCounts]) -> dict[str
             if name in running:
                 running[name] = _add(running[name], delta)
         points.append({"hour": hour.hour.isoformat(), "variants": dict(running)})
-    series: dict[str, Any] = {"hours": [p["hour"] for p in points], "variants": {}}
+    series: dict[str, Any] = {
+        "hours": [p["hour"] for p in points],
+        "variants": {},
+        # The lift chart's axis follows the data once every arm has this many users.
+        "min_sample_size": experiment.min_sample_size,
+    }
     level = experiment.confidence_level
     for name in names:
         cumulative = [p["variants"][name] for p in points]
         if experiment.metric_type == "binary":
             stats = [ProportionStats(c.samples, c.conversions) for c in cumulative]
             intervals = [wilson_interval(s, confidence=level) for s in stats]
-            values = [s.rate for s in stats]
+            values = [s.rate if s.n else None for s in stats]
         else:
             means = [MeanStats(c.samples, c.value_sum, c.value_sum_squares) for c in cumulative]
-            values = [m.mean for m in means]
+            values = [m.mean if m.n else None for m in means]
             intervals = [mean_interval(m, confidence=level) for m in means]
         series["variants"][name] = {
             "samples": [c.samples for c in cumulative],
@@ -199,14 +264,21 @@ def _daily_users(
 
 
 def _lift_series(experiment: Experiment, points: list[dict[str, Any]]) -> dict[str, Any]:
-    """Relative lift of each treatment over time, with its CI and confidence sequence."""
+    """Relative lift of each treatment over time, with its CI and confidence sequence.
+
+    Both are built on the log-ratio scale when every defined point allows it (rates, and
+    positive means), so neither goes below −100%; otherwise on the linear scale. Undefined
+    points are ``None`` with their reason code in ``reason``; the confidence sequence is the
+    running intersection over the defined looks (:func:`sequential_path`).
+    """
     control = experiment.control.name
     out: dict[str, Any] = {}
     level = experiment.confidence_level
     for variant in experiment.variants:
         if variant.name == control:
             continue
-        estimates, variances, ns, lows, highs = [], [], [], [], []
+        lifts: list[EffectEstimate] = []
+        ns: list[int] = []
         for point in points:
             c, t = point["variants"][control], point["variants"][variant.name]
             if experiment.metric_type == "binary":
@@ -221,25 +293,46 @@ def _lift_series(experiment: Experiment, points: list[dict[str, Any]]) -> dict[s
                     MeanStats(t.samples, t.value_sum, t.value_sum_squares),
                     confidence=level,
                 )
-            ok = lift.reason is None
-            estimates.append(lift.estimate)
-            variances.append(lift.std_error**2 if ok else 0.0)
+            lifts.append(lift)
             ns.append(c.samples + t.samples)
-            lows.append(lift.ci.lower)
-            highs.append(lift.ci.upper)
+        defined = [lift for lift in lifts if lift.ci is not None]
+        log_scale = all(lift.log_std_error is not None for lift in defined)
+        estimates, variances = [], []
+        for lift in lifts:
+            if lift.ci is None or lift.estimate is None:
+                estimates.append(0.0)
+                variances.append(0.0)  # an undefined look: it adds nothing to the path
+            elif log_scale:
+                assert lift.log_std_error is not None
+                estimates.append(math.log1p(lift.estimate))
+                variances.append(lift.log_std_error**2)
+            else:
+                assert lift.std_error is not None
+                estimates.append(lift.estimate)
+                variances.append(lift.std_error**2)
         path = (
             sequential_path(estimates, variances, ns, alpha=1 - experiment.confidence_level)
             if points
             else ()
         )
+
         out[variant.name] = {
-            "lift": estimates,
-            "ci_lower": lows,
-            "ci_upper": highs,
-            "cs_lower": [r.ci_lower for r in path],
-            "cs_upper": [r.ci_upper for r in path],
+            "lift": [lift.estimate for lift in lifts],
+            "ci_lower": [None if lift.ci is None else lift.ci.lower for lift in lifts],
+            "ci_upper": [None if lift.ci is None else lift.ci.upper for lift in lifts],
+            "cs_lower": [_from_scale(r.ci_lower, log_scale) for r in path],
+            "cs_upper": [_from_scale(r.ci_upper, log_scale) for r in path],
+            "reason": [lift.reason if lift.ci is None else None for lift in lifts],
+            "scale": "log_ratio" if log_scale else "linear",
         }
     return out
+
+
+def _from_scale(bound: float | None, log_scale: bool) -> float | None:
+    """A confidence-sequence bound back on the lift scale: ``exp(b) − 1`` from the log ratio."""
+    if bound is None or not log_scale:
+        return bound
+    return math.expm1(bound)
 
 
 def _add(a: VariantCounts, b: VariantCounts) -> VariantCounts:

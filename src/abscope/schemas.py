@@ -1,7 +1,7 @@
 """Request and response bodies of the HTTP API (plain pydantic, no FastAPI: the service
 uses them too, and must not depend on the API layer).
 
-The seed's endpoints keep their field names exactly (``control_model_id``,
+The compatible endpoints keep their original field names exactly (``control_model_id``,
 ``treatment_model_id``, ``control_weight``, ``variant_name``, ``converted``, ...); the
 general forms (``variants`` lists, event batches) sit beside them.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from abscope.models import (
     MAX_TEXT_LENGTH,
@@ -22,6 +22,8 @@ from abscope.models import (
     Status,
     UserId,
     Variant,
+    check_min_lift,
+    check_power,
 )
 from abscope.stats.sequential import DEFAULT_TUNING_N
 
@@ -54,12 +56,13 @@ class _Body(BaseModel):
 
 
 class CreateExperimentRequest(_Body):
-    """Either the seed's two-model form or a general ``variants`` list."""
+    """Either the two-model form (``control_model_id``, ``treatment_model_id``) or a general
+    ``variants`` list."""
 
     id: Slug | None = None
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=MAX_TEXT_LENGTH)
-    # The seed's form: two variants named control and treatment.
+    # The two-model form: two variants named control and treatment.
     control_model_id: str | None = Field(default=None, min_length=1, max_length=256)
     treatment_model_id: str | None = Field(default=None, min_length=1, max_length=256)
     control_weight: float | None = Field(default=None, gt=0.0, lt=1.0, allow_inf_nan=False)
@@ -73,7 +76,31 @@ class CreateExperimentRequest(_Body):
     layer: Slug | None = None
     sticky: bool = False
     sequential: bool = True
+    min_relative_lift: float | None = Field(
+        default=None,
+        gt=-1.0,
+        allow_inf_nan=False,
+        description="Pre-registered smallest relative lift worth detecting (0.05 is +5%);"
+        " nonzero, above -1. Without it power and the users still needed are not computed.",
+    )
+    power: float = Field(
+        default=0.8,
+        gt=0.0,
+        lt=1.0,
+        allow_inf_nan=False,
+        description="Chance of detecting min_relative_lift; above alpha = 1 - confidence_level.",
+    )
     forced_variants: dict[str, str] = Field(default_factory=dict, max_length=1000)
+
+    @field_validator("min_relative_lift")
+    @classmethod
+    def _check_min_lift(cls, lift: float | None) -> float | None:
+        return check_min_lift(lift)
+
+    @field_validator("power")
+    @classmethod
+    def _check_power(cls, power: float, info: ValidationInfo) -> float:
+        return check_power(power, info.data.get("confidence_level"))
 
     @model_validator(mode="after")
     def _one_form(self) -> Self:
@@ -100,7 +127,11 @@ class CreateExperimentRequest(_Body):
 
 
 class PatchExperimentRequest(_Body):
-    """Fields that may change. Weights outside draft open a new phase."""
+    """Fields that may change. Weights outside draft open a new phase.
+
+    ``min_relative_lift`` and ``power`` may change while the experiment runs (each change is
+    audited); an explicit ``"min_relative_lift": null`` clears the minimum lift.
+    """
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
@@ -110,7 +141,14 @@ class PatchExperimentRequest(_Body):
     )
     min_sample_size: int | None = Field(default=None, ge=0, le=10**12)
     confidence_level: float | None = Field(default=None, gt=0.5, lt=1.0)
+    min_relative_lift: float | None = Field(default=None, gt=-1.0, allow_inf_nan=False)
+    power: float | None = Field(default=None, gt=0.0, lt=1.0, allow_inf_nan=False)
     forced_variants: dict[str, str] | None = Field(default=None, max_length=1000)
+
+    @field_validator("min_relative_lift")
+    @classmethod
+    def _check_min_lift(cls, lift: float | None) -> float | None:
+        return check_min_lift(lift)
 
 
 class CompleteRequest(_Body):

@@ -141,6 +141,8 @@ class ExperimentService:
                 layer=request.layer,
                 sticky=request.sticky,
                 sequential=request.sequential,
+                min_relative_lift=request.min_relative_lift,
+                power=request.power,
                 forced_variants=request.forced_variants,
                 audit=[AuditEntry(at=now, action="create")],
             )
@@ -161,11 +163,17 @@ class ExperimentService:
             raise Conflict(f"experiment {experiment_id} is {current.status}; it cannot change")
         changes: dict[str, Any] = {}
         audit: dict[str, Any] = {}
-        for name in ("name", "description", "min_sample_size", "confidence_level"):
+        for name in ("name", "description", "min_sample_size", "confidence_level", "power"):
             value = getattr(request, name)
             if value is not None and value != getattr(current, name):
                 changes[name] = value
                 audit[name] = {"from": getattr(current, name), "to": value}
+        # The pre-registered minimum lift can be cleared by an explicit null.
+        if "min_relative_lift" in request.model_fields_set:
+            lift = request.min_relative_lift
+            if lift != current.min_relative_lift:
+                changes["min_relative_lift"] = lift
+                audit["min_relative_lift"] = {"from": current.min_relative_lift, "to": lift}
         if request.forced_variants is not None:
             changes["forced_variants"] = request.forced_variants
             audit["forced_variants"] = request.forced_variants
@@ -359,7 +367,7 @@ class ExperimentService:
     # --- analysis ------------------------------------------------------------------------
 
     def results(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
-        """The full analysis of a phase (the current one by default), seed fields included."""
+        """The full analysis of a phase (the current one by default), compatible fields included."""
         experiment = self.store.get_experiment(experiment_id)
         chosen = _phase(experiment, phase)
         counts = self.store.get_counts(experiment.id, chosen)

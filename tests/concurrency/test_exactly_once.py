@@ -233,7 +233,9 @@ def route_users(base_url: str, experiment_id: str) -> dict[str, str]:
 
     def route(first: httpx.Client, retry: httpx.Client, user: str) -> tuple[str, str]:
         client = first if int(user[-1]) % 2 else retry
-        response = client.post("/route", json={"user_id": user, "experiment_id": experiment_id})
+        # Decision only: the events below register each exposure, exactly once.
+        body = {"user_id": user, "experiment_id": experiment_id, "expose": False}
+        response = client.post("/route", json=body)
         assert response.status_code == 200, response.text
         variant: str = response.json()["variant_name"]
         return user, variant

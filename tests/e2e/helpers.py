@@ -173,12 +173,14 @@ def create_experiment(
 def route_users(
     api: httpx.Client, experiment_id: str, users: Iterable[str]
 ) -> dict[str, str | None]:
-    """``POST /route`` for each user: the variant each one got (None when out of traffic)."""
+    """``POST /route`` for each user, decision only (``expose: false``: the test logs what it
+    wants counted): the variant each one got, None when outside the experiment's traffic."""
     out: dict[str, str | None] = {}
     for user in users:
-        answer = _ok(api.post("/route", json={"user_id": user, "experiment_id": experiment_id}))
-        assert answer["experiment_id"] in (experiment_id, None), answer
-        out[user] = answer["variant_name"]
+        body = {"user_id": user, "experiment_id": experiment_id, "expose": False}
+        answer = _ok(api.post("/route", json=body))
+        assert answer["experiment_id"] == experiment_id, answer
+        out[user] = answer["variant_name"] if answer["in_experiment"] else None
     return out
 
 

@@ -78,7 +78,7 @@ def test_create_through_the_form_and_start(tab: Tab, api: httpx.Client) -> None:
     expect(page.locator("#title")).to_have_text("Checkout ranker v3")
     expect(page.locator("#experiment-id")).to_have_text(experiment_id)
     expect(page.locator("#config-summary")).to_have_text(
-        "80% of traffic · binary · thompson · sticky · sequential"
+        "80% of traffic · binary · thompson · sticky · sequential · no minimum lift set · power 80%"
     )
     _expect_status(page, "draft")
 

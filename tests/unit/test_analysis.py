@@ -125,15 +125,31 @@ def test_sequential_decisions_need_more_users_than_fixed_horizon_ones() -> None:
     assert seq.decision.remaining_samples > fixed.decision.remaining_samples  # type: ignore[operator]
 
 
-def test_powered_for_the_observed_lift_is_not_evidence_of_no_difference() -> None:
-    """Fixed-horizon significant, sequentially not: keep running, never "no difference"."""
+def test_without_a_minimum_lift_power_is_not_computed_from_the_observed_lift() -> None:
+    """Fixed-horizon significant, sequentially not: keep running, never "no difference".
+
+    Without a pre-registered minimum lift, power and the users still needed are undefined
+    (they used to be sized against the observed lift: post-hoc power); the decision asks for
+    a minimum lift. With one set, they are computed and positive."""
     control = MeanStats.from_moments(1000, 10.2, 3.1)
     treatment = MeanStats.from_moments(1000, 10.6, 3.0)
     result = analyze_experiment({"control": control, "treatment": treatment}, [0.5, 0.5])
     c = result.comparisons[0]
     assert c.significant and not c.sequential_significant
+    assert (c.power, c.required_control, c.power_reason) == (None, None, "no_min_lift")
     assert result.decision.verdict == "keep_running"
-    assert result.decision.remaining_samples is not None and result.decision.remaining_samples > 0
+    assert result.decision.remaining_samples is None
+    assert result.decision.remaining_reason == "no_min_lift"
+    assert "Set a minimum relative lift" in result.decision.message
+    sized = analyze_experiment(
+        {"control": control, "treatment": treatment},
+        [0.5, 0.5],
+        options=AnalysisOptions(min_relative_lift=0.03),
+    )
+    assert sized.decision.verdict == "keep_running"
+    remaining = sized.decision.remaining_samples
+    assert remaining is not None and remaining > 0
+    assert sized.comparisons[0].target_relative_lift == 0.03
 
 
 def test_identical_rates_without_a_target_cannot_size_the_rest() -> None:
@@ -232,7 +248,18 @@ def test_degenerate_experiments_never_raise_and_never_claim_a_winner(variants) -
     result = analyze_experiment(variants, [0.5, 0.5], options=FIXED)
     assert result.decision.verdict in ("keep_running", "no_difference")
     assert result.decision.winner is None
-    assert all(0.0 <= c.p_value <= 1.0 for c in result.comparisons)
+    for c in result.comparisons:
+        # A p-value is a probability, or undefined with the reason beside it.
+        assert c.p_value is None or 0.0 <= c.p_value <= 1.0
+        assert (c.p_value is None) == (c.test.reason is not None)
+        assert not c.significant and not c.sequential_significant
+        assert c.primary is not None and not c.primary.significant
+        if c.primary.reason is not None:
+            assert c.primary.p_value is None
+            assert result.decision.remaining_samples is None
+            assert "cannot test yet" in result.decision.message or "no users" in (
+                result.decision.message
+            )
 
 
 @pytest.mark.parametrize(
@@ -289,3 +316,100 @@ def test_invalid_input_names_the_argument(kwargs: dict, field: str) -> None:  # 
 def test_invalid_options_name_the_option(kwargs: dict, field: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(ValueError, match=field):
         AnalysisOptions(**kwargs)
+
+
+# --- undefined is null, and one inference mode -------------------------------------------
+
+
+def test_a_zero_baseline_gives_no_relative_lift_and_the_decision_says_why() -> None:
+    result = analyze_experiment(
+        {"a": ProportionStats(100, 0), "b": ProportionStats(100, 5)}, [0.5, 0.5]
+    )
+    c = result.comparisons[0]
+    assert (c.relative.estimate, c.relative.ci, c.relative.reason) == (None, None, "zero_baseline")
+    assert c.sequential_relative.p_value is None
+    assert c.sequential_relative.reason == "zero_baseline"
+    assert c.absolute.estimate == pytest.approx(0.05)
+    assert c.primary is not None and c.primary.relative_ci is None
+    assert result.decision.verdict == "keep_running"
+
+
+def test_constant_arms_are_never_significant() -> None:
+    """Two constant samples with different means: no p-value, no significance, and a
+    decision that names the reason."""
+    result = analyze_experiment(
+        {"a": MeanStats.from_values([3.0] * 50), "b": MeanStats.from_values([5.0] * 50)},
+        [0.5, 0.5],
+        options=FIXED,
+    )
+    c = result.comparisons[0]
+    assert c.p_value is None and c.adjusted_p_value is None and not c.significant
+    assert c.sequential.p_value is None and not c.sequential_significant
+    assert result.decision.verdict == "keep_running" and result.decision.winner is None
+    assert result.decision.remaining_reason == "zero_variance"
+    assert "b: every outcome is identical" in result.decision.message
+
+
+def test_an_undefined_comparison_leaves_the_family_of_the_others() -> None:
+    variants = {
+        "c": MeanStats.from_values([3.0, 4.0, 5.0] * 200),
+        "same": MeanStats.from_values([3.0, 4.0, 5.0] * 200),
+        "up": MeanStats.from_values([3.3, 4.3, 5.3] * 200),
+        "flat": MeanStats.from_values([4.0]),
+    }
+    result = analyze_experiment(variants, [0.25] * 4, options=FIXED)
+    by_name = {c.variant: c for c in result.comparisons}
+    assert by_name["flat"].adjusted_p_value is None
+    raw = [by_name["same"].p_value, by_name["up"].p_value]
+    expected = multipletests(raw, method="holm")[1]
+    assert [by_name["same"].adjusted_p_value, by_name["up"].adjusted_p_value] == pytest.approx(
+        list(expected)
+    )
+
+
+@pytest.mark.parametrize("sequential", [True, False])
+def test_primary_figures_come_from_the_mode_in_force(sequential: bool) -> None:
+    variants = {
+        "control": ProportionStats(20_000, 2000),
+        "treatment": ProportionStats(20_000, 2300),
+    }
+    result = analyze_experiment(
+        variants, [0.5, 0.5], options=AnalysisOptions(sequential=sequential)
+    )
+    c = result.comparisons[0]
+    assert c.primary is not None and c.secondary is not None
+    if sequential:
+        assert c.primary.basis == "sequential" and c.secondary.basis == "fixed_horizon"
+        assert c.primary.adjusted_p_value == c.sequential_adjusted_p_value
+        assert c.primary.significant == c.sequential_significant
+        assert c.primary.relative_ci is not None
+        assert (c.primary.relative_ci.lower, c.primary.relative_ci.upper) == (
+            c.sequential_relative.ci_lower, c.sequential_relative.ci_upper
+        )  # fmt: skip
+        assert c.secondary.relative_ci == c.relative.ci
+    else:
+        assert c.primary.basis == "fixed_horizon"
+        assert c.primary.adjusted_p_value == c.adjusted_p_value
+        assert c.primary.relative_ci == c.relative.ci
+    # The decision sentence quotes the interval of the mode in force, never the other.
+    ci = c.primary.relative_ci
+    assert ci is not None
+    assert f"{ci.lower:+.1%} to {ci.upper:+.1%}" in result.decision.message
+    other = c.secondary.relative_ci
+    assert other is not None
+    assert f"{other.lower:+.1%} to {other.upper:+.1%}" not in result.decision.message
+
+
+def test_the_relative_sequence_is_relative_and_stays_above_minus_100_percent() -> None:
+    control, treatment = ProportionStats(60, 6), ProportionStats(60, 1)
+    c = analyze_experiment({"a": control, "b": treatment}, [0.5, 0.5]).comparisons[0]
+    seq = c.sequential_relative
+    assert seq.ci_lower is not None and seq.ci_upper is not None
+    assert -1.0 < seq.ci_lower < c.relative.estimate < seq.ci_upper  # type: ignore[operator]
+    # On the log scale: log(1 + bound) is symmetric around log(1 + lift).
+    centre = math.log1p(c.relative.estimate)  # type: ignore[arg-type]
+    assert math.log1p(seq.ci_upper) - centre == pytest.approx(centre - math.log1p(seq.ci_lower))
+    # The same null as the ratio test: p of the relative sequence < alpha iff 0 is outside.
+    assert (seq.p_value is not None and seq.p_value < 0.05) == (
+        not seq.ci_lower <= 0 <= seq.ci_upper
+    )

@@ -517,10 +517,10 @@ def test_compare_means_bayes_matches_normal_posteriors() -> None:
         (MeanStats.from_values([3.0, 3.0]), MeanStats.from_values([5.0] * 4), "zero_variance"),
     ],
 )
-def test_compare_means_bayes_degenerate(
+def test_compare_means_bayes_degenerate_is_undefined(
     control: MeanStats, treatment: MeanStats, reason: BayesianReason
 ) -> None:
-    assert compare_means_bayes(control, treatment) == BayesianComparison(0.5, 0.0, 0.0, reason)
+    assert compare_means_bayes(control, treatment) == BayesianComparison(None, None, None, reason)
 
 
 def test_compare_means_bayes_one_constant_arm_is_not_degenerate() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import plotly.graph_objects as go  # type: ignore[import-untyped]
 import pytest
 from scipy import stats as distributions
 
-from abscope import charts
+from abscope import charts, reports
 from abscope.bandits import (
     EpsilonGreedyConfig,
     FixedSplitConfig,
@@ -21,7 +22,10 @@ from abscope.bandits import (
     UCB1Config,
     simulate,
 )
+from abscope.models import VariantCounts
 from abscope.stats.planner import plan_duration, power_grid, sensitivity_curve
+from abscope.storage.base import HourCounts
+from tests.fixtures.factories import experiment
 
 HOURS = ["2025-03-01T10:00:00+00:00", "2025-03-01T11:00:00+00:00", "2025-03-01T12:00:00+00:00"]
 
@@ -270,7 +274,8 @@ def test_sensitivity_chart_plots_days_over_lift_and_marks_the_plan() -> None:
 
 
 def test_power_heatmap_z_is_the_grid_with_the_target_contour() -> None:
-    plan = plan_duration(0.2, 0.25, daily_traffic=200)
+    # Fixed-horizon, so the plan is R's: power.prop.test(p1=.2, p2=.25, power=.8) -> 1093.7.
+    plan = plan_duration(0.2, 0.25, daily_traffic=200, sequential=False)
     grid = power_grid(plan)
     figure = charts.power_heatmap(grid, planned_samples=plan.control_samples)
     traces = _traces(figure)
@@ -357,3 +362,49 @@ def test_variant_colors_repeat_past_the_palette() -> None:
     assert colors["c"] == charts.CONTROL_COLOR
     assert colors["t0"] == colors["t9"] == charts.TREATMENT_COLORS[0]
     assert len({colors[f"t{i}"] for i in range(9)}) == 9
+
+
+def _two_weeks(min_sample_size: int = 0) -> dict[str, Any]:
+    """14 days of hourly data through the real timeseries view: a +24% lift, 60 users an hour
+    per arm, whose first hours have intervals hundreds of percent wide."""
+    rng = np.random.default_rng(8)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    hours = [
+        HourCounts(
+            hour=start + timedelta(hours=h),
+            variants={
+                "control": VariantCounts(samples=60, conversions=int(rng.binomial(60, 0.10))),
+                "treatment": VariantCounts(samples=60, conversions=int(rng.binomial(60, 0.124))),
+            },
+        )
+        for h in range(14 * 24)
+    ]
+    x = experiment("exp-two-weeks", min_sample_size=min_sample_size)
+    return reports.timeseries_view(x, hours)
+
+
+@pytest.mark.parametrize("min_sample_size", [0, 5000])
+def test_lift_axis_follows_the_data_after_the_minimum_sample(min_sample_size: int) -> None:
+    series = _two_weeks(min_sample_size)
+    lift = series["lift"]["treatment"]
+    first_width = lift["cs_upper"][0] - lift["cs_lower"][0]
+    assert first_width > 2.0  # the first hour's sequence is more than 200 points wide
+    payload = _assert_json_safe(charts.lift_over_time(series))
+    low, high = payload["layout"]["yaxis"]["range"]
+    samples = series["variants"]["control"]["samples"]
+    floor = min_sample_size or charts.BURN_IN_SHARE * samples[-1]
+    after = [i for i, n in enumerate(samples) if n >= floor]
+    shown = [lift[k][i] for k in ("lift", "ci_lower", "ci_upper", "cs_lower", "cs_upper")
+             for i in after]  # fmt: skip
+    assert low <= min(min(shown), 0.0) and high >= max(shown)
+    assert high - low < 1.2 * (max(max(shown), 0.0) - min(min(shown), 0.0)) + 0.02
+    assert high - low < first_width / 3  # the +24% line is no longer flattened
+    assert low > -1.0 - 0.1  # and a lift interval never reaches below -100%
+
+
+def test_lift_chart_without_any_defined_lift_says_so() -> None:
+    series = _timeseries()
+    for data in series["lift"].values():
+        for key in data:
+            data[key] = [None] * len(HOURS)
+    assert _annotations(charts.lift_over_time(series)) == [charts.NO_LIFT]

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from abscope.cli import app
-from abscope.stats import ProportionStats, analyze_experiment, plan_duration
+from abscope.stats import AnalysisOptions, ProportionStats, analyze_experiment, plan_duration
 
 runner = CliRunner()
 
@@ -77,12 +77,52 @@ def test_analyze_json_matches_the_library_and_has_no_infinities() -> None:
         app, ["analyze", "--json", "--counts", "a=0/0", "b=5/100", "--weights", "a=0.5,b=0.5"]
     )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)  # strict JSON: an unbounded interval is null
-    assert data["comparisons"][0]["absolute"]["ci"]["lower"] is None
+    data = json.loads(result.output)  # strict JSON: an undefined interval is null
+    absolute = data["comparisons"][0]["absolute"]
+    assert (absolute["estimate"], absolute["ci"], absolute["reason"]) == (None, None, "no_samples")
+    assert data["comparisons"][0]["p_value"] is None
     library = analyze_experiment(
         {"a": ProportionStats(0, 0), "b": ProportionStats(100, 5)}, [0.5, 0.5]
     )
     assert data["decision"]["message"] == library.decision.message
+
+
+def test_undefined_values_are_null_in_json_and_a_dash_with_the_reason_in_the_table() -> None:
+    args = ["analyze", "--counts", "control=0/100", "treatment=5/100"]
+    data = json.loads(runner.invoke(app, [*args, "--json"]).output)
+    relative = data["comparisons"][0]["relative"]
+    assert (relative["estimate"], relative["ci"], relative["reason"]) == (
+        None, None, "zero_baseline"
+    )  # fmt: skip
+    assert data["comparisons"][0]["sequential_relative"]["ci_lower"] is None
+    assert data["comparisons"][0]["power_reason"] == "no_min_lift"
+    table = runner.invoke(app, args).output
+    row = [line for line in table.splitlines() if line.startswith("treatment  ")][-1]
+    assert "0.0%" not in row and "\u2014" in row
+    assert "treatment lift: \u2014 (zero_baseline" in table
+    assert "Set a minimum relative lift" in table
+
+
+@pytest.mark.parametrize("sequential", [True, False])
+def test_the_table_shows_the_mode_in_force_first(sequential: bool) -> None:
+    args = ["analyze", "--counts", "control=1500/10000", "treatment=1650/10000"]
+    output = runner.invoke(app, [*args, "--sequential" if sequential else "--no-sequential"]).output
+    library = analyze_experiment(
+        {"control": ProportionStats(10_000, 1500), "treatment": ProportionStats(10_000, 1650)},
+        [0.5, 0.5],
+        options=AnalysisOptions(sequential=sequential),
+    )
+    c = library.comparisons[0]
+    assert c.primary is not None and c.primary.relative_ci is not None
+    header = next(line for line in output.splitlines() if line.startswith("vs control"))
+    assert header.split()[4] == ("CS" if sequential else "CI")
+    other = "fixed-horizon" if sequential else "sequential"
+    assert f"{other} CI" in header and f"{other} p" in header
+    primary = c.primary.relative_ci
+    row = [line for line in output.splitlines() if line.startswith("treatment  ")][-1]
+    assert row.index(f"{primary.lower:+.1%} to {primary.upper:+.1%}") < row.index(
+        f"{c.secondary.relative_ci.lower:+.1%}"  # type: ignore[union-attr]
+    )
 
 
 def test_analyze_means() -> None:

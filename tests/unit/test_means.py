@@ -113,12 +113,25 @@ def test_relative_lift_matches_statsmodels_delta_method(
         ),
     ],
 )
-def test_degenerate_data_gives_a_reason_and_neutral_values(
+def test_degenerate_data_gives_a_reason_and_no_numbers(
     control: MeanStats, treatment: MeanStats, reason: str
 ) -> None:
     result = welch_ttest(control, treatment)
-    assert (result.statistic, result.p_value, result.reason) == (0.0, 1.0, reason)
-    assert mean_difference_ci(control, treatment).reason == reason
+    assert (result.statistic, result.p_value, result.df, result.reason) == (
+        None, None, None, reason
+    )  # fmt: skip
+    difference = mean_difference_ci(control, treatment)
+    assert (difference.ci, difference.reason) == (None, reason)
+
+
+def test_two_constant_samples_with_different_means_have_no_p_value() -> None:
+    """3, 3 against 5, 5, 5: t = 2 / 0. R's t.test stops with "data are essentially
+    constant"; a p-value of 1 would claim there is no evidence of a difference."""
+    control, treatment = MeanStats.from_values([3.0, 3.0]), MeanStats.from_values([5.0] * 3)
+    result = welch_ttest(control, treatment)
+    assert result.p_value is None and result.reason == "zero_variance"
+    difference = mean_difference_ci(control, treatment)
+    assert difference.estimate == pytest.approx(2.0) and difference.ci is None
 
 
 def test_identical_means_give_p_of_one() -> None:
@@ -129,7 +142,44 @@ def test_identical_means_give_p_of_one() -> None:
 
 def test_lift_over_a_zero_mean_is_undefined() -> None:
     zero = MeanStats.from_values([-1.0, 1.0])
-    assert relative_mean_lift_ci(zero, MeanStats.from_values([1.0, 3.0])).reason == "zero_baseline"
+    lift = relative_mean_lift_ci(zero, MeanStats.from_values([1.0, 3.0]))
+    assert (lift.estimate, lift.ci, lift.reason) == (None, None, "zero_baseline")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(min_value=2, max_value=10**6),
+    st.integers(min_value=2, max_value=10**6),
+    st.floats(min_value=0.5, max_value=100.0),
+    st.floats(min_value=0.5, max_value=100.0),
+    st.floats(min_value=0.1, max_value=50.0),
+    st.floats(min_value=0.1, max_value=50.0),
+    st.sampled_from([0.8, 0.95, 0.99]),
+)
+def test_relative_lift_of_positive_means_is_a_log_ratio_interval(
+    nc: int, nt: int, mc: float, mt: float, sc: float, s_t: float, level: float
+) -> None:
+    control, treatment = MeanStats.from_moments(nc, mc, sc), MeanStats.from_moments(nt, mt, s_t)
+    cov = np.diag([sc**2 / nc, s_t**2 / nt])
+    # statsmodels' delta method on log(m_t / m_c), mapped back by exp(.) - 1.
+    delta = NonlinearDeltaCov(lambda x: np.array([np.log(x[1] / x[0])]), np.array([mc, mt]), cov)
+    low, high = np.expm1(delta.conf_int(alpha=1 - level)[0])
+    ours = relative_mean_lift_ci(control, treatment, confidence=level)
+    assert ours.ci is not None and ours.log_std_error is not None
+    assert ours.log_std_error == pytest.approx(float(delta.se_vectorized()[0]), rel=1e-5)
+    width = high - low
+    assert ours.ci.lower == pytest.approx(low, abs=1e-5 * width)
+    assert ours.ci.upper == pytest.approx(high, abs=1e-5 * width)
+    assert ours.ci.lower >= -1.0  # exp(-x) - 1 rounds to -1 for huge x
+
+
+def test_relative_lift_with_a_negative_mean_keeps_the_linear_interval() -> None:
+    control = MeanStats.from_moments(100, -2.0, 1.0)
+    treatment = MeanStats.from_moments(100, 1.0, 1.0)
+    lift = relative_mean_lift_ci(control, treatment)
+    assert lift.estimate == pytest.approx(-1.5) and lift.log_std_error is None
+    assert lift.ci is not None and lift.std_error is not None
+    assert lift.ci.lower == pytest.approx(-1.5 - 1.959963984540054 * lift.std_error)
 
 
 def test_one_arm_without_variance_still_has_a_test() -> None:

@@ -62,6 +62,10 @@ def test_wald_difference_ci_matches_statsmodels(
     control: ProportionStats, treatment: ProportionStats, level: float
 ) -> None:
     estimate = difference_ci(control, treatment, confidence=level)
+    if estimate.std_error == 0.0:  # both arms constant: a zero-width interval is not given
+        assert (estimate.ci, estimate.reason) == (None, "zero_variance")
+        return
+    assert estimate.ci is not None
     low, high = confint_proportions_2indep(
         treatment.conversions, treatment.n, control.conversions, control.n,
         method="wald", compare="diff", alpha=1 - level,
@@ -72,10 +76,10 @@ def test_wald_difference_ci_matches_statsmodels(
 
 @settings(max_examples=200, deadline=None)
 @given(arms(min_n=2), arms(min_n=2), levels)
-def test_relative_lift_matches_statsmodels_delta_method(
+def test_relative_lift_error_matches_statsmodels_delta_method(
     control: ProportionStats, treatment: ProportionStats, level: float
 ) -> None:
-    assume(control.conversions > 0)
+    assume(control.conversions > 0 and treatment.conversions > 0)
     pc, pt = control.rate, treatment.rate
     cov = np.diag([pc * (1 - pc) / control.n, pt * (1 - pt) / treatment.n])
     assume(cov[1, 1] > 0 or cov[0, 0] > 0)
@@ -84,10 +88,44 @@ def test_relative_lift_matches_statsmodels_delta_method(
     ours = relative_lift_ci(control, treatment, confidence=level)
     assert ours.estimate == pytest.approx(pt / pc - 1.0, rel=REL, abs=1e-12)
     assert ours.std_error == pytest.approx(float(delta.se_vectorized()[0]), rel=1e-5)
-    low, high = delta.conf_int(alpha=1 - level)[0]
-    width = high - low
-    assert ours.ci.lower == pytest.approx(low, abs=1e-5 * width)
-    assert ours.ci.upper == pytest.approx(high, abs=1e-5 * width)
+
+
+@settings(max_examples=300, deadline=None)
+@given(arms(), arms(), levels)
+def test_relative_lift_ci_is_statsmodels_log_ratio_interval(
+    control: ProportionStats, treatment: ProportionStats, level: float
+) -> None:
+    assume(control.conversions > 0 and treatment.conversions > 0)
+    assume(control.conversions < control.n or treatment.conversions < treatment.n)
+    ours = relative_lift_ci(control, treatment, confidence=level)
+    # statsmodels compares count1/nobs1 to count2/nobs2: treatment first, ratio = p_t / p_c.
+    low, high = confint_proportions_2indep(
+        treatment.conversions, treatment.n, control.conversions, control.n,
+        compare="ratio", method="log", alpha=1 - level,
+    )  # fmt: skip
+    assert ours.ci is not None and ours.reason is None
+    assert ours.ci.lower == pytest.approx(low - 1.0, rel=1e-9, abs=1e-12)
+    assert ours.ci.upper == pytest.approx(high - 1.0, rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(arms(), arms(), levels)
+def test_relative_lift_ci_never_goes_below_minus_100_percent(
+    control: ProportionStats, treatment: ProportionStats, level: float
+) -> None:
+    ours = relative_lift_ci(control, treatment, confidence=level)
+    if ours.ci is None:
+        assert ours.reason is not None
+        return
+    assert -1.0 <= ours.ci.lower <= ours.estimate <= ours.ci.upper  # type: ignore[operator]
+
+
+def test_small_samples_no_longer_give_an_impossible_lift() -> None:
+    # 5/40 vs 1/40: the symmetric delta-method interval was −80% ± 1.47, i.e. below −200%.
+    lift = relative_lift_ci(ProportionStats(40, 5), ProportionStats(40, 1))
+    assert lift.estimate == pytest.approx(-0.8)
+    assert lift.ci is not None and lift.ci.lower > -1.0
+    assert lift.estimate - 1.96 * lift.std_error < -1.0  # type: ignore[operator]
 
 
 @settings(max_examples=300, deadline=None)
@@ -103,12 +141,17 @@ def test_wilson_matches_statsmodels(stats: ProportionStats, level: float) -> Non
 @given(arms(min_n=5), arms(min_n=5))
 def test_label_swap_flips_the_statistic(a: ProportionStats, b: ProportionStats) -> None:
     forward, backward = two_proportion_ztest(a, b), two_proportion_ztest(b, a)
+    assert forward.reason == backward.reason
+    if forward.reason is not None:
+        assert None is forward.p_value is backward.p_value is forward.statistic
+        return
+    assert forward.statistic is not None and backward.statistic is not None
     assert forward.statistic == pytest.approx(-backward.statistic, abs=1e-12)
     assert forward.p_value == pytest.approx(backward.p_value, rel=1e-12)
     greater = two_proportion_ztest(a, b, alternative="greater").p_value
     less = two_proportion_ztest(a, b, alternative="less").p_value
-    if forward.reason is None:
-        assert greater + less == pytest.approx(1.0, abs=1e-12)
+    assert greater is not None and less is not None
+    assert greater + less == pytest.approx(1.0, abs=1e-12)
 
 
 def test_sample_size_one_is_allowed() -> None:
@@ -126,11 +169,13 @@ def test_sample_size_one_is_allowed() -> None:
         (ProportionStats(100, 100), ProportionStats(50, 50), "zero_variance"),
     ],
 )
-def test_degenerate_data_gives_a_reason_and_neutral_values(
+def test_degenerate_data_gives_a_reason_and_no_numbers(
     control: ProportionStats, treatment: ProportionStats, reason: str
 ) -> None:
     result = two_proportion_ztest(control, treatment)
-    assert (result.statistic, result.p_value, result.reason) == (0.0, 1.0, reason)
+    assert (result.statistic, result.p_value, result.reason) == (None, None, reason)
+    difference = difference_ci(control, treatment)
+    assert (difference.ci, difference.reason) == (None, reason)
 
 
 def test_identical_rates_give_p_of_one() -> None:
@@ -141,7 +186,16 @@ def test_identical_rates_give_p_of_one() -> None:
 
 def test_lift_over_a_zero_baseline_is_undefined() -> None:
     lift = relative_lift_ci(ProportionStats(100, 0), ProportionStats(100, 5))
-    assert lift.reason == "zero_baseline" and lift.ci.lower == -math.inf
+    assert lift.reason == "zero_baseline"
+    assert (lift.estimate, lift.std_error, lift.ci, lift.log_std_error) == (None,) * 4
+    # The absolute difference is still defined: 5 points, with a Wald interval.
+    difference = difference_ci(ProportionStats(100, 0), ProportionStats(100, 5))
+    assert difference.estimate == pytest.approx(0.05) and difference.ci is not None
+
+
+def test_lift_to_a_zero_treatment_rate_is_minus_100_percent_without_an_interval() -> None:
+    lift = relative_lift_ci(ProportionStats(100, 10), ProportionStats(100, 0))
+    assert (lift.estimate, lift.ci, lift.reason) == (-1.0, None, "zero_treatment")
 
 
 def test_wilson_with_no_users_is_the_unit_interval() -> None:

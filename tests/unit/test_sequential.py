@@ -162,6 +162,34 @@ def test_aa_daily_peeking_relative_lift(aa_trial: Trial) -> None:
     assert _rejects(paths).mean() <= ALPHA
 
 
+def _log_ratio(trial: Trial) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """log(p̂_t / p̂_c) and its Katz variance 1/x_t − 1/n + 1/x_c − 1/n (the scale on which
+    the analysis builds the relative confidence sequence)."""
+    n = trial.n_per_arm
+    variance = 1 / trial.conversions_t - 1 / n + 1 / trial.conversions_c - 1 / n
+    return np.log(trial.rate_t / trial.rate_c), variance
+
+
+def test_aa_daily_peeking_log_ratio(aa_trial: Trial) -> None:
+    estimates, variances = _log_ratio(aa_trial)
+    paths = _sequential_paths(estimates, variances, 2 * aa_trial.n_per_arm)
+    # Measured with this seed: 0.013.
+    assert _rejects(paths).mean() <= ALPHA
+
+
+def test_ab_relative_sequence_on_the_log_scale_covers_the_true_lift(ab_trial: Trial) -> None:
+    estimates, variances = _log_ratio(ab_trial)
+    paths = _sequential_paths(estimates, variances, 2 * ab_trial.n_per_arm)
+    true_log_ratio = math.log(0.12 / BASE_RATE)
+    covered = [
+        all(r.ci_lower <= true_log_ratio <= r.ci_upper for r in path)  # type: ignore[operator]
+        for path in paths
+    ]
+    # Measured with this seed: 0.99. Mapped back by exp(.) - 1 the bounds stay above -100%.
+    assert np.mean(covered) >= 1 - ALPHA
+    assert all(math.expm1(r.ci_lower) > -1.0 for path in paths for r in path)  # type: ignore[arg-type]
+
+
 def test_ab_sequential_detects_a_real_effect(ab_trial: Trial) -> None:
     paths = _sequential_paths(
         ab_trial.difference, ab_trial.difference_variance, 2 * ab_trial.n_per_arm
@@ -300,11 +328,11 @@ def test_reference_value() -> None:
     ("estimate", "variance", "n", "reason"),
     [(0.0, 0.0, 0, "no_samples"), (0.3, 0.01, 0, "no_samples"), (0.3, 0.0, 100, "zero_variance")],
 )
-def test_degenerate_looks_are_neutral(
+def test_degenerate_looks_are_undefined(
     estimate: float, variance: float, n: int, reason: SequentialReason
 ) -> None:
     result = sequential_test(estimate, variance, n)
-    assert result == SequentialResult(1.0, -math.inf, math.inf, False, 0.05, 5000, reason)
+    assert result == SequentialResult(None, None, None, False, 0.05, 5000, reason)
 
 
 @pytest.mark.parametrize(
@@ -379,9 +407,15 @@ def test_path_with_disjoint_looks_keeps_the_overlap_and_says_so() -> None:
 def test_path_starts_with_empty_looks() -> None:
     path = sequential_path([0.0, 0.0, 0.05], [0.0, 0.0, 1e-4], [0, 0, 500])
     assert [r.reason for r in path] == ["no_samples", "no_samples", None]
-    assert path[0].p_value == 1.0
-    assert (path[1].ci_lower, path[1].ci_upper) == (-math.inf, math.inf)
+    assert path[0].p_value is None and not path[0].significant
+    assert (path[1].ci_lower, path[1].ci_upper) == (None, None)
     assert path[2] == sequential_test(0.05, 1e-4, 500)
+
+
+def test_an_undefined_look_after_defined_ones_keeps_the_path() -> None:
+    path = sequential_path([0.05, 0.0], [1e-4, 0.0], [500, 600])
+    assert path[1].p_value == path[0].p_value and path[1].reason is None
+    assert (path[1].ci_lower, path[1].ci_upper) == (path[0].ci_lower, path[0].ci_upper)
 
 
 def test_empty_path() -> None:

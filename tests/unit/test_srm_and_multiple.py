@@ -30,7 +30,8 @@ def test_srm_matches_scipy_chisquare(case: tuple[list[int], list[float]]) -> Non
     total = sum(counts)
     result = sample_ratio_mismatch(counts, weights)
     if total == 0:
-        assert result.reason == "no_samples" and result.p_value == 1.0
+        assert result.reason == "no_samples" and not result.mismatch
+        assert result.p_value is None and result.statistic is None
         return
     expected = np.array(weights) * total
     reference = sp.chisquare(counts, expected, sum_check=False)
@@ -109,6 +110,26 @@ def test_r_p_adjust_reference() -> None:
     p = [0.01, 0.02, 0.03, 0.04, 0.05]
     assert holm(p) == pytest.approx((0.05, 0.08, 0.09, 0.09, 0.09))
     assert benjamini_hochberg(p) == pytest.approx((0.05,) * 5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.floats(min_value=0.0, max_value=1.0)), min_size=1,
+             max_size=8),
+    st.sampled_from([("holm", "holm"), ("bh", "fdr_bh"), ("none", None)]),
+)  # fmt: skip
+def test_undefined_p_values_stay_none_and_leave_the_family(
+    p: list[float | None], methods: tuple[str, str | None]
+) -> None:
+    ours, theirs = methods
+    adjusted = adjust_p_values(p, ours)  # type: ignore[arg-type]
+    assert [a is None for a in adjusted] == [x is None for x in p]
+    defined = [x for x in p if x is not None]
+    if not defined:
+        return
+    # The defined ones are adjusted as a family of their own (m = number defined).
+    expected = defined if theirs is None else list(multipletests(defined, method=theirs)[1])
+    assert [a for a in adjusted if a is not None] == pytest.approx(expected, rel=1e-12, abs=1e-15)
 
 
 def test_adjust_rejects_unknown_method_and_bad_p() -> None:

@@ -5,6 +5,12 @@ weights and returns an :class:`ExperimentAnalysis`: per-variant figures, every t
 compared with the control (effects, intervals, raw and adjusted p-values, power, required
 samples, the Bayesian and the sequential view), the sample-ratio-mismatch check, and a
 plain-language :class:`Decision`.
+
+One inference mode is in force (``AnalysisOptions.sequential``): each comparison's
+``primary`` figures come from it and feed the decision, the power and the users still
+needed; ``secondary`` holds the other mode's figures, for reference only. Undefined
+figures are ``None`` with a reason code (:mod:`abscope.stats.results`); an undefined
+comparison is never significant.
 """
 
 from __future__ import annotations
@@ -46,8 +52,8 @@ from abscope.stats.proportions import (
     two_proportion_ztest,
     wilson_interval,
 )
-from abscope.stats.results import EffectEstimate, Interval, TestResult
-from abscope.stats.sequential import SequentialResult, sequential_test
+from abscope.stats.results import REASONS, EffectEstimate, Interval, TestResult
+from abscope.stats.sequential import SequentialReason, SequentialResult, sequential_test
 from abscope.stats.sequential_power import sequential_power, sequential_sample_size
 from abscope.stats.srm import SRMResult, sample_ratio_mismatch
 from abscope.stats.sufficient import MeanStats, ProportionStats
@@ -58,6 +64,7 @@ __all__ = [
     "Decision",
     "ExperimentAnalysis",
     "MetricType",
+    "ModeFigures",
     "VariantSummary",
     "Verdict",
     "analyze_experiment",
@@ -83,12 +90,16 @@ class AnalysisOptions:
     power : float
         Target power for the required sample size.
     min_relative_lift : float or None
-        The smallest relative lift worth detecting. Power and required samples refer to it;
-        when ``None`` they refer to the lift observed so far.
+        The smallest relative lift worth detecting, set before the data are seen. Power, the
+        users still needed and "no detectable difference" refer to it. When ``None`` they are
+        undefined (``None``, reason ``"no_min_lift"``): sizing against the lift observed so
+        far is post-hoc power, which only restates the p-value.
     sequential : bool
-        Base the decision on always-valid (sequential) p-values, so that looking at the
-        results every day does not inflate false positives. The fixed-horizon figures are
-        reported either way.
+        The inference mode in force: always-valid (sequential) p-values and confidence
+        sequences, so that looking at the results every day does not inflate false
+        positives; ``False`` for the fixed-horizon test. Each comparison's ``primary``
+        figures, the decision and the power come from this mode; the other mode's figures
+        are kept as ``secondary``.
     sequential_tuning_n : float
         Total sample size at which the confidence sequence is tightest (see
         :mod:`abscope.stats.sequential`).
@@ -140,29 +151,59 @@ class AnalysisOptions:
 
 @dataclass(frozen=True, slots=True)
 class VariantSummary:
-    """One variant's figures: users, rate or mean (with its interval) and its share."""
+    """One variant's figures: users, rate or mean (with its interval) and its share.
+
+    ``mean`` is ``None`` without users, ``std`` without two; ``prob_best`` is ``None`` when a
+    continuous variant has too few users or no spread for a posterior.
+    """
 
     name: str
     is_control: bool
     n: int
-    mean: float
+    mean: float | None
     ci: Interval
     conversions: int | None
     std: float | None
     weight: float
     observed_share: float
-    prob_best: float
+    prob_best: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModeFigures:
+    """One inference mode's figures for a comparison.
+
+    ``basis`` names the mode: ``"sequential"`` (always-valid p-values, confidence
+    sequences) or ``"fixed_horizon"``. ``absolute_ci`` is the interval of the absolute
+    difference ``treatment − control``, ``relative_ci`` that of the relative lift
+    ``treatment / control − 1``. Undefined figures are ``None``; ``reason`` says why.
+    """
+
+    basis: Basis
+    p_value: float | None
+    adjusted_p_value: float | None
+    significant: bool
+    absolute_ci: Interval | None
+    relative_ci: Interval | None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
     """One treatment against the control.
 
-    ``p_value`` is the raw fixed-horizon p-value and ``adjusted_p_value`` the corrected
-    one; ``significant`` uses the adjusted value. The sequential view carries its own
-    always-valid p-value, corrected the same way in ``sequential_adjusted_p_value``.
-    ``power`` is the chance of detecting ``target_relative_lift`` at the current sizes and
-    ``required_control``/``required_treatment`` the users each arm needs for it.
+    ``primary`` holds the figures of the inference mode in force and ``secondary`` those
+    of the other (see :class:`ModeFigures`); read ``primary``. The flat fields keep both
+    modes: ``p_value`` is the raw fixed-horizon p-value and ``adjusted_p_value`` the
+    corrected one, ``significant`` uses the adjusted value; the sequential view carries
+    its own always-valid p-value, corrected the same way in
+    ``sequential_adjusted_p_value``. ``sequential`` is the confidence sequence of the
+    absolute difference and ``sequential_relative`` that of the relative lift. p-values
+    are ``None`` when the test is undefined, and such a comparison is never significant.
+    ``power`` is the chance of detecting ``target_relative_lift`` (the pre-registered
+    minimum lift) at the current sizes in the mode in force, and
+    ``required_control``/``required_treatment`` the users each arm needs for it; all three
+    are ``None`` when they cannot be computed, with ``power_reason`` saying why.
     """
 
     variant: str
@@ -170,8 +211,8 @@ class Comparison:
     absolute: EffectEstimate
     relative: EffectEstimate
     test: TestResult
-    p_value: float
-    adjusted_p_value: float
+    p_value: float | None
+    adjusted_p_value: float | None
     significant: bool
     target_relative_lift: float | None
     power: float | None
@@ -180,8 +221,11 @@ class Comparison:
     bayesian: BayesianComparison
     sequential: SequentialResult
     sequential_relative: SequentialResult
-    sequential_adjusted_p_value: float
+    sequential_adjusted_p_value: float | None
     sequential_significant: bool
+    power_reason: str | None = None
+    primary: ModeFigures | None = None
+    secondary: ModeFigures | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +233,8 @@ class Decision:
     """What to do now, in one sentence, with the evidence it rests on.
 
     ``remaining_samples`` is the number of further users (all variants together) needed to
-    reach the required sample size, when it can be worked out.
+    reach the required sample size; when it cannot be worked out it is ``None`` and
+    ``remaining_reason`` says why (for instance ``"no_min_lift"``).
     """
 
     verdict: Verdict
@@ -197,6 +242,7 @@ class Decision:
     basis: Basis
     remaining_samples: int | None
     message: str
+    remaining_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,9 +305,11 @@ def analyze_experiment(
     p-values are adjusted by Holm (default) or Benjamini–Hochberg. The decision is, in order:
     *invalid* when the split fails the SRM check; *winner* when a treatment is significantly
     better (the best such one), or the control when every treatment is significantly worse;
-    *no difference* when every comparison has the users it needs for the target lift and
-    none is significant; otherwise *keep running*, with the further users needed.
-    Significance for the decision is sequential when ``options.sequential`` is set.
+    *no difference* when a minimum lift is set, every comparison has the users it needs for
+    it and none is significant; otherwise *keep running*, with the further users needed
+    (or the reason they cannot be worked out). Significance for the decision comes from the
+    mode in force (sequential when ``options.sequential`` is set); an undefined comparison
+    is never significant, and the decision names it and why.
 
     Examples
     --------
@@ -290,8 +338,7 @@ def analyze_experiment(
     adjusted = adjust_p_values([c.p_value for c in raw], opts.correction)
     seq_adjusted = adjust_p_values([c.sequential.p_value for c in raw], opts.correction)
     comparisons = tuple(
-        _with_adjusted(c, p, sp, opts.alpha)
-        for c, p, sp in zip(raw, adjusted, seq_adjusted, strict=True)
+        _with_adjusted(c, p, sp, opts) for c, p, sp in zip(raw, adjusted, seq_adjusted, strict=True)
     )
 
     srm = _srm(names, variants, shares, propensity, opts.srm_threshold)
@@ -301,7 +348,7 @@ def analyze_experiment(
         _summarise(name, name == control_name, variants[name], weight, total, p_best, opts)
         for name, weight, p_best in zip(names, shares, best, strict=True)
     )
-    decision = _decide(control_name, names, shares, variants, comparisons, srm, opts)
+    decision = _decide(control_name, names, shares, variants, comparisons, srm, metric, opts)
     return ExperimentAnalysis(metric, control_name, opts, summaries, comparisons, srm, decision)
 
 
@@ -382,9 +429,7 @@ def _compare(
     absolute = _at_confidence(absolute, 1.0 - opts.alpha, metric, control, treatment, "absolute")
     relative = _at_confidence(relative, 1.0 - opts.alpha, metric, control, treatment, "relative")
     target = opts.min_relative_lift
-    if target is None and relative.reason is None and relative.estimate != 0.0:
-        target = relative.estimate
-    power, required = _power_and_required(metric, control, treatment, target, opts)
+    power, required, power_reason = _power_and_required(metric, control, treatment, target, opts)
     bayes = _bayes(metric, control, treatment, opts)
     n = control.n + treatment.n
     seq_abs = _sequential(absolute, n, opts)
@@ -407,6 +452,7 @@ def _compare(
         sequential_relative=seq_rel,
         sequential_adjusted_p_value=seq_abs.p_value,
         sequential_significant=False,
+        power_reason=power_reason,
     )
 
 
@@ -419,8 +465,8 @@ def _at_confidence(
     kind: Literal["absolute", "relative"],
 ) -> EffectEstimate:
     """Recompute an interval at the analysis' confidence level (1 − alpha)."""
-    if math.isclose(estimate.ci.level, level):
-        return estimate
+    if estimate.ci is None or math.isclose(estimate.ci.level, level):
+        return estimate  # an undefined interval is undefined at every level
     if metric == "binary":
         assert isinstance(control, ProportionStats) and isinstance(treatment, ProportionStats)
         if kind == "absolute":
@@ -438,32 +484,39 @@ def _power_and_required(
     treatment: Stats,
     target: float | None,
     opts: AnalysisOptions,
-) -> tuple[float | None, tuple[int, int] | None]:
-    """Power for ``target`` at the current sizes and the per-arm users it needs.
+) -> tuple[float | None, tuple[int, int] | None, str | None]:
+    """Power for ``target`` at the current sizes, the per-arm users it needs, and a reason.
 
     Both refer to the test that decides: the sequential test when ``opts.sequential`` is
     set (it needs more users), else the fixed-horizon one. The split stays as observed.
-    ``None`` when it cannot be worked out: no target, no data, or a target that the test's
-    direction or the metric's range cannot reach.
+    When they cannot be worked out both are ``None`` and the reason says why: no
+    pre-registered target (``"no_min_lift"``), an empty arm, a zero baseline or no
+    variance, or a target that the test's direction or the metric's range cannot reach.
     """
-    if target is None or control.n == 0 or treatment.n == 0:
-        return None, None
+    if target is None:
+        return None, None, "no_min_lift"
+    if control.n == 0 or treatment.n == 0:
+        return None, None, "no_samples"
     n = control.n + treatment.n
     share_c, share_t = control.n / n, treatment.n / n
     if metric == "binary":
         assert isinstance(control, ProportionStats) and isinstance(treatment, ProportionStats)
         baseline = control.rate
         rate = baseline * (1.0 + target)
+        if baseline == 0.0:
+            return None, None, "zero_baseline"
         if not 0.0 < baseline < 1.0 or not 0.0 < rate < 1.0:
-            return None, None
+            return None, None, "unreachable_target"
         effect = rate - baseline
         unit_variance = baseline * (1 - baseline) / share_c + rate * (1 - rate) / share_t
     else:
         assert isinstance(control, MeanStats) and isinstance(treatment, MeanStats)
         effect = control.mean * target
         unit_variance = control.variance / share_c + treatment.variance / share_t
-        if effect == 0.0 or unit_variance == 0.0:
-            return None, None
+        if effect == 0.0:
+            return None, None, "zero_baseline"
+        if unit_variance == 0.0:
+            return None, None, "zero_variance"
     try:
         if opts.sequential:
             tuning = opts.sequential_tuning_n
@@ -471,7 +524,7 @@ def _power_and_required(
             total = sequential_sample_size(
                 effect, unit_variance, alpha=opts.alpha, power=opts.power, tuning_n=tuning
             )
-            return power, (math.ceil(total * share_c), math.ceil(total * share_t))
+            return power, (math.ceil(total * share_c), math.ceil(total * share_t)), None
         ratio = share_t / share_c
         if metric == "binary":
             power = power_proportions(
@@ -492,8 +545,8 @@ def _power_and_required(
                 alternative=opts.alternative,
             )  # fmt: skip
     except ValueError:
-        return None, None
-    return power, (math.ceil(n_control), math.ceil(n_control * ratio))
+        return None, None, "unreachable_target"
+    return power, (math.ceil(n_control), math.ceil(n_control * ratio)), None
 
 
 def _bayes(
@@ -505,7 +558,7 @@ def _bayes(
     else:
         assert isinstance(control, MeanStats) and isinstance(treatment, MeanStats)
         result = compare_means_bayes(control, treatment)
-    if opts.higher_is_better or result.reason is not None:
+    if opts.higher_is_better or result.chance_to_beat_control is None:
         return result
     return BayesianComparison(
         chance_to_beat_control=1.0 - result.chance_to_beat_control,
@@ -515,27 +568,92 @@ def _bayes(
     )
 
 
+_SEQUENTIAL_REASONS: dict[str, SequentialReason] = {
+    "no_samples": "no_samples",
+    "insufficient_samples": "insufficient_samples",
+    "zero_variance": "zero_variance",
+    "zero_baseline": "zero_baseline",
+    "zero_treatment": "zero_treatment",
+}
+
+
 def _sequential(effect: EffectEstimate, n: int, opts: AnalysisOptions) -> SequentialResult:
-    variance = effect.std_error**2 if math.isfinite(effect.std_error) else 0.0
-    if effect.reason is not None:
-        variance = 0.0
-    return sequential_test(
-        effect.estimate, variance, n, alpha=opts.alpha, tuning_n=opts.sequential_tuning_n
+    """The confidence sequence of an effect; of a relative lift, on its log-ratio scale.
+
+    A lift whose interval is built on the log scale (``log_std_error`` set) is tested as
+    ``log(1 + lift)`` and its sequence mapped back by ``exp(·) − 1``, so it never goes below
+    −100%; the p-value tests the same null (ratio 1). An undefined effect gives an
+    undefined result with the effect's reason.
+    """
+    alpha, tuning = opts.alpha, opts.sequential_tuning_n
+    if effect.estimate is None or effect.std_error is None or effect.ci is None:
+        reason = _SEQUENTIAL_REASONS.get(effect.reason or "", "zero_variance")
+        return SequentialResult(None, None, None, False, alpha, tuning, reason)
+    if effect.log_std_error is not None:
+        log_result = sequential_test(
+            math.log1p(effect.estimate), effect.log_std_error**2, n, alpha=alpha, tuning_n=tuning
+        )
+        if log_result.ci_lower is None or log_result.ci_upper is None:
+            return log_result
+        return replace(
+            log_result,
+            ci_lower=math.expm1(log_result.ci_lower),
+            ci_upper=math.expm1(log_result.ci_upper),
+        )
+    return sequential_test(effect.estimate, effect.std_error**2, n, alpha=alpha, tuning_n=tuning)
+
+
+def _with_adjusted(
+    c: Comparison, adjusted: float | None, seq_adjusted: float | None, opts: AnalysisOptions
+) -> Comparison:
+    alpha = opts.alpha
+    fixed_significant = c.test.reason is None and adjusted is not None and adjusted < alpha
+    seq_significant = (
+        c.sequential.reason is None and seq_adjusted is not None and seq_adjusted < alpha
     )
-
-
-def _with_adjusted(c: Comparison, adjusted: float, seq_adjusted: float, alpha: float) -> Comparison:
+    fixed = ModeFigures(
+        "fixed_horizon",
+        c.p_value,
+        adjusted,
+        fixed_significant,
+        c.absolute.ci,
+        c.relative.ci,
+        c.test.reason,
+    )
+    sequential = ModeFigures(
+        "sequential",
+        c.sequential.p_value,
+        seq_adjusted,
+        seq_significant,
+        _interval(c.sequential, alpha),
+        _interval(c.sequential_relative, alpha),
+        c.sequential.reason,
+    )
     return replace(
         c,
         adjusted_p_value=adjusted,
-        significant=c.test.reason is None and adjusted < alpha,
+        significant=fixed_significant,
         sequential_adjusted_p_value=seq_adjusted,
-        sequential_significant=c.sequential.reason is None and seq_adjusted < alpha,
+        sequential_significant=seq_significant,
+        primary=sequential if opts.sequential else fixed,
+        secondary=fixed if opts.sequential else sequential,
     )
 
 
-def _prob_best(metric: MetricType, stats: list[Stats], opts: AnalysisOptions) -> tuple[float, ...]:
-    """P(best) per variant; "best" is the lowest value when lower is better."""
+def _interval(result: SequentialResult, alpha: float) -> Interval | None:
+    if result.ci_lower is None or result.ci_upper is None:
+        return None
+    return Interval(result.ci_lower, result.ci_upper, 1.0 - alpha)
+
+
+def _prob_best(
+    metric: MetricType, stats: list[Stats], opts: AnalysisOptions
+) -> tuple[float | None, ...]:
+    """P(best) per variant; "best" is the lowest value when lower is better.
+
+    ``None`` for every variant when a continuous one has no posterior (fewer than two users
+    or no spread): the ranking is then undefined.
+    """
     posteriors: list[BetaPosterior] | list[NormalPosterior]
     if metric == "binary":
         posteriors = [
@@ -549,7 +667,7 @@ def _prob_best(metric: MetricType, stats: list[Stats], opts: AnalysisOptions) ->
     else:
         means = [s for s in stats if isinstance(s, MeanStats)]
         if any(s.n < 2 or s.variance == 0.0 for s in means):
-            return tuple(1.0 / len(means) for _ in means)
+            return tuple(None for _ in means)
         sign = 1.0 if opts.higher_is_better else -1.0
         posteriors = [
             NormalPosterior(sign * p.mean, p.variance)
@@ -564,21 +682,21 @@ def _summarise(
     stats: Stats,
     weight: float,
     total: int,
-    p_best: float,
+    p_best: float | None,
     opts: AnalysisOptions,
 ) -> VariantSummary:
     level = 1.0 - opts.alpha
     share = stats.n / total if total else 0.0
     if isinstance(stats, ProportionStats):
         ci = wilson_interval(stats, confidence=level)
+        rate = stats.rate if stats.n else None
         return VariantSummary(
-            name, is_control, stats.n, stats.rate, ci, stats.conversions, None, weight, share,
-            p_best,
-        )  # fmt: skip
+            name, is_control, stats.n, rate, ci, stats.conversions, None, weight, share, p_best
+        )
     ci = mean_interval(stats, confidence=level)
-    return VariantSummary(
-        name, is_control, stats.n, stats.mean, ci, None, stats.std, weight, share, p_best
-    )
+    mean = stats.mean if stats.n else None
+    std = stats.std if stats.n >= 2 else None
+    return VariantSummary(name, is_control, stats.n, mean, ci, None, std, weight, share, p_best)
 
 
 def _decide(
@@ -588,6 +706,7 @@ def _decide(
     variants: Mapping[str, ProportionStats] | Mapping[str, MeanStats],
     comparisons: tuple[Comparison, ...],
     srm: SRMResult,
+    metric: MetricType,
     opts: AnalysisOptions,
 ) -> Decision:
     basis: Basis = "sequential" if opts.sequential else "fixed_horizon"
@@ -603,29 +722,39 @@ def _decide(
     empty = [name for name in names if variants[name].n == 0]
     if empty:
         return Decision(
-            "keep_running", None, basis, None, f"Keep running: no users yet in {', '.join(empty)}."
+            "keep_running",
+            None,
+            basis,
+            None,
+            f"Keep running: no users yet in {', '.join(empty)}.",
+            "no_samples",
         )
 
+    def figures(c: Comparison) -> ModeFigures:
+        assert c.primary is not None
+        return c.primary
+
     def significant(c: Comparison) -> bool:
-        return c.sequential_significant if opts.sequential else c.significant
+        return figures(c).significant
 
     def better(c: Comparison) -> bool:
-        moved_up = c.absolute.estimate > 0.0
-        return moved_up if opts.higher_is_better else not moved_up and c.absolute.estimate != 0.0
-
-    def p_of(c: Comparison) -> float:
-        return c.sequential_adjusted_p_value if opts.sequential else c.adjusted_p_value
+        moved = c.absolute.estimate
+        if moved is None or moved == 0.0:
+            return False
+        return moved > 0.0 if opts.higher_is_better else moved < 0.0
 
     winners = [c for c in comparisons if significant(c) and better(c)]
     if winners:
-        top = max(winners, key=lambda c: c.relative.estimate * (1 if opts.higher_is_better else -1))
+        # Every comparison shares the control, so the absolute difference ranks them.
+        sign = 1.0 if opts.higher_is_better else -1.0
+        top = max(winners, key=lambda c: sign * (c.absolute.estimate or 0.0))
         return Decision(
             "winner",
             top.variant,
             basis,
             0,
-            f"{top.variant} beats {control}: {_describe_lift(top)}, adjusted p = {p_of(top):.3g}"
-            f" ({basis.replace('_', '-')}).",
+            f"{top.variant} beats {control}: {_describe_lift(top, metric)}, adjusted p ="
+            f" {_p_text(figures(top).adjusted_p_value)} ({basis.replace('_', '-')}).",
         )
     if all(significant(c) for c in comparisons):
         worst = ", ".join(c.variant for c in comparisons)
@@ -638,6 +767,20 @@ def _decide(
         )
 
     undecided = [c for c in comparisons if not significant(c)]
+    untestable = [c for c in undecided if figures(c).reason is not None]
+    if untestable:
+        why = "; ".join(
+            f"{c.variant}: {REASONS.get(figures(c).reason or '', figures(c).reason or '')}"
+            for c in untestable
+        )
+        return Decision(
+            "keep_running",
+            None,
+            basis,
+            None,
+            f"Keep running: cannot test yet ({why}).",
+            figures(untestable[0]).reason,
+        )
     remaining = _remaining_samples(names, weights, variants, undecided, control)
     if remaining == 0 and opts.min_relative_lift is not None:
         return Decision(
@@ -649,9 +792,8 @@ def _decide(
             f" {_describe_target(undecided)} lift with {opts.power:.0%} power, and none is"
             " significant.",
         )
-    if remaining is None or remaining == 0:
-        # Without a pre-registered minimum lift, being powered for the lift observed so far
-        # is no evidence of "no difference", so the verdict stays open.
+    if remaining is None:
+        reason = next((c.power_reason for c in undecided if c.power_reason), None)
         hint = (
             "Set a minimum relative lift to learn how many more users are needed."
             if opts.min_relative_lift is None
@@ -663,6 +805,7 @@ def _decide(
             basis,
             None,
             f"Keep running: no significant difference yet. {hint}",
+            reason,
         )
     return Decision(
         "keep_running",
@@ -698,9 +841,27 @@ def _remaining_samples(
     return max(1, math.ceil(total_needed - current))
 
 
-def _describe_lift(c: Comparison) -> str:
-    ci = c.relative.ci
-    return f"{c.relative.estimate:+.1%} relative lift ({ci.lower:+.1%} to {ci.upper:+.1%})"
+def _describe_lift(c: Comparison, metric: MetricType) -> str:
+    """The lift with the interval of the mode in force (never a fixed-horizon interval next
+    to an always-valid p-value); the absolute difference when the lift is undefined."""
+    assert c.primary is not None
+    mode = "confidence sequence" if c.primary.basis == "sequential" else "CI"
+    rel, ci = c.relative.estimate, c.primary.relative_ci
+    if rel is not None and ci is not None:
+        return f"{rel:+.1%} relative lift ({mode} {ci.lower:+.1%} to {ci.upper:+.1%})"
+    diff, ci = c.absolute.estimate, c.primary.absolute_ci
+    assert diff is not None
+
+    def shown(x: float) -> str:
+        return f"{x * 100:+.2f} points" if metric == "binary" else f"{x:+.4g}"
+
+    if ci is None:
+        return f"{shown(diff)} absolute difference"
+    return f"{shown(diff)} absolute difference ({mode} {shown(ci.lower)} to {shown(ci.upper)})"
+
+
+def _p_text(p: float | None) -> str:
+    return "undefined" if p is None else f"{p:.3g}"
 
 
 def _describe_target(comparisons: list[Comparison]) -> str:

@@ -201,13 +201,13 @@ class BayesianComparison:
     expected_loss_control : float
         ``E[max(θ_t − θ_c, 0)]``: the expected shortfall if control is kept.
     reason : BayesianReason or None
-        Set when the data cannot support a comparison; the numbers are then the neutral
-        0.5, 0.0 and 0.0.
+        Set when the data cannot support a comparison; the three figures are then ``None``
+        (undefined, not a neutral 0.5).
     """
 
-    chance_to_beat_control: float
-    expected_loss_treatment: float
-    expected_loss_control: float
+    chance_to_beat_control: float | None
+    expected_loss_treatment: float | None
+    expected_loss_control: float | None
     reason: BayesianReason | None = None
 
 
@@ -605,7 +605,8 @@ def compare_means_bayes(control: MeanStats, treatment: MeanStats) -> BayesianCom
     BayesianComparison
         Chance to beat control and the expected loss of each choice, with reason
         ``"no_samples"`` or ``"insufficient_samples"`` if an arm has 0 or 1 values, or
-        ``"zero_variance"`` if both arms have zero sample variance (then 0.5, 0.0, 0.0).
+        ``"zero_variance"`` if both arms have zero sample variance (then the figures are
+        ``None``).
 
     Notes
     -----
@@ -627,11 +628,11 @@ def compare_means_bayes(control: MeanStats, treatment: MeanStats) -> BayesianCom
     'insufficient_samples'
     """
     if control.n == 0 or treatment.n == 0:
-        return BayesianComparison(0.5, 0.0, 0.0, reason="no_samples")
+        return BayesianComparison(None, None, None, reason="no_samples")
     if control.n < 2 or treatment.n < 2:
-        return BayesianComparison(0.5, 0.0, 0.0, reason="insufficient_samples")
+        return BayesianComparison(None, None, None, reason="insufficient_samples")
     if control.variance == 0.0 and treatment.variance == 0.0:
-        return BayesianComparison(0.5, 0.0, 0.0, reason="zero_variance")
+        return BayesianComparison(None, None, None, reason="zero_variance")
     posterior_c = NormalPosterior.from_stats(control)
     posterior_t = NormalPosterior.from_stats(treatment)
     return BayesianComparison(

@@ -10,7 +10,7 @@ import math
 from scipy import stats as _sp
 
 from abscope.stats._types import Alternative, check_alternative
-from abscope.stats.proportions import z_critical
+from abscope.stats.proportions import log_ratio_interval, z_critical
 from abscope.stats.results import EffectEstimate, Interval, TestResult
 from abscope.stats.sufficient import MeanStats
 
@@ -31,13 +31,13 @@ def _degenerate(control: MeanStats, treatment: MeanStats) -> str | None:
     return None
 
 
-def welch_df(control: MeanStats, treatment: MeanStats) -> float:
+def welch_df(control: MeanStats, treatment: MeanStats) -> float | None:
     """Welch–Satterthwaite degrees of freedom.
 
     Notes
     -----
     With ``v_i = s_i² / n_i``: ``df = (v_c + v_t)² / (v_c²/(n_c − 1) + v_t²/(n_t − 1))``.
-    Both arms need two users; with zero variance in both the df is undefined (NaN).
+    Both arms need two users; with zero variance in both the df is undefined (``None``).
 
     References
     ----------
@@ -58,7 +58,7 @@ def welch_df(control: MeanStats, treatment: MeanStats) -> float:
     vt = treatment.variance / treatment.n
     denominator = vc * vc / (control.n - 1) + vt * vt / (treatment.n - 1)
     if denominator == 0.0:
-        return math.nan
+        return None
     return (vc + vt) ** 2 / denominator
 
 
@@ -80,7 +80,8 @@ def welch_ttest(
     -------
     TestResult
         ``statistic`` is t and ``df`` the Welch–Satterthwaite degrees of freedom. With fewer
-        than 2 users in an arm, or zero variance in both, ``reason`` is set and p = 1.
+        than 2 users in an arm, or zero variance in both (two constant samples: ``t`` is
+        ``d / 0``), the statistic, p-value and df are ``None`` and ``reason`` says why.
 
     Notes
     -----
@@ -103,11 +104,11 @@ def welch_ttest(
     direction = check_alternative(alternative)
     reason = _degenerate(control, treatment)
     if reason:
-        return TestResult(0.0, 1.0, direction, reason=reason)
+        return TestResult.undefined(reason, direction)
     se = math.sqrt(control.variance / control.n + treatment.variance / treatment.n)
-    if se == 0.0:
-        return TestResult(0.0, 1.0, direction, reason="zero_variance")
     df = welch_df(control, treatment)
+    if se == 0.0 or df is None:
+        return TestResult.undefined("zero_variance", direction)
     t = (treatment.mean - control.mean) / se
     if direction == "two-sided":
         p = float(min(1.0, 2.0 * _sp.t.sf(abs(t), df)))
@@ -130,7 +131,9 @@ def mean_difference_ci(
     -----
     ``(x̄_t − x̄_c) ± t_{(1+confidence)/2, df} · sqrt(s_t²/n_t + s_c²/n_c)`` with the
     Welch–Satterthwaite ``df``. Matches statsmodels'
-    ``CompareMeans(...).tconfint_diff(usevar="unequal")``.
+    ``CompareMeans(...).tconfint_diff(usevar="unequal")``. With both arms constant the
+    estimate is kept but the interval is ``None`` (``"zero_variance"``); with too few users
+    everything is ``None``.
 
     Examples
     --------
@@ -143,12 +146,13 @@ def mean_difference_ci(
     z_critical(confidence)  # validates confidence
     reason = _degenerate(control, treatment)
     if reason:
-        return EffectEstimate.undefined(reason, confidence)
+        return EffectEstimate.undefined(reason)
     diff = treatment.mean - control.mean
     se = math.sqrt(control.variance / control.n + treatment.variance / treatment.n)
-    if se == 0.0:
-        return EffectEstimate(diff, 0.0, Interval(diff, diff, confidence), "zero_variance")
-    q = float(_sp.t.ppf(0.5 + confidence / 2.0, welch_df(control, treatment)))
+    df = welch_df(control, treatment)
+    if se == 0.0 or df is None:
+        return EffectEstimate(diff, 0.0, None, "zero_variance")
+    q = float(_sp.t.ppf(0.5 + confidence / 2.0, df))
     return EffectEstimate(diff, se, Interval(diff - q * se, diff + q * se, confidence))
 
 
@@ -158,14 +162,22 @@ def relative_mean_lift_ci(
     *,
     confidence: float = 0.95,
 ) -> EffectEstimate:
-    """Relative lift ``x̄_t / x̄_c − 1`` with a delta-method interval.
+    """Relative lift ``x̄_t / x̄_c − 1``, its delta-method error and an interval.
 
     Notes
     -----
-    With ``v_c = s_c²/n_c`` and ``v_t = s_t²/n_t``:
-    ``Var(x̄_t / x̄_c) ≈ v_t / x̄_c² + x̄_t² v_c / x̄_c⁴``. The interval uses the normal
-    quantile, since the delta method is itself a large-sample approximation. It is
-    undefined (``reason = "zero_baseline"``) when the control mean is 0.
+    With ``v_c = s_c²/n_c`` and ``v_t = s_t²/n_t``, the delta method gives
+    ``Var(x̄_t / x̄_c) ≈ v_t / x̄_c² + x̄_t² v_c / x̄_c⁴`` (reported as ``std_error``) and
+    ``Var(log(x̄_t / x̄_c)) ≈ v_t / x̄_t² + v_c / x̄_c²`` (``log_std_error``).
+
+    When both means are positive (revenue, counts, durations) the interval is built on the
+    log scale, ``exp(log(x̄_t / x̄_c) ± z SE_log) − 1``, so it never goes below −100%. When
+    a mean is negative the ratio can itself be negative, the log scale does not exist, and
+    the interval is the symmetric ``(R − 1) ± z SE`` (``log_std_error`` is then ``None``).
+    Both use the normal quantile, since the delta method is itself a large-sample
+    approximation. Undefined figures are ``None``: everything when the control mean is 0
+    (``"zero_baseline"``) or an arm has fewer than 2 users; the interval when the treatment
+    mean is 0 (``"zero_treatment"``) or both arms are constant (``"zero_variance"``).
 
     References
     ----------
@@ -177,21 +189,29 @@ def relative_mean_lift_ci(
     >>> a = MeanStats.from_moments(1000, 10.0, 4.0)
     >>> b = MeanStats.from_moments(1000, 11.0, 4.0)
     >>> e = relative_mean_lift_ci(a, b)
-    >>> round(e.estimate, 3), round(e.std_error, 5)
-    (0.1, 0.0188)
+    >>> round(e.estimate, 3), round(e.std_error, 5), round(e.ci.lower, 4)
+    (0.1, 0.0188, 0.0638)
     """
     z = z_critical(confidence)
     reason = _degenerate(control, treatment)
     if reason:
-        return EffectEstimate.undefined(reason, confidence)
+        return EffectEstimate.undefined(reason)
     mc, mt = control.mean, treatment.mean
     if mc == 0.0:
-        return EffectEstimate.undefined("zero_baseline", confidence)
+        return EffectEstimate.undefined("zero_baseline")
+    lift = mt / mc - 1.0
+    if mt == 0.0:
+        return EffectEstimate(lift, None, None, "zero_treatment")
     vc, vt = control.variance / control.n, treatment.variance / treatment.n
     se = math.sqrt(vt / mc**2 + mt**2 * vc / mc**4)
-    lift = mt / mc - 1.0
-    reason = "zero_variance" if se == 0.0 else None
-    return EffectEstimate(lift, se, Interval(lift - z * se, lift + z * se, confidence), reason)
+    if se == 0.0:
+        return EffectEstimate(lift, 0.0, None, "zero_variance")
+    if mc > 0.0 and mt > 0.0:
+        log_se = math.sqrt(vt / mt**2 + vc / mc**2)
+        return EffectEstimate(
+            lift, se, log_ratio_interval(lift, log_se, z, confidence), None, log_se
+        )
+    return EffectEstimate(lift, se, Interval(lift - z * se, lift + z * se, confidence))
 
 
 def mean_interval(stats: MeanStats, *, confidence: float = 0.95) -> Interval:

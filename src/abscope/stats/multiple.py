@@ -1,4 +1,11 @@
-"""Multiple-comparison correction of p-values (several treatments against one control)."""
+"""Multiple-comparison correction of p-values (several treatments against one control).
+
+:func:`adjust_p_values` takes ``None`` for a p-value that is undefined (a comparison with no
+samples or no variance): it stays ``None`` and is left out of the family, so ``m`` counts the
+defined p-values only. A comparison that cannot be tested makes no claim, and so spends no
+error rate; when it becomes testable it joins the family and the others are corrected for it.
+:func:`holm` and :func:`benjamini_hochberg` take defined p-values only.
+"""
 
 from __future__ import annotations
 
@@ -77,18 +84,34 @@ def benjamini_hochberg(p_values: Sequence[float]) -> tuple[float, ...]:
     return tuple(adjusted)
 
 
-def adjust_p_values(p_values: Sequence[float], method: Correction = "holm") -> tuple[float, ...]:
+def adjust_p_values(
+    p_values: Sequence[float | None], method: Correction = "holm"
+) -> tuple[float | None, ...]:
     """Adjust p-values by ``"holm"`` (default), ``"bh"`` or ``"none"``.
+
+    ``None`` (an undefined p-value) stays ``None`` and is left out of the family: the
+    defined p-values are adjusted among themselves (see the module docstring).
 
     Examples
     --------
     >>> adjust_p_values([0.2, 0.01], "none")
     (0.2, 0.01)
+    >>> adjust_p_values([0.01, None, 0.04], "holm")
+    (0.02, None, 0.04)
     """
+    if method not in ("holm", "bh", "none"):
+        raise ValueError(f"method must be one of holm, bh, none; got {method!r}")
+    defined = [
+        (i, check_probability(f"p_values[{i}]", p)) for i, p in enumerate(p_values) if p is not None
+    ]
+    values = [p for _, p in defined]
     if method == "holm":
-        return holm(p_values)
-    if method == "bh":
-        return benjamini_hochberg(p_values)
-    if method == "none":
-        return tuple(_checked(p_values))
-    raise ValueError(f"method must be one of holm, bh, none; got {method!r}")
+        adjusted = holm(values)
+    elif method == "bh":
+        adjusted = benjamini_hochberg(values)
+    else:
+        adjusted = tuple(values)
+    out: list[float | None] = [None] * len(p_values)
+    for (index, _), value in zip(defined, adjusted, strict=True):
+        out[index] = value
+    return tuple(out)

@@ -16,6 +16,7 @@ from abscope.stats.sufficient import ProportionStats
 
 __all__ = [
     "difference_ci",
+    "log_ratio_interval",
     "relative_lift_ci",
     "two_proportion_ztest",
     "wilson_interval",
@@ -57,8 +58,9 @@ def two_proportion_ztest(
     Returns
     -------
     TestResult
-        ``statistic`` is z; ``reason`` is set (and ``p_value = 1``) when an arm has no
-        users or the pooled rate is 0 or 1.
+        ``statistic`` is z. Both it and ``p_value`` are ``None``, with ``reason`` set, when
+        an arm has no users (``"no_samples"``) or the pooled rate is 0 or 1
+        (``"zero_variance"``): the pooled standard error is then 0 and ``z`` is 0/0.
 
     Notes
     -----
@@ -82,11 +84,11 @@ def two_proportion_ztest(
     """
     direction = check_alternative(alternative)
     if control.n == 0 or treatment.n == 0:
-        return TestResult(0.0, 1.0, direction, reason="no_samples")
+        return TestResult.undefined("no_samples", direction)
     pooled = (control.conversions + treatment.conversions) / (control.n + treatment.n)
     variance = pooled * (1.0 - pooled) * (1.0 / control.n + 1.0 / treatment.n)
     if variance <= 0.0:
-        return TestResult(0.0, 1.0, direction, reason="zero_variance")
+        return TestResult.undefined("zero_variance", direction)
     z = (treatment.rate - control.rate) / math.sqrt(variance)
     return TestResult(z, p_value_from_z(z, direction), direction)
 
@@ -104,8 +106,10 @@ def difference_ci(
     ``SE = sqrt(p_c (1 − p_c) / n_c + p_t (1 − p_t) / n_t)``;
     interval ``(p_t − p_c) ± z_{(1+confidence)/2} · SE``. Matches
     ``statsmodels.stats.proportion.confint_proportions_2indep(method="wald")``.
-    When every outcome is identical the interval collapses to a point and ``reason`` is
-    ``"zero_variance"``.
+    When every outcome in both arms is identical the standard error is 0: the estimate is
+    kept, but the interval is ``None`` (a zero-width interval would claim certainty) and
+    ``reason`` is ``"zero_variance"``. With an empty arm everything is ``None``
+    (``"no_samples"``).
 
     References
     ----------
@@ -120,11 +124,12 @@ def difference_ci(
     """
     z = z_critical(confidence)
     if control.n == 0 or treatment.n == 0:
-        return EffectEstimate.undefined("no_samples", confidence)
+        return EffectEstimate.undefined("no_samples")
     diff = treatment.rate - control.rate
     se = math.sqrt(control.variance / control.n + treatment.variance / treatment.n)
-    reason = "zero_variance" if se == 0.0 else None
-    return EffectEstimate(diff, se, Interval(diff - z * se, diff + z * se, confidence), reason)
+    if se == 0.0:
+        return EffectEstimate(diff, 0.0, None, "zero_variance")
+    return EffectEstimate(diff, se, Interval(diff - z * se, diff + z * se, confidence))
 
 
 def relative_lift_ci(
@@ -133,21 +138,38 @@ def relative_lift_ci(
     *,
     confidence: float = 0.95,
 ) -> EffectEstimate:
-    """Relative lift ``p_t / p_c − 1`` with a delta-method interval.
+    """Relative lift ``p_t / p_c − 1`` with an interval built on the log-ratio scale.
+
+    Returns
+    -------
+    EffectEstimate
+        ``estimate`` is ``p_t / p_c − 1``; ``std_error`` its delta-method standard error;
+        ``log_std_error`` the standard error of ``log(p_t / p_c)``; ``ci`` the interval,
+        which never goes below −100%. Undefined figures are ``None``: everything with an
+        empty arm (``"no_samples"``) or no control conversions (``"zero_baseline"``); the
+        interval and errors when the treatment has no conversions (``"zero_treatment"``,
+        the estimate is −100%) or both rates are 1 (``"zero_variance"``).
 
     Notes
     -----
-    With ``v_c = p_c(1 − p_c)/n_c`` and ``v_t = p_t(1 − p_t)/n_t``, the first-order
-    (delta method) variance of the ratio ``R = p_t / p_c`` is
+    The interval is the log (Katz) interval of the risk ratio ``R = p_t / p_c``, moved down
+    by 1:
 
-    ``Var(R) ≈ v_t / p_c² + p_t² v_c / p_c⁴``
+    ``SE_log² = 1/x_t − 1/n_t + 1/x_c − 1/n_c``,
+    ``[exp(log R − z SE_log), exp(log R + z SE_log)] − 1``.
 
-    and the interval is ``(R − 1) ± z · sqrt(Var(R))``. This is the interval GrowthBook's
-    gbstats reports for relative effects; it is symmetric and can be inaccurate for
-    small samples or rates near zero.
+    Being the image of a symmetric interval under ``exp``, it is asymmetric and stays above
+    −100%, which a symmetric delta-method interval on ``R`` does not (it reached −199.9% for
+    small samples). It matches statsmodels'
+    ``confint_proportions_2indep(x_t, n_t, x_c, n_c, compare="ratio", method="log")``
+    minus 1. The delta-method error of ``R`` itself,
+    ``Var(R) ≈ v_t / p_c² + p_t² v_c / p_c⁴`` with ``v = p(1 − p)/n``, is reported as
+    ``std_error``.
 
     References
     ----------
+    Katz, D., Baptista, J., Azen, S. P. & Pike, M. C. (1978). Obtaining confidence intervals
+    for the risk ratio in cohort studies. Biometrics 34, 469–474.
     Casella, G. & Berger, R. L. (2002). Statistical Inference, 2nd ed., section 5.5.4.
 
     Examples
@@ -155,18 +177,43 @@ def relative_lift_ci(
     >>> e = relative_lift_ci(ProportionStats(1000, 150), ProportionStats(1000, 180))
     >>> round(e.estimate, 3), round(e.std_error, 5)
     (0.2, 0.12133)
+    >>> round(e.ci.lower, 4), round(e.ci.upper, 4)
+    (-0.0157, 0.463)
+    >>> relative_lift_ci(ProportionStats(100, 0), ProportionStats(100, 5)).reason
+    'zero_baseline'
     """
     z = z_critical(confidence)
     if control.n == 0 or treatment.n == 0:
-        return EffectEstimate.undefined("no_samples", confidence)
+        return EffectEstimate.undefined("no_samples")
     if control.conversions == 0:
-        return EffectEstimate.undefined("zero_baseline", confidence)
+        return EffectEstimate.undefined("zero_baseline")
     pc, pt = control.rate, treatment.rate
+    lift = pt / pc - 1.0
+    if treatment.conversions == 0:
+        return EffectEstimate(lift, None, None, "zero_treatment")
     vc, vt = control.variance / control.n, treatment.variance / treatment.n
     se = math.sqrt(vt / pc**2 + pt**2 * vc / pc**4)
-    lift = pt / pc - 1.0
-    reason = "zero_variance" if se == 0.0 else None
-    return EffectEstimate(lift, se, Interval(lift - z * se, lift + z * se, confidence), reason)
+    log_variance = (
+        1.0 / treatment.conversions - 1.0 / treatment.n
+        + 1.0 / control.conversions - 1.0 / control.n
+    )  # fmt: skip
+    log_se = math.sqrt(max(log_variance, 0.0))
+    if log_se == 0.0:
+        return EffectEstimate(lift, se, None, "zero_variance", 0.0)
+    return EffectEstimate(lift, se, log_ratio_interval(lift, log_se, z, confidence), None, log_se)
+
+
+def log_ratio_interval(lift: float, log_se: float, z: float, level: float) -> Interval:
+    """``exp(log(1 + lift) ± z · log_se) − 1``: a lift interval that stays above −100%.
+
+    Examples
+    --------
+    >>> ci = log_ratio_interval(0.2, 0.1, 1.96, 0.95)
+    >>> round(ci.lower, 4), round(ci.upper, 4)
+    (-0.0136, 0.4598)
+    """
+    centre = math.log1p(lift)
+    return Interval(math.expm1(centre - z * log_se), math.expm1(centre + z * log_se), level)
 
 
 def wilson_interval(stats: ProportionStats, *, confidence: float = 0.95) -> Interval:

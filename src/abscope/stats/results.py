@@ -1,14 +1,23 @@
 """Typed results shared by the frequentist tests.
 
-Degenerate data never raises: a result carries a ``reason`` code and neutral values
-(``p_value = 1``, ``statistic = 0``, an interval of ``(-inf, inf)`` when nothing is known).
-The reason codes are:
+Undefined is null: degenerate data never raises, and a value that cannot be computed is
+``None`` with a ``reason`` code beside it, never a neutral number (a p-value of 1 or a lift
+of 0 would mislead every caller that does not read the reason). The reason codes are:
 
 =======================  ===================================================================
 ``no_samples``           an arm has no users
 ``insufficient_samples`` an arm has fewer users than the test needs (Welch needs 2 per arm)
-``zero_variance``        every outcome is identical, so the standard error is 0
+``zero_variance``        every outcome is identical, so the standard error is 0: the test
+                         statistic, p-value and interval are undefined (the point estimate
+                         of a difference still is)
 ``zero_baseline``        the control rate or mean is 0, so a relative lift is undefined
+``zero_treatment``       the treatment rate or mean is 0: the lift is −100% but its
+                         log-ratio interval is undefined
+``no_min_lift``          no minimum relative lift was pre-registered, so power and the users
+                         still needed are undefined (sizing against the observed lift would
+                         be post-hoc power)
+``unreachable_target``   the minimum lift takes the rate outside (0, 1), or the test cannot
+                         reach it, so power and the users still needed are undefined
 =======================  ===================================================================
 """
 
@@ -22,8 +31,21 @@ from abscope.stats._types import Alternative
 __all__ = [
     "EffectEstimate",
     "Interval",
+    "REASONS",
     "TestResult",
 ]
+
+REASONS: dict[str, str] = {
+    "no_samples": "an arm has no users yet",
+    "insufficient_samples": "an arm has too few users for this test",
+    "zero_variance": "every outcome is identical, so there is no measure of noise",
+    "zero_baseline": "the control has no conversions (or a zero mean), so a relative lift is"
+    " undefined",
+    "zero_treatment": "the treatment has no conversions, so the relative interval is undefined",
+    "no_min_lift": "no minimum relative lift is set, so power cannot be computed",
+    "unreachable_target": "the minimum relative lift cannot be sized from this baseline",
+}
+"""Each reason code with a plain-language sentence, for tooltips and reports."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,28 +74,42 @@ class Interval:
 class TestResult:
     """A hypothesis test of ``treatment − control``.
 
-    ``df`` is ``None`` for z-tests and the Welch–Satterthwaite degrees of freedom for t-tests.
+    ``statistic`` and ``p_value`` are ``None`` when the test is undefined (then ``reason``
+    says why). ``df`` is ``None`` for z-tests and the Welch–Satterthwaite degrees of freedom
+    for t-tests.
     """
 
     __test__ = False  # not a pytest test class
 
-    statistic: float
-    p_value: float
+    statistic: float | None
+    p_value: float | None
     alternative: Alternative
     df: float | None = None
     reason: str | None = None
 
+    @classmethod
+    def undefined(cls, reason: str, alternative: Alternative) -> TestResult:
+        """A test that cannot be computed: no statistic, no p-value, and the reason."""
+        return cls(None, None, alternative, None, reason)
+
 
 @dataclass(frozen=True, slots=True)
 class EffectEstimate:
-    """An effect (absolute difference or relative lift), its standard error and interval."""
+    """An effect (absolute difference or relative lift), its standard error and interval.
 
-    estimate: float
-    std_error: float
-    ci: Interval
+    Any of ``estimate``, ``std_error`` and ``ci`` is ``None`` when it is undefined, with
+    ``reason`` set. For a relative lift ``log_std_error`` is the standard error of
+    ``log(1 + estimate)``, the scale its interval is built on (``None`` for absolute effects
+    and for lifts whose interval is built on the linear scale).
+    """
+
+    estimate: float | None
+    std_error: float | None
+    ci: Interval | None
     reason: str | None = None
+    log_std_error: float | None = None
 
     @classmethod
-    def undefined(cls, reason: str, confidence: float) -> EffectEstimate:
-        """Neutral values for degenerate data: estimate 0, infinite error, unbounded CI."""
-        return cls(0.0, math.inf, Interval.unbounded(confidence), reason)
+    def undefined(cls, reason: str) -> EffectEstimate:
+        """An effect that cannot be computed at all: every figure ``None``, and the reason."""
+        return cls(None, None, None, reason)

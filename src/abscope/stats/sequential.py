@@ -76,12 +76,21 @@ __all__ = [
 DEFAULT_TUNING_N = 5000
 """Default ``tuning_n``: GrowthBook's default ``sequentialTuningParameter``."""
 
-SequentialReason = Literal["no_samples", "zero_variance", "disjoint_looks"]
+SequentialReason = Literal[
+    "no_samples",
+    "insufficient_samples",
+    "zero_variance",
+    "zero_baseline",
+    "zero_treatment",
+    "disjoint_looks",
+]
 """Why a sequential result is not an ordinary one.
 
-The first two are codes of :mod:`abscope.stats.results`. ``"no_samples"``: ``n = 0``.
-``"zero_variance"``: the estimate has variance 0, so it carries no measure of its own noise.
-Both give the neutral ``p = 1`` and the interval ``(−inf, inf)``.
+All but the last are codes of :mod:`abscope.stats.results` and leave the test undefined: the
+p-value and both interval ends are ``None``. :func:`sequential_test` itself gives
+``"no_samples"`` (``n = 0``) and ``"zero_variance"`` (the estimate has variance 0, so it
+carries no measure of its own noise); the analysis passes on the reason of an undefined
+effect (``"insufficient_samples"``, ``"zero_baseline"``, ``"zero_treatment"``).
 ``"disjoint_looks"`` (paths only): the confidence sequence of some look did not overlap the
 running intersection of the earlier ones. That happens with probability at most ``alpha`` if
 the effect is constant, so it usually means the effect drifts over time; the interval then
@@ -95,10 +104,10 @@ class SequentialResult:
 
     Attributes
     ----------
-    p_value : float
-        Always-valid p-value for ``θ = 0``.
-    ci_lower, ci_upper : float
-        Confidence sequence for ``θ`` at level ``1 − alpha``.
+    p_value : float or None
+        Always-valid p-value for ``θ = 0``; ``None`` when undefined.
+    ci_lower, ci_upper : float or None
+        Confidence sequence for ``θ`` at level ``1 − alpha``; ``None`` when undefined.
     significant : bool
         ``p_value < alpha``, equivalently the interval excludes 0.
     alpha : float
@@ -106,13 +115,13 @@ class SequentialResult:
     tuning_n : int
         Total sample size at which the sequence is tightest.
     reason : SequentialReason or None
-        Set for degenerate data (then ``p = 1`` and the interval is ``(−inf, inf)``) or when
-        the looks of a path stopped overlapping.
+        Set for degenerate data (then the p-value and interval are ``None``) or when the
+        looks of a path stopped overlapping.
     """
 
-    p_value: float
-    ci_lower: float
-    ci_upper: float
+    p_value: float | None
+    ci_lower: float | None
+    ci_upper: float | None
     significant: bool
     alpha: float
     tuning_n: int
@@ -145,7 +154,7 @@ def _test(
     """:func:`sequential_test` on arguments that are already validated."""
     if n == 0 or variance == 0.0:
         reason: SequentialReason = "no_samples" if n == 0 else "zero_variance"
-        return SequentialResult(1.0, -math.inf, math.inf, False, alpha, tuning_n, reason)
+        return SequentialResult(None, None, None, False, alpha, tuning_n, reason)
     growth = n * _rho_squared(alpha, tuning_n)  # n ρ² = τ² / V
     shrink = growth / (1.0 + growth)  # τ² / (V + τ²)
     # log Λ(0) = ½ [ (θ̂² / V) · τ² / (V + τ²) − log(1 + n ρ²) ]
@@ -217,8 +226,9 @@ def sequential_test(
     Returns
     -------
     SequentialResult
-        ``p = 1`` and ``(−inf, inf)`` with reason ``"no_samples"`` (``n = 0``) or
-        ``"zero_variance"`` (``V = 0``).
+        The p-value and interval are ``None``, with reason ``"no_samples"`` (``n = 0``) or
+        ``"zero_variance"`` (``V = 0``): an estimate without a measure of its noise cannot
+        be tested.
 
     Notes
     -----
@@ -284,7 +294,8 @@ def sequential_path(
     tuple of SequentialResult
         One result per look: the running minimum of the p-values and the running
         intersection of the confidence sequences, so p never increases and the intervals are
-        nested.
+        nested. Looks whose test is undefined (no samples, zero variance) add nothing:
+        until the first defined look the p-value and interval are ``None``.
 
     Notes
     -----
@@ -325,7 +336,8 @@ def sequential_path(
                 f"ns must be non-decreasing, got ns[{i}]={counts[i]} < {counts[i - 1]}"
             )
     results: list[SequentialResult] = []
-    p_min, lower, upper = 1.0, -math.inf, math.inf
+    p_min: float | None = None
+    lower, upper = -math.inf, math.inf
     disjoint = False
     for i, (estimate, variance, n) in enumerate(zip(estimates, variances, counts, strict=True)):
         look = _test(
@@ -335,21 +347,23 @@ def sequential_path(
             level,
             tuning,
         )
-        p_min = min(p_min, look.p_value)
-        new_lower, new_upper = max(lower, look.ci_lower), min(upper, look.ci_upper)
-        if new_lower <= new_upper:
-            lower, upper = new_lower, new_upper
-        else:
-            disjoint = True
+        if look.p_value is not None and look.ci_lower is not None and look.ci_upper is not None:
+            p_min = look.p_value if p_min is None else min(p_min, look.p_value)
+            new_lower, new_upper = max(lower, look.ci_lower), min(upper, look.ci_upper)
+            if new_lower <= new_upper:
+                lower, upper = new_lower, new_upper
+            else:
+                disjoint = True
+        known = p_min is not None
         results.append(
             SequentialResult(
                 p_value=p_min,
-                ci_lower=lower,
-                ci_upper=upper,
-                significant=p_min < level,
+                ci_lower=lower if known else None,
+                ci_upper=upper if known else None,
+                significant=p_min is not None and p_min < level,
                 alpha=level,
                 tuning_n=tuning,
-                reason="disjoint_looks" if disjoint else look.reason,
+                reason="disjoint_looks" if disjoint else None if known else look.reason,
             )
         )
     return tuple(results)

@@ -17,10 +17,14 @@ DEFAULT_SRM_THRESHOLD = 0.001
 
 @dataclass(frozen=True, slots=True)
 class SRMResult:
-    """Outcome of the chi-square goodness-of-fit check of the observed split."""
+    """Outcome of the chi-square goodness-of-fit check of the observed split.
 
-    statistic: float
-    p_value: float
+    ``statistic`` and ``p_value`` are ``None`` (and ``mismatch`` is ``False``) with
+    ``reason = "no_samples"`` when there are no users at all.
+    """
+
+    statistic: float | None
+    p_value: float | None
     df: int
     observed: tuple[int, ...]
     expected: tuple[float, ...]
@@ -50,7 +54,8 @@ def sample_ratio_mismatch(
     Returns
     -------
     SRMResult
-        With no users at all, ``reason = "no_samples"``, p = 1 and no mismatch.
+        With no users at all the test is undefined: ``statistic`` and ``p_value`` are
+        ``None``, ``reason = "no_samples"`` and there is no mismatch.
 
     Notes
     -----
@@ -77,7 +82,7 @@ def sample_ratio_mismatch(
     expected = tuple(total * w for w in shares)
     df = len(counts) - 1
     if total == 0:
-        return SRMResult(0.0, 1.0, df, counts, expected, level, False, "no_samples")
+        return SRMResult(None, None, df, counts, expected, level, False, "no_samples")
     statistic = math.fsum((o - e) ** 2 / e for o, e in zip(counts, expected, strict=True))
     p_value = float(_sp.chi2.sf(statistic, df))
     return SRMResult(statistic, p_value, df, counts, expected, level, p_value < level)

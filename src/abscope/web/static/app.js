@@ -2,6 +2,18 @@
 "use strict";
 
 const KEY_STORAGE = "abscope.apiKey"; // kept in sessionStorage only, never in a URL
+const UNDEFINED = "\u2014"; // an em dash: a value that cannot be computed, never a number
+
+// Mirrors abscope.stats.results.REASONS: the hover text of an undefined value.
+const REASONS = {
+  no_samples: "an arm has no users yet",
+  insufficient_samples: "an arm has too few users for this test",
+  zero_variance: "every outcome is identical, so there is no measure of noise",
+  zero_baseline: "the control has no conversions (or a zero mean), so a relative lift is undefined",
+  zero_treatment: "the treatment has no conversions, so the relative interval is undefined",
+  no_min_lift: "no minimum relative lift is set, so power cannot be computed",
+  unreachable_target: "the minimum relative lift cannot be sized from this baseline",
+};
 
 const abscope = {
   apiKey() { return sessionStorage.getItem(KEY_STORAGE) || ""; },
@@ -40,27 +52,47 @@ const abscope = {
   },
 
   pct(x, digits = 2) {
-    if (x === null || x === undefined || !Number.isFinite(x)) return "–";
+    if (x === null || x === undefined || !Number.isFinite(x)) return UNDEFINED;
     return `${(x * 100).toFixed(digits)}%`;
   },
   signedPct(x, digits = 1) {
-    if (x === null || x === undefined || !Number.isFinite(x)) return "–";
+    if (x === null || x === undefined || !Number.isFinite(x)) return UNDEFINED;
     return `${x >= 0 ? "+" : ""}${(x * 100).toFixed(digits)}%`;
   },
   int(x) {
-    if (x === null || x === undefined || !Number.isFinite(x)) return "–";
+    if (x === null || x === undefined || !Number.isFinite(x)) return UNDEFINED;
     return Math.round(x).toLocaleString("en-US");
   },
   num(x, digits = 3) {
-    if (x === null || x === undefined || !Number.isFinite(x)) return "–";
+    if (x === null || x === undefined || !Number.isFinite(x)) return UNDEFINED;
     return Number(x).toLocaleString("en-US", { maximumSignificantDigits: digits + 1 });
   },
   pValue(p) {
-    if (p === null || p === undefined) return "–";
+    if (p === null || p === undefined) return UNDEFINED;
     return p < 0.0001 ? "<0.0001" : p.toFixed(4);
   },
   range(lo, hi, format) {
     return `${format(lo)} to ${format(hi)}`;
+  },
+  // An interval {lower, upper} (or null when undefined) as text.
+  interval(ci, format) {
+    if (!ci || ci.lower === null || ci.upper === null) return UNDEFINED;
+    return abscope.range(ci.lower, ci.upper, format);
+  },
+  undefinedText: UNDEFINED,
+  reasonText(reason) {
+    if (!reason) return "undefined";
+    return REASONS[reason] ? `${REASONS[reason]} (${reason})` : reason;
+  },
+  // A table cell showing `text`, or an em dash with the reason on hover when the value is
+  // undefined (null): never a number in its place.
+  cell(value, text, reason, attrs = {}) {
+    if (value === null || value === undefined) {
+      return abscope.el("td", Object.assign({}, attrs, {
+        text: UNDEFINED, title: abscope.reasonText(reason), "data-reason": reason || "undefined",
+      }));
+    }
+    return abscope.el("td", Object.assign({}, attrs, { text }));
   },
 
   el(tag, attrs = {}, ...children) {

@@ -30,7 +30,12 @@ function renderConfig(x) {
   if (x.layer) parts.push(`layer ${x.layer}`);
   if (x.sticky) parts.push("sticky");
   parts.push(x.sequential ? "sequential" : "fixed horizon");
+  parts.push(describeDesign(x));
   document.getElementById("config-summary").textContent = parts.join(" · ");
+  document.getElementById("design-lift").value =
+    x.min_relative_lift === null || x.min_relative_lift === undefined ? "" : String(+(x.min_relative_lift * 100).toFixed(6));
+  document.getElementById("design-power").value = String(+(x.power * 100).toFixed(6));
+  document.getElementById("design").disabled = ["completed", "stopped"].includes(x.status);
   const allowed = ACTIONS[x.status] || [];
   document.querySelectorAll("#lifecycle button").forEach((button) => {
     button.disabled = !allowed.includes(button.dataset.action);
@@ -50,10 +55,33 @@ function renderConfig(x) {
   }));
 }
 
+function describeDesign(x) {
+  const lift = x.min_relative_lift === null || x.min_relative_lift === undefined
+    ? "no minimum lift set" : `minimum lift ${abscope.signedPct(x.min_relative_lift)}`;
+  return `${lift} · power ${abscope.pct(x.power, 0)}`;
+}
+
+const MODES = {
+  sequential: { name: "sequential", interval: "CS", other: "Fixed-horizon" },
+  fixed_horizon: { name: "fixed-horizon", interval: "CI", other: "Sequential" },
+};
+
 function renderResults(r) {
   const binary = r.metric_type === "binary";
   const format = binary ? abscope.pct : (x) => abscope.num(x);
+  const diff = binary ? (x) => abscope.signedPct(x, 2) : abscope.num;
+  const mode = MODES[r.inference] || MODES.sequential;
   document.getElementById("value-heading").textContent = binary ? "Rate" : "Mean";
+  // Every interval and p-value in the main columns comes from the mode in force; the other
+  // mode's figures sit in one column labelled as such, for reference.
+  document.getElementById("inference-note").textContent = r.inference === "sequential"
+    ? "Sequential testing: always-valid p-values and confidence sequences (CS), safe to check every day. Fixed-horizon figures are for reference only."
+    : "Fixed-horizon testing: read once, at the planned sample size. Sequential figures are for reference only.";
+  document.getElementById("absolute-ci-heading").textContent = `${mode.interval} (absolute)`;
+  document.getElementById("relative-ci-heading").textContent = `${mode.interval} (relative)`;
+  document.getElementById("p-heading").title = `${mode.name} p-value`;
+  document.getElementById("adjusted-p-heading").title = `${mode.name} p-value, adjusted for multiple comparisons`;
+  document.getElementById("secondary-heading").textContent = `${mode.other} (reference)`;
   const weights = Object.fromEntries(experiment.variants.map((v) => [v.name, v]));
   document.querySelector("#variants-table tbody").replaceChildren(...r.variants.map((v) =>
     abscope.el("tr", { "data-variant": v.name },
@@ -61,23 +89,25 @@ function renderResults(r) {
       abscope.el("td", { text: weights[v.name] ? weights[v.name].model_id : "" }),
       abscope.el("td", { class: "num", text: abscope.pct(v.weight, 0) }),
       abscope.el("td", { class: "num", text: abscope.int(v.n) }),
-      abscope.el("td", { class: "num", text: format(v.mean) }),
+      abscope.cell(v.mean, format(v.mean), "no_samples", { class: "num" }),
       abscope.el("td", { text: abscope.range(v.ci.lower, v.ci.upper, format) }),
-      abscope.el("td", { class: "num", text: abscope.pct(v.prob_best, 1) }))));
+      abscope.cell(v.prob_best, abscope.pct(v.prob_best, 1), "insufficient_samples", { class: "num" }))));
   document.querySelector("#comparisons-table tbody").replaceChildren(...r.comparisons.map((c) => {
-    const seq = c.sequential;
-    const verdict = c.sequential_significant ? "significant" : "not yet";
-    return abscope.el("tr", { "data-variant": c.variant },
-      abscope.el("td", { text: c.variant }),
-      abscope.el("td", { class: "num", text: binary ? abscope.signedPct(c.absolute.estimate, 2) : abscope.num(c.absolute.estimate) }),
-      abscope.el("td", { text: abscope.range(c.absolute.ci.lower, c.absolute.ci.upper, binary ? (x) => abscope.signedPct(x, 2) : abscope.num) }),
-      abscope.el("td", { class: "num", text: abscope.signedPct(c.relative.estimate) }),
-      abscope.el("td", { text: abscope.range(c.relative.ci.lower, c.relative.ci.upper, abscope.signedPct) }),
-      abscope.el("td", { class: "num", text: abscope.pValue(c.p_value) }),
-      abscope.el("td", { class: "num", text: abscope.pValue(c.adjusted_p_value) }),
-      abscope.el("td", { class: "num", text: abscope.pct(c.bayesian.chance_to_beat_control, 1) }),
-      abscope.el("td", { class: "wrap", text: `${verdict} (p ${abscope.pValue(c.sequential_adjusted_p_value)}; ${abscope.range(seq.ci_lower, seq.ci_upper, binary ? (x) => abscope.signedPct(x, 2) : abscope.num)})` }),
-      abscope.el("td", { class: "num", text: c.power === null ? "–" : abscope.pct(c.power, 0) }));
+    const primary = c.primary, secondary = c.secondary;
+    const verdict = primary.significant ? "significant" : "not yet";
+    const secondaryText = `${secondary.significant ? "significant" : "not significant"} (p ${abscope.pValue(secondary.adjusted_p_value)}; ${abscope.interval(secondary.relative_ci, abscope.signedPct)})`;
+    const relReason = c.relative.reason || primary.reason;
+    return abscope.el("tr", { "data-variant": c.variant, "data-basis": primary.basis },
+      abscope.el("td", {}, c.variant, " ", abscope.badge(verdict, primary.significant ? "significant" : "")),
+      abscope.cell(c.absolute.estimate, diff(c.absolute.estimate), c.absolute.reason, { class: "num" }),
+      abscope.cell(primary.absolute_ci, abscope.interval(primary.absolute_ci, diff), primary.reason || c.absolute.reason),
+      abscope.cell(c.relative.estimate, abscope.signedPct(c.relative.estimate), c.relative.reason, { class: "num" }),
+      abscope.cell(primary.relative_ci, abscope.interval(primary.relative_ci, abscope.signedPct), relReason),
+      abscope.cell(primary.p_value, abscope.pValue(primary.p_value), primary.reason, { class: "num" }),
+      abscope.cell(primary.adjusted_p_value, abscope.pValue(primary.adjusted_p_value), primary.reason, { class: "num" }),
+      abscope.cell(c.bayesian.chance_to_beat_control, abscope.pct(c.bayesian.chance_to_beat_control, 1), c.bayesian.reason, { class: "num" }),
+      abscope.el("td", { class: "wrap secondary", "data-basis": secondary.basis, text: secondaryText }),
+      abscope.cell(c.power, abscope.pct(c.power, 0), c.power_reason, { class: "num" }));
   }));
   const d = r.decision;
   document.getElementById("decision").textContent = d.message;
@@ -86,6 +116,9 @@ function renderResults(r) {
   if (d.remaining_days) {
     const days = d.remaining_days === 1 ? "day" : "days";
     extra.push(`about ${abscope.int(d.remaining_days)} more ${days} at the observed traffic`);
+  }
+  if (d.remaining_samples === null && d.remaining_reason) {
+    extra.push(`users still needed: ${abscope.undefinedText} (${abscope.reasonText(d.remaining_reason)})`);
   }
   if (d.daily_users) extra.push(`${abscope.int(d.daily_users)} users a day so far`);
   document.getElementById("decision-detail").textContent = extra.join(" · ");
@@ -138,6 +171,22 @@ async function ramp() {
   }
 }
 
+async function saveDesign() {
+  const error = document.getElementById("design-error");
+  error.textContent = "";
+  const lift = document.getElementById("design-lift").value.trim();
+  const body = {
+    min_relative_lift: lift === "" ? null : Number(lift) / 100,
+    power: Number(document.getElementById("design-power").value) / 100,
+  };
+  try {
+    renderConfig(await abscope.api("PATCH", `/experiments/${experimentId}`, body));
+    renderResults(await abscope.api("GET", `/experiments/${experimentId}/results`));
+  } catch (e) {
+    error.textContent = e.message;
+  }
+}
+
 async function explain(event) {
   event.preventDefault();
   const user = document.getElementById("explain-user").value;
@@ -166,6 +215,7 @@ document.addEventListener("DOMContentLoaded", () => {
     button.addEventListener("click", () => act(button.dataset.action));
   });
   document.getElementById("ramp").addEventListener("click", ramp);
+  document.getElementById("design").addEventListener("click", saveDesign);
   document.getElementById("explain-form").addEventListener("submit", explain);
   load();
 });

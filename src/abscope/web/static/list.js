@@ -1,27 +1,54 @@
 // Experiments list: status, variants, users so far, the best treatment's lift and flags.
+// Every interval and badge comes from the experiment's inference mode (comparison.primary:
+// the confidence sequence when sequential, else the fixed-horizon CI), so the list agrees
+// with the detail page and the decision.
 "use strict";
 
 function bestComparison(results) {
   const comparisons = (results && results.comparisons) || [];
   let best = null;
   for (const c of comparisons) {
-    if (!best || c.relative.estimate > best.relative.estimate) best = c;
+    // Every comparison shares the control, so the absolute difference ranks them even
+    // when a relative lift is undefined (a control without conversions).
+    if (c.absolute.estimate === null) continue;
+    if (!best || c.absolute.estimate > best.absolute.estimate) best = c;
   }
-  return best;
+  return best || comparisons[0] || null;
 }
 
-function flags(results, experiment) {
+function modeLabel(results) {
+  return results.inference === "sequential" ? "confidence sequence (sequential)" : "confidence interval (fixed-horizon)";
+}
+
+function flags(results) {
   const out = [];
   if (!results) return out;
-  const best = bestComparison(results);
-  const significant = (results.comparisons || []).some((c) =>
-    experiment.sequential ? c.sequential_significant : c.significant);
+  const comparisons = results.comparisons || [];
+  const significant = comparisons.some((c) => c.primary.significant);
   if (significant) out.push(abscope.badge("significant", "significant"));
   if (results.srm && results.srm.mismatch) out.push(abscope.badge("SRM", "srm"));
-  if (best && best.power !== null && best.power < 0.8 && !significant) {
-    out.push(abscope.badge("underpowered", "underpowered"));
-  }
+  const verdict = results.decision && results.decision.verdict;
+  // Underpowered: power for the pre-registered lift, in the mode in force, is below the
+  // experiment's target power. Without a minimum lift there is no power to judge.
+  const target = results.power || 0.8;
+  const weak = comparisons.some((c) => c.power !== null && c.power < target && !c.primary.significant);
+  if (weak && verdict === "keep_running") out.push(abscope.badge("underpowered", "underpowered"));
   return out;
+}
+
+function liftCells(r) {
+  const found = bestComparison(r);
+  if (!found) {
+    return [abscope.cell(null, "", "no_samples", { class: "num" }), abscope.cell(null, "", "no_samples")];
+  }
+  const rel = found.relative;
+  const ci = found.primary.relative_ci;
+  const reason = rel.reason || found.primary.reason;
+  const lift = abscope.cell(rel.estimate, `${found.variant} ${abscope.signedPct(rel.estimate)}`, rel.reason,
+    { class: "num", "data-variant": found.variant });
+  const interval = abscope.cell(ci, abscope.interval(ci, abscope.signedPct), reason,
+    { "data-basis": found.primary.basis, title: ci ? modeLabel(r) : undefined });
+  return [lift, interval];
 }
 
 async function load() {
@@ -45,17 +72,16 @@ async function load() {
   body.replaceChildren(...experiments.map((x, i) => {
     const r = results[i];
     const users = r ? r.variants.reduce((sum, v) => sum + v.n, 0) : 0;
-    const found = bestComparison(r);
-    const best = found && found.relative.reason === null ? found : null; // no lift without data
+    const cells = r ? liftCells(r) : [abscope.el("td", { class: "num", text: abscope.undefinedText, title: "not started" }),
+      abscope.el("td", { text: abscope.undefinedText, title: "not started" })];
     return abscope.el("tr", { "data-id": x.id },
       abscope.el("td", {}, abscope.el("a", { href: `/view/${x.id}`, text: x.name }),
         abscope.el("div", { class: "muted", text: x.id })),
       abscope.el("td", {}, abscope.badge(x.status, x.status)),
       abscope.el("td", { text: x.variants.map((v) => v.name).join(", ") }),
       abscope.el("td", { class: "num", text: abscope.int(users) }),
-      abscope.el("td", { class: "num", text: best ? `${best.variant} ${abscope.signedPct(best.relative.estimate)}` : "–" }),
-      abscope.el("td", { text: best ? abscope.range(best.relative.ci.lower, best.relative.ci.upper, abscope.signedPct) : "–" }),
-      abscope.el("td", {}, flags(r, x)));
+      ...cells,
+      abscope.el("td", {}, flags(r)));
   }));
   document.getElementById("empty").classList.toggle("hidden", experiments.length > 0);
 }

@@ -57,6 +57,10 @@ function formBody(form) {
     sticky: data.get("sticky") === "on",
     sequential: data.get("sequential") === "on",
   };
+  const lift = (data.get("min_relative_lift") || "").trim();
+  if (lift !== "") body.min_relative_lift = Number(lift) / 100;
+  const power = (data.get("power") || "").trim();
+  if (power !== "") body.power = Number(power) / 100;
   if (data.get("id").trim()) body.id = data.get("id").trim();
   if (data.get("layer").trim()) body.layer = data.get("layer").trim();
   return body;
