@@ -203,6 +203,38 @@ class Event(_Model):
     at: datetime
     event_id: str | None = Field(default=None, min_length=1, max_length=128)
 
+    @classmethod
+    def exposure(
+        cls,
+        experiment_id: str,
+        phase: int,
+        user_id: str,
+        variant: str,
+        probability: float,
+        at: datetime,
+    ) -> Event:
+        """An exposure built from values that are valid already (a compiled experiment's
+        id, phase and variant, a validated user id, a probability in (0, 1]), without
+        validating them again: routing builds one per request. Equal to the validated
+        model of the same fields."""
+        event = cls.__new__(cls)
+        fields = {
+            "experiment_id": experiment_id,
+            "phase": phase,
+            "user_id": user_id,
+            "variant": variant,
+            "kind": "exposure",
+            "value": None,
+            "probability": probability,
+            "at": at,
+            "event_id": None,
+        }
+        object.__setattr__(event, "__dict__", fields)
+        object.__setattr__(event, "__pydantic_fields_set__", set(fields))
+        object.__setattr__(event, "__pydantic_extra__", None)
+        object.__setattr__(event, "__pydantic_private__", None)
+        return event
+
     @model_validator(mode="after")
     def _value_matches_kind(self) -> Self:
         if self.kind == "value" and self.value is None:

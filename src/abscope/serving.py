@@ -330,17 +330,13 @@ class Serving:
         plan.chosen.append((answer, "not_requested"))
         plan.compiled.append(compiled)
         plan.exposures.append(
-            # Every field comes from a validated experiment and user id: no revalidation.
-            Event.model_construct(
-                experiment_id=experiment.id,
-                phase=experiment.phase,
-                user_id=user_id,
-                variant=variant,
-                kind="exposure",
-                value=None,
-                probability=max(probability, 1e-9),
-                at=self._clock(),
-                event_id=None,
+            Event.exposure(
+                experiment.id,
+                experiment.phase,
+                user_id,
+                variant,
+                max(probability, 1e-9),
+                self._clock(),
             )
         )
 

@@ -17,6 +17,7 @@ import pytest
 from abscope import schemas
 from abscope.config import Settings
 from abscope.errors import StorageUnavailable
+from abscope.models import Event
 from abscope.service import ExperimentService
 from abscope.storage.sqlite import SQLiteStore
 
@@ -188,3 +189,15 @@ def test_a_worker_that_never_read_the_configuration_answers_unavailable(
     store.down = True
     with pytest.raises(StorageUnavailable):
         service.route("u1", "anything")
+
+
+def test_a_trusted_exposure_equals_the_validated_event() -> None:
+    at = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    fast = Event.exposure("exp-1", 2, "user-1", "control", 0.25, at)
+    checked = Event.model_validate(
+        {"experiment_id": "exp-1", "phase": 2, "user_id": "user-1", "variant": "control",
+         "kind": "exposure", "probability": 0.25, "at": at}
+    )  # fmt: skip
+    assert fast == checked
+    assert fast.model_dump() == checked.model_dump()
+    assert fast.model_fields_set == set(Event.model_fields)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Final
 
 from abscope.models import is_slug
@@ -86,12 +87,14 @@ METRICS: Final = (
 """Counter names, in the order of :class:`~abscope.models.VariantCounts`' fields."""
 
 
+@lru_cache(maxsize=4096)  # every key of every event is built here: validate each id once
 def _experiment(experiment_id: str) -> str:
     if not is_slug(experiment_id):
         raise ValueError(f"experiment_id must be a slug, got {experiment_id!r}")
     return f"{_PREFIX}:{{{experiment_id}}}"
 
 
+@lru_cache(maxsize=4096, typed=True)  # typed: True and 1.0 are refused, not taken for 1
 def _phase(experiment_id: str, phase: int) -> str:
     if isinstance(phase, bool) or not isinstance(phase, int) or phase < 0:
         raise ValueError(f"phase must be a non-negative integer, got {phase!r}")
