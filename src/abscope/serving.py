@@ -30,6 +30,7 @@ the configuration answers 503.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -45,7 +46,7 @@ from abscope.config import Settings
 from abscope.errors import StorageUnavailable
 from abscope.models import Event, Experiment, VariantCounts
 from abscope.routing import Answer, CompiledExperiment, RoutingTable, policy_for, route_json
-from abscope.storage.base import Store
+from abscope.storage.base import EventResult, Store
 
 __all__ = ["EXPOSED_CACHE_SIZE", "RoutePlan", "STICKY_PHASE", "Serving"]
 
@@ -251,18 +252,47 @@ class Serving:
         except StorageUnavailable as error:
             self.store_failed(error)
             return None
+        return self._recorded(events, results, self._first_exposure)
+
+    async def record_exposures_async(self, events: Sequence[Event]) -> list[str | None] | None:
+        """:meth:`record_exposures` on the event loop (the store's asyncio client, or a
+        thread for a store without one)."""
+        if not events:
+            return []
+        if not self.store_available():
+            return None
+        try:
+            results = await self.store.record_events_async(events)
+        except StorageUnavailable as error:
+            self.store_failed(error)
+            return None
+        mismatched = [
+            e for e, r in zip(events, results, strict=True) if r.outcome == "variant_mismatch"
+        ]
+        firsts = {}
+        if mismatched:  # rare: two requests for a new bandit user drew different arms
+            found = await asyncio.to_thread(lambda: [self._first_exposure(e) for e in mismatched])
+            firsts = {id(e): v for e, v in zip(mismatched, found, strict=True)}
+        return self._recorded(events, results, lambda e: firsts.get(id(e)))
+
+    def _first_exposure(self, event: Event) -> str | None:
+        try:
+            return self.store.get_exposure(event.experiment_id, event.phase, event.user_id)
+        except StorageUnavailable:
+            return None
+
+    def _recorded(
+        self,
+        events: Sequence[Event],
+        results: Sequence[EventResult],
+        first_exposure: Callable[[Event], str | None],
+    ) -> list[str | None]:
         self.store_answered()
         recorded: list[str | None] = []
         for event, result in zip(events, results, strict=True):
             variant: str | None = event.variant
             if result.outcome == "variant_mismatch":
-                # Two requests for a new bandit user drew different arms; the first won.
-                try:
-                    variant = self.store.get_exposure(
-                        event.experiment_id, event.phase, event.user_id
-                    )
-                except StorageUnavailable:
-                    variant = None
+                variant = first_exposure(event)  # the first exposure won
             elif result.outcome == "unavailable":
                 variant = None
             if variant is not None:

@@ -115,6 +115,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.service.store.aclose()
         app.state.service.store.close()
 
     app = FastAPI(title="abscope", version=__version__, lifespan=lifespan)

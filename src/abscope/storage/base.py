@@ -42,6 +42,7 @@ cumulative sum of the buckets up to an hour is the state at the end of that hour
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -147,6 +148,20 @@ class Store(ABC):
     @abstractmethod
     def record_events(self, events: Sequence[Event]) -> list[EventResult]:
         """Apply events in order, each atomically; one result per event."""
+
+    async def record_events_async(self, events: Sequence[Event]) -> list[EventResult]:
+        """:meth:`record_events` without blocking an event loop, with the same results.
+
+        The default runs it in a thread; a backend with an asyncio client overrides it.
+        """
+        return await asyncio.to_thread(self.record_events, events)
+
+    async def aclose(self) -> None:
+        """Release what :meth:`record_events_async` opened (call it on its event loop).
+
+        The default opened nothing, so there is nothing to release.
+        """
+        return None
 
     @abstractmethod
     def get_exposure(self, experiment_id: str, phase: int, user_id: str) -> str | None:

@@ -57,6 +57,9 @@ from importlib import resources
 from typing import Any, Final
 
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import RedisCluster
 from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
@@ -150,6 +153,22 @@ def _client_from_url(url: str, cluster: bool | None) -> RedisClient:
         return RedisCluster.from_url(plain_url, retry=Retry(NoBackoff(), 0), **options)
 
 
+def _async_client_from_url(url: str, cluster: bool | None) -> AsyncRedis | AsyncRedisCluster:
+    """The asyncio twin of :func:`_client_from_url` (same timeouts, no command retries)."""
+    scheme, _, rest = url.partition("://")
+    if scheme in _CLUSTER_SCHEMES:
+        scheme, cluster = _CLUSTER_SCHEMES[scheme], True
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": SOCKET_TIMEOUT,
+        "socket_connect_timeout": SOCKET_TIMEOUT,
+    }
+    plain_url = f"{scheme}://{rest}"
+    if cluster:
+        return AsyncRedisCluster.from_url(plain_url, retry=AsyncRetry(NoBackoff(), 0), **options)
+    return AsyncRedis.from_url(plain_url, retry=AsyncRetry(NoBackoff(), 0), **options)
+
+
 @contextmanager
 def _unavailable(action: str) -> Iterator[None]:
     try:
@@ -201,12 +220,51 @@ def _variant_counts(values: dict[str, dict[str, str]]) -> dict[str, VariantCount
     return result
 
 
-def _result(code: int) -> EventResult:
-    return EventResult(
-        outcome=_OUTCOMES[code & 3],
+_RESULTS: Final = tuple(
+    EventResult(
+        outcome=_OUTCOMES[code & 3] if code & 3 < len(_OUTCOMES) else "counted",
         new_exposure=bool(code & _NEW_EXPOSURE),
         new_conversion=bool(code & _NEW_CONVERSION),
     )
+    for code in range(16)
+)
+"""The result of each code the script returns (outcome + 4 · new exposure + 8 · new
+conversion)."""
+
+_Call = tuple[list[int], list[str], list[str | int]]
+"""One script call of a batch: the events' indices in the batch, the keys, the arguments."""
+
+
+def _fill(results: list[EventResult], indices: list[int], codes: Sequence[Any]) -> None:
+    for index, code in zip(indices, codes, strict=True):
+        results[index] = _result(int(code))
+
+
+def _no_script(replies: Sequence[Any]) -> bool:
+    return any(isinstance(reply, NoScriptError) for reply in replies)
+
+
+def _apply_replies(
+    calls: list[_Call], replies: Sequence[Any], results: list[EventResult]
+) -> list[EventResult]:
+    """The results of a MULTI/EXEC batch; a call that failed inside leaves its events
+    ``unavailable``, and when every call failed, nothing was applied: raise."""
+    failed = [reply for reply in replies if isinstance(reply, Exception)]
+    if len(failed) == len(replies):
+        raise StorageUnavailable(
+            f"Redis could not record events: {type(failed[0]).__name__}: {failed[0]}",
+            public="the store could not record events",
+        )
+    if failed:
+        _log.warning("a batch was applied in part: %s", failed[0])
+    for (indices, _, _), codes in zip(calls, replies, strict=True):
+        if not isinstance(codes, Exception):
+            _fill(results, indices, codes)
+    return results
+
+
+def _result(code: int) -> EventResult:
+    return _RESULTS[code]
 
 
 class RedisStore(Store):
@@ -239,9 +297,13 @@ class RedisStore(Store):
             raise ValueError(f"event_id_window must be at least 1 s, got {event_id_window!r}")
         self._window = math.ceil(event_id_window.total_seconds())
         self._clock = clock
+        self._url: str | None = None
+        self._cluster: bool | None = cluster
+        self._async: AsyncRedis | AsyncRedisCluster | None = None
         if isinstance(target, str):
             self._client: RedisClient = _client_from_url(target, cluster)
             self._owns_client = True
+            self._url = target
         else:
             if cluster is not None:
                 raise ValueError("cluster applies to a url, not to a ready client")
@@ -385,15 +447,7 @@ class RedisStore(Store):
         """
         if not events:
             return []
-        by_experiment: dict[str, list[int]] = {}
-        for index, event in enumerate(events):
-            by_experiment.setdefault(event.experiment_id, []).append(index)
-        buckets, ttl = keys.id_buckets(self._clock().timestamp(), self._window)
-        calls = [
-            (indices, *self._script_call(experiment_id, [events[i] for i in indices], buckets, ttl))
-            for experiment_id, indices in by_experiment.items()
-        ]
-        results: list[EventResult] = [_UNAVAILABLE] * len(events)
+        calls, results = self._calls(events)
         if len(calls) == 1 or isinstance(self._client, RedisCluster):
             applied = False
             for indices, script_keys, args in calls:
@@ -406,26 +460,88 @@ class RedisStore(Store):
                     _log.warning("a batch was applied in part: the store failed", exc_info=True)
                     continue
                 applied = True
-                for index, code in zip(indices, codes, strict=True):
-                    results[index] = _result(int(code))
+                _fill(results, indices, codes)
             return results
         with _unavailable(f"record {len(events)} events"):
-            pipe = self._client.pipeline(transaction=True)
+            replies = self._transaction(calls)
+            if _no_script(replies):  # the server lost its scripts: nothing was applied
+                self._client.script_load(self._record.source)
+                replies = self._transaction(calls)
+        return _apply_replies(calls, replies, results)
+
+    def _transaction(self, calls: list[_Call]) -> list[Any]:
+        pipe = self._client.pipeline(transaction=True)
+        for _, script_keys, args in calls:
+            pipe.evalsha(self._record.sha, len(script_keys), *script_keys, *args)
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+        return replies
+
+    def _calls(self, events: Sequence[Event]) -> tuple[list[_Call], list[EventResult]]:
+        """The script calls of a batch, one per experiment, and its results so far."""
+        by_experiment: dict[str, list[int]] = {}
+        for index, event in enumerate(events):
+            by_experiment.setdefault(event.experiment_id, []).append(index)
+        buckets, ttl = keys.id_buckets(self._clock().timestamp(), self._window)
+        calls = [
+            (indices, *self._script_call(experiment_id, [events[i] for i in indices], buckets, ttl))
+            for experiment_id, indices in by_experiment.items()
+        ]
+        return calls, [_UNAVAILABLE] * len(events)
+
+    async def record_events_async(self, events: Sequence[Event]) -> list[EventResult]:
+        """:meth:`record_events` on the asyncio client: the same calls and the same
+        guarantees, without a thread (routing commits its exposures this way)."""
+        client = self._async_client()
+        if client is None or not events:
+            return await super().record_events_async(events)
+        calls, results = self._calls(events)
+        if len(calls) == 1 or isinstance(client, AsyncRedisCluster):
+            applied = False
+            for indices, script_keys, args in calls:
+                try:
+                    with _unavailable(f"record {len(indices)} events"):
+                        codes = await self._run_async(client, script_keys, args)
+                except StorageUnavailable:
+                    if not applied:
+                        raise
+                    _log.warning("a batch was applied in part: the store failed", exc_info=True)
+                    continue
+                applied = True
+                _fill(results, indices, codes)
+            return results
+        with _unavailable(f"record {len(events)} events"):
+            replies = await self._transaction_async(client, calls)
+            if _no_script(replies):
+                await client.script_load(self._record.source)
+                replies = await self._transaction_async(client, calls)
+        return _apply_replies(calls, replies, results)
+
+    async def _run_async(
+        self, client: AsyncRedis | AsyncRedisCluster, script_keys: list[str], args: list[str | int]
+    ) -> Any:
+        try:
+            return await client.evalsha(self._record.sha, len(script_keys), *script_keys, *args)
+        except NoScriptError:
+            return await client.eval(self._record.source, len(script_keys), *script_keys, *args)
+
+    async def _transaction_async(self, client: AsyncRedis, calls: list[_Call]) -> list[Any]:
+        async with client.pipeline(transaction=True) as pipe:
             for _, script_keys, args in calls:
-                # EVAL, not EVALSHA: a NOSCRIPT inside EXEC would fail one call and not the
-                # others. The server caches the compiled script by its SHA1 anyway.
-                pipe.eval(self._record.source, len(script_keys), *script_keys, *args)
-            replies = pipe.execute(raise_on_error=False)
-            failed = [reply for reply in replies if isinstance(reply, Exception)]
-            if len(failed) == len(replies):
-                raise failed[0]
-        if failed:
-            _log.warning("a batch was applied in part: %s", failed[0])
-        for (indices, _, _), codes in zip(calls, replies, strict=True):
-            if not isinstance(codes, Exception):
-                for index, code in zip(indices, codes, strict=True):
-                    results[index] = _result(int(code))
-        return results
+                pipe.evalsha(self._record.sha, len(script_keys), *script_keys, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
+
+    def _async_client(self) -> AsyncRedis | AsyncRedisCluster | None:
+        """The asyncio client of this store's URL, made on first use; ``None`` for a store
+        made from a ready client (its async twin is unknown)."""
+        if self._async is None and self._url is not None:
+            self._async = _async_client_from_url(self._url, self._cluster)
+        return self._async
+
+    async def aclose(self) -> None:
+        client, self._async = self._async, None
+        if client is not None:
+            await client.aclose()
 
     def _script_call(
         self, experiment_id: str, events: list[Event], buckets: list[int], ttl: int
@@ -433,21 +549,23 @@ class RedisStore(Store):
         """The keys and arguments of ``record_events.lua`` for one experiment's events."""
         phases = sorted({event.phase for event in events})
         group = {phase: number for number, phase in enumerate(phases, start=1)}
+        if not any(event.event_id for event in events):
+            buckets = []  # nothing to look up or remember: routing's exposures carry no ids
         script_keys = [keys.applied_events(experiment_id, b) for b in buckets]
         script_keys.append(keys.phases(experiment_id))
         for phase in phases:
             script_keys.extend(keys.phase_keys(experiment_id, phase))
         args: list[str | int] = [len(buckets), ttl, len(phases), *phases]
+        hours: dict[datetime, int] = {}
         for event in events:
+            hour = hours.get(event.at)
+            if hour is None:
+                hour = hours[event.at] = _hour(event.at)
+            value = "" if event.value is None else _float_text(event.value)
             args += (
-                group[event.phase],
                 event.user_id,
-                event.variant,
-                event.kind,
-                "" if event.value is None else _float_text(event.value),
-                _float_text(event.probability),
-                _hour(event.at),
-                event.event_id or "",
+                f"{group[event.phase]}|{event.variant}|{event.kind}|{value}"
+                f"|{_float_text(event.probability)}|{hour}|{event.event_id or ''}",
             )
         return script_keys, args
 

@@ -10,10 +10,11 @@
 -- ARGV[2]  seconds the current bucket must live (set when the script adds an id to it)
 -- ARGV[3]  G, the number of phase groups
 -- ARGV[4 .. G + 3]  the phase number of each group
--- then 8 values per event:
---          group, user, variant, kind ("exposure" | "conversion" | "value"),
---          value ("" unless kind is value), probability, hour (epoch second of the UTC
---          hour start), event id ("" when none)
+-- then 2 values per event: the user id, and the rest in one string (fewer arguments cost
+-- less to send), "|"-separated: group | variant | kind ("exposure" | "conversion" |
+-- "value") | value ("" unless kind is value) | probability | hour (epoch second of the UTC
+-- hour start) | event id ("" when none). None of these can hold a "|" (the variant is a
+-- slug, event ids are restricted, the rest are numbers or fixed words).
 --
 -- Returns one integer per event: outcome (0 counted, 1 duplicate, 2 variant_mismatch)
 -- + 4 if it registered a new exposure + 8 if it registered a new conversion.
@@ -25,7 +26,8 @@
 
 local COUNTED, DUPLICATE, MISMATCH = 0, 1, 2
 local NEW_EXPOSURE, NEW_CONVERSION = 4, 8
-local FIELDS_PER_EVENT = 8
+local FIELDS_PER_EVENT = 2
+local PACKED = '^(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
 local KEYS_PER_GROUP = 5
 local HSET_CHUNK = 500
 
@@ -73,9 +75,10 @@ local first = groups + 4
 local n = (#ARGV - first + 1) / FIELDS_PER_EVENT
 for i = 0, n - 1 do
     local a = first + i * FIELDS_PER_EVENT
-    local base = buckets + 1 + (tonumber(ARGV[a]) - 1) * KEYS_PER_GROUP
-    local user, variant, kind = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-    local hour, event_id = ARGV[a + 6], ARGV[a + 7]
+    local user = ARGV[a]
+    local group, variant, kind, value, probability, hour, event_id =
+        string.match(ARGV[a + 1], PACKED)
+    local base = buckets + 1 + (tonumber(group) - 1) * KEYS_PER_GROUP
     local exposures_key, converted_key, totals_key = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
     local counts_key, hourly_key = KEYS[base + 4], KEYS[base + 5]
 
@@ -90,7 +93,7 @@ for i = 0, n - 1 do
             if not exposed then
                 redis.call('HSET', exposures_key, user, variant)
                 bump(counts_key, hourly_key, hour, variant, 'samples', 1)
-                local weight = 1 / tonumber(ARGV[a + 5])
+                local weight = 1 / tonumber(probability)
                 bump(counts_key, hourly_key, hour, variant, 'inverse_probability_sum', weight)
                 bump(counts_key, hourly_key, hour, variant, 'inverse_probability_square_sum',
                     weight * weight)
@@ -102,7 +105,7 @@ for i = 0, n - 1 do
                     code = code + NEW_CONVERSION
                 end
             elseif kind == 'value' then
-                local v = tonumber(ARGV[a + 4])
+                local v = tonumber(value)
                 local stored = redis.call('HGET', totals_key, user)
                 local t = stored and tonumber(stored) or 0
                 redis.call('HSET', totals_key, user, t + v)
