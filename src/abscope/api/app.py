@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse
 
 from abscope import __version__, web
 from abscope.api.exposures import ExposureCommitter
+from abscope.api.fast_route import RouteFastPath
 from abscope.api.routes import analysis, charts, experiments, health, traffic
 from abscope.config import Settings, get_settings
 from abscope.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
@@ -136,6 +137,13 @@ def create_app(
     app.include_router(web.router)
     app.mount("/static", web.static_files(), name="static")
     _map_errors(app)
+    # Innermost of the middlewares: CORS and the body limit apply to it as to every route.
+    app.add_middleware(
+        RouteFastPath,
+        settings=config,
+        serving=app.state.service.serving,
+        exposures=app.state.exposures,
+    )
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,

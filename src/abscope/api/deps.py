@@ -17,7 +17,7 @@ from fastapi import Depends, Header, HTTPException, Request, status
 from abscope.config import Settings
 from abscope.service import ExperimentService
 
-__all__ = ["AdminKey", "IngestService", "Service", "ingest_service"]
+__all__ = ["AdminKey", "IngestService", "Service", "ingest_key_accepted", "ingest_service"]
 
 
 async def _service(request: Request) -> ExperimentService:
@@ -50,16 +50,22 @@ def ingest_service(request: Request) -> ExperimentService:
     ``IngestService``, the same check as a dependency.
     """
     settings: Settings = request.app.state.settings
-    if settings.ingest_api_key is not None:
-        given = request.headers.get("x-api-key")
-        accepted = (settings.ingest_api_key, settings.admin_api_key)
-        keys = [key.get_secret_value() for key in accepted if key is not None]
-        if not any(_matches(given, key) for key in keys):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, "a valid ingest key is required in X-API-Key"
-            )
+    if not ingest_key_accepted(settings, request.headers.get("x-api-key")):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "a valid ingest key is required in X-API-Key"
+        )
     service: ExperimentService = request.app.state.service
     return service
+
+
+def ingest_key_accepted(settings: Settings, given: str | None) -> bool:
+    """Whether ``given`` (the ``X-API-Key`` header) may route and log: always when no
+    ingest key is set, else the ingest or the admin key."""
+    if settings.ingest_api_key is None:
+        return True
+    accepted = (settings.ingest_api_key, settings.admin_api_key)
+    keys = [key.get_secret_value() for key in accepted if key is not None]
+    return any(_matches(given, key) for key in keys)
 
 
 async def _ingest_service(request: Request) -> ExperimentService:

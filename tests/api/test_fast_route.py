@@ -1,0 +1,122 @@
+"""The ``/route`` fast path answers exactly as the FastAPI route does, and leaves the rest to it.
+
+Two apps on two fresh stores get the same requests: one as built, one whose fast path passes
+every request on to FastAPI. Their answers must be the same, byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from abscope.api.app import create_app
+from abscope.api.fast_route import RouteFastPath
+from tests.api.helpers import TestClient, assert_status, make_settings
+
+KEYS = {"admin_api_key": "admin-secret", "ingest_api_key": "ingest-secret"}
+INGEST = {"X-API-Key": "ingest-secret"}
+ADMIN = {"X-API-Key": "admin-secret"}
+
+
+@pytest.fixture
+def pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[TestClient, TestClient]]:
+    """(fast, plain): the app as built, and one whose fast path always passes on."""
+    with ExitStack() as stack:
+        fast = stack.enter_context(
+            TestClient(create_app(make_settings(tmp_path / "fast.db", **KEYS)))
+        )
+        plain_app = create_app(make_settings(tmp_path / "plain.db", **KEYS))
+        plain = stack.enter_context(TestClient(plain_app))
+
+        async def never(self: RouteFastPath, headers: Any, body: bytes) -> None:
+            return None
+
+        # Only the plain app's instance: the middleware stack is built on the first request.
+        plain.get("/health")
+        monkeypatch.setattr(_fast_path(plain_app), "_answer", never.__get__(_fast_path(plain_app)))
+        fast.get("/health")
+        answered: list[bytes] = []
+        layer = _fast_path(fast.app)
+        original = layer._answer
+
+        async def counted(headers: Any, body: bytes) -> bytes | None:
+            answer = await original(headers, body)
+            if answer is not None:
+                answered.append(answer)
+            return answer
+
+        monkeypatch.setattr(layer, "_answer", counted)
+        fast.answered = answered  # type: ignore[attr-defined]
+        for client in (fast, plain):
+            for experiment_id, extra in (("plain", {}), ("half", {"traffic_percentage": 50}),
+                                         ("sticky", {"sticky": True}), ("paused", {})):  # fmt: skip
+                body = {"id": experiment_id, "name": experiment_id, "control_model_id": "m1",
+                        "treatment_model_id": "m2"} | extra  # fmt: skip
+                assert_status(client.post("/experiments", json=body, headers=ADMIN), 201)
+                assert_status(
+                    client.post(f"/experiments/{experiment_id}/start", headers=ADMIN), 200
+                )
+            assert_status(client.post("/experiments/paused/pause", headers=ADMIN), 200)
+        yield fast, plain
+
+
+def _fast_path(app: Any) -> RouteFastPath:
+    layer: Any = app.middleware_stack
+    while not isinstance(layer, RouteFastPath):
+        layer = layer.app
+    return layer
+
+
+def _same(pair: tuple[TestClient, TestClient], **request: Any) -> Any:
+    fast, plain = (client.post("/route", **request) for client in pair)
+    assert fast.status_code == plain.status_code, (fast.text, plain.text)
+    assert fast.headers["content-type"] == plain.headers["content-type"]
+    assert fast.content == plain.content
+    return fast
+
+
+def test_ordinary_routes_are_answered_alike(pair: tuple[TestClient, TestClient]) -> None:
+    for i in range(60):
+        for experiment_id in ("plain", "half", "sticky", "paused", None):
+            body: dict[str, Any] = {"user_id": f"user-{i}"}
+            if experiment_id is not None:
+                body["experiment_id"] = experiment_id
+            if i % 3 == 0:
+                body["expose"] = False
+            answer = _same(pair, json=body, headers=INGEST)
+            assert answer.status_code == 200
+    fast, _ = pair
+    assert len(fast.answered) == 60 * 5  # type: ignore[attr-defined]  # all by the fast path
+    for client in pair:  # both counted the same users
+        results = client.get("/experiments/plain/results", headers=ADMIN).json()
+        assert results["control_samples"] + results["treatment_samples"] == 40
+
+
+@pytest.mark.parametrize(
+    ("request_args", "status"),
+    [
+        ({"json": {"user_id": "u1", "experiment_id": "plain"}}, 401),  # no key
+        (
+            {"json": {"user_id": "u1", "experiment_id": "plain"}, "headers": {"X-API-Key": "no"}},
+            401,
+        ),
+        ({"json": {"user_id": "", "experiment_id": "plain"}, "headers": INGEST}, 422),
+        ({"json": {"user_id": "u1", "experiment_id": "Bad Id"}, "headers": INGEST}, 422),
+        ({"json": {"user_id": "u1", "expose": "maybe"}, "headers": INGEST}, 422),
+        ({"json": {"user_id": "u1", "extra": 1}, "headers": INGEST}, 422),
+        ({"json": {"user_id": "u1", "experiment_id": "nope"}, "headers": INGEST}, 404),
+        ({"content": b"{not json", "headers": INGEST | {"Content-Type": "application/json"}}, 422),
+        ({"content": b"user_id=u1", "headers": INGEST | {"Content-Type": "text/plain"}}, 422),
+    ],
+)
+def test_everything_else_is_answered_by_fastapi(
+    pair: tuple[TestClient, TestClient], request_args: dict[str, Any], status: int
+) -> None:
+    assert _same(pair, **request_args).status_code == status
+    assert pair[0].answered == []  # type: ignore[attr-defined]
