@@ -433,10 +433,10 @@ def test_event_ids_are_remembered_for_the_window_and_users_forever(make_store: M
         ]
     )
     assert [r.outcome for r in again] == ["duplicate", "duplicate"]
-    # Well past the window (a backend may keep ids up to window / 7 longer), the ids are
+    # Well past the window (a backend may keep ids up to a third longer), the ids are
     # forgotten: the value is added again, but the user is still one sample and one
     # conversion.
-    clock.now = T0 + timedelta(hours=8, minutes=1)
+    clock.now = T0 + timedelta(hours=9, minutes=30)
     late = store.record_events(
         [
             event(exp, "u1", "control", "conversion", event_id="c1"),

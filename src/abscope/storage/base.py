@@ -25,7 +25,7 @@ variant, and again per UTC hour for the time-series charts.
 * An event with an ``event_id`` already applied to the experiment is a ``duplicate`` and
   changes nothing, so a retried request is counted once. Event ids are remembered for the
   store's ``event_id_window`` (:data:`DEFAULT_EVENT_ID_WINDOW`, 7 days, by default; a
-  backend may keep them up to a seventh longer), measured from when the store applied
+  backend may keep them up to a third longer), measured from when the store applied
   them, as payment APIs keep idempotency keys. Per-user counting does not depend on the
   window: a user is one sample and one conversion for the phase's whole life, so a retry
   that arrives after the window can add a value again, never a user or a conversion.

@@ -101,8 +101,10 @@ def _phase(experiment_id: str, phase: int) -> str:
     return f"{_experiment(experiment_id)}:p{phase}"
 
 
-BUCKETS_PER_WINDOW: Final = 7
-"""The event-id window is cut into this many buckets (a day each for the default 7 days)."""
+BUCKETS_PER_WINDOW: Final = 3
+"""The event-id window is cut into this many buckets: each new id is looked up in one more
+than this many sets, so fewer buckets cost less per event, and an id may be kept up to
+``window / BUCKETS_PER_WINDOW`` longer than the window."""
 
 
 def applied_events(experiment_id: str, bucket: int) -> str:
@@ -114,13 +116,13 @@ def id_buckets(now: float, window_seconds: int) -> tuple[list[int], int]:
     """The event-id buckets to look in at epoch second ``now``, current first, and the
     seconds the current bucket must live.
 
-    A bucket spans ``w = ceil(window / 7)`` seconds; bucket ``b`` holds the ids applied in
-    ``[b w, (b + 1) w)``. Looking in the current bucket and the 7 before it covers at least
-    the last ``7 w >= window`` seconds, so an id is remembered for at least the window and
+    A bucket spans ``w = ceil(window / 3)`` seconds; bucket ``b`` holds the ids applied in
+    ``[b w, (b + 1) w)``. Looking in the current bucket and the 3 before it covers at least
+    the last ``3 w >= window`` seconds, so an id is remembered for at least the window and
     at most ``window + w``; the current bucket expires when it leaves that range.
 
-    >>> id_buckets(100.0, 70)
-    ([10, 9, 8, 7, 6, 5, 4, 3], 80)
+    >>> id_buckets(100.0, 60)
+    ([5, 4, 3, 2], 80)
     """
     width = max(1, math.ceil(window_seconds / BUCKETS_PER_WINDOW))
     current = math.floor(now / width)
