@@ -7,6 +7,7 @@ statement of the counting semantics.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import uuid
@@ -455,3 +456,32 @@ def test_event_ids_are_remembered_for_the_window_and_users_forever(make_store: M
 def test_a_store_refuses_a_window_under_a_second(make_store: MakeStore) -> None:
     with pytest.raises(ValueError, match="event_id_window"):
         make_store(event_id_window=timedelta(milliseconds=10))
+
+
+def test_the_async_write_gives_what_the_sync_one_gives(make_store: MakeStore) -> None:
+    """record_events_async (routing's exposures) follows the same contract as record_events:
+    the same results, in order, over experiments and phases, with duplicates and mismatches."""
+    sync_store, async_store = make_store(), make_store()
+    a, b, c, d = new_id(), new_id(), new_id(), new_id()
+    batches = [
+        [event(a, "u1", "control"), event(b, "u1", "treatment", phase=1)],
+        [event(a, "u1", "treatment"), event(a, "u2", "control", "conversion", event_id="x1"),
+         event(b, "u2", "control", "value", value=1.5)],
+        [event(a, "u2", "control", "conversion", event_id="x1"),
+         event(b, "u1", "treatment", phase=1)],
+    ]  # fmt: skip
+
+    async def write_all() -> list[list[EventResult]]:
+        results = []
+        for batch in batches:
+            renamed = [e.model_copy(update={"experiment_id": {a: c, b: d}[e.experiment_id]})
+                       for e in batch]  # fmt: skip
+            results.append(await async_store.record_events_async(renamed))
+        await async_store.aclose()
+        return results
+
+    expected = [sync_store.record_events(batch) for batch in batches]
+    assert asyncio.run(write_all()) == expected
+    for sync_id, async_id in ((a, c), (b, d)):
+        for phase in (0, 1):
+            assert async_store.get_counts(async_id, phase) == sync_store.get_counts(sync_id, phase)
