@@ -6,7 +6,6 @@ Two services over one SQLite file stand in for two worker processes.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +16,7 @@ from abscope.config import Settings
 from abscope.models import Status, VariantCounts
 from abscope.service import ExperimentService
 from abscope.storage.sqlite import SQLiteStore
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from tests.fixtures.clock import FakeClock
 
 
 class CountingStore(SQLiteStore):

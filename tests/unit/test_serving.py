@@ -7,7 +7,7 @@ a dead store does; the clock is injected, so the retry interval is exact.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +20,7 @@ from abscope.errors import StorageUnavailable
 from abscope.models import Event
 from abscope.service import ExperimentService
 from abscope.storage.sqlite import SQLiteStore
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from tests.fixtures.clock import FakeClock
 
 
 class SwitchableStore(SQLiteStore):
