@@ -157,3 +157,20 @@ def test_srm_banner_when_traffic_is_unbalanced(tab: Tab, api: httpx.Client) -> N
     expect(page.locator(f'#experiments tr[data-id="{experiment_id}"] .badge.srm')).to_have_text(
         "SRM"
     )
+
+
+def test_a_bandit_experiment_explains_its_adaptive_split(tab: Tab, api: httpx.Client) -> None:
+    """A Thompson experiment moves traffic on purpose: no SRM banner, and a note on why its
+    plain rates are biased and what the logged probabilities allow."""
+    experiment_id = "e2e-bandit"
+    create_experiment(api, experiment_id, allocation="thompson")
+    for i in range(300):  # /route records each exposure with its assignment probability
+        answer = api.post("/route", json={"user_id": f"b-{i:04d}", "experiment_id": experiment_id})
+        assert answer.status_code == 200 and answer.json()["exposure_recorded"], answer.text
+    results = api.get(f"/experiments/{experiment_id}/results").json()
+    assert results["srm_method"] == "adaptive" and results["srm"]["mismatch"] is False
+    page = tab.open(f"/view/{experiment_id}")
+    note = page.locator("#adaptive-note")
+    expect(note).to_be_visible()
+    expect(note).to_contain_text("inverse-probability weighting")
+    expect(page.locator("#srm-banner")).to_be_hidden()

@@ -313,3 +313,16 @@ def test_results_of_a_bandit_experiment_use_the_adaptive_check_and_say_why() -> 
     assert fixed["srm_method"] == "chi_square"
     assert fixed["adaptive_allocation_note"] is None
     assert fixed["srm"]["mismatch"] is True
+
+
+def test_an_adaptive_mismatch_says_what_the_split_was_tested_against() -> None:
+    running = experiment(allocation="thompson", status=Status.RUNNING, started_at=T0)
+    counts = {  # the treatment's Σ1/p says half of its users were never logged
+        "control": VariantCounts(samples=5000, conversions=400, inverse_probability_sum=1e4,
+                                 inverse_probability_square_sum=2e4),
+        "treatment": VariantCounts(samples=2500, conversions=200, inverse_probability_sum=5e3,
+                                   inverse_probability_square_sum=1e4),
+    }  # fmt: skip
+    view = results_view(running, 0, counts, datetime(2026, 11, 25, tzinfo=UTC))
+    assert view["srm"]["mismatch"] is True and view["decision"]["verdict"] == "invalid"
+    assert "logged assignment probabilities" in view["decision"]["message"]

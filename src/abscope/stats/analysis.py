@@ -348,7 +348,10 @@ def analyze_experiment(
         _summarise(name, name == control_name, variants[name], weight, total, p_best, opts)
         for name, weight, p_best in zip(names, shares, best, strict=True)
     )
-    decision = _decide(control_name, names, shares, variants, comparisons, srm, metric, opts)
+    decision = _decide(
+        control_name, names, shares, variants, comparisons, srm, metric, opts,
+        adaptive=propensity is not None,
+    )  # fmt: skip
     return ExperimentAnalysis(metric, control_name, opts, summaries, comparisons, srm, decision)
 
 
@@ -708,6 +711,8 @@ def _decide(
     srm: SRMResult,
     metric: MetricType,
     opts: AnalysisOptions,
+    *,
+    adaptive: bool = False,
 ) -> Decision:
     basis: Basis = "sequential" if opts.sequential else "fixed_horizon"
     if srm.mismatch:
@@ -716,7 +721,8 @@ def _decide(
             None,
             basis,
             None,
-            f"Sample ratio mismatch (p = {srm.p_value:.2g}): users are not split as configured."
+            f"Sample ratio mismatch (p = {srm.p_value:.2g}): users are not split as"
+            f" {'the logged assignment probabilities predict' if adaptive else 'configured'}."
             " Find the cause in assignment or logging before trusting any result.",
         )
     empty = [name for name in names if variants[name].n == 0]

@@ -124,11 +124,16 @@ function renderResults(r) {
   document.getElementById("decision-detail").textContent = extra.join(" · ");
   const banner = document.getElementById("srm-banner");
   if (r.srm.mismatch) {
-    banner.textContent = `Sample ratio mismatch: users are not split as configured (p = ${abscope.pValue(r.srm.p_value)}). Check assignment and logging before trusting these results.`;
+    const expected = r.srm_method === "adaptive"
+      ? "as the logged assignment probabilities predict" : "as configured";
+    banner.textContent = `Sample ratio mismatch: users are not split ${expected} (p = ${abscope.pValue(r.srm.p_value)}). Check assignment and logging before trusting these results.`;
     banner.classList.remove("hidden");
   } else {
     banner.classList.add("hidden");
   }
+  const note = document.getElementById("adaptive-note");
+  note.textContent = r.adaptive_allocation_note || "";
+  note.classList.toggle("hidden", !r.adaptive_allocation_note);
 }
 
 async function renderCharts() {
