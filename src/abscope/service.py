@@ -291,6 +291,22 @@ class ExperimentService:
     # --- events --------------------------------------------------------------------------
 
     def log(self, request: schemas.LogRequest) -> schemas.LogResponse:
+        """Record what a user did (and their exposure, if it was not recorded yet)."""
+        events = self.log_events(request)
+        return self.log_outcome(request, events, self.store.record_events(events))
+
+    def log_events_without_io(self, request: schemas.LogRequest) -> list[Event] | None:
+        """:meth:`log_events` when its checks need no I/O (a usable snapshot, a hash-routed
+        experiment), else ``None``: the HTTP layer then runs :meth:`log_events` in a thread."""
+        table = self.serving.fresh_table()
+        compiled = None if table is None else table.by_id.get(request.experiment_id)
+        if compiled is None or compiled.experiment.sticky or not compiled.pure:
+            return None
+        return self.log_events(request)
+
+    def log_events(self, request: schemas.LogRequest) -> list[Event]:
+        """The events a ``/log`` call records, once the request is checked against the
+        experiment (``Conflict`` when it contradicts the user's assignment)."""
         experiment, probability = self._check_log_target(
             request.experiment_id, request.user_id, request.variant_name
         )
@@ -314,9 +330,15 @@ class ExperimentService:
                     value_id,
                 )  # fmt: skip
             )
-        results = self.store.record_events(events)
+        return events
+
+    def log_outcome(
+        self, request: schemas.LogRequest, events: list[Event], results: list[EventResult]
+    ) -> schemas.LogResponse:
+        """The answer to a ``/log`` call whose ``events`` the store applied with ``results``
+        (a contradiction reads the user's first exposure: I/O)."""
         if any(r.outcome == "variant_mismatch" for r in results):
-            first = self.store.get_exposure(experiment.id, experiment.phase, request.user_id)
+            first = self.store.get_exposure(request.experiment_id, events[0].phase, request.user_id)
             raise Conflict(
                 f"user {request.user_id} was exposed to {first}, not {request.variant_name}"
             )

@@ -39,8 +39,19 @@ async def route(body: RouteRequest, request: Request) -> Response:
 
 
 @router.post("/log")
-def log(body: LogRequest, service: IngestService) -> LogResponse:
-    return service.log(body)
+async def log(body: LogRequest, service: IngestService) -> LogResponse:
+    """Record a conversion, a value or an exposure for a user, idempotent by ``event_id``.
+
+    Checked on the event loop when that needs no I/O (else in the thread pool), written on
+    the store's asyncio client, so a request holds no thread while the store answers.
+    """
+    events = service.log_events_without_io(body)
+    if events is None:
+        events = await run_in_threadpool(service.log_events, body)
+    results = await service.store.record_events_async(events)
+    if any(r.outcome == "variant_mismatch" for r in results):
+        return await run_in_threadpool(service.log_outcome, body, events, results)
+    return service.log_outcome(body, events, results)
 
 
 @router.post("/events")
