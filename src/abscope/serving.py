@@ -8,8 +8,9 @@
   ``bandit_refresh_seconds``;
 * a bounded set of the users whose exposure it has recorded, so a returning user costs no
   store call;
-* the store's health: after a failed store call, routing stops calling the store for
-  ``store_retry_seconds`` and then tries again, so it recovers by itself.
+* the store's health: after a failed store call, routing stops calling the store; every
+  ``store_retry_seconds`` a background ping asks whether it is back, so the service
+  recovers by itself and no request waits on a dead store.
 
 A route is decided in two steps, so that the HTTP layer can commit the exposures of many
 concurrent requests in one store call (group commit): :meth:`Serving.plan` (or
@@ -94,23 +95,47 @@ class Serving:
         self._lock = threading.Lock()
         self._table: RoutingTable | None = None
         self._dirty = True
+        self._down = False
         self._down_until = -float("inf")
+        self._probing = False
         self._bandit_cache: dict[tuple[str, int], tuple[float, list[float]]] = {}
         self._exposed: dict[tuple[str, int, str], str] = {}
 
     # --- the store's health --------------------------------------------------------------
 
     def store_available(self) -> bool:
-        """False for ``store_retry_seconds`` after a store call failed."""
-        return self._monotonic() >= self._down_until
+        """False from a failed store call until the store answers again.
+
+        Requests never wait on a store that failed: every ``store_retry_seconds`` one probe
+        (a ping, in a thread of its own) asks whether it is back.
+        """
+        if not self._down:
+            return True
+        if self._monotonic() >= self._down_until and not self._probing:
+            self._probing = True
+            threading.Thread(target=self._probe, name="abscope-store-probe", daemon=True).start()
+        return False
 
     def store_failed(self, error: StorageUnavailable) -> None:
-        if self.store_available():
+        if not self._down:
             _log.warning("the store failed; serving from the last snapshot: %s", error.message)
+        self._down = True
         self._down_until = self._monotonic() + self.settings.store_retry_seconds
 
     def store_answered(self) -> None:
-        self._down_until = -float("inf")
+        if self._down:
+            _log.warning("the store answers again")
+        self._down = False
+
+    def _probe(self) -> None:
+        try:
+            self.store.ping()
+        except StorageUnavailable:
+            self._down_until = self._monotonic() + self.settings.store_retry_seconds
+        else:
+            self.store_answered()
+        finally:
+            self._probing = False
 
     # --- the snapshot --------------------------------------------------------------------
 

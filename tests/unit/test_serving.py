@@ -6,6 +6,7 @@ a dead store does; the clock is injected, so the retry interval is exact.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +50,7 @@ class SwitchableStore(SQLiteStore):
 
 _DATA_CALLS = frozenset(
     {
-        "list_experiments", "get_experiment", "record_events", "get_counts", "get_exposure",
+        "ping", "list_experiments", "get_experiment", "record_events", "get_counts", "get_exposure",
         "get_assignment", "assign_if_absent", "save_experiment", "create_experiment",
     }
 )  # fmt: skip
@@ -169,6 +170,12 @@ def test_a_dead_store_serves_the_last_snapshot_and_the_service_recovers(
         service.log(schemas.LogRequest(experiment_id=hashed, user_id="a", variant_name=before["a"]))
     store.down = False
     clock.advance(service.settings.store_retry_seconds)
+    # The next request starts a probe in the background and is still served without the
+    # store; once the probe has its answer, exposures are recorded again.
+    assert service.route("probing", hashed).exposure_status == "store_unavailable"
+    deadline = time.monotonic() + 5
+    while not service.serving.store_available() and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert service.route("back", hashed).exposure_status == "recorded"
     assert sum(_samples(service, hashed).values()) == 3  # a, b and back
 
