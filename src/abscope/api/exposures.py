@@ -16,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from starlette.concurrency import run_in_threadpool
+
 from abscope.models import Event
+from abscope.schemas import RouteRequest
 from abscope.serving import Serving
 
-__all__ = ["ExposureCommitter"]
+__all__ = ["ExposureCommitter", "route_body"]
 
 _log = logging.getLogger("abscope.api.exposures")
 
@@ -101,3 +104,20 @@ class ExposureCommitter:
             count += 1
         del self._pending[:count]
         return batch, taken
+
+
+async def route_body(
+    serving: Serving, committer: ExposureCommitter, request: RouteRequest
+) -> bytes:
+    """The ``/route`` answer: decided on the event loop when that needs no I/O (hash routing
+    on a usable snapshot), else in the thread pool; the exposures committed with those of
+    concurrent requests before the answer. The errors of ``Serving.plan`` pass through."""
+    plan = serving.plan_without_io(request.user_id, request.experiment_id, request.expose)
+    if plan is None:
+        plan = await run_in_threadpool(
+            serving.plan, request.user_id, request.experiment_id, request.expose
+        )
+    recorded: list[str | None] | None = []
+    if plan.exposures:
+        recorded = await committer.record(plan.exposures)
+    return serving.answer(plan, recorded)

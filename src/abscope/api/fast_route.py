@@ -17,14 +17,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from abscope.api.deps import ingest_key_accepted
-from abscope.api.exposures import ExposureCommitter
+from abscope.api.exposures import ExposureCommitter, route_body
 from abscope.config import Settings
 from abscope.errors import AbscopeError
 from abscope.schemas import RouteRequest
-from abscope.serving import RoutePlan, Serving
+from abscope.serving import Serving
 
 __all__ = ["RouteFastPath"]
 
@@ -92,21 +91,10 @@ class RouteFastPath:
             request = RouteRequest.model_validate_json(body)
         except ValidationError:
             return None
-        serving = self._serving
-        plan: RoutePlan | None = serving.plan_without_io(
-            request.user_id, request.experiment_id, request.expose
-        )
-        if plan is None:
-            try:
-                plan = await run_in_threadpool(
-                    serving.plan, request.user_id, request.experiment_id, request.expose
-                )
-            except AbscopeError:  # not found, or no snapshot and no store: FastAPI says so
-                return None
-        recorded: list[str | None] | None = []
-        if plan.exposures:
-            recorded = await self._exposures.record(plan.exposures)
-        return serving.answer(plan, recorded)
+        try:
+            return await route_body(self._serving, self._exposures, request)
+        except AbscopeError:  # not found, or no snapshot and no store: FastAPI says so
+            return None
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:
