@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+import pytest
 
 from abscope.config import Settings
 from tests.fixtures.uvicorn_server import UvicornServer
@@ -24,6 +25,7 @@ __all__ = [
     "HttpClient",
     "MakeClient",
     "MakeServer",
+    "backend_env",
     "TestClient",
     "assert_status",
     "create",
@@ -49,6 +51,14 @@ class HttpClient(Protocol):
     def post(self, url: str, **kwargs: Any) -> httpx.Response: ...
     def patch(self, url: str, **kwargs: Any) -> httpx.Response: ...
     def delete(self, url: str, **kwargs: Any) -> httpx.Response: ...
+
+
+def backend_env(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The server's ``ABSCOPE_*`` environment for ``backend``: a SQLite file in ``tmp_path``,
+    or the test session's own redis-server (``"redis"``)."""
+    if backend == "sqlite":
+        return {"ABSCOPE_DB_PATH": str(tmp_path / "abscope.db")}
+    return {"ABSCOPE_REDIS_URL": request.getfixturevalue("redis_url")}
 
 
 def make_settings(db_path: Path, **overrides: Any) -> Settings:

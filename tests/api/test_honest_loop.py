@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.helpers import MakeServer, assert_status
+from tests.api.helpers import MakeServer, assert_status, backend_env
 from tests.fixtures.redis_servers import RedisServer
 from tests.fixtures.uvicorn_server import UvicornServer
 
@@ -58,10 +58,7 @@ def _route_all(server: UvicornServer, experiment_id: str, users: list[str]) -> d
 def test_routed_users_are_the_samples_and_converters_the_conversions(
     backend: str, make_server: MakeServer, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    if backend == "sqlite":
-        env = {"ABSCOPE_DB_PATH": str(tmp_path / "abscope.db")}
-    else:
-        env = {"ABSCOPE_REDIS_URL": request.getfixturevalue("redis_url")}
+    env = backend_env(backend, tmp_path, request)
     server = make_server(workers=2, **env)
     experiment_id = f"loop-{backend}"
     with server.client() as client:

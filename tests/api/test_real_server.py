@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.helpers import MakeServer, assert_status, route, seed_body
+from tests.api.helpers import MakeServer, assert_status, backend_env, route, seed_body
 from tests.fixtures.redis_servers import RedisServer
 from tests.fixtures.uvicorn_server import UvicornServer
 
@@ -94,10 +94,7 @@ def _wald_interval(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float]:
 def test_the_seed_usage_example_end_to_end(
     backend: str, make_server: MakeServer, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    if backend == "sqlite":
-        env = {"ABSCOPE_DB_PATH": str(tmp_path / "abscope.db")}
-    else:
-        env = {"ABSCOPE_REDIS_URL": request.getfixturevalue("redis_url")}
+    env = backend_env(backend, tmp_path, request)
     server = make_server(workers=2, **env)
 
     with server.client() as client:
