@@ -53,6 +53,8 @@ DURATION = 4.0
 ROUNDS = 2
 USERS = 20_000
 EXPERIMENTS = 100
+EVENTS_BATCH = 1_000  # events per /events request
+EVENTS_CONNECTIONS = 4  # /events connections: 4 batches in flight keep the server busy
 EVENT_ID = "%EID%"  # replaced by a new event id in every request that has it
 ABSCOPE_APP = "abscope.api.app:create_app"
 
@@ -83,6 +85,46 @@ def trivial_app() -> FastAPI:
     @app.post("/sync")
     def parse_sync(body: RouteBody) -> dict[str, str]:
         return {"user_id": body.user_id}
+
+    return app
+
+
+class SeedLogBody(BaseModel):
+    """The body of the seed's ``/log`` (the version abscope started from)."""
+
+    experiment_id: str
+    user_id: str
+    variant_name: str
+    converted: bool = False
+    value: float | None = None
+    event_id: str | None = None
+
+
+def seed_log_app() -> FastAPI:
+    """The seed's ``/log``, rebuilt for this benchmark as the write-path baseline.
+
+    A ``def`` endpoint (FastAPI runs it in its thread pool) on one synchronous redis-py
+    client (``SEED_REDIS_URL``) that makes the seed's unpipelined calls per event: ``RPUSH``
+    of the event to the experiment's list, ``HINCRBY`` of the variant's exposures and, for
+    a conversion, ``HINCRBY`` of its conversions (a value adds ``HINCRBYFLOAT``). It keeps
+    no event ids and counts a user as often as they are logged: what abscope checks (the
+    assignment, exactly once per user, idempotent retries) it does not.
+    """
+    import redis
+
+    client = redis.Redis.from_url(os.environ["SEED_REDIS_URL"])
+    app = FastAPI()
+
+    @app.post("/log")
+    def log(body: SeedLogBody) -> dict[str, str]:
+        stats = f"seed:{body.experiment_id}:stats"
+        client.rpush(f"seed:{body.experiment_id}:events", body.model_dump_json())
+        client.hincrby(stats, f"{body.variant_name}:exposures", 1)
+        if body.converted:
+            client.hincrby(stats, f"{body.variant_name}:conversions", 1)
+        if body.value is not None:
+            client.hincrbyfloat(stats, f"{body.variant_name}:value", body.value)
+        return {"status": "logged"}
 
     return app
 
@@ -383,92 +425,175 @@ def _start_experiments(server: UvicornServer, ids: Sequence[str]) -> None:
             client.post(f"/experiments/{experiment_id}/start").raise_for_status()
 
 
-def run(workdir: Path, redis_url: str) -> list[HttpFigure]:
-    """Every HTTP figure, measured in this order on servers started here."""
+def _events_bodies(experiment_id: str, batch: int = EVENTS_BATCH, count: int = 20) -> list[str]:
+    """``count`` different ``/events`` bodies of ``batch`` events each, users in their own
+    variant: 60% exposures, 15% conversions, 25% values; every event id new per request."""
+    import random
+
+    rng = random.Random(0)
+    router = Router(AssignmentConfig(experiment_id, ("control", "treatment"), (0.5, 0.5)))
+    variant_of = {f"user-{u}": router.choose(f"user-{u}") for u in range(USERS)}
+    bodies = []
+    for _ in range(count):
+        events = []
+        for index in range(batch):
+            user = f"user-{rng.randrange(USERS)}"
+            draw = rng.random()
+            kind = "exposure" if draw < 0.6 else "conversion" if draw < 0.75 else "value"
+            event: dict[str, Any] = {
+                "experiment_id": experiment_id,
+                "user_id": user,
+                "variant_name": variant_of[user],
+                "kind": kind,
+                "event_id": f"{EVENT_ID}-{index}",
+            }
+            if kind == "value":
+                event["value"] = rng.randint(-8, 40) / 4
+            events.append(event)
+        bodies.append(json.dumps({"events": events}))
+    return bodies
+
+
+SCENARIOS = (
+    "baselines",
+    "route",
+    "route-all",
+    "log-redis",
+    "events-redis",
+    "route-100",
+    "log-sqlite",
+    "seed-log",
+)
+
+
+def run(
+    workdir: Path, redis_url: str, only: Sequence[str] = SCENARIOS, rounds: int = ROUNDS
+) -> list[HttpFigure]:
+    """Every HTTP figure (or those of the ``only`` scenarios), measured in this order on
+    servers started here; the figures that are compared are measured in ``rounds``
+    interleaved rounds, so that a busy moment hurts both sides."""
     figures: list[HttpFigure] = []
 
-    def measure(key: str, label: str, server: UvicornServer, path: str, bodies: list[str]) -> None:
-        figures.append(HttpFigure(key, label, load(server, path, bodies)))
+    def measure(
+        key: str, label: str, server: UvicornServer, path: str, bodies: list[str], **options: Any
+    ) -> None:
+        figures.append(HttpFigure(key, label, load(server, path, bodies, **options)))
 
     first = "bench-000"
+    log_bodies = _log_bodies(first)
     with (
         UvicornServer("benchmarks.http:raw_app", workdir / "raw.log", access_log=False) as raw,
         UvicornServer(
             "benchmarks.http:trivial_app", workdir / "trivial.log", access_log=False
         ) as trivial,
         UvicornServer(
+            "benchmarks.http:seed_log_app",
+            workdir / "seed.log",
+            env={"SEED_REDIS_URL": redis_url},
+            access_log=False,
+        ) as seed,
+        UvicornServer(
             ABSCOPE_APP,
             workdir / "abscope-redis.log",
             env={"ABSCOPE_REDIS_URL": redis_url},
             access_log=False,
         ) as abscope,
+        UvicornServer(
+            ABSCOPE_APP,
+            workdir / "abscope-sqlite.log",
+            env={"ABSCOPE_DB_PATH": str(workdir / "db")},
+            access_log=False,
+        ) as embedded,
     ):
         _start_experiments(abscope, [first])
+        _start_experiments(embedded, [first])
         plain, with_id = _route_bodies(None), _route_bodies(first)
         new_users = _route_bodies(first, new_users=True)
         peek = _route_bodies(first, expose=False)
-        for _ in range(ROUNDS):  # interleaved, so that a busy moment hurts both sides
-            measure("raw", "raw ASGI hello world (uvicorn floor)", raw, "/", with_id)
+        for _ in range(rounds):
+            if "baselines" in only:
+                measure("raw", "raw ASGI hello world (uvicorn floor)", raw, "/", with_id)
+                measure(
+                    "async",
+                    "trivial FastAPI POST, pydantic body, async def (baseline)",
+                    trivial,
+                    "/async",
+                    with_id,
+                )
+                measure(
+                    "sync", "trivial FastAPI POST, pydantic body, def", trivial, "/sync", with_id
+                )
+            if "seed-log" in only:
+                measure(
+                    "seed-log",
+                    "the seed's /log: def, sync redis-py, RPUSH + HINCRBY (+ HINCRBY) (baseline)",
+                    seed,
+                    "/log",
+                    log_bodies,
+                )
+            if "route" in only:
+                measure(
+                    "route-1-id",
+                    "/route, 1 running, a new user per request (records each exposure)",
+                    abscope,
+                    "/route",
+                    new_users,
+                )
+                measure(
+                    "route-1-repeat",
+                    f"/route, 1 running, {USERS:,} users in a cycle (exposures recorded once)",
+                    abscope,
+                    "/route",
+                    with_id,
+                )
+                measure(
+                    "route-1-peek", '/route, 1 running, "expose": false', abscope, "/route", peek
+                )
+            if "log-redis" in only:
+                measure(
+                    "log-redis",
+                    "/log (Redis), 1/10 converted, 1/4 with value",
+                    abscope,
+                    "/log",
+                    log_bodies,
+                )
+            if "log-sqlite" in only:
+                measure(
+                    "log-sqlite",
+                    "/log (SQLite), 1/10 converted, 1/4 with value",
+                    embedded,
+                    "/log",
+                    log_bodies,
+                )
+            if "events-redis" in only:
+                measure(
+                    "events-redis",
+                    f"/events (Redis), {EVENTS_BATCH:,} events per request",
+                    abscope,
+                    "/events",
+                    _events_bodies(first),
+                    connections=EVENTS_CONNECTIONS,
+                )
+        if "route-all" in only:
             measure(
-                "async",
-                "trivial FastAPI POST, pydantic body, async def (baseline)",
-                trivial,
-                "/async",
-                with_id,
+                "route-1-all", "/route without experiment_id, 1 running", abscope, "/route", plain
             )
-            measure("sync", "trivial FastAPI POST, pydantic body, def", trivial, "/sync", with_id)
+        if "route-100" in only:
+            _start_experiments(abscope, [f"bench-{i:03d}" for i in range(1, EXPERIMENTS)])
             measure(
-                "route-1-id",
-                "/route, 1 running, a new user per request (records each exposure)",
+                "route-100-id",
+                f"/route, {EXPERIMENTS} running, a new user per request",
                 abscope,
                 "/route",
                 new_users,
             )
             measure(
-                "route-1-repeat",
-                f"/route, 1 running, {USERS:,} users in a cycle (exposures recorded once)",
+                "route-100-all",
+                f"/route without experiment_id, {EXPERIMENTS} running",
                 abscope,
                 "/route",
-                with_id,
+                plain,
             )
-            measure("route-1-peek", '/route, 1 running, "expose": false', abscope, "/route", peek)
-        measure("route-1-all", "/route without experiment_id, 1 running", abscope, "/route", plain)
-        measure(
-            "log-redis",
-            "/log (Redis), 1/10 converted, 1/4 with value",
-            abscope,
-            "/log",
-            _log_bodies(first),
-        )
-        _start_experiments(abscope, [f"bench-{i:03d}" for i in range(1, EXPERIMENTS)])
-        measure(
-            "route-100-id",
-            f"/route, {EXPERIMENTS} running, a new user per request",
-            abscope,
-            "/route",
-            new_users,
-        )
-        measure(
-            "route-100-all",
-            f"/route without experiment_id, {EXPERIMENTS} running",
-            abscope,
-            "/route",
-            plain,
-        )
-    with UvicornServer(
-        ABSCOPE_APP,
-        workdir / "abscope-sqlite.log",
-        env={"ABSCOPE_DB_PATH": str(workdir / "db")},
-        access_log=False,
-    ) as embedded:
-        _start_experiments(embedded, [first])
-        measure(
-            "log-sqlite",
-            "/log (SQLite), 1/10 converted, 1/4 with value",
-            embedded,
-            "/log",
-            _log_bodies(first),
-        )
     return figures
 
 
@@ -481,13 +606,13 @@ def best(figures: Sequence[HttpFigure]) -> dict[str, HttpFigure]:
     return chosen
 
 
-def main() -> None:
+def main(only: Sequence[str] = SCENARIOS) -> None:
     from tests.fixtures.redis_servers import RedisServer
 
     with tempfile.TemporaryDirectory(prefix="abscope-bench-") as directory:
         workdir = Path(directory)
         with RedisServer(workdir / "redis") as redis_server:
-            figures = best(run(workdir, redis_server.url))
+            figures = best(run(workdir, redis_server.url, only))
     for figure in figures.values():
         r = figure.result
         print(
@@ -500,4 +625,4 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--load"]:
         _load_main()
     else:
-        main()
+        main(sys.argv[1:] or SCENARIOS)  # e.g. python -m benchmarks.http baselines log-redis

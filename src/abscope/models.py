@@ -26,6 +26,7 @@ __all__ = [
     "Slug",
     "Status",
     "UserId",
+    "VALUE_EVENT_ID_SUFFIX",
     "Variant",
     "VariantCounts",
     "WEIGHT_TOLERANCE",
@@ -37,6 +38,8 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 WEIGHT_TOLERANCE = 1e-9
 MAX_USER_ID_LENGTH = 256
 MAX_TEXT_LENGTH = 2000
+VALUE_EVENT_ID_SUFFIX = "#value"
+"""A ``/log`` call with a value records two events: the value's id is the call's plus this."""
 
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN, description="Lower-case slug, 1-64 chars")]
 UserId = Annotated[str, Field(min_length=1, max_length=MAX_USER_ID_LENGTH)]
@@ -201,7 +204,10 @@ class Event(_Model):
     value: float | None = Field(default=None, allow_inf_nan=False, ge=-1e12, le=1e12)
     probability: float = Field(default=1.0, gt=0.0, le=1.0)
     at: datetime
-    event_id: str | None = Field(default=None, min_length=1, max_length=128)
+    # 128 characters as a request gives it, plus the suffix of a /log call's value event.
+    event_id: str | None = Field(
+        default=None, min_length=1, max_length=128 + len(VALUE_EVENT_ID_SUFFIX)
+    )
 
     @classmethod
     def exposure(
@@ -215,19 +221,40 @@ class Event(_Model):
     ) -> Event:
         """An exposure built from values that are valid already (a compiled experiment's
         id, phase and variant, a validated user id, a probability in (0, 1]), without
-        validating them again: routing builds one per request. Equal to the validated
-        model of the same fields."""
+        validating them again: routing builds one per request."""
+        return cls.trusted(
+            experiment_id, phase, user_id, variant, "exposure", None, probability, at
+        )
+
+    @classmethod
+    def trusted(
+        cls,
+        experiment_id: str,
+        phase: int,
+        user_id: str,
+        variant: str,
+        kind: EventKind,
+        value: float | None,
+        probability: float,
+        at: datetime,
+        event_id: str | None = None,
+    ) -> Event:
+        """An event built from values that are valid already, without validating them
+        again: the fields of a validated request body (``LogRequest``, ``BatchEvent``), a
+        compiled experiment's id, phase and variant, a probability in (0, 1], an aware
+        ``at``, and a value given exactly when ``kind`` is ``value``. The hot paths build
+        one or more per request. Equal to the validated model of the same fields."""
         event = cls.__new__(cls)
         fields = {
             "experiment_id": experiment_id,
             "phase": phase,
             "user_id": user_id,
             "variant": variant,
-            "kind": "exposure",
-            "value": None,
+            "kind": kind,
+            "value": value,
             "probability": probability,
             "at": at,
-            "event_id": None,
+            "event_id": event_id,
         }
         object.__setattr__(event, "__dict__", fields)
         object.__setattr__(event, "__pydantic_fields_set__", set(fields))

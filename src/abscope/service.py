@@ -39,13 +39,15 @@ from abscope.bandits import (
     simulate,
 )
 from abscope.config import Settings
-from abscope.errors import Conflict, InvalidInput, NotFound
+from abscope.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
 from abscope.jsonable import to_jsonable
 from abscope.models import (
     ALLOWED_TRANSITIONS,
+    VALUE_EVENT_ID_SUFFIX,
     WEIGHT_TOLERANCE,
     AuditEntry,
     Event,
+    EventKind,
     Experiment,
     Status,
     Variant,
@@ -311,13 +313,13 @@ class ExperimentService:
             request.experiment_id, request.user_id, request.variant_name
         )
         at = self._event_time(experiment, request.timestamp, "timestamp")
-        kind = "conversion" if request.converted else "exposure"
+        kind: EventKind = "conversion" if request.converted else "exposure"
         user, variant = request.user_id, request.variant_name
         events = [
             self._event(experiment, user, variant, kind, probability, at, None, request.event_id)
         ]
         if request.value is not None:
-            value_id = f"{request.event_id}#value" if request.event_id else None
+            value_id = f"{request.event_id}{VALUE_EVENT_ID_SUFFIX}" if request.event_id else None
             events.append(
                 self._event(
                     experiment,
@@ -336,7 +338,15 @@ class ExperimentService:
         self, request: schemas.LogRequest, events: list[Event], results: list[EventResult]
     ) -> schemas.LogResponse:
         """The answer to a ``/log`` call whose ``events`` the store applied with ``results``
-        (a contradiction reads the user's first exposure: I/O)."""
+        (a contradiction reads the user's first exposure: I/O). The events of one call
+        belong to one experiment and are applied together: ``unavailable`` (a Redis
+        Cluster node failed in a batch committed with other calls' events) means that
+        none of them was."""
+        if any(r.outcome == "unavailable" for r in results):
+            raise StorageUnavailable(
+                f"the store did not apply the events of a /log call to {request.experiment_id}",
+                public="the store could not record the events",
+            )
         if any(r.outcome == "variant_mismatch" for r in results):
             first = self.store.get_exposure(request.experiment_id, events[0].phase, request.user_id)
             raise Conflict(
@@ -622,28 +632,19 @@ class ExperimentService:
         experiment: Experiment,
         user_id: str,
         variant: str,
-        kind: str,
+        kind: EventKind,
         probability: float,
         at: datetime,
         value: float | None,
         event_id: str | None,
     ) -> Event:
-        try:
-            return Event.model_validate(
-                {
-                    "experiment_id": experiment.id,
-                    "phase": experiment.phase,
-                    "user_id": user_id,
-                    "variant": variant,
-                    "kind": kind,
-                    "value": value,
-                    "probability": probability,
-                    "at": at if at.tzinfo else at.replace(tzinfo=UTC),
-                    "event_id": event_id,
-                }
-            )
-        except ValidationError as error:
-            raise _invalid(error) from None
+        """The event of a validated request's fields (``LogRequest`` or ``BatchEvent``),
+        checked against ``experiment`` already: built without validating them again."""
+        aware = at if at.tzinfo else at.replace(tzinfo=UTC)
+        return Event.trusted(
+            experiment.id, experiment.phase, user_id, variant, kind, value, probability, aware,
+            event_id,
+        )  # fmt: skip
 
 
 def _phase(experiment: Experiment, phase: int | None) -> int:

@@ -1,50 +1,31 @@
-"""The FastAPI application factory, and the one place errors become HTTP statuses.
+"""The FastAPI application factory: the store, the service, the routers and the middlewares.
 
-=========================  ======  ===========================================
-error                      status  body
-=========================  ======  ===========================================
-NotFound                   404     ``{"detail": message}``
-Conflict                   409     ``{"detail": message}``
-InvalidInput               422     ``{"detail": [{"loc": [...field], "msg"}]}``
-request validation         422     FastAPI's ``detail`` list, ``loc`` names the field
-body over the size limit   413     ``{"detail": message}``
-StorageUnavailable         503     ``{"detail": public message}`` and
-                                   ``Retry-After``; nothing was applied
-=========================  ======  ===========================================
-
-A 503 body names the action that failed, never the store's address or the driver's
-message: those go to the ``abscope.api`` log.
+Errors become HTTP statuses in one place, :mod:`abscope.api.errors`.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, HTTPException
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from abscope import __version__, web
-from abscope.api.exposures import ExposureCommitter
-from abscope.api.fast_route import RouteFastPath
+from abscope.api.errors import RETRY_AFTER_SECONDS, map_errors
+from abscope.api.fast_path import FastPath
+from abscope.api.group_commit import GroupCommit
+from abscope.api.hot_paths import record_exposures
 from abscope.api.routes import analysis, charts, experiments, health, traffic
 from abscope.config import Settings, get_settings
-from abscope.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
 from abscope.service import ExperimentService
 from abscope.storage.base import Store
 
 __all__ = ["RETRY_AFTER_SECONDS", "create_app", "open_store"]
-
-RETRY_AFTER_SECONDS: Final = 1
-"""``Retry-After`` of a 503: the service probes the store again within a second."""
-
-_log = logging.getLogger("abscope.api")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -124,7 +105,9 @@ def create_app(
     app.state.service = service or ExperimentService(
         store or open_store(config), config, rng=np.random.default_rng()
     )
-    app.state.exposures = ExposureCommitter(app.state.service.serving)
+    serving = app.state.service.serving
+    app.state.exposures = GroupCommit(lambda events: record_exposures(serving, events))
+    app.state.events = GroupCommit(app.state.service.store.record_events_async)
     # Traffic first: route matching walks the routers in order, and /route is the hot path.
     for router in (
         traffic.router,
@@ -136,13 +119,14 @@ def create_app(
         app.include_router(router)
     app.include_router(web.router)
     app.mount("/static", web.static_files(), name="static")
-    _map_errors(app)
+    map_errors(app)
     # Innermost of the middlewares: CORS and the body limit apply to it as to every route.
     app.add_middleware(
-        RouteFastPath,
+        FastPath,
         settings=config,
-        serving=app.state.service.serving,
+        service=app.state.service,
         exposures=app.state.exposures,
+        events=app.state.events,
     )
     if config.cors_origins:
         app.add_middleware(
@@ -153,41 +137,3 @@ def create_app(
         )
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
     return app
-
-
-def _map_errors(app: FastAPI) -> None:
-    async def not_found(_: Request, error: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, 404)
-
-    async def conflict(_: Request, error: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, 409)
-
-    async def invalid(_: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, InvalidInput)
-        location = ["body", *error.field.split(".")]
-        return JSONResponse({"detail": [{"loc": location, "msg": error.detail}]}, 422)
-
-    async def unavailable(_: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, StorageUnavailable)
-        _log.warning("503: %s", error.message)
-        return JSONResponse(
-            {"detail": f"storage unavailable: {error.public}; retry later"},
-            503,
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-
-    async def invalid_request(_: Request, error: Exception) -> JSONResponse:
-        # FastAPI's default echoes the offending input, which fails to serialise when it
-        # holds NaN or infinity (a 500). The field, the message and the type are enough.
-        assert isinstance(error, RequestValidationError)
-        detail = [
-            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
-            for e in error.errors()
-        ]
-        return JSONResponse({"detail": detail}, 422)
-
-    app.add_exception_handler(RequestValidationError, invalid_request)
-    app.add_exception_handler(NotFound, not_found)
-    app.add_exception_handler(Conflict, conflict)
-    app.add_exception_handler(InvalidInput, invalid)
-    app.add_exception_handler(StorageUnavailable, unavailable)

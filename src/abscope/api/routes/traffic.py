@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from abscope.api.deps import IngestService, ingest_service
-from abscope.api.exposures import route_body
+from abscope.api.hot_paths import log_body, route_body
 from abscope.schemas import (
     BatchRequest,
     BatchResponse,
@@ -23,28 +22,25 @@ router = APIRouter(tags=["traffic"])
 async def route(body: RouteRequest, request: Request) -> Response:
     """Which variant (and model) to serve this user, recording the user's exposure.
 
-    Ordinary requests are answered by ``abscope.api.fast_route`` before they reach here;
-    both run :func:`abscope.api.exposures.route_body`.
+    Ordinary requests are answered by ``abscope.api.fast_path`` before they reach here;
+    both run :func:`abscope.api.hot_paths.route_body`.
     """
     serving = ingest_service(request).serving  # not a dependency: see ingest_service
     answer = await route_body(serving, request.app.state.exposures, body)
     return Response(answer, media_type="application/json")
 
 
-@router.post("/log")
-async def log(body: LogRequest, service: IngestService) -> LogResponse:
+@router.post("/log", response_model=LogResponse)
+async def log(body: LogRequest, request: Request) -> Response:
     """Record a conversion, a value or an exposure for a user, idempotent by ``event_id``.
 
-    Checked on the event loop when that needs no I/O (else in the thread pool), written on
-    the store's asyncio client, so a request holds no thread while the store answers.
+    Committed with the events of concurrent calls; ordinary requests are answered by
+    ``abscope.api.fast_path`` before they reach here, and both run
+    :func:`abscope.api.hot_paths.log_body`.
     """
-    events = service.log_events_without_io(body)
-    if events is None:
-        events = await run_in_threadpool(service.log_events, body)
-    results = await service.store.record_events_async(events)
-    if any(r.outcome == "variant_mismatch" for r in results):
-        return await run_in_threadpool(service.log_outcome, body, events, results)
-    return service.log_outcome(body, events, results)
+    service = ingest_service(request)
+    answer = await log_body(service, request.app.state.events, body)
+    return Response(answer, media_type="application/json")
 
 
 @router.post("/events")

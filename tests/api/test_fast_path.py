@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from abscope.api.app import create_app
-from abscope.api.fast_route import RouteFastPath
+from abscope.api.fast_path import FastPath
 from tests.api.helpers import TestClient, assert_status, make_settings
 
 KEYS = {"admin_api_key": "admin-secret", "ingest_api_key": "ingest-secret"}
@@ -34,7 +34,7 @@ def pair(
         plain_app = create_app(make_settings(tmp_path / "plain.db", **KEYS))
         plain = stack.enter_context(TestClient(plain_app))
 
-        async def never(self: RouteFastPath, headers: Any, body: bytes) -> None:
+        async def never(self: FastPath, path: str, headers: Any, body: bytes) -> None:
             return None
 
         # Only the plain app's instance: the middleware stack is built on the first request.
@@ -45,8 +45,8 @@ def pair(
         layer = _fast_path(fast.app)
         original = layer._answer
 
-        async def counted(headers: Any, body: bytes) -> bytes | None:
-            answer = await original(headers, body)
+        async def counted(path: str, headers: Any, body: bytes) -> bytes | None:
+            answer = await original(path, headers, body)
             if answer is not None:
                 answered.append(answer)
             return answer
@@ -66,18 +66,29 @@ def pair(
         yield fast, plain
 
 
-def _fast_path(app: Any) -> RouteFastPath:
+def _fast_path(app: Any) -> FastPath:
     layer: Any = app.middleware_stack
-    while not isinstance(layer, RouteFastPath):
+    while not isinstance(layer, FastPath):
         layer = layer.app
     return layer
 
 
-def _same(pair: tuple[TestClient, TestClient], **request: Any) -> Any:
-    fast, plain = (client.post("/route", **request) for client in pair)
+def _same(
+    pair: tuple[TestClient, TestClient],
+    path: str = "/route",
+    *,
+    clock: bool = False,
+    **request: Any,
+) -> Any:
+    """POST to both; the same answer, byte for byte (``clock``: whose message quotes the
+    clock or a creation time, the same field)."""
+    fast, plain = (client.post(path, **request) for client in pair)
     assert fast.status_code == plain.status_code, (fast.text, plain.text)
     assert fast.headers["content-type"] == plain.headers["content-type"]
-    assert fast.content == plain.content
+    if clock:
+        assert fast.json()["detail"][0]["loc"] == plain.json()["detail"][0]["loc"]
+    else:
+        assert fast.content == plain.content
     return fast
 
 
@@ -115,8 +126,82 @@ def test_ordinary_routes_are_answered_alike(pair: tuple[TestClient, TestClient])
         ({"content": b"user_id=u1", "headers": INGEST | {"Content-Type": "text/plain"}}, 422),
     ],
 )
-def test_everything_else_is_answered_by_fastapi(
+def test_everything_else_is_answered_as_fastapi_answers_it(
     pair: tuple[TestClient, TestClient], request_args: dict[str, Any], status: int
 ) -> None:
     assert _same(pair, **request_args).status_code == status
     assert pair[0].answered == []  # type: ignore[attr-defined]
+
+
+ASSIGNED = "assigned"  # replaced by the user's variant
+
+
+def _log(user: str, variant: str, **extra: Any) -> dict[str, Any]:
+    return {"experiment_id": "plain", "user_id": user, "variant_name": variant} | extra
+
+
+def test_ordinary_logs_are_answered_alike(pair: tuple[TestClient, TestClient]) -> None:
+    fast, _ = pair
+    before = len(fast.answered)  # type: ignore[attr-defined]
+    for i in range(40):
+        user = f"log-user-{i}"
+        variant = _same(pair, json={"user_id": user, "experiment_id": "plain", "expose": False},
+                        headers=INGEST).json()["variant_name"]  # fmt: skip
+        extra: dict[str, Any] = {"event_id": f"e-{i}", "converted": i % 2 == 0}
+        if i % 3 == 0:
+            extra["value"] = i * 0.5
+        for _ in range(2):  # the retry is a duplicate on both
+            answer = _same(pair, "/log", json=_log(user, variant, **extra), headers=INGEST)
+            assert answer.status_code == 200
+    assert len(fast.answered) - before == 40 + 80  # type: ignore[attr-defined]
+    for client in pair:
+        results = client.get("/experiments/plain/results", headers=ADMIN).json()
+        assert results["control_samples"] + results["treatment_samples"] == 40
+        assert sum(v["conversions"] for v in results["variants"]) == 20
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (_log("u1", "control"), {}, 401),
+        (_log("u1", "control"), {"X-API-Key": "no"}, 401),
+        (_log("u1", "Control"), INGEST, 422),
+        (_log("u1", "control", value=float("inf")), INGEST, 422),
+        (_log("u1", "control", event_id="not valid!"), INGEST, 422),
+        (_log("u1", "control", extra=1), INGEST, 422),
+        (_log("u1", "nope"), INGEST, 409),  # not a variant
+        (_log("u1", "control") | {"experiment_id": "nope"}, INGEST, 404),
+        (_log("u1", ASSIGNED, timestamp="2999-01-01T00:00:00Z"), INGEST, 422),
+    ],
+)
+def test_bad_logs_are_answered_as_fastapi_answers_them(
+    pair: tuple[TestClient, TestClient], body: dict[str, Any], headers: dict[str, str], status: int
+) -> None:
+    if body.get("value") == float("inf"):
+        request: dict[str, Any] = {"content": b'{"experiment_id": "plain", "user_id": "u1", '
+                                   b'"variant_name": "control", "value": 1e999}'}  # fmt: skip
+        headers = headers | {"Content-Type": "application/json"}
+    else:
+        if body["variant_name"] == ASSIGNED:
+            route = {"user_id": "u1", "experiment_id": "plain", "expose": False}
+            body = body | {"variant_name": pair[0].post("/route", json=route, headers=INGEST)
+                           .json()["variant_name"]}  # fmt: skip
+            pair[0].answered.clear()  # type: ignore[attr-defined]
+        request = {"json": body}
+    clock = "timestamp" in body
+    assert _same(pair, "/log", headers=headers, clock=clock, **request).status_code == status
+    assert pair[0].answered == []  # type: ignore[attr-defined]
+    for client in pair:  # nothing was counted
+        results = client.get("/experiments/plain/results", headers=ADMIN).json()
+        assert results["control_samples"] + results["treatment_samples"] == 0
+
+
+def test_a_log_for_another_variant_than_assigned_is_a_conflict_on_both(
+    pair: tuple[TestClient, TestClient],
+) -> None:
+    assigned = _same(pair, json={"user_id": "u7", "experiment_id": "plain", "expose": False},
+                     headers=INGEST).json()["variant_name"]  # fmt: skip
+    other = "treatment" if assigned == "control" else "control"
+    answer = _same(pair, "/log", json=_log("u7", other), headers=INGEST)
+    assert answer.status_code == 409
+    assert "u7" in answer.json()["detail"]
