@@ -17,7 +17,8 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -52,7 +53,7 @@ from abscope.models import (
     Status,
     Variant,
 )
-from abscope.routing import compile_experiment
+from abscope.routing import CompiledExperiment, compile_experiment
 from abscope.serving import STICKY_PHASE, Serving
 from abscope.stats.planner import (
     DurationPlan,
@@ -64,7 +65,7 @@ from abscope.stats.planner import (
 )
 from abscope.storage.base import EventResult, Store
 
-__all__ = ["Action", "ExperimentService", "STICKY_PHASE"]
+__all__ = ["Action", "CheckedBatch", "ExperimentService", "STICKY_PHASE", "batch_result"]
 
 
 _log = logging.getLogger("abscope.service")
@@ -95,6 +96,42 @@ def _invalid(error: ValidationError, prefix: str = "") -> InvalidInput:
     first = error.errors()[0]
     location = ".".join(str(part) for part in first["loc"]) or "body"
     return InvalidInput(f"{prefix}{location}", first["msg"].removeprefix("Value error, "))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedBatch:
+    """A checked ``/events`` batch: the ``events`` that passed, at positions ``slots`` of
+    the batch, and the message of each rejected position."""
+
+    size: int
+    events: list[Event]
+    slots: list[int]
+    rejected: dict[int, str]
+
+    def outcomes(self, stored: Sequence[EventResult]) -> list[EventResult | str]:
+        """Each position's outcome: the store's result, or the rejection's message."""
+        outcomes: list[EventResult | str] = [""] * self.size
+        for index, message in self.rejected.items():
+            outcomes[index] = message
+        for index, result in zip(self.slots, stored, strict=True):
+            outcomes[index] = result
+        return outcomes
+
+    def response(self, stored: Sequence[EventResult]) -> schemas.BatchResponse:
+        """The answer once the store applied ``events`` with ``stored``."""
+        results = [
+            schemas.BatchResult(status="rejected", error=o)
+            if isinstance(o, str)
+            else batch_result(o)
+            for o in self.outcomes(stored)
+        ]
+        return schemas.BatchResponse(
+            results=results,
+            counted=sum(r.status == "counted" for r in results),
+            duplicates=sum(r.status == "duplicate" for r in results),
+            rejected=sum(r.status in ("rejected", "variant_mismatch") for r in results),
+            unavailable=sum(r.status == "unavailable" for r in results),
+        )
 
 
 class ExperimentService:
@@ -361,40 +398,56 @@ class ExperimentService:
 
     def ingest(self, request: schemas.BatchRequest) -> schemas.BatchResponse:
         """Apply a batch: each event is checked, then all valid ones go in one store call."""
+        batch = self.check_batch(request)
+        return batch.response(self.store.record_events(batch.events))
+
+    def check_batch(self, request: schemas.BatchRequest) -> CheckedBatch:
+        """The events of a batch that pass their checks, and why each other one is rejected.
+
+        Each event is checked as ``/log`` checks its call. Events of a hash-routed
+        experiment on the snapshot are checked without I/O, at a few microseconds each;
+        the rest (a sticky or bandit experiment, one that is not running) by the general
+        check, which may read the store.
+        """
         if len(request.events) > self.settings.max_batch_size:
             raise InvalidInput("events", f"at most {self.settings.max_batch_size} events per batch")
         now = self._clock()
-        prepared: list[tuple[int, Event]] = []
-        results: list[schemas.BatchResult | None] = [None] * len(request.events)
+        table = self.serving.table()
+        events: list[Event] = []
+        slots: list[int] = []
+        rejected: dict[int, str] = {}
         for index, item in enumerate(request.events):
             try:
-                experiment, probability = self._check_log_target(
-                    item.experiment_id, item.user_id, item.variant_name
-                )
+                compiled = table.by_id.get(item.experiment_id)
+                if compiled is not None and compiled.pure:
+                    experiment = compiled.experiment
+                    probability = self._hashed_probability(
+                        compiled, item.user_id, item.variant_name
+                    )
+                else:
+                    experiment, probability = self._check_log_target(
+                        item.experiment_id, item.user_id, item.variant_name
+                    )
                 if item.kind == "value" and item.value is None:
                     raise InvalidInput(f"events.{index}.value", "required for a value event")
                 if item.kind != "value" and item.value is not None:
                     raise InvalidInput(f"events.{index}.value", f"not allowed for {item.kind}")
-                at = self._event_time(experiment, item.timestamp, f"events.{index}.timestamp", now)
-                event = self._event(
-                    experiment, item.user_id, item.variant_name, item.kind, probability,
-                    at, item.value, item.event_id,
+                at = now
+                if item.timestamp is not None:
+                    at = self._event_time(
+                        experiment, item.timestamp, f"events.{index}.timestamp", now
+                    )
+                event = Event.trusted(
+                    experiment.id, experiment.phase, item.user_id, item.variant_name, item.kind,
+                    item.value, probability, at if at.tzinfo else at.replace(tzinfo=UTC),
+                    item.event_id,
                 )  # fmt: skip
             except (NotFound, Conflict, InvalidInput) as error:
-                results[index] = schemas.BatchResult(status="rejected", error=error.message)
+                rejected[index] = error.message
                 continue
-            prepared.append((index, event))
-        stored = self.store.record_events([event for _, event in prepared])
-        for (index, _), outcome in zip(prepared, stored, strict=True):
-            results[index] = _batch_result(outcome)
-        final = [r for r in results if r is not None]
-        return schemas.BatchResponse(
-            results=final,
-            counted=sum(r.status == "counted" for r in final),
-            duplicates=sum(r.status == "duplicate" for r in final),
-            rejected=sum(r.status in ("rejected", "variant_mismatch") for r in final),
-            unavailable=sum(r.status == "unavailable" for r in final),
-        )
+            events.append(event)
+            slots.append(index)
+        return CheckedBatch(len(request.events), events, slots, rejected)
 
     # --- analysis ------------------------------------------------------------------------
 
@@ -564,7 +617,9 @@ class ExperimentService:
                 " it is running or paused"
             )
         experiment = compiled.experiment
-        if experiment.variant(variant_name) is None:
+        if compiled.pure:
+            return experiment, self._hashed_probability(compiled, user_id, variant_name)
+        if variant_name not in compiled.answers:
             raise Conflict(f"{variant_name!r} is not a variant of {experiment_id}")
         if experiment.sticky:
             stored = self.store.get_assignment(experiment.id, STICKY_PHASE, user_id)
@@ -587,6 +642,22 @@ class ExperimentService:
         # Bandit assignments are random per request: the first exposure decides, and the
         # store refuses a later event for another variant.
         return experiment, self.serving.assignment_probability(compiled, user_id, variant_name)
+
+    @staticmethod
+    def _hashed_probability(compiled: CompiledExperiment, user_id: str, variant_name: str) -> float:
+        """:meth:`_check_log_target` of a hash-routed experiment (``compiled.pure``): no I/O."""
+        if variant_name not in compiled.answers:
+            raise Conflict(f"{variant_name!r} is not a variant of {compiled.experiment.id}")
+        assigned = compiled.router.choose(user_id)
+        if assigned != variant_name:
+            where = assigned or "no variant (not in the experiment's traffic)"
+            raise Conflict(
+                f"user {user_id} is assigned {where} in {compiled.experiment.id},"
+                f" not {variant_name}"
+            )
+        if user_id in compiled.experiment.forced_variants:
+            return 1.0
+        return compiled.probability[variant_name]
 
     def _event_time(
         self,
@@ -670,7 +741,8 @@ _OUTCOME_ERRORS = {
 }
 
 
-def _batch_result(result: EventResult) -> schemas.BatchResult:
+def batch_result(result: EventResult) -> schemas.BatchResult:
+    """The answer for one event the store applied with ``result``."""
     return schemas.BatchResult(
         status=result.outcome,
         error=_OUTCOME_ERRORS.get(result.outcome),

@@ -6,6 +6,7 @@ do not assert; these check the mechanism instead, on a real TCP connection.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -56,11 +57,17 @@ def accepted() -> Iterator[socket.socket]:
 def test_the_protocol_sets_tcp_nodelay_on_its_connection(accepted: socket.socket) -> None:
     config = uvicorn.Config(_app, lifespan="off", log_level="warning")
     config.load()
-    protocol = NoDelayH11Protocol(config=config, server_state=ServerState(), app_state={})
-    assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
-    protocol.connection_made(_Transport(accepted))  # type: ignore[arg-type]
-    assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
-    protocol.timeout_keep_alive_task and protocol.timeout_keep_alive_task.cancel()
+    loop = asyncio.new_event_loop()  # its own: whether the thread has one depends on test order
+    try:
+        protocol = NoDelayH11Protocol(
+            config=config, server_state=ServerState(), app_state={}, _loop=loop
+        )
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+        protocol.connection_made(_Transport(accepted))  # type: ignore[arg-type]
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        protocol.timeout_keep_alive_task and protocol.timeout_keep_alive_task.cancel()
+    finally:
+        loop.close()
 
 
 def test_serve_runs_uvicorn_with_the_protocol(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,11 +1,12 @@
-"""``POST /route`` and ``POST /log`` answered below FastAPI's routing, when nothing about them
-is unusual.
+"""``POST /route``, ``/log`` and ``/events`` answered below FastAPI's routing, when nothing
+about them is unusual.
 
-``/route`` is the call a model server makes on every request and ``/log`` the call that
-follows each outcome, so their cost per call is the service's throughput. FastAPI's request
+``/route`` is the call a model server makes on every request, ``/log`` the call that follows
+each outcome and ``/events`` the batch of them, so their cost per call is the service's
+throughput. FastAPI's request
 handling (routing, the request object, dependency and body solving, the response classes)
 costs more than routing the user or checking an event does. This ASGI middleware answers
-those two POSTs itself when the request is ordinary: a JSON body that the route's schema
+those POSTs itself when the request is ordinary: a JSON body that the route's schema
 accepts and an accepted key. It runs the same function as the FastAPI route in
 ``routes/traffic.py`` (:mod:`abscope.api.hot_paths`; the routes stay there: they document
 the API and answer everything else), so the two answer alike, byte for byte.
@@ -27,10 +28,10 @@ from pydantic import ValidationError
 from abscope.api.deps import ingest_key_accepted
 from abscope.api.errors import error_response
 from abscope.api.group_commit import GroupCommit
-from abscope.api.hot_paths import log_body, route_body
+from abscope.api.hot_paths import events_body, log_body, route_body
 from abscope.config import Settings
 from abscope.errors import AbscopeError
-from abscope.schemas import LogRequest, RouteRequest
+from abscope.schemas import BatchRequest, LogRequest, RouteRequest
 from abscope.service import ExperimentService
 from abscope.storage.base import EventResult
 
@@ -43,11 +44,11 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _JSON = b"application/json"
-PATHS = frozenset({"/route", "/log"})
+PATHS = frozenset({"/route", "/log", "/events"})
 
 
 class FastPath:
-    """Answers ordinary ``POST /route`` and ``POST /log`` requests; passes the rest on."""
+    """Answers ordinary ``POST /route``, ``/log`` and ``/events`` requests; passes the rest on."""
 
     def __init__(
         self,
@@ -111,13 +112,17 @@ class FastPath:
         try:
             if path == "/route":
                 route = RouteRequest.model_validate_json(body)
-            else:
+            elif path == "/log":
                 log = LogRequest.model_validate_json(body)
+            else:
+                batch = BatchRequest.model_validate_json(body)
         except ValidationError:
             return None
         if path == "/route":
             return await route_body(self._service.serving, self._exposures, route)
-        return await log_body(self._service, self._events, log)
+        if path == "/log":
+            return await log_body(self._service, self._events, log)
+        return await events_body(self._service, batch)
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

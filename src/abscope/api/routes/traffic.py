@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from abscope.api.deps import IngestService, ingest_service
-from abscope.api.hot_paths import log_body, route_body
+from abscope.api.deps import ingest_service
+from abscope.api.hot_paths import events_body, log_body, route_body
 from abscope.schemas import (
     BatchRequest,
     BatchResponse,
@@ -43,6 +43,13 @@ async def log(body: LogRequest, request: Request) -> Response:
     return Response(answer, media_type="application/json")
 
 
-@router.post("/events")
-def events(body: BatchRequest, service: IngestService) -> BatchResponse:
-    return service.ingest(body)
+@router.post("/events", response_model=BatchResponse)
+async def events(body: BatchRequest, request: Request) -> Response:
+    """Record a batch of events: each is checked as ``/log`` checks its call, and the valid
+    ones are applied in one store call; each event's result says what happened to it.
+
+    Ordinary requests are answered by ``abscope.api.fast_path`` before they reach here;
+    both run :func:`abscope.api.hot_paths.events_body`.
+    """
+    answer = await events_body(ingest_service(request), body)
+    return Response(answer, media_type="application/json")

@@ -39,13 +39,24 @@ for g = 1, groups do
     redis.call('SADD', phases_key, ARGV[3 + g])
 end
 
-local function seen(event_id)
-    for b = 1, buckets do
-        if redis.call('SISMEMBER', KEYS[b], event_id) == 1 then
-            return true
+-- An event id is new when no bucket holds it. The older buckets are only read, so one
+-- that does not exist now cannot hold an id: they are looked up once per call, not once
+-- per event. The current bucket is claimed with SADD, whose answer says whether it held
+-- the id already (one call, not a SISMEMBER and then an SADD); an event that is then
+-- refused gives its id back.
+local older = {}
+for b = 2, buckets do
+    if redis.call('EXISTS', KEYS[b]) == 1 then
+        older[#older + 1] = KEYS[b]
+    end
+end
+local function claim(event_id)
+    for b = 1, #older do
+        if redis.call('SISMEMBER', older[b], event_id) == 1 then
+            return false
         end
     end
-    return false
+    return redis.call('SADD', KEYS[1], event_id) == 1
 end
 local ids_added = false
 
@@ -65,9 +76,27 @@ local function add(key, field, delta)
     fields[field] = current + delta
 end
 
-local function bump(counts_key, hourly_key, hour, variant, metric, delta)
-    add(counts_key, variant .. '|' .. metric, delta)
-    add(hourly_key, hour .. '|' .. variant .. '|' .. metric, delta)
+-- field names per (hour, variant) and metric: {counts field, hourly field}, made once
+local names = {}
+local function field_names(hour, variant)
+    local slot = hour .. '|' .. variant
+    local known = names[slot]
+    if known == nil then
+        known = {}
+        for _, metric in ipairs({'samples', 'inverse_probability_sum',
+                'inverse_probability_square_sum', 'conversions', 'value_sum',
+                'value_sum_squares'}) do
+            known[metric] = {variant .. '|' .. metric, slot .. '|' .. metric}
+        end
+        names[slot] = known
+    end
+    return known
+end
+
+local function bump(counts_key, hourly_key, fields, metric, delta)
+    local pair = fields[metric]
+    add(counts_key, pair[1], delta)
+    add(hourly_key, pair[2], delta)
 end
 
 local results = {}
@@ -82,26 +111,33 @@ for i = 0, n - 1 do
     local exposures_key, converted_key, totals_key = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
     local counts_key, hourly_key = KEYS[base + 4], KEYS[base + 5]
 
-    if event_id ~= '' and seen(event_id) then
+    if event_id ~= '' and not claim(event_id) then
         results[i + 1] = DUPLICATE
     else
+        if event_id ~= '' then
+            ids_added = true
+        end
         local exposed = redis.call('HGET', exposures_key, user)
         if exposed and exposed ~= variant then
+            if event_id ~= '' then
+                redis.call('SREM', KEYS[1], event_id)
+            end
             results[i + 1] = MISMATCH
         else
             local code = COUNTED
+            local fields = field_names(hour, variant)
             if not exposed then
                 redis.call('HSET', exposures_key, user, variant)
-                bump(counts_key, hourly_key, hour, variant, 'samples', 1)
+                bump(counts_key, hourly_key, fields, 'samples', 1)
                 local weight = 1 / tonumber(probability)
-                bump(counts_key, hourly_key, hour, variant, 'inverse_probability_sum', weight)
-                bump(counts_key, hourly_key, hour, variant, 'inverse_probability_square_sum',
+                bump(counts_key, hourly_key, fields, 'inverse_probability_sum', weight)
+                bump(counts_key, hourly_key, fields, 'inverse_probability_square_sum',
                     weight * weight)
                 code = code + NEW_EXPOSURE
             end
             if kind == 'conversion' then
                 if redis.call('SADD', converted_key, user) == 1 then
-                    bump(counts_key, hourly_key, hour, variant, 'conversions', 1)
+                    bump(counts_key, hourly_key, fields, 'conversions', 1)
                     code = code + NEW_CONVERSION
                 end
             elseif kind == 'value' then
@@ -109,12 +145,8 @@ for i = 0, n - 1 do
                 local stored = redis.call('HGET', totals_key, user)
                 local t = stored and tonumber(stored) or 0
                 redis.call('HSET', totals_key, user, t + v)
-                bump(counts_key, hourly_key, hour, variant, 'value_sum', v)
-                bump(counts_key, hourly_key, hour, variant, 'value_sum_squares', 2 * t * v + v * v)
-            end
-            if event_id ~= '' then
-                redis.call('SADD', KEYS[1], event_id)
-                ids_added = true
+                bump(counts_key, hourly_key, fields, 'value_sum', v)
+                bump(counts_key, hourly_key, fields, 'value_sum_squares', 2 * t * v + v * v)
             end
             results[i + 1] = code
         end
