@@ -149,12 +149,25 @@ def test_analyze_means() -> None:
         (["analyze", "a=1/10", "b=2/10", "--correction", "sidak"], "correction"),
         (["analyze", "--counts", "--means", "a=1/10", "b=2/10"], "not both"),
         (["analyze", "a=1/10", "a=2/10"], "twice"),
+        (["serve", "--workers", "0"], "workers must be at least 1"),
+        (["serve", "--port", "70000"], "port must be"),
+        (["serve", "--log-level", "loud"], "log_level must be one of"),
     ],
 )  # fmt: skip
 def test_bad_input_exits_2_and_names_the_argument(args: list[str], message: str) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_serve_help_lists_the_access_log_and_says_it_is_off_by_default() -> None:
+    result = runner.invoke(app, ["serve", "--help"])
+    assert result.exit_code == 0, result.output
+    help_text = " ".join(result.output.split())  # as one line, whatever the wrapping
+    assert "--access-log" in help_text and "--log-level" in help_text
+    assert "Off by default" in help_text
+    assert "Request counts will come from the metrics" in help_text
+    assert "SO_REUSEPORT" in help_text
 
 
 def test_installed_console_script_runs() -> None:

@@ -15,8 +15,8 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
-from abscope import cli
 from abscope.api.nodelay import NoDelayH11Protocol
+from abscope.api.workers import ServeOptions
 
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover - not called
@@ -70,8 +70,9 @@ def test_the_protocol_sets_tcp_nodelay_on_its_connection(accepted: socket.socket
         loop.close()
 
 
-def test_serve_runs_uvicorn_with_the_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))
-    cli.serve(host="127.0.0.1", port=8000, workers=2)
-    assert calls and calls[0]["http"] is NoDelayH11Protocol and calls[0]["workers"] == 2
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_way_of_serving_uses_the_protocol(workers: int) -> None:
+    # One worker (uvicorn.run), our workers and uvicorn's (the fallback) are all configured
+    # from these options.
+    options = ServeOptions(workers=workers).uvicorn_options()
+    assert options["http"] is NoDelayH11Protocol and options["factory"] is True
