@@ -256,10 +256,13 @@ class Event(_Model):
             "at": at,
             "event_id": event_id,
         }
-        object.__setattr__(event, "__dict__", fields)
-        object.__setattr__(event, "__pydantic_fields_set__", set(fields))
-        object.__setattr__(event, "__pydantic_extra__", None)
-        object.__setattr__(event, "__pydantic_private__", None)
+        set_attribute = object.__setattr__
+        set_attribute(event, "__dict__", fields)
+        # Every field is set; one set for all such events (the model is frozen, and a copy
+        # gets a copy of it).
+        set_attribute(event, "__pydantic_fields_set__", _EVENT_FIELDS)
+        set_attribute(event, "__pydantic_extra__", None)
+        set_attribute(event, "__pydantic_private__", None)
         return event
 
     @model_validator(mode="after")
@@ -269,6 +272,9 @@ class Event(_Model):
         if self.kind != "value" and self.value is not None:
             raise ValueError(f"value must be empty for a {self.kind} event")
         return self
+
+
+_EVENT_FIELDS = set(Event.model_fields)
 
 
 class VariantCounts(_Model):

@@ -53,7 +53,7 @@ from abscope.models import (
     Status,
     Variant,
 )
-from abscope.routing import CompiledExperiment, compile_experiment
+from abscope.routing import CompiledExperiment, RoutingTable, compile_experiment
 from abscope.serving import STICKY_PHASE, Serving
 from abscope.stats.planner import (
     DurationPlan,
@@ -401,7 +401,23 @@ class ExperimentService:
         batch = self.check_batch(request)
         return batch.response(self.store.record_events(batch.events))
 
-    def check_batch(self, request: schemas.BatchRequest) -> CheckedBatch:
+    def check_batch_without_io(self, request: schemas.BatchRequest) -> CheckedBatch | None:
+        """:meth:`check_batch` when it needs no I/O (a usable snapshot on which every event's
+        experiment is hash-routed), else ``None``: the HTTP layer then runs
+        :meth:`check_batch` in a thread."""
+        table = self.serving.fresh_table()
+        if table is None:
+            return None
+        by_id = table.by_id
+        for experiment_id in {item.experiment_id for item in request.events}:
+            compiled = by_id.get(experiment_id)
+            if compiled is None or not compiled.pure:
+                return None
+        return self.check_batch(request, table)
+
+    def check_batch(
+        self, request: schemas.BatchRequest, table: RoutingTable | None = None
+    ) -> CheckedBatch:
         """The events of a batch that pass their checks, and why each other one is rejected.
 
         Each event is checked as ``/log`` checks its call. Events of a hash-routed
@@ -412,7 +428,8 @@ class ExperimentService:
         if len(request.events) > self.settings.max_batch_size:
             raise InvalidInput("events", f"at most {self.settings.max_batch_size} events per batch")
         now = self._clock()
-        table = self.serving.table()
+        if table is None:
+            table = self.serving.table()
         events: list[Event] = []
         slots: list[int] = []
         rejected: dict[int, str] = {}

@@ -5,8 +5,9 @@ Errors become HTTP statuses in one place, :mod:`abscope.api.errors`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
+import gc
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -85,6 +86,26 @@ async def _too_large(limit: int, send: Send) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
+@contextmanager
+def tuned_collector(threshold: int) -> Iterator[None]:
+    """While the app runs: the objects made at start-up (modules, the app, the snapshot)
+    frozen out of the collector's scans, and its first-generation threshold at
+    ``threshold`` (0: the collector as it is). Undone at shutdown, so that a process that
+    runs several apps (the tests) keeps its own collector."""
+    if threshold == 0:
+        yield
+        return
+    before = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(threshold, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -96,7 +117,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        with tuned_collector(config.gc_threshold):
+            yield
         await app.state.service.store.aclose()
         app.state.service.store.close()
 

@@ -5,9 +5,10 @@ byte alike.
 ``/route`` and ``/log`` check the request on the event loop when that needs no I/O (hash
 routing on a usable snapshot), else in the thread pool, and commit their events with those
 of concurrent requests (:class:`abscope.api.group_commit.GroupCommit`) before they answer.
-``/events`` checks its batch in the thread pool (one hand-off for up to thousands of
-events), writes it in one store call on the store's asyncio client, and writes its answer
-from fragments that ``BatchResult`` serialised once, not from a model per event.
+``/events`` checks its batch likewise (a thread-pool hand-off would not free the loop
+anyway: the check holds the interpreter), writes it in one store call on the store's
+asyncio client, and writes its answer from fragments that ``BatchResult`` serialised once,
+not from a model per event.
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ async def log_body(
 
 async def events_body(service: ExperimentService, request: BatchRequest) -> bytes:
     """The ``/events`` answer, its valid events applied in one store call first."""
-    batch = await run_in_threadpool(service.check_batch, request)
+    batch = service.check_batch_without_io(request)
+    if batch is None:
+        batch = await run_in_threadpool(service.check_batch, request)
     stored = await service.store.record_events_async(batch.events) if batch.events else []
     return batch_json(batch.outcomes(stored))
 

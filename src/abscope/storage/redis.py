@@ -574,15 +574,19 @@ class RedisStore(Store):
             script_keys.extend(keys.phase_keys(experiment_id, phase))
         args: list[str | int] = [len(buckets), ttl, len(phases), *phases]
         hours: dict[datetime, int] = {}
+        probabilities: dict[float, str] = {}  # a few per batch: one per variant, mostly
         for event in events:
             hour = hours.get(event.at)
             if hour is None:
                 hour = hours[event.at] = _hour(event.at)
             value = "" if event.value is None else _float_text(event.value)
+            probability = probabilities.get(event.probability)
+            if probability is None:
+                probability = probabilities[event.probability] = _float_text(event.probability)
             args += (
                 event.user_id,
                 f"{group[event.phase]}|{event.variant}|{event.kind}|{value}"
-                f"|{_float_text(event.probability)}|{hour}|{event.event_id or ''}",
+                f"|{probability}|{hour}|{event.event_id or ''}",
             )
         return script_keys, args
 
