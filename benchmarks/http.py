@@ -50,7 +50,7 @@ from abscope.assignment import AssignmentConfig, Router
 CONNECTIONS = 16
 WARMUP = 1.0
 DURATION = 4.0
-ROUNDS = 2
+ROUNDS = 3
 USERS = 20_000
 EXPERIMENTS = 100
 EVENTS_BATCH = 1_000  # events per /events request
@@ -463,6 +463,7 @@ SCENARIOS = (
     "route-100",
     "log-sqlite",
     "seed-log",
+    "defaults",
 )
 
 
@@ -504,9 +505,24 @@ def run(
             env={"ABSCOPE_DB_PATH": str(workdir / "db")},
             access_log=False,
         ) as embedded,
+        UvicornServer(  # what the defaults save, one at a time: the access log on ...
+            ABSCOPE_APP,
+            workdir / "abscope-logged.log",
+            env={"ABSCOPE_REDIS_URL": redis_url},
+            access_log=True,
+        ) as logged,
+        UvicornServer(  # ... and the collector as Python sets it
+            ABSCOPE_APP,
+            workdir / "abscope-untuned.log",
+            env={"ABSCOPE_REDIS_URL": redis_url, "ABSCOPE_GC_THRESHOLD": "0"},
+            access_log=False,
+        ) as untuned,
     ):
         _start_experiments(abscope, [first])
         _start_experiments(embedded, [first])
+        # These servers share the store with the first: an experiment of their own each.
+        _start_experiments(logged, ["bench-logged"])
+        _start_experiments(untuned, ["bench-untuned"])
         plain, with_id = _route_bodies(None), _route_bodies(first)
         new_users = _route_bodies(first, new_users=True)
         peek = _route_bodies(first, expose=False)
@@ -572,6 +588,36 @@ def run(
                     abscope,
                     "/events",
                     _events_bodies(first),
+                    connections=EVENTS_CONNECTIONS,
+                )
+            if "defaults" in only:
+                measure(
+                    "route-logged",
+                    "/route, a new user per request, with the access log",
+                    logged,
+                    "/route",
+                    _route_bodies("bench-logged", new_users=True),
+                )
+                measure(
+                    "log-logged",
+                    "/log (Redis), with the access log",
+                    logged,
+                    "/log",
+                    _log_bodies("bench-logged"),
+                )
+                measure(
+                    "log-untuned",
+                    "/log (Redis), the collector untuned (gc_threshold 0)",
+                    untuned,
+                    "/log",
+                    _log_bodies("bench-untuned"),
+                )
+                measure(
+                    "events-untuned",
+                    f"/events (Redis), {EVENTS_BATCH:,} per request, the collector untuned",
+                    untuned,
+                    "/events",
+                    _events_bodies("bench-untuned"),
                     connections=EVENTS_CONNECTIONS,
                 )
         if "route-all" in only:

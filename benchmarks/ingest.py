@@ -15,6 +15,7 @@ reference. Each figure is the best of ``REPEATS``.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ class IngestFigure:
     events: int
     batch: int
     seconds: float
+    redis_cpu: float | None = None  # redis-server CPU seconds per event (Redis figures)
 
     @property
     def rate(self) -> float:
@@ -93,18 +95,38 @@ def _renamed(events: list[Event], experiment_id: str) -> list[Event]:
     ]
 
 
-def time_record_events(store: Store, events: list[Event], tag: str, batch: int) -> float:
+def redis_cpu_seconds(store: RedisStore) -> float:
+    """CPU seconds the redis-server process has used (utime + stime, from /proc)."""
+    pid = int(store.client.info("server")["process_id"])
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def time_record_events(
+    store: Store,
+    events: list[Event],
+    tag: str,
+    batch: int,
+    cpu: list[float] | None = None,
+    cpu_seconds: Callable[[], float] = time.process_time,
+) -> float:
     """Best seconds for ``events`` through ``record_events`` in batches of ``batch``.
 
-    Each repeat writes them into a new experiment, so none is a duplicate.
+    Each repeat writes them into a new experiment, so none is a duplicate. With ``cpu``,
+    the ``cpu_seconds()`` of each repeat (e.g. the redis-server's) are appended to it.
     """
 
     def run(repeat: int) -> float:
         batches = _batches(_renamed(events, f"ingest-{tag}-{batch}-{repeat}"), batch)
+        before = cpu_seconds()
         start = time.perf_counter()
         for chunk in batches:
             store.record_events(chunk)
-        return time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        if cpu is not None:
+            cpu.append(cpu_seconds() - before)
+        return elapsed
 
     return _best(run)
 
@@ -146,13 +168,22 @@ def run(workdir: Path, redis_url: str) -> list[IngestFigure]:
                     time_pipelined_hincrby(redis_store, batch),
                 )
             )
+            cpu: list[float] = []
             figures.append(
                 IngestFigure(
                     f"redis-{batch}",
                     f"Redis record_events, batches of {batch:,} (1 Lua call each)",
                     EVENTS,
                     batch,
-                    time_record_events(redis_store, events, "redis", batch),
+                    time_record_events(
+                        redis_store,
+                        events,
+                        "redis",
+                        batch,
+                        cpu,
+                        lambda: redis_cpu_seconds(redis_store),
+                    ),  # fmt: skip
+                    redis_cpu=min(cpu) / EVENTS,
                 )
             )
         figures.append(
@@ -180,7 +211,8 @@ def main() -> None:
         with RedisServer(workdir / "redis") as server:
             figures = run(workdir, server.url)
     for figure in figures:
-        print(f"{figure.label:60} {figure.rate:12,.0f} events/s")
+        redis = "" if figure.redis_cpu is None else f"  redis {figure.redis_cpu * 1e6:.1f} us/ev"
+        print(f"{figure.label:60} {figure.rate:12,.0f} events/s{redis}")
 
 
 if __name__ == "__main__":

@@ -12,13 +12,16 @@ Sections, in the order they run:
 2. in-process routing decisions (:class:`abscope.assignment.Router`), against bare
    ``hashlib.sha256`` calls (``benchmarks/assignment.py`` has more cases);
 3. batch ingest through ``Store.record_events``, against pipelined ``HINCRBY`` on the same
-   redis-server (``benchmarks/ingest.py``);
-4. HTTP under uvicorn, against a raw ASGI app and a trivial FastAPI endpoint served the same
-   way (``benchmarks/http.py``);
-5. bytes each store keeps per user and per event id, and after the event-id window
+   redis-server, with the redis-server's CPU per event (``benchmarks/ingest.py``);
+4. HTTP under uvicorn, against a raw ASGI app, a trivial FastAPI endpoint and the seed's
+   ``/log`` served the same way, ``/events`` against section 3's pipelined ``HINCRBY``, and
+   what the defaults (no access log, a tuned collector) save (``benchmarks/http.py``);
+5. ``abscope serve --workers 2`` against ``--workers 1`` on ``/log``, with the connections
+   each worker held (``benchmarks/workers.py``);
+6. bytes each store keeps per user and per event id, and after the event-id window
    (``benchmarks/memory.py``).
 
-A redis-server of our own is started on a free port for sections 3 and 4, and stopped at the
+A redis-server of our own is started on a free port for sections 3 to 6, and stopped at the
 end. In the ratio column a time is divided by its baseline's time (higher is slower) and a
 rate by its baseline's rate (higher is faster).
 """
@@ -45,13 +48,17 @@ from abscope.bandits import (
 )
 from abscope.stats import ProportionStats, analyze_experiment
 from abscope.stats.proportions import two_proportion_ztest
-from benchmarks import assignment, http, ingest, memory
+from benchmarks import assignment, http, ingest, memory, workers
 
 RUNS, HORIZON, RATES = 200, 10_000, (0.05, 0.10)
 ROUTING_USERS = 300_000
 ROUTING_TARGET = 1_000_000  # decisions per second
 INGEST_TARGET = 100_000  # events per second
 ROUTE_TARGET = 0.8  # of the trivial FastAPI endpoint's rate
+LOG_SEED_TARGET = 2.0  # /log against the seed's /log
+LOG_TARGET = 0.7  # /log against the trivial FastAPI endpoint
+EVENTS_TARGET = 0.5  # /events over HTTP against pipelined HINCRBY, 1,000 per pipeline
+WORKERS_TARGET = 1.6  # /log with 2 workers against 1
 
 
 @dataclass(frozen=True)
@@ -171,8 +178,7 @@ def routing_rows() -> list[Row]:
     ]
 
 
-def ingest_rows(workdir: Path, redis_url: str) -> list[Row]:
-    figures = {f.key: f for f in ingest.run(workdir, redis_url)}
+def ingest_rows(figures: dict[str, ingest.IngestFigure]) -> list[Row]:
     rows = [
         Row(
             f"Batch ingest, {ingest.EVENTS:,} events per run (best of {ingest.REPEATS}); "
@@ -184,10 +190,12 @@ def ingest_rows(workdir: Path, redis_url: str) -> list[Row]:
         rows.append(
             Row(f"{baseline.label} (baseline)", f"{baseline.rate:,.0f} ev/s", ratio="1.00x")
         )
+        redis_cpu = "" if lua.redis_cpu is None else f"redis {lua.redis_cpu * 1e6:.1f} us/ev"
         rows.append(
             Row(
                 lua.label,
                 f"{lua.rate:,.0f} ev/s",
+                cpu=redis_cpu,
                 ratio=f"{lua.rate / baseline.rate:.2f}x",
                 target=_verdict(lua.rate >= INGEST_TARGET, f">= {INGEST_TARGET:,}/s"),
             )
@@ -197,22 +205,26 @@ def ingest_rows(workdir: Path, redis_url: str) -> list[Row]:
     return rows
 
 
-def http_rows(workdir: Path, redis_url: str) -> list[Row]:
+def http_rows(workdir: Path, redis_url: str, hincrby: ingest.IngestFigure) -> list[Row]:
     measured = http.run(workdir, redis_url)
     figures = http.best(measured)
 
-    def row(key: str, baseline: str | None = None, target: str = "") -> Row:
+    def rate(key: str) -> float:
+        return figures[key].result.rate
+
+    def row(key: str, baseline: str | None = None, target: str = "", per: int = 1) -> Row:
         figure = figures[key]
         r = figure.result
         ratio = ""
         if baseline is not None:
             ratio = f"{r.rate / figures[baseline].result.rate:.2f}x"
         errors = f" ({r.errors} errors: {r.first_error[:60]})" if r.errors else ""
+        unit = "req/s" if per == 1 else "ev/s"
         return Row(
             figure.label + errors,
-            f"{r.rate:,.0f} req/s",
+            f"{r.rate * per:,.0f} {unit}",
             f"{r.p99_ms:.1f} ms",
-            f"{r.server_cpu * 1e6 / r.rate:,.0f} us",
+            f"{r.server_cpu * 1e6 / r.rate / per:,.1f} us" + ("" if per == 1 else "/ev"),
             ratio,
             target,
         )
@@ -220,27 +232,40 @@ def http_rows(workdir: Path, redis_url: str) -> list[Row]:
     def cpu(key: str, baseline: str) -> str:
         """CPU per request of ``key`` over that of ``baseline``."""
         a, b = figures[key].result, figures[baseline].result
-        return f"{(a.server_cpu / a.rate) / (b.server_cpu / b.rate):.2f}x of 1 running"
+        return f"{(a.server_cpu / a.rate) / (b.server_cpu / b.rate):.2f}x"
 
-    route = figures["route-1-id"].result.rate
-    trivial, trivial_def = figures["async"].result.rate, figures["sync"].result.rate
+    def versus(key: str, baseline: str, target: float, name: str) -> str:
+        return _verdict(rate(key) >= target * rate(baseline), f">= {target}x {name}")
+
+    route, trivial = rate("route-1-id"), rate("async")
     client_cpu = max(f.result.client_cpu for f in measured)
+    events = row("events-redis", target="")
+    events_ratio = rate("events-redis") * http.EVENTS_BATCH / hincrby.rate
+    events = Row(
+        events.label,
+        events.figure,
+        events.p99,
+        events.cpu,
+        f"{events_ratio:.2f}x",
+        _verdict(events_ratio >= EVENTS_TARGET, f">= {EVENTS_TARGET}x pipelined HINCRBY"),
+    )
+    both = " and ".join
     return [
         Row(
             f"HTTP: uvicorn, 1 worker, asyncio + h11, no access log; {http.CONNECTIONS} "
-            f"keep-alive connections from another process; {http.DURATION:g} s windows "
-            f"(load generator used at most {client_cpu:.0%} of a core)"
+            f"keep-alive connections from another process ({http.EVENTS_CONNECTIONS} for "
+            f"/events); {http.DURATION:g} s windows (load generator used at most "
+            f"{client_cpu:.0%} of a core); ratios against the baseline named in the target, "
+            "or the trivial async POST"
         ),
         row("raw", "async"),
         row("async", "async"),
         row("sync", "async"),
+        row("seed-log", "async"),
         row(
             "route-1-id",
             "async",
-            _verdict(
-                route >= ROUTE_TARGET * trivial,
-                f">= {ROUTE_TARGET}x trivial async ({route / trivial_def:.2f}x trivial def)",
-            ),
+            _verdict(route >= ROUTE_TARGET * trivial, f">= {ROUTE_TARGET}x trivial async"),
         ),
         row("route-1-repeat", "async"),
         row("route-1-peek", "async"),
@@ -251,9 +276,69 @@ def http_rows(workdir: Path, redis_url: str) -> list[Row]:
             "route-1-all",
             f"walks all {http.EXPERIMENTS}: CPU/req {cpu('route-100-all', 'route-1-all')}",
         ),
-        row("log-redis", "async"),
-        row("log-sqlite", "async"),
+        row(
+            "log-redis",
+            "async",
+            both(
+                [
+                    versus("log-redis", "seed-log", LOG_SEED_TARGET, "the seed's /log"),
+                    versus("log-redis", "async", LOG_TARGET, "trivial async"),
+                    f"{rate('log-redis') / rate('seed-log'):.2f}x the seed",
+                ]
+            ),
+        ),
+        row(
+            "log-sqlite",
+            "async",
+            both(
+                [
+                    versus("log-sqlite", "seed-log", LOG_SEED_TARGET, "the seed's /log"),
+                    versus("log-sqlite", "async", LOG_TARGET, "trivial async"),
+                    f"{rate('log-sqlite') / rate('seed-log'):.2f}x the seed",
+                ]
+            ),
+        ),
+        events,
+        Row("What the defaults save (each against the same path with the defaults)"),
+        row("route-logged", "route-1-id", f"CPU/req {cpu('route-logged', 'route-1-id')}"),
+        row("log-logged", "log-redis", f"CPU/req {cpu('log-logged', 'log-redis')}"),
+        row("log-untuned", "log-redis", f"CPU/req {cpu('log-untuned', 'log-redis')}"),
+        row(
+            "events-untuned",
+            "events-redis",
+            f"CPU/ev {cpu('events-untuned', 'events-redis')}",
+            per=http.EVENTS_BATCH,
+        ),
     ]
+
+
+def workers_rows(workdir: Path, redis_url: str) -> list[Row]:
+    figures = workers.best(workers.run(workdir, redis_url))
+    one = figures[1].rate
+    rows = [
+        Row(
+            f"Workers: abscope serve, POST /log (Redis), {workers.CONNECTIONS} connections, "
+            f"best of {workers.ROUNDS}; CPU summed over the workers"
+        )
+    ]
+    for count, figure in figures.items():
+        r = figure.result
+        held = "/".join(str(n) for n in figure.connections)
+        target = f"connections per worker {held}"
+        if count > 1:
+            met = r.rate >= WORKERS_TARGET * one
+            target = f"{_verdict(met, f'>= {WORKERS_TARGET}x 1 worker')}; {target}"
+        rows.append(
+            Row(
+                f"--workers {count}" + (" (baseline)" if count == 1 else ""),
+                f"{r.rate:,.0f} req/s",
+                f"{r.p99_ms:.1f} ms",
+                f"{figure.cpu_per_request * 1e6:,.0f} us",
+                f"{r.rate / one:.2f}x",
+                target,
+            )
+        )
+    return rows
 
 
 def memory_rows(workdir: Path, redis_url: str) -> list[Row]:
@@ -319,8 +404,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="abscope-bench-") as directory:
         workdir = Path(directory)
         with RedisServer(workdir / "redis") as redis_server:
-            rows += ingest_rows(workdir, redis_server.url)
-            rows += http_rows(workdir, redis_server.url)
+            ingested = {f.key: f for f in ingest.run(workdir, redis_server.url)}
+            rows += ingest_rows(ingested)
+            rows += http_rows(workdir, redis_server.url, ingested[f"hincrby-{ingest.BATCH}"])
+            rows += workers_rows(workdir, redis_server.url)
             rows += memory_rows(workdir, redis_server.url)
     print_table(rows)
     print(f"measured in {time.perf_counter() - started:.0f} s")
