@@ -6,7 +6,7 @@ every request on to FastAPI. Their answers must be the same, byte for byte.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,9 @@ import pytest
 
 from abscope.api.app import create_app
 from abscope.api.fast_path import FastPath
+from abscope.models import Event
+from abscope.storage.base import EventResult
+from abscope.storage.sqlite import SQLiteStore
 from tests.api.helpers import TestClient, assert_status, make_settings
 
 KEYS = {"admin_api_key": "admin-secret", "ingest_api_key": "ingest-secret"}
@@ -205,3 +208,42 @@ def test_a_log_for_another_variant_than_assigned_is_a_conflict_on_both(
     answer = _same(pair, "/log", json=_log("u7", other), headers=INGEST)
     assert answer.status_code == 409
     assert "u7" in answer.json()["detail"]
+
+
+class _PartlyAppliedStore(SQLiteStore):
+    """As a Redis Cluster answers when a node failed after others applied their part of a
+    group-committed batch: the events of ``failing`` come back ``unavailable``."""
+
+    failing: set[str] = set()
+
+    async def record_events_async(self, events: Sequence[Event]) -> list[EventResult]:
+        results = await super().record_events_async(
+            [e for e in events if e.experiment_id not in self.failing]
+        )
+        applied = iter(results)
+        return [
+            EventResult("unavailable") if e.experiment_id in self.failing else next(applied)
+            for e in events
+        ]
+
+
+def test_a_log_whose_events_were_not_applied_is_a_503_and_counts_nothing(tmp_path: Path) -> None:
+    store = _PartlyAppliedStore(tmp_path / "partly.db")
+    with TestClient(create_app(make_settings(tmp_path / "partly.db", **KEYS), store=store)) as c:
+        for experiment_id in ("ok", "broken"):
+            body = {"id": experiment_id, "name": experiment_id, "control_model_id": "m1",
+                    "treatment_model_id": "m2"}  # fmt: skip
+            assert_status(c.post("/experiments", json=body, headers=ADMIN), 201)
+            assert_status(c.post(f"/experiments/{experiment_id}/start", headers=ADMIN), 200)
+        store.failing = {"broken"}
+        for experiment_id, status in (("ok", 200), ("broken", 503)):
+            route = {"user_id": "u1", "experiment_id": experiment_id, "expose": False}
+            variant = c.post("/route", json=route, headers=INGEST).json()["variant_name"]
+            body = {"experiment_id": experiment_id, "user_id": "u1", "variant_name": variant,
+                    "converted": True}  # fmt: skip
+            answer = c.post("/log", json=body, headers=INGEST)
+            assert answer.status_code == status, answer.text
+            results = c.get(f"/experiments/{experiment_id}/results", headers=ADMIN).json()
+            assert results["control_samples"] + results["treatment_samples"] == (status == 200)
+        assert answer.headers["Retry-After"] == "1"
+        assert "could not record" in answer.json()["detail"]

@@ -166,7 +166,6 @@ def test_serve_help_lists_the_access_log_and_says_it_is_off_by_default() -> None
     help_text = " ".join(result.output.split())  # as one line, whatever the wrapping
     assert "--access-log" in help_text and "--log-level" in help_text
     assert "Off by default" in help_text
-    assert "Off by default" in help_text
     assert "SO_REUSEPORT" in help_text
 
 

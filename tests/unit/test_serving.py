@@ -6,6 +6,7 @@ a dead store does; the clock is injected, so the retry interval is exact.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -29,9 +30,12 @@ class SwitchableStore(SQLiteStore):
 
     down = False
     calls = 0
+    ping_gate: threading.Event | None = None  # when set, a ping waits for it
 
     def _guard(self, name: str) -> None:
         self.calls += 1
+        if name == "ping" and self.ping_gate is not None:
+            self.ping_gate.wait(10)
         if self.down:
             raise StorageUnavailable(f"test: store down during {name}", public="down")
 
@@ -169,10 +173,12 @@ def test_a_dead_store_serves_the_last_snapshot_and_the_service_recovers(
     with pytest.raises(StorageUnavailable):
         service.log(schemas.LogRequest(experiment_id=hashed, user_id="a", variant_name=before["a"]))
     store.down = False
+    store.ping_gate = threading.Event()  # the probe's ping answers only once released
     clock.advance(service.settings.store_retry_seconds)
     # The next request starts a probe in the background and is still served without the
     # store; once the probe has its answer, exposures are recorded again.
     assert service.route("probing", hashed).exposure_status == "store_unavailable"
+    store.ping_gate.set()
     deadline = time.monotonic() + 5
     while not service.serving.store_available() and time.monotonic() < deadline:
         time.sleep(0.01)
