@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -109,9 +110,4 @@ def test_a_new_event_loop_starts_afresh(in_flight: int) -> None:
     store = _Store()
     commit = GroupCommit(store.write, max_in_flight=in_flight)
     for loop_run in range(3):  # each asyncio.run is a new loop, as each test client makes
-        events = _events(loop_run, 1)
-
-        async def main() -> list[str] | None:
-            return await commit.record(events)
-
-        assert _run(main) == [f"r{loop_run}-u0"]
+        assert _run(partial(commit.record, _events(loop_run, 1))) == [f"r{loop_run}-u0"]
