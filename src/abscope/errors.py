@@ -7,12 +7,14 @@
     ├── Conflict            409  a state that forbids the request (bad transition, id taken,
     │                            a log that contradicts the user's assignment, ...)
     ├── InvalidInput        422  a value that breaks a rule; ``field`` names it
-    └── StorageUnavailable  503  the store did not answer; see the class for what that means
+    ├── StorageUnavailable  503  the store did not answer; see the class for what that means
+    └── Busy                503  the service runs as much of some expensive work as it may at
+                                 once (simulations); ``retry_after`` says when to try again
 """
 
 from __future__ import annotations
 
-__all__ = ["AbscopeError", "Conflict", "InvalidInput", "NotFound", "StorageUnavailable"]
+__all__ = ["AbscopeError", "Busy", "Conflict", "InvalidInput", "NotFound", "StorageUnavailable"]
 
 
 class AbscopeError(Exception):
@@ -54,3 +56,12 @@ class StorageUnavailable(AbscopeError):
     def __init__(self, message: str, *, public: str | None = None) -> None:
         super().__init__(message)
         self.public = public or "the store is unavailable"
+
+
+class Busy(AbscopeError):
+    """As much of an expensive kind of work runs (or waits) as the service allows; nothing
+    was done. ``retry_after`` is the number of seconds after which a retry may get a turn."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -22,9 +22,12 @@ from abscope.api.fast_path import FastPath
 from abscope.api.group_commit import GroupCommit
 from abscope.api.hot_paths import record_exposures
 from abscope.api.routes import analysis, charts, experiments, health, traffic
+from abscope.api.security_headers import SecurityHeaders
+from abscope.api.simulations import SimulationPool
 from abscope.config import Settings, get_settings
 from abscope.service import ExperimentService
 from abscope.storage.base import Store
+from abscope.web import docs
 
 __all__ = ["RETRY_AFTER_SECONDS", "create_app", "open_store"]
 
@@ -119,11 +122,17 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with tuned_collector(config.gc_threshold):
             yield
+        app.state.simulations.close()
         await app.state.service.store.aclose()
         app.state.service.store.close()
 
-    app = FastAPI(title="abscope", version=__version__, lifespan=lifespan)
+    # /docs is served by abscope.web.docs from an installed package, not from a CDN; ReDoc
+    # is left out (it needs inline styles, which the Content-Security-Policy forbids).
+    app = FastAPI(
+        title="abscope", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.settings = config
+    app.state.simulations = SimulationPool()
     app.state.service = service or ExperimentService(
         store or open_store(config), config, rng=np.random.default_rng()
     )
@@ -140,7 +149,9 @@ def create_app(
     ):
         app.include_router(router)
     app.include_router(web.router)
+    app.include_router(docs.router)
     app.mount("/static", web.static_files(), name="static")
+    app.mount(docs.ASSETS, docs.assets(), name="docs-assets")
     map_errors(app)
     # Innermost of the middlewares: CORS and the body limit apply to it as to every route.
     app.add_middleware(
@@ -158,4 +169,6 @@ def create_app(
             allow_headers=["Content-Type", "X-API-Key"],
         )
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    # Outermost: every answer carries the headers, the body limit's 413 included.
+    app.add_middleware(SecurityHeaders)
     return app

@@ -1,4 +1,5 @@
-"""Request dependencies as ``Annotated`` aliases: the service and the two API keys.
+"""Request dependencies as ``Annotated`` aliases: the service, the two API keys and the
+simulations' thread.
 
 Configuration routes take ``Service`` and ``AdminKey``; route, log and events take
 ``IngestService``, the service behind the ingest key check.
@@ -14,15 +15,28 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
+from abscope.api.simulations import SimulationPool
 from abscope.config import Settings
 from abscope.service import ExperimentService
 
-__all__ = ["AdminKey", "IngestService", "Service", "ingest_key_accepted", "ingest_service"]
+__all__ = [
+    "AdminKey",
+    "IngestService",
+    "Service",
+    "Simulations",
+    "ingest_key_accepted",
+    "ingest_service",
+]
 
 
 async def _service(request: Request) -> ExperimentService:
     service: ExperimentService = request.app.state.service
     return service
+
+
+async def _simulations(request: Request) -> SimulationPool:
+    simulations: SimulationPool = request.app.state.simulations
+    return simulations
 
 
 def _matches(given: str | None, expected: str) -> bool:
@@ -75,3 +89,4 @@ async def _ingest_service(request: Request) -> ExperimentService:
 Service = Annotated[ExperimentService, Depends(_service)]
 AdminKey = Annotated[None, Depends(_require_admin)]
 IngestService = Annotated[ExperimentService, Depends(_ingest_service)]
+Simulations = Annotated[SimulationPool, Depends(_simulations)]

@@ -10,6 +10,8 @@ request validation         422     FastAPI's ``detail`` list, ``loc`` names the 
 body over the size limit   413     ``{"detail": message}``
 StorageUnavailable         503     ``{"detail": public message}`` and
                                    ``Retry-After``; nothing was applied
+Busy (simulations)         503     ``{"detail": message}`` and ``Retry-After``
+                                   (:data:`abscope.api.simulations.RETRY_AFTER_SECONDS`)
 =========================  ======  ===========================================
 
 A 503 body names the action that failed, never the store's address or the driver's
@@ -26,7 +28,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from abscope.errors import AbscopeError, Conflict, InvalidInput, NotFound, StorageUnavailable
+from abscope.errors import (
+    AbscopeError,
+    Busy,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    StorageUnavailable,
+)
 
 __all__ = ["RETRY_AFTER_SECONDS", "error_response", "map_errors"]
 
@@ -47,6 +56,10 @@ def error_response(error: AbscopeError) -> JSONResponse:
             {"detail": f"storage unavailable: {error.public}; retry later"},
             503,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    if isinstance(error, Busy):
+        return JSONResponse(
+            {"detail": str(error)}, 503, headers={"Retry-After": str(error.retry_after)}
         )
     status = 404 if isinstance(error, NotFound) else 409 if isinstance(error, Conflict) else 500
     return JSONResponse({"detail": str(error)}, status)
@@ -70,5 +83,5 @@ def map_errors(app: FastAPI) -> None:
         return JSONResponse({"detail": detail}, 422)
 
     app.add_exception_handler(RequestValidationError, invalid_request)
-    for error_type in (NotFound, Conflict, InvalidInput, StorageUnavailable):
+    for error_type in (NotFound, Conflict, InvalidInput, StorageUnavailable, Busy):
         app.add_exception_handler(error_type, abscope_error)

@@ -9,7 +9,8 @@ endpoint                                body
 ``GET /experiments/{id}/charts``        ``{"conversion", "lift", "samples", "posterior"}``
 ``POST /charts/plan``                   ``{"plan": <POST /calculate>, "sensitivity", "power"}``
 ``POST /charts/simulate``               ``{"regret", "final_regret": {policy: mean},
-                                        "final_regret_se": {policy: se}}``
+                                        "final_regret_se": {policy: se}}``; 422 over
+                                        the budget, 503 + ``Retry-After`` when busy
 ======================================  ==========================================================
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from abscope.api.deps import Service
+from abscope.api.deps import Service, Simulations
 from abscope.schemas import CalculateRequest, SimulateRequest
 
 __all__ = ["router"]
@@ -40,5 +41,9 @@ def plan_charts(body: CalculateRequest, service: Service) -> dict[str, Any]:
 
 
 @router.post("/charts/simulate")
-def simulate_charts(body: SimulateRequest, service: Service) -> dict[str, Any]:
-    return service.simulate_bandits(body)
+async def simulate_charts(
+    body: SimulateRequest, service: Service, simulations: Simulations
+) -> dict[str, Any]:
+    """Bounded by ``horizon × runs × arms`` (422 beyond it); run on the simulations' own
+    thread, a 503 with ``Retry-After`` when it is busy (:mod:`abscope.api.simulations`)."""
+    return await simulations.run(service.simulate_bandits, body)
