@@ -289,18 +289,27 @@ class ExperimentList(BaseModel):
 Rate = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
-SIMULATION_MAX_HORIZON = 5_000
+SIMULATION_MAX_HORIZON = 3_000
 """The longest simulated experiment, in requests per run."""
 
 SIMULATION_BUDGET = 1_000_000
 """The most ``horizon × runs × arms`` one simulation may cost.
 
 A simulation steps through the horizon in Python (every run and arm at once in numpy, for
-each of four policies), so its cost is about ``horizon × (0.4 ms + runs × arms × 0.13 µs)``
-of one core, measured on the development machine (2 shared cores): the horizon bounds it
-as much as the product does. The largest allowed requests, ``horizon`` 5,000 with
-``runs × arms`` 200 (10 arms and 20 runs, or 2 arms and 100 runs), take about 2 s of CPU;
-``horizon`` 1,000 with 10 arms and 100 runs about 0.5 s.
+each of four policies), so a step costs a fixed part (about 0.25 ms of one core) beside the
+part that grows with ``runs × arms``: the horizon bounds the cost as much as the product
+does, hence :data:`SIMULATION_MAX_HORIZON` beside the budget. CPU time measured on the
+development machine (2 shared cores, busy with other work):
+
+=======  =====  ====  ========  ========
+horizon  arms   runs  product   CPU
+=======  =====  ====  ========  ========
+3,000    10     33    990,000   1.8 s
+3,000    2      166   996,000   1.75 s
+1,000    10     100   1,000,000 0.5 s
+3,000    2      2     12,000    0.8 s
+2,000    2      50    200,000   0.6 s (the simulator page's default)
+=======  =====  ====  ========  ========
 """
 
 
