@@ -5,7 +5,6 @@ naming the field for a bad body."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -165,12 +164,11 @@ def test_simulate_draws_regret_per_policy(client: TestClient) -> None:
     assert client.post("/charts/simulate", json=body).json() == answer  # seeded
 
 
-def test_simulate_at_the_documented_size_is_quick(client: TestClient) -> None:
+def test_simulate_at_the_largest_horizon_answers_a_thinned_curve(client: TestClient) -> None:
+    # Its cost is bounded by the request's limits (see SimulateRequest), not timed here.
     body = {"true_rates": [0.05, 0.07], "horizon": 3000, "runs": 50, "seed": 1}
-    began = time.perf_counter()
     response = client.post("/charts/simulate", json=body)
     assert_status(response, 200)
-    assert time.perf_counter() - began < 10  # about 1 s here; generous for a loaded CI machine
     assert all(len(t["x"]) == 500 for t in response.json()["regret"]["data"])
 
 
