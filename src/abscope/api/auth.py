@@ -1,0 +1,214 @@
+"""Which API key opens which route: one table, checked by one ASGI middleware before the
+fast path, FastAPI or the body parser sees the request.
+
+Three roles, each with its key in ``X-API-Key``:
+
+======  ========================  ==========================================================
+role    key                       routes
+======  ========================  ==========================================================
+admin   ``ABSCOPE_ADMIN_API_KEY``   every route
+ingest  ``ABSCOPE_INGEST_API_KEY``  ``POST /route``, ``/log``, ``/events``
+read    ``ABSCOPE_READ_API_KEY``    every ``GET`` of experiments, results, timeseries, explain
+                                  and charts; ``POST /calculate``, ``/charts/plan`` and
+                                  ``/charts/simulate`` (the planner's and simulator's data)
+======  ========================  ==========================================================
+
+With no key set, every route is open: the app logs a warning when it is built, and
+``abscope serve`` refuses a non-loopback address unless ``--allow-no-keys`` is given. With
+any key set:
+
+* open to anyone: :data:`OPEN_PATHS` (health, ready, the pages' HTML shells, the API docs
+  and their schema) and whatever starts with :data:`OPEN_PREFIXES` (static assets, Plotly.js,
+  the experiment pages ``/view/{id}``);
+* a route of :data:`ROUTES` needs a key of its role or the admin key: without a key, or
+  with one that is none of the three, 401; with another role's key, 403. The body names the
+  role needed and never the key;
+* anything else (a path the app does not have, a method a path does not take) needs the
+  admin key: 401 or 403 as above, and with the admin key the app's own 404 or 405. So a
+  route added without a row in :data:`ROUTES` is admin-only, never open, and no one without
+  the admin key learns which paths exist. (``tests/api/test_auth_matrix.py`` fails when an
+  operation has no row.)
+
+The check is a dict lookup of ``(method, path)`` (``HEAD`` as ``GET``), or for templated
+paths a match of the path's segments against the few templates with as many segments, then
+a constant-time comparison of the header with each configured key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from typing import Any, Final, Literal
+
+from abscope import web
+from abscope.config import Settings
+
+__all__ = ["OPEN_PATHS", "OPEN_PREFIXES", "ROUTES", "Auth", "Role", "RouteTable", "is_open"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+Role = Literal["admin", "ingest", "read"]
+
+ROUTES: Final[Mapping[tuple[str, str], Role]] = {
+    ("POST", "/route"): "ingest",
+    ("POST", "/log"): "ingest",
+    ("POST", "/events"): "ingest",
+    ("GET", "/experiments"): "read",
+    ("GET", "/experiments/{experiment_id}"): "read",
+    ("GET", "/experiments/{experiment_id}/results"): "read",
+    ("GET", "/experiments/{experiment_id}/timeseries"): "read",
+    ("GET", "/experiments/{experiment_id}/explain"): "read",
+    ("GET", "/experiments/{experiment_id}/charts"): "read",
+    ("POST", "/calculate"): "read",
+    ("POST", "/charts/plan"): "read",
+    ("POST", "/charts/simulate"): "read",
+    ("POST", "/experiments"): "admin",
+    ("PATCH", "/experiments/{experiment_id}"): "admin",
+    ("DELETE", "/experiments/{experiment_id}"): "admin",
+    ("POST", "/experiments/{experiment_id}/start"): "admin",
+    ("POST", "/experiments/{experiment_id}/pause"): "admin",
+    ("POST", "/experiments/{experiment_id}/resume"): "admin",
+    ("POST", "/experiments/{experiment_id}/complete"): "admin",
+    ("POST", "/experiments/{experiment_id}/stop"): "admin",
+}
+"""The role each operation needs, by method and path template (as the route declares it)."""
+
+OPEN_PATHS: Final = frozenset(
+    {"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", *web.PAGES}
+)
+"""Paths that need no key: probes, page shells and the API's documentation (no data)."""
+
+OPEN_PREFIXES: Final = ("/static/", "/assets/", "/view/")
+"""Path prefixes that need no key: assets and the experiment page's shell."""
+
+_Segments = tuple[str | None, ...]  # a template's segments, None for a parameter
+
+
+def is_open(path: str) -> bool:
+    """Whether ``path`` is served to anyone, keys or not."""
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+class RouteTable:
+    """``(method, path) -> role`` of :data:`ROUTES`: exact paths in a dict, templated paths
+    by their segments; ``None`` for an open path, ``"admin"`` for anything not in the table."""
+
+    def __init__(self, routes: Mapping[tuple[str, str], Role]) -> None:
+        self._exact: dict[tuple[str, str], Role] = {}
+        self._templates: dict[tuple[str, int], list[tuple[_Segments, Role]]] = {}
+        for (method, path), role in routes.items():
+            if "{" not in path:
+                self._exact[(method, path)] = role
+                continue
+            segments = tuple(None if part.startswith("{") else part for part in path.split("/"))
+            self._templates.setdefault((method, len(segments)), []).append((segments, role))
+
+    def role(self, method: str, path: str) -> Role | None:
+        """The role ``method path`` needs, or ``None`` when it is open."""
+        if method == "HEAD":
+            method = "GET"
+        role = self._exact.get((method, path))
+        if role is not None:
+            return role
+        if is_open(path):
+            return None
+        parts = path.split("/")
+        for template, templated_role in self._templates.get((method, len(parts)), ()):
+            if all(
+                part == fixed if fixed is not None else part != ""
+                for part, fixed in zip(parts, template, strict=True)
+            ):
+                return templated_role
+        return "admin"
+
+
+def _keys(settings: Settings) -> tuple[tuple[bytes, Role], ...]:
+    configured: Iterable[tuple[Any, Role]] = (
+        (settings.read_api_key, "read"),
+        (settings.ingest_api_key, "ingest"),
+        (settings.admin_api_key, "admin"),
+    )
+    return tuple(
+        (key.get_secret_value().encode("latin-1"), role)
+        for key, role in configured
+        if key is not None
+    )
+
+
+def _answer(status: int, detail: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+    if status == 401:
+        headers.append((b"www-authenticate", b'ApiKey header="X-API-Key"'))
+    return headers, body
+
+
+def _unauthorized(role: Role) -> str:
+    alternative = "" if role == "admin" else " (or the admin key)"
+    return f"a valid {role} key is required in X-API-Key{alternative}"
+
+
+def _forbidden(needed: Role, held: Role) -> str:
+    alternative = "" if needed == "admin" else " or the admin key"
+    return (
+        f"this route needs the {needed} role; the key given has the {held} role: send the"
+        f" {needed} key{alternative} in X-API-Key"
+    )
+
+
+_ROLES: Final[tuple[Role, ...]] = ("admin", "ingest", "read")
+
+
+class Auth:
+    """Answers 401 or 403 when the request's ``X-API-Key`` lacks the route's role (see the
+    module's table); passes every other request on, its body unread."""
+
+    def __init__(self, app: ASGIApp, *, settings: Settings, routes: RouteTable | None = None):
+        self.app = app
+        self._keys = _keys(settings)
+        self._table = routes or RouteTable(ROUTES)
+        self._unauthorized = {role: _answer(401, _unauthorized(role)) for role in _ROLES}
+        self._forbidden = {
+            (needed, held): _answer(403, _forbidden(needed, held))
+            for needed in _ROLES
+            for held in _ROLES
+        }
+
+    def _role_of(self, given: bytes | None) -> Role | None:
+        """The role of the key ``given``, comparing it with every key in constant time."""
+        if given is None:
+            return None
+        held: Role | None = None
+        for key, role in self._keys:
+            if hmac.compare_digest(given, key):
+                held = role
+        return held
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self._keys:
+            await self.app(scope, receive, send)
+            return
+        needed = self._table.role(scope["method"], scope["path"])
+        if needed is None:
+            await self.app(scope, receive, send)
+            return
+        given = None
+        for name, value in scope["headers"]:
+            if name == b"x-api-key":
+                given = value
+                break
+        held = self._role_of(given)
+        if held is None:
+            status, (headers, body) = 401, self._unauthorized[needed]
+        elif held == needed or held == "admin":
+            await self.app(scope, receive, send)
+            return
+        else:
+            status, (headers, body) = 403, self._forbidden[(needed, held)]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
