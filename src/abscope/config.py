@@ -42,7 +42,10 @@ young collection also walks whatever survived the last. Measured in ``make bench
 class Settings(BaseSettings):
     """Service configuration. Tests build ``create_app(Settings(...))`` directly."""
 
-    model_config = SettingsConfigDict(env_prefix="ABSCOPE_", extra="ignore")
+    # hide_input_in_errors: an invalid key must not be printed in the error.
+    model_config = SettingsConfigDict(
+        env_prefix="ABSCOPE_", extra="ignore", hide_input_in_errors=True
+    )
 
     redis_url: str | None = None
     redis_cluster: bool = False
@@ -95,7 +98,6 @@ class Settings(BaseSettings):
     @field_validator("admin_api_key", "ingest_api_key", "read_api_key")
     @classmethod
     def _long_enough(cls, key: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        # After validation, so the error shows the value masked, never the key itself.
         if key is None:
             return None
         length = len(key.get_secret_value())
