@@ -18,7 +18,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.routing import Mount
 
 from abscope.api.app import create_app
-from abscope.api.auth import ROUTES, Role, is_open
+from abscope.api.auth import ROUTES, SCHEME, Role, is_open
 from tests.api.helpers import assert_status, make_settings, seed_body
 from tests.fixtures.uvicorn_server import ABSCOPE_APP, UvicornServer
 
@@ -142,6 +142,21 @@ def _expected(needed: Role | None, credential: str) -> str:
     if held is None:
         return "401"
     return "passes" if held in (needed, "admin") else "403"
+
+
+def test_the_openapi_document_gives_each_operation_its_key_and_role(
+    schema_and_routes: tuple[dict[str, Any], list[Any]],
+) -> None:
+    schema, _ = schema_and_routes
+    scheme = schema["components"]["securitySchemes"][SCHEME]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-API-Key")
+    for method, path, operation in _operations(schema):
+        if is_open(path):
+            assert "security" not in operation, f"{method} {path} is open"
+            continue
+        assert operation["security"] == [{SCHEME: []}], f"{method} {path}"
+        assert operation["x-abscope-role"] == ROUTES[(method, path)]
+        assert {"401", "403"} <= set(operation["responses"]), f"{method} {path}"
 
 
 def test_the_table_gives_each_role_its_routes() -> None:

@@ -18,7 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from abscope import __version__, web
-from abscope.api.auth import Auth
+from abscope.api.auth import Auth, document
 from abscope.api.errors import RETRY_AFTER_SECONDS, map_errors
 from abscope.api.fast_path import FastPath
 from abscope.api.group_commit import GroupCommit
@@ -156,6 +156,14 @@ def create_app(
     app.include_router(web.router)
     app.mount("/static", web.static_files(), name="static")
     map_errors(app)
+    schema = app.openapi
+
+    def openapi() -> dict[str, Any]:  # the keys' scheme and each operation's role, once
+        if app.openapi_schema is None:
+            app.openapi_schema = document(schema())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     # Innermost of the middlewares: the keys, CORS and the body limit apply to it as to
     # every route.
     app.add_middleware(

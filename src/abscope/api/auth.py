@@ -44,7 +44,17 @@ from typing import Any, Final, Literal
 from abscope import web
 from abscope.config import Settings
 
-__all__ = ["OPEN_PATHS", "OPEN_PREFIXES", "ROUTES", "Auth", "Role", "RouteTable", "is_open"]
+__all__ = [
+    "OPEN_PATHS",
+    "OPEN_PREFIXES",
+    "ROUTES",
+    "SCHEME",
+    "Auth",
+    "Role",
+    "RouteTable",
+    "document",
+    "is_open",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -86,6 +96,9 @@ OPEN_PATHS: Final = frozenset(
 OPEN_PREFIXES: Final = ("/static/", "/assets/", "/view/")
 """Path prefixes that need no key: assets and the experiment page's shell."""
 
+SCHEME: Final = "ApiKey"
+"""The name of the key's security scheme in the OpenAPI document."""
+
 _Segments = tuple[str | None, ...]  # a template's segments, None for a parameter
 
 
@@ -125,6 +138,47 @@ class RouteTable:
             ):
                 return templated_role
         return "admin"
+
+
+_DETAIL_BODY: Final = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"detail": {"type": "string"}},
+            "required": ["detail"],
+        }
+    }
+}
+
+
+def document(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` (an OpenAPI document, changed in place) with the key's security scheme, and
+    for each operation of :data:`ROUTES` its requirement, its role (``x-abscope-role``) and
+    its 401 and 403 answers. The requirement holds when the service has any key set."""
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes[SCHEME] = {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "The key of a role that the operation allows (x-abscope-role) or the"
+        " admin key; needed when the service has any key set.",
+    }
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            role = ROUTES.get((method.upper(), path))
+            if role is None or not isinstance(operation, dict):
+                continue
+            operation["security"] = [{SCHEME: []}]
+            operation["x-abscope-role"] = role
+            responses = operation.setdefault("responses", {})
+            responses.setdefault(
+                "401", {"description": _unauthorized(role), "content": _DETAIL_BODY}
+            )
+            responses.setdefault(
+                "403",
+                {"description": f"the key has a role other than {role}", "content": _DETAIL_BODY},
+            )
+    return schema
 
 
 def _keys(settings: Settings) -> tuple[tuple[bytes, Role], ...]:
