@@ -100,9 +100,13 @@ class Settings(BaseSettings):
     def _long_enough(cls, key: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if key is None:
             return None
-        length = len(key.get_secret_value())
+        value = key.get_secret_value()
+        length = len(value)
+        name = f"ABSCOPE_{(info.field_name or '').upper()}"
+        if not (value.isascii() and value.isprintable()) or value != value.strip():
+            # An HTTP header carries it: other characters or spaces at its ends never match.
+            raise ValueError(f"{name} must be printable ASCII with no space at either end")
         if length < MIN_KEY_LENGTH:
-            name = f"ABSCOPE_{(info.field_name or '').upper()}"
             got = "an empty key" if length == 0 else f"{length} characters"
             raise ValueError(
                 f"{name} must be at least {MIN_KEY_LENGTH} characters (got {got}); unset it"

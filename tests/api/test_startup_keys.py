@@ -48,6 +48,14 @@ def test_an_empty_or_short_key_is_an_error_naming_the_setting(
     assert got in message
 
 
+@pytest.mark.parametrize(
+    "value", [" padded-key-0123456789", "key-with-\u00e9-0123456789", "tab\tkey-0123456789"]
+)
+def test_a_key_a_header_cannot_carry_is_an_error(value: str) -> None:
+    [message] = _errors(admin_api_key=value)
+    assert message == "ABSCOPE_ADMIN_API_KEY must be printable ASCII with no space at either end"
+
+
 def test_a_key_of_16_characters_is_accepted() -> None:
     settings = Settings(read_api_key="k" * MIN_KEY_LENGTH)  # type: ignore[arg-type]
     assert settings.has_keys and not Settings().has_keys
