@@ -30,14 +30,15 @@ any key set:
   operation has no row.)
 
 The check is a dict lookup of ``(method, path)`` (``HEAD`` as ``GET``), or for templated
-paths a match of the path's segments against the few templates with as many segments, then
-a constant-time comparison of the header with each configured key.
+paths one compiled pattern per method, then a constant-time comparison of the header with
+each configured key.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Final, Literal
 
@@ -99,7 +100,7 @@ OPEN_PREFIXES: Final = ("/static/", "/assets/", "/view/")
 SCHEME: Final = "ApiKey"
 """The name of the key's security scheme in the OpenAPI document."""
 
-_Segments = tuple[str | None, ...]  # a template's segments, None for a parameter
+_PARAMETER = re.compile(r"\{[^}/]+\}")
 
 
 def is_open(path: str) -> bool:
@@ -109,17 +110,28 @@ def is_open(path: str) -> bool:
 
 class RouteTable:
     """``(method, path) -> role`` of :data:`ROUTES`: exact paths in a dict, templated paths
-    by their segments; ``None`` for an open path, ``"admin"`` for anything not in the table."""
+    by one compiled pattern per method (a parameter is one non-empty segment, as in the
+    app's routing); ``None`` for an open path, ``"admin"`` for anything not in the table."""
 
     def __init__(self, routes: Mapping[tuple[str, str], Role]) -> None:
         self._exact: dict[tuple[str, str], Role] = {}
-        self._templates: dict[tuple[str, int], list[tuple[_Segments, Role]]] = {}
+        templated: dict[str, list[tuple[str, Role]]] = {}
         for (method, path), role in routes.items():
-            if "{" not in path:
+            if "{" in path:
+                templated.setdefault(method, []).append((path, role))
+            else:
                 self._exact[(method, path)] = role
-                continue
-            segments = tuple(None if part.startswith("{") else part for part in path.split("/"))
-            self._templates.setdefault((method, len(segments)), []).append((segments, role))
+        self._patterns: dict[str, tuple[re.Pattern[str], list[Role]]] = {}
+        for method, entries in templated.items():
+            # Each alternative ends in an empty group of its own: the match's lastgroup
+            # names the template that matched.
+            alternatives = [
+                _PARAMETER.sub("[^/]+", re.escape(path).replace(r"\{", "{").replace(r"\}", "}"))
+                + f"(?P<t{index}>)"
+                for index, (path, _) in enumerate(entries)
+            ]
+            pattern = re.compile("|".join(alternatives))
+            self._patterns[method] = (pattern, [role for _, role in entries])
 
     def role(self, method: str, path: str) -> Role | None:
         """The role ``method path`` needs, or ``None`` when it is open."""
@@ -130,13 +142,11 @@ class RouteTable:
             return role
         if is_open(path):
             return None
-        parts = path.split("/")
-        for template, templated_role in self._templates.get((method, len(parts)), ()):
-            if all(
-                part == fixed if fixed is not None else part != ""
-                for part, fixed in zip(parts, template, strict=True)
-            ):
-                return templated_role
+        templated = self._patterns.get(method)
+        if templated is not None:
+            match = templated[0].fullmatch(path)
+            if match is not None and match.lastgroup is not None:
+                return templated[1][int(match.lastgroup[1:])]
         return "admin"
 
 
