@@ -18,7 +18,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.routing import Mount
 
 from abscope.api.app import create_app
-from abscope.api.auth import ROUTES, SCHEME, Role, is_open
+from abscope.api.auth import ROUTES, SCHEME, Role, RouteTable, is_open
 from tests.api.helpers import assert_status, make_settings, seed_body
 from tests.fixtures.uvicorn_server import ABSCOPE_APP, UvicornServer
 
@@ -250,3 +250,26 @@ def test_an_unknown_path_on_the_real_server_needs_the_admin_key(
         assert_status(client.request(method, path), 401)
         assert_status(client.request(method, path, headers={"X-API-Key": KEYS["read"]}), 403)
         assert_status(client.request(method, path, headers={"X-API-Key": KEYS["admin"]}), 404)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "role"),
+    [
+        ("POST", "/route", "ingest"),
+        ("HEAD", "/experiments", "read"),
+        ("GET", "/experiments/abc/results", "read"),
+        ("PATCH", "/experiments/abc", "admin"),
+        ("GET", "/experiments//results", "admin"),  # a parameter is never empty
+        ("GET", "/experiments/a/b/results", "admin"),  # nor two segments
+        ("GET", "/experiments/abc/resultsx", "admin"),
+        ("GET", "/experiments/", "admin"),
+        ("PUT", "/route", "admin"),
+        ("GET", "/view/abc", None),
+        ("GET", "/static/app.js", None),
+        ("GET", "/health", None),
+    ],
+)
+def test_the_table_matches_exact_and_templated_paths(
+    method: str, path: str, role: Role | None
+) -> None:
+    assert RouteTable(ROUTES).role(method, path) == role
