@@ -12,6 +12,7 @@ Examples::
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 from collections.abc import Sequence
@@ -238,16 +239,55 @@ def serve(
             " more CPU (make bench).",
         ),
     ] = False,
+    allow_no_keys: Annotated[
+        bool,
+        typer.Option(
+            "--allow-no-keys",
+            help="Serve a non-loopback address with no API key set, every route open to"
+            " anyone who can reach it. Without it, that is refused.",
+        ),
+    ] = False,
 ) -> None:
-    """Run the HTTP service and dashboard (settings from ABSCOPE_* variables)."""
+    """Run the HTTP service and dashboard (settings from ABSCOPE_* variables).
+
+    Exits 2, naming the setting, when a setting is invalid (an API key under 16 characters
+    among them), or when the address is not loopback and no API key is set (unless
+    --allow-no-keys).
+    """
+    from pydantic import ValidationError
+
     from abscope.api.workers import ServeOptions
     from abscope.api.workers import serve as run_service
+    from abscope.config import KEY_SETTINGS, Settings, setting_errors
 
     try:
         options = ServeOptions(host, port, workers, log_level.lower(), access_log)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        for line in setting_errors(error):
+            typer.echo(f"Error: {line}", err=True)
+        raise typer.Exit(2) from None
+    if not settings.has_keys and not allow_no_keys and not _is_loopback(host):
+        typer.echo(
+            f"Error: refusing to serve {host} with no API key set: every route would be open"
+            f" to anyone who can reach it. Set {', '.join(KEY_SETTINGS)} (16 characters or"
+            " more), or pass --allow-no-keys.",
+            err=True,
+        )
+        raise typer.Exit(2)
     raise typer.Exit(run_service(options))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name other than localhost: it may resolve anywhere
+        return False
 
 
 def main() -> None:

@@ -2,6 +2,11 @@
 
 ``ABSCOPE_REDIS_URL`` set means Redis (``redis://...``; ``ABSCOPE_REDIS_CLUSTER=true`` for
 a Redis Cluster); otherwise the embedded SQLite store at ``ABSCOPE_DB_PATH``.
+
+The three API keys (``ABSCOPE_ADMIN_API_KEY``, ``ABSCOPE_INGEST_API_KEY``,
+``ABSCOPE_READ_API_KEY``) are each unset or at least :data:`MIN_KEY_LENGTH` characters: an
+empty or short key is an error naming its setting, never a key that a guess can match.
+Which routes each key opens is :mod:`abscope.api.auth`.
 """
 
 from __future__ import annotations
@@ -9,10 +14,23 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["KEY_SETTINGS", "MIN_KEY_LENGTH", "Settings", "get_settings", "setting_errors"]
+
+MIN_KEY_LENGTH = 16
+"""The shortest API key accepted, in characters."""
+
+KEY_SETTINGS = ("ABSCOPE_ADMIN_API_KEY", "ABSCOPE_INGEST_API_KEY", "ABSCOPE_READ_API_KEY")
+"""The environment variables of the three API keys."""
 
 
 GC_THRESHOLD = 20_000
@@ -24,16 +42,24 @@ young collection also walks whatever survived the last. Measured in ``make bench
 class Settings(BaseSettings):
     """Service configuration. Tests build ``create_app(Settings(...))`` directly."""
 
-    model_config = SettingsConfigDict(env_prefix="ABSCOPE_", extra="ignore")
+    # hide_input_in_errors: an invalid key must not be printed in the error.
+    model_config = SettingsConfigDict(
+        env_prefix="ABSCOPE_", extra="ignore", hide_input_in_errors=True
+    )
 
     redis_url: str | None = None
     redis_cluster: bool = False
     db_path: Path = Path("abscope.db")
     admin_api_key: SecretStr | None = Field(
-        default=None, description="Required for configuration changes when set."
+        default=None, description="The admin role's key: every route."
     )
     ingest_api_key: SecretStr | None = Field(
-        default=None, description="Required for route, log and events when set."
+        default=None, description="The ingest role's key: route, log and events."
+    )
+    read_api_key: SecretStr | None = Field(
+        default=None,
+        description="The read role's key: experiments, results, charts, explain, and the"
+        " planner's and simulator's calculations.",
     )
     cors_origins: list[str] = Field(default_factory=list)
     max_batch_size: int = Field(default=10_000, ge=1, le=100_000)
@@ -68,6 +94,55 @@ class Settings(BaseSettings):
         le=24 * 3600,
         description="Events stamped further than this in the future are refused.",
     )
+
+    @field_validator("admin_api_key", "ingest_api_key", "read_api_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if key is None:
+            return None
+        value = key.get_secret_value()
+        length = len(value)
+        name = f"ABSCOPE_{(info.field_name or '').upper()}"
+        if not (value.isascii() and value.isprintable()) or value != value.strip():
+            # An HTTP header carries it: other characters or spaces at its ends never match.
+            raise ValueError(f"{name} must be printable ASCII with no space at either end")
+        if length < MIN_KEY_LENGTH:
+            got = "an empty key" if length == 0 else f"{length} characters"
+            raise ValueError(
+                f"{name} must be at least {MIN_KEY_LENGTH} characters (got {got}); unset it"
+                " to run without that key"
+            )
+        return key
+
+    @model_validator(mode="after")
+    def _distinct_keys(self) -> Settings:
+        keys = [k.get_secret_value() for k in self._key_values() if k is not None]
+        if len(set(keys)) != len(keys):
+            raise ValueError(
+                f"{', '.join(KEY_SETTINGS)} must differ from each other: a key has one role"
+            )
+        return self
+
+    def _key_values(self) -> tuple[SecretStr | None, ...]:
+        return (self.admin_api_key, self.ingest_api_key, self.read_api_key)
+
+    @property
+    def has_keys(self) -> bool:
+        """Whether any API key is set, and so every data route needs one."""
+        return any(key is not None for key in self._key_values())
+
+
+def setting_errors(error: ValidationError) -> list[str]:
+    """One line per invalid setting, each naming its ``ABSCOPE_*`` variable; no input value."""
+    lines = []
+    for item in error.errors():
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if not item["loc"] or message.startswith("ABSCOPE_"):  # names its settings itself
+            lines.append(message)
+            continue
+        name = "ABSCOPE_" + "_".join(str(part) for part in item["loc"]).upper()
+        lines.append(f"{name}: {message}")
+    return lines
 
 
 @lru_cache(maxsize=1)

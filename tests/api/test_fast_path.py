@@ -20,9 +20,9 @@ from abscope.storage.base import EventResult
 from abscope.storage.sqlite import SQLiteStore
 from tests.api.helpers import TestClient, assert_status, make_settings
 
-KEYS = {"admin_api_key": "admin-secret", "ingest_api_key": "ingest-secret"}
-INGEST = {"X-API-Key": "ingest-secret"}
-ADMIN = {"X-API-Key": "admin-secret"}
+KEYS = {"admin_api_key": "admin-secret-0123456789", "ingest_api_key": "ingest-secret-0123456789"}
+INGEST = {"X-API-Key": "ingest-secret-0123456789"}
+ADMIN = {"X-API-Key": "admin-secret-0123456789"}
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""API keys (X-API-Key: admin for configuration, ingest for traffic) and CORS."""
+"""API keys in process (X-API-Key: admin for configuration, ingest for traffic, read for
+reads) and CORS. The full matrix, over every operation on a real server, is
+``test_auth_matrix.py``."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ import pytest
 
 from tests.api.helpers import MakeClient, TestClient, assert_status, seed_body
 
-ADMIN = "admin-secret-1"
-INGEST = "ingest-secret-2"
+ADMIN = "admin-secret-1-0123456789"
+INGEST = "ingest-secret-2-0123456789"
+READ = "read-secret-3-0123456789"
 ORIGIN = "https://planner.example"
 
 Call = Callable[[TestClient, dict[str, str], str], httpx.Response]
@@ -74,7 +77,7 @@ def _key(value: str) -> dict[str, str]:
 
 
 def _secured(make_client: MakeClient) -> tuple[TestClient, str]:
-    client = make_client(admin_api_key=ADMIN, ingest_api_key=INGEST)
+    client = make_client(admin_api_key=ADMIN, ingest_api_key=INGEST, read_api_key=READ)
     created = client.post("/experiments", json=seed_body(id="secured"), headers=_key(ADMIN))
     assert_status(created, 201)
     assert_status(client.post("/experiments/secured/start", headers=_key(ADMIN)), 200)
@@ -82,16 +85,29 @@ def _secured(make_client: MakeClient) -> tuple[TestClient, str]:
 
 
 @pytest.mark.parametrize("name", list(_admin_calls("x")))
-@pytest.mark.parametrize("headers", [{}, _key("wrong"), _key(INGEST), _key(ADMIN + " "), _key("")])
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        (_key("wrong"), 401),
+        (_key(ADMIN + " "), 401),
+        (_key(ADMIN[:-1]), 401),
+        (_key(""), 401),
+        (_key(INGEST), 403),
+        (_key(READ), 403),
+    ],
+)
 def test_configuration_changes_need_the_admin_key(
-    make_client: MakeClient, name: str, headers: dict[str, str]
+    make_client: MakeClient, name: str, headers: dict[str, str], status: int
 ) -> None:
     client, experiment_id = _secured(make_client)
-    before = client.get("/experiments").json()
+    before = client.get("/experiments", headers=_key(READ)).json()
     response = _admin_calls(experiment_id)[name](client, headers, "u1")
-    assert_status(response, 401)
-    assert "X-API-Key" in response.json()["detail"]
-    assert client.get("/experiments").json() == before
+    assert_status(response, status)
+    detail = response.json()["detail"]
+    assert "X-API-Key" in detail and "admin" in detail
+    assert all(secret not in response.text for secret in (ADMIN, INGEST, READ))
+    assert client.get("/experiments", headers=_key(READ)).json() == before
 
 
 def test_the_admin_key_allows_configuration_changes(make_client: MakeClient) -> None:
@@ -109,11 +125,11 @@ def test_the_admin_key_allows_configuration_changes(make_client: MakeClient) -> 
 def test_traffic_needs_the_ingest_key_or_the_admin_key(make_client: MakeClient, name: str) -> None:
     client, experiment_id = _secured(make_client)
     call = _ingest_calls(experiment_id)[name]
-    for headers in ({}, _key("wrong"), _key("")):
+    for headers, status in (({}, 401), (_key("wrong"), 401), (_key(""), 401), (_key(READ), 403)):
         response = call(client, headers, "u1")
-        assert_status(response, 401)
-        assert "X-API-Key" in response.json()["detail"]
-    counts = client.get(f"/experiments/{experiment_id}/results").json()
+        assert_status(response, status)
+        assert "ingest" in response.json()["detail"]
+    counts = client.get(f"/experiments/{experiment_id}/results", headers=_key(READ)).json()
     assert counts["control_samples"] + counts["treatment_samples"] == 0
     # The users are chosen in control, so the log and the event are accepted.
     users = _control_users(client, experiment_id)
@@ -122,13 +138,92 @@ def test_traffic_needs_the_ingest_key_or_the_admin_key(make_client: MakeClient, 
 
 
 def _control_users(client: TestClient, experiment_id: str) -> list[str]:
-    """Users the experiment puts in control (explain needs no key)."""
+    """Users the experiment puts in control (explain, with the read key when keys are set)."""
     users = []
     for user in (f"user-{i}" for i in range(50)):
         path = f"/experiments/{experiment_id}/explain"
-        if client.get(path, params={"user_id": user}).json()["variant_name"] == "control":
+        answer = client.get(path, params={"user_id": user}, headers=_key(READ))
+        if answer.json()["variant_name"] == "control":
             users.append(user)
     return users
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/experiments",
+        "/experiments/secured",
+        "/experiments/secured/results",
+        "/experiments/secured/timeseries",
+        "/experiments/secured/explain?user_id=u1",
+        "/experiments/secured/charts",
+    ],
+)
+def test_reads_need_the_read_key_or_the_admin_key(make_client: MakeClient, path: str) -> None:
+    client, _ = _secured(make_client)
+    for headers, status in (({}, 401), (_key("wrong"), 401), (_key(INGEST), 403)):
+        response = client.get(path, headers=headers)
+        assert_status(response, status)
+        assert response.json()["detail"].startswith("a valid read key" if status == 401 else "this")
+        assert "read" in response.json()["detail"]
+    assert_status(client.get(path, headers=_key(READ)), 200)
+    assert_status(client.get(path, headers=_key(ADMIN)), 200)
+
+
+def test_pages_assets_and_probes_stay_open(make_client: MakeClient) -> None:
+    client, _ = _secured(make_client)
+    for path in ("/", "/new", "/planner", "/simulator", "/view/secured", "/health", "/ready",
+                 "/static/app.js", "/assets/plotly.min.js"):  # fmt: skip
+        assert_status(client.get(path), 200)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/nope"), ("GET", "/experiments/secured/nope"), ("PUT", "/experiments/secured")],
+)
+def test_an_unknown_path_or_method_needs_the_admin_key(
+    make_client: MakeClient, method: str, path: str
+) -> None:
+    client, _ = _secured(make_client)
+    assert_status(client.request(method, path), 401)
+    assert_status(client.request(method, path, headers=_key(READ)), 403)
+    expected = 405 if method == "PUT" else 404
+    assert_status(client.request(method, path, headers=_key(ADMIN)), expected)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/experiments", {"name": ""}),
+        ("/experiments/secured", {"traffic_percentage": "lots"}),
+        ("/route", {"user_id": 5}),
+        ("/log", {"user_id": "u1"}),
+        ("/events", {"events": "none"}),
+        ("/charts/simulate", {"horizon": -1}),
+    ],
+)
+def test_the_key_is_checked_before_the_body(
+    make_client: MakeClient, path: str, body: dict[str, Any]
+) -> None:
+    client, _ = _secured(make_client)
+    method = "PATCH" if path == "/experiments/secured" else "POST"
+    bad = client.request(method, path, json=body)
+    assert_status(bad, 401)
+    invalid = client.request(
+        method, path, content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert_status(invalid, 401)
+    assert_status(client.request(method, path, json=body, headers=_key(ADMIN)), 422)
+
+
+def test_only_an_admin_key_opens_everything_when_it_is_the_only_key(
+    make_client: MakeClient,
+) -> None:
+    client = make_client(admin_api_key=ADMIN)
+    assert_status(client.get("/experiments"), 401)
+    assert_status(client.post("/route", json={"user_id": "u1"}), 401)
+    assert_status(client.get("/experiments", headers=_key(ADMIN)), 200)
+    assert_status(client.post("/route", json={"user_id": "u1"}, headers=_key(ADMIN)), 200)
 
 
 def test_without_keys_everything_is_open(client: TestClient) -> None:

@@ -172,10 +172,11 @@ def test_the_access_log_is_off_unless_asked_for(
 def test_a_worker_that_fails_to_start_stops_the_supervisor_with_status_1(
     tmp_path: Path,
 ) -> None:
-    # max_batch_size must be at least 1: every worker's app factory raises.
+    # The store's directory does not exist: every worker's app factory raises. (An invalid
+    # setting is refused by ``abscope serve`` itself, with status 2, before any worker.)
     server = AbscopeServer(
         tmp_path / "serve.log",
-        env={"ABSCOPE_DB_PATH": str(tmp_path / "abscope.db"), "ABSCOPE_MAX_BATCH_SIZE": "0"},
+        env={"ABSCOPE_DB_PATH": str(tmp_path / "missing" / "abscope.db")},
         workers=2,
     )
     with pytest.raises(RuntimeError, match="did not start"):

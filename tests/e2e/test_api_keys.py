@@ -1,5 +1,6 @@
-"""With API keys configured, the admin key is typed once in the header's key field: it is kept
-in the tab's sessionStorage, sent in the ``X-API-Key`` header, and never put in a URL."""
+"""With API keys configured, a key is typed once in the header's key field (the read key to
+view, the admin key to make changes): it is kept in the tab's sessionStorage, sent in the
+``X-API-Key`` header of every data call, and never put in a URL."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tests.fixtures.uvicorn_server import UvicornServer
 
 ADMIN_KEY = "admin-e2e-Zq8v1TkP"
 INGEST_KEY = "ingest-e2e-Lm3w9RxC"
+READ_KEY = "read-e2e-Hy6s2QwN"
 KEY_STORAGE = "abscope.apiKey"  # app.js
 
 
@@ -25,6 +27,7 @@ def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UvicornSe
         tmp_path_factory.mktemp("e2e-keyed"),
         ABSCOPE_ADMIN_API_KEY=ADMIN_KEY,
         ABSCOPE_INGEST_API_KEY=INGEST_KEY,
+        ABSCOPE_READ_API_KEY=READ_KEY,
     )
     try:
         yield server
@@ -62,12 +65,13 @@ def test_admin_key_typed_once_unlocks_the_actions(
 
     with keyed_server.client() as api:
         admin = {"X-API-Key": ADMIN_KEY}
-        stored = api.get(f"/experiments/{experiment_id}").json()
+        assert api.get(f"/experiments/{experiment_id}").status_code == 401
+        stored = api.get(f"/experiments/{experiment_id}", headers=admin).json()
         assert (stored["status"], stored["traffic_percentage"]) == ("running", 60)
         assert api.post(f"/experiments/{experiment_id}/pause").status_code == 401
         assert api.post(f"/experiments/{experiment_id}/pause", headers=admin).status_code == 200
 
-    secrets = {ADMIN_KEY, quote(ADMIN_KEY), INGEST_KEY}
+    secrets = {ADMIN_KEY, quote(ADMIN_KEY), INGEST_KEY, READ_KEY}
     leaked = [r.url for r in tab.requests if any(s in r.url for s in secrets)]
     assert leaked == [], leaked
     assert not any(s in page.url for s in secrets)
@@ -80,6 +84,8 @@ def test_admin_key_typed_once_unlocks_the_actions(
     ]
     assert "x-api-key" not in writes[0].headers  # before the key was typed
     assert all(r.headers.get("x-api-key") == ADMIN_KEY for r in writes[1:])
+    reads = [r for r in tab.requests if r.method == "GET" and "/experiments/" in r.url]
+    assert reads and all(r.headers.get("x-api-key") == ADMIN_KEY for r in reads)
 
 
 def test_a_new_session_needs_the_key_again(make_tab: MakeTab, keyed_server: UvicornServer) -> None:
@@ -94,9 +100,36 @@ def test_a_new_session_needs_the_key_again(make_tab: MakeTab, keyed_server: Uvic
     assert anonymous.status_code == 401
 
     tab = make_tab(keyed_server.url)
-    page = tab.open("/view/e2e-keyed-traffic")  # reading needs no key
-    expect(page.locator("#status .badge")).to_have_text("running")
+    page = tab.open("/view/e2e-keyed-traffic")  # the page's shell is open, its data is not
+    expect(page.locator("#error")).to_contain_text("a valid read key is required")
     expect(page.locator("#api-key")).to_have_value("")
-    page.locator('#lifecycle button[data-action="pause"]').click()
-    expect(page.locator("#error")).to_contain_text("a valid admin key is required")
+    expect(page.locator("#api-key")).to_have_attribute("aria-invalid", "true")
+
+    page.locator("#api-key").fill(READ_KEY)
+    page.locator("#api-key").press("Tab")  # kept, and the page reloads to fetch its data
     expect(page.locator("#status .badge")).to_have_text("running")
+    expect(page.locator("#error")).to_be_hidden()
+    expect(page.locator("#api-key")).to_have_value(READ_KEY)
+    page.locator('#lifecycle button[data-action="pause"]').click()
+    expect(page.locator("#error")).to_contain_text("this route needs the admin role")
+    expect(page.locator("#status .badge")).to_have_text("running")
+    with keyed_server.client() as api:
+        stored = api.get("/experiments/e2e-keyed-traffic", headers={"X-API-Key": READ_KEY})
+        assert stored.json()["status"] == "running"
+
+
+def test_the_list_asks_for_a_key_and_shows_the_experiments_with_the_read_key(
+    make_tab: MakeTab, keyed_server: UvicornServer
+) -> None:
+    with keyed_server.client() as api:
+        api.headers["X-API-Key"] = ADMIN_KEY
+        create_experiment(api, "e2e-keyed-list")
+    tab = make_tab(keyed_server.url)
+    page = tab.open("/")
+    expect(page.locator("#error")).to_contain_text("a valid read key is required")
+    page.locator("#api-key").fill(READ_KEY)
+    page.locator("#api-key").press("Tab")
+    expect(page.locator('#experiments tr[data-id="e2e-keyed-list"]')).to_be_visible()
+    expect(page.locator("#error")).to_be_hidden()
+    listed = [r for r in tab.requests if r.url.startswith(f"{keyed_server.url}/experiments")]
+    assert listed and listed[-1].headers.get("x-api-key") == READ_KEY

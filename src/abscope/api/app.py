@@ -6,6 +6,7 @@ Errors become HTTP statuses in one place, :mod:`abscope.api.errors`.
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
@@ -17,6 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from abscope import __version__, web
+from abscope.api.auth import Auth, document
 from abscope.api.errors import RETRY_AFTER_SECONDS, map_errors
 from abscope.api.fast_path import FastPath
 from abscope.api.group_commit import GroupCommit
@@ -24,12 +26,14 @@ from abscope.api.hot_paths import record_exposures
 from abscope.api.routes import analysis, charts, experiments, health, traffic
 from abscope.api.security_headers import SecurityHeaders
 from abscope.api.simulations import SimulationPool
-from abscope.config import Settings, get_settings
+from abscope.config import KEY_SETTINGS, Settings, get_settings
 from abscope.service import ExperimentService
 from abscope.storage.base import Store
 from abscope.web import docs
 
 __all__ = ["RETRY_AFTER_SECONDS", "create_app", "open_store"]
+
+_log = logging.getLogger("abscope.api")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -115,8 +119,18 @@ def create_app(
     store: Store | None = None,
     service: ExperimentService | None = None,
 ) -> FastAPI:
-    """Build the app. Tests pass ``Settings(...)`` (and may pass a store or a service)."""
+    """Build the app. Tests pass ``Settings(...)`` (and may pass a store or a service).
+
+    Invalid settings (a key under 16 characters among them) raise pydantic's
+    ``ValidationError`` naming the setting, so a server built from this factory does not
+    start.
+    """
     config = settings or get_settings()
+    if not config.has_keys:
+        _log.warning(
+            "no API key is set (%s): every route is open to anyone who can reach this service",
+            ", ".join(KEY_SETTINGS),
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -153,14 +167,25 @@ def create_app(
     app.mount("/static", web.static_files(), name="static")
     app.mount(docs.ASSETS, docs.assets(), name="docs-assets")
     map_errors(app)
-    # Innermost of the middlewares: CORS and the body limit apply to it as to every route.
+    schema = app.openapi
+
+    def openapi() -> dict[str, Any]:  # the keys' scheme and each operation's role, once
+        if app.openapi_schema is None:
+            app.openapi_schema = document(schema())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    # Innermost of the middlewares: the keys, CORS and the body limit apply to it as to
+    # every route.
     app.add_middleware(
         FastPath,
-        settings=config,
         service=app.state.service,
         exposures=app.state.exposures,
         events=app.state.events,
     )
+    # Outside the fast path and FastAPI, so the key is checked before any body is read;
+    # inside CORS, so that a preflight needs no key and a 401 carries the CORS headers.
+    app.add_middleware(Auth, settings=config)
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -7,11 +7,12 @@ throughput. FastAPI's request
 handling (routing, the request object, dependency and body solving, the response classes)
 costs more than routing the user or checking an event does. This ASGI middleware answers
 those POSTs itself when the request is ordinary: a JSON body that the route's schema
-accepts and an accepted key. It runs the same function as the FastAPI route in
-``routes/traffic.py`` (:mod:`abscope.api.hot_paths`; the routes stay there: they document
-the API and answer everything else), so the two answer alike, byte for byte.
+accepts (the key was checked before, by :mod:`abscope.api.auth`). It runs the same function
+as the FastAPI route in ``routes/traffic.py`` (:mod:`abscope.api.hot_paths`; the routes
+stay there: they document the API and answer everything else), so the two answer alike,
+byte for byte.
 
-A body that fails validation or a missing key is passed on to FastAPI with the body
+A body that fails validation is passed on to FastAPI with the body
 replayed, which answers it as usual. abscope's own errors (an unknown experiment, a
 conflict, the store down) are answered here with :func:`abscope.api.errors.error_response`,
 the function FastAPI's handlers use: once a write was attempted, the request must not run
@@ -25,11 +26,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from abscope.api.deps import ingest_key_accepted
 from abscope.api.errors import error_response
 from abscope.api.group_commit import GroupCommit
 from abscope.api.hot_paths import events_body, log_body, route_body
-from abscope.config import Settings
 from abscope.errors import AbscopeError
 from abscope.schemas import BatchRequest, LogRequest, RouteRequest
 from abscope.service import ExperimentService
@@ -54,13 +53,11 @@ class FastPath:
         self,
         app: ASGIApp,
         *,
-        settings: Settings,
         service: ExperimentService,
         exposures: GroupCommit[str | None],
         events: GroupCommit[EventResult],
     ) -> None:
         self.app = app
-        self._settings = settings
         self._service = service
         self._exposures = exposures
         self._events = events
@@ -105,9 +102,6 @@ class FastPath:
         """The answer, or ``None`` when FastAPI should answer the request instead."""
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if content_type != _JSON:
-            return None
-        key = headers.get(b"x-api-key")
-        if not ingest_key_accepted(self._settings, None if key is None else key.decode("latin-1")):
             return None
         try:
             if path == "/route":

@@ -1,4 +1,5 @@
-"""Experiment configuration and lifecycle (admin key)."""
+"""Experiment configuration and lifecycle (reads: the read role; changes: the admin role;
+see :mod:`abscope.api.auth`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from abscope.api.deps import AdminKey, Service
+from abscope.api.deps import Service
 from abscope.models import Experiment, Status
 from abscope.schemas import CompleteRequest, CreateExperimentRequest, PatchExperimentRequest
 
@@ -14,7 +15,7 @@ router = APIRouter(prefix="/experiments", tags=["experiments"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create(body: CreateExperimentRequest, service: Service, _: AdminKey) -> Experiment:
+def create(body: CreateExperimentRequest, service: Service) -> Experiment:
     return service.create(body)
 
 
@@ -29,40 +30,38 @@ def get(experiment_id: str, service: Service) -> Experiment:
 
 
 @router.patch("/{experiment_id}")
-def patch(
-    experiment_id: str, body: PatchExperimentRequest, service: Service, _: AdminKey
-) -> Experiment:
+def patch(experiment_id: str, body: PatchExperimentRequest, service: Service) -> Experiment:
     return service.patch(experiment_id, body)
 
 
 @router.delete("/{experiment_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete(experiment_id: str, service: Service, _: AdminKey) -> Response:
+def delete(experiment_id: str, service: Service) -> Response:
     service.delete(experiment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{experiment_id}/start")
-def start(experiment_id: str, service: Service, _: AdminKey) -> Experiment:
+def start(experiment_id: str, service: Service) -> Experiment:
     return service.transition(experiment_id, "start")
 
 
 @router.post("/{experiment_id}/pause")
-def pause(experiment_id: str, service: Service, _: AdminKey) -> Experiment:
+def pause(experiment_id: str, service: Service) -> Experiment:
     return service.transition(experiment_id, "pause")
 
 
 @router.post("/{experiment_id}/resume")
-def resume(experiment_id: str, service: Service, _: AdminKey) -> Experiment:
+def resume(experiment_id: str, service: Service) -> Experiment:
     return service.transition(experiment_id, "resume")
 
 
 @router.post("/{experiment_id}/complete")
 def complete(
-    experiment_id: str, service: Service, _: AdminKey, body: CompleteRequest | None = None
+    experiment_id: str, service: Service, body: CompleteRequest | None = None
 ) -> Experiment:
     return service.transition(experiment_id, "complete", body.winner if body else None)
 
 
 @router.post("/{experiment_id}/stop")
-def stop(experiment_id: str, service: Service, _: AdminKey) -> Experiment:
+def stop(experiment_id: str, service: Service) -> Experiment:
     return service.transition(experiment_id, "stop")

@@ -1,10 +1,9 @@
-"""Routing and event ingestion (ingest key)."""
+"""Routing and event ingestion (the ingest role: :mod:`abscope.api.auth`)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from abscope.api.deps import ingest_service
 from abscope.api.hot_paths import events_body, log_body, route_body
 from abscope.schemas import (
     BatchRequest,
@@ -25,7 +24,7 @@ async def route(body: RouteRequest, request: Request) -> Response:
     Ordinary requests are answered by ``abscope.api.fast_path`` before they reach here;
     both run :func:`abscope.api.hot_paths.route_body`.
     """
-    serving = ingest_service(request).serving  # not a dependency: see ingest_service
+    serving = request.app.state.service.serving
     answer = await route_body(serving, request.app.state.exposures, body)
     return Response(answer, media_type="application/json")
 
@@ -38,7 +37,7 @@ async def log(body: LogRequest, request: Request) -> Response:
     ``abscope.api.fast_path`` before they reach here, and both run
     :func:`abscope.api.hot_paths.log_body`.
     """
-    service = ingest_service(request)
+    service = request.app.state.service
     answer = await log_body(service, request.app.state.events, body)
     return Response(answer, media_type="application/json")
 
@@ -51,5 +50,5 @@ async def events(body: BatchRequest, request: Request) -> Response:
     Ordinary requests are answered by ``abscope.api.fast_path`` before they reach here;
     both run :func:`abscope.api.hot_paths.events_body`.
     """
-    answer = await events_body(ingest_service(request), body)
+    answer = await events_body(request.app.state.service, body)
     return Response(answer, media_type="application/json")

@@ -29,6 +29,7 @@ const abscope = {
     let data = null;
     const text = await response.text();
     if (text) { try { data = JSON.parse(text); } catch (_) { data = { detail: text }; } }
+    if (response.status === 401 || response.status === 403) abscope.keyNeeded(method);
     if (!response.ok) {
       const error = new Error(abscope.describeError(data, response.status));
       error.status = response.status;
@@ -36,6 +37,15 @@ const abscope = {
       throw error;
     }
     return data;
+  },
+
+  // A call was refused for its key: the key field is marked, and when a read was refused
+  // the page reloads once a key is typed, so that its data is fetched with it.
+  reloadOnKey: false,
+  keyNeeded(method) {
+    if (method === "GET") abscope.reloadOnKey = true;
+    const field = document.getElementById("api-key");
+    if (field) { field.classList.add("needed"); field.setAttribute("aria-invalid", "true"); }
   },
 
   describeError(data, status) {
@@ -126,13 +136,18 @@ const abscope = {
 
   header() {
     const key = abscope.el("input", {
-      type: "password", id: "api-key", placeholder: "API key (optional)",
-      "aria-label": "API key", autocomplete: "off",
+      type: "password", id: "api-key", placeholder: "API key: read, or admin to change",
+      "aria-label": "API key (the read key to view, the admin key to make changes)",
+      title: "With keys set on the service: the read key to view, the admin key to make changes",
+      autocomplete: "off",
     });
     key.value = abscope.apiKey();
     key.addEventListener("change", () => {
       if (key.value) sessionStorage.setItem(KEY_STORAGE, key.value);
       else sessionStorage.removeItem(KEY_STORAGE);
+      key.classList.remove("needed");
+      key.removeAttribute("aria-invalid");
+      if (key.value && abscope.reloadOnKey) window.location.reload();
     });
     const bar = abscope.el("header", { class: "top" },
       abscope.el("a", { class: "brand", href: "/" , text: "abscope" }),
