@@ -89,13 +89,11 @@ ROUTES: Final[Mapping[tuple[str, str], Role]] = {
 }
 """The role each operation needs, by method and path template (as the route declares it)."""
 
-OPEN_PATHS: Final = frozenset(
-    {"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", *web.PAGES}
-)
+OPEN_PATHS: Final = frozenset({"/health", "/ready", "/docs", "/openapi.json", *web.PAGES})
 """Paths that need no key: probes, page shells and the API's documentation (no data)."""
 
-OPEN_PREFIXES: Final = ("/static/", "/assets/", "/view/")
-"""Path prefixes that need no key: assets and the experiment page's shell."""
+OPEN_PREFIXES: Final = ("/static/", "/assets/", "/view/", "/docs/assets/")
+"""Path prefixes that need no key: assets (the docs' too) and the experiment page's shell."""
 
 SCHEME: Final = "ApiKey"
 """The name of the key's security scheme in the OpenAPI document."""
