@@ -6,9 +6,11 @@ the document: no 5xx, a documented status, a body and headers that match the sta
 schema, and a documented content type.
 
 The number of examples per operation is bounded (:data:`EXAMPLES`) and the seed is fixed
-(:data:`SEED`), so a failure replays: run the module again, or one operation with
-``-k "POST /experiments and redis"``. The statuses seen are printed per backend at the end
-of the module (``-s`` shows them).
+(:data:`SEED`), so a failure replays: run the module again (``-k redis`` for one backend).
+Each operation is fuzzed with valid cases, with invalid ones, and (when its path names an
+experiment) with valid cases on an experiment that exists and runs. Every failure is
+reported, each with a curl command that reproduces it. The cases and statuses seen are
+printed per backend at the end of the module (``-s`` shows them).
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ def served(
 def _report_statuses() -> Iterator[None]:
     yield
     for backend, seen in STATUSES.items():
+        if not seen:
+            continue
         cases = sum(seen.values())
         statuses = ", ".join(f"{status}: {count}" for status, count in sorted(seen.items()))
         print(f"\ncontract fuzz on {backend}: {cases} cases; statuses {statuses}")
@@ -132,7 +136,7 @@ def _running_experiment(server: UvicornServer, experiment: str) -> None:
             user = f"user-{index}"
             routed = client.post("/route", json={"user_id": user, "experiment_id": experiment})
             assert routed.status_code == 200, routed.text
-            if index % 3 == 0:
+            if index % 3 == 0 and routed.json()["in_experiment"]:
                 variant = routed.json()["variant_name"]
                 logged = client.post(
                     "/log",
@@ -165,12 +169,6 @@ def test_every_answer_follows_the_contract(served: tuple[str, UvicornServer]) ->
                 failures.append(f"{operation.label} ({mode.value}, {path_parameters}):\n{failure}")
     assert operations >= 20, operations
     assert not failures, "\n\n".join(failures)
-
-
-def test_the_fuzzing_reached_the_service(served: tuple[str, UvicornServer]) -> None:
-    """The statuses seen include successes and refusals: the cases were not all rejected
-    at the door (which would make the fuzzing vacuous)."""
-    backend, _ = served
+    # The cases reached the service: successes and its refusals, not only the schema's.
     seen = STATUSES[backend]
-    assert any(200 <= status < 300 for status in seen), seen
-    assert 422 in seen and 404 in seen, seen
+    assert {200, 201, 404, 409, 422} <= set(seen), seen
