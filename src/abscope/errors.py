@@ -34,12 +34,20 @@ class Conflict(AbscopeError):
 
 
 class InvalidInput(AbscopeError):
-    """A value is invalid; ``field`` is its dotted path, e.g. ``variants.1.weight``."""
+    """A value is invalid; ``field`` is its dotted path, e.g. ``variants.1.weight``.
 
-    def __init__(self, field: str, message: str) -> None:
+    ``location`` is where the field was sent (``body``, or ``query`` for a query parameter
+    such as ``phase``); ``kind`` is a machine-readable error type, as pydantic's are.
+    """
+
+    def __init__(
+        self, field: str, message: str, *, location: str = "body", kind: str = "value_error"
+    ) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.detail = message
+        self.location = location
+        self.kind = kind
 
 
 class StorageUnavailable(AbscopeError):

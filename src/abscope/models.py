@@ -79,7 +79,7 @@ class Variant(_Model):
     model_id: str = Field(min_length=1, max_length=256)
     weight: float = Field(gt=0.0, le=1.0, allow_inf_nan=False)
     description: str = Field(default="", max_length=MAX_TEXT_LENGTH)
-    is_control: bool = False
+    is_control: bool = Field(default=False, strict=True)
 
 
 class AuditEntry(_Model):

@@ -11,12 +11,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from abscope.models import (
     MAX_TEXT_LENGTH,
     Allocation,
     EventKind,
+    Experiment,
     MetricType,
     Slug,
     Status,
@@ -45,7 +54,20 @@ __all__ = [
     "RouteRequest",
     "RouteResponse",
     "Assignment",
+    "CalculateResponse",
+    "ErrorBody",
+    "ExperimentCharts",
+    "ExperimentList",
+    "ExplainResponse",
     "ExposureStatus",
+    "Figure",
+    "Health",
+    "PlanCharts",
+    "ResultsResponse",
+    "SimulationCharts",
+    "TimeseriesResponse",
+    "ValidationErrorBody",
+    "ValidationIssue",
     "NotInExperiment",
     "SIMULATION_BUDGET",
     "SIMULATION_MAX_HORIZON",
@@ -53,7 +75,30 @@ __all__ = [
 ]
 
 
+def _iso_only(value: object) -> object:
+    # pydantic reads a number as seconds since the epoch: 0 would be 1970, silently.
+    if isinstance(value, (int, float)):
+        raise ValueError("give an ISO-8601 string, e.g. 2026-12-01T14:00:00Z")
+    return value
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_iso_only),
+    Field(
+        description="When the event happened, as an ISO-8601 string (UTC when it has no"
+        " offset); at most the clock skew allowed in the future, not before the experiment"
+        " was created. Without it, the time the service receives it.",
+        examples=["2026-12-01T14:00:00Z"],
+    ),
+]
+"""An ISO-8601 timestamp; numbers (epoch seconds) are refused, not coerced."""
+
+
 class _Body(BaseModel):
+    """A request body: unknown fields are refused, as are booleans and integers given as
+    other JSON types (each such field says ``strict=True``)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -61,23 +106,65 @@ class CreateExperimentRequest(_Body):
     """Either the two-model form (``control_model_id``, ``treatment_model_id``) or a general
     ``variants`` list."""
 
-    id: Slug | None = None
-    name: str = Field(min_length=1, max_length=200)
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Ranking v2",
+                    "control_model_id": "ranker-v1",
+                    "treatment_model_id": "ranker-v2",
+                }
+            ]
+        },
+    )
+
+    id: Slug | None = Field(default=None, description="The id; made from the name if absent.")
+    name: str = Field(min_length=1, max_length=200, description="A name for people.")
     description: str = Field(default="", max_length=MAX_TEXT_LENGTH)
     # The two-model form: two variants named control and treatment.
-    control_model_id: str | None = Field(default=None, min_length=1, max_length=256)
-    treatment_model_id: str | None = Field(default=None, min_length=1, max_length=256)
-    control_weight: float | None = Field(default=None, gt=0.0, lt=1.0, allow_inf_nan=False)
+    control_model_id: str | None = Field(
+        default=None, min_length=1, max_length=256, description="The control's model."
+    )
+    treatment_model_id: str | None = Field(
+        default=None, min_length=1, max_length=256, description="The treatment's model."
+    )
+    control_weight: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        allow_inf_nan=False,
+        description="The control's share in the two-model form (0.5 by default).",
+    )
     # The general form.
-    variants: list[Variant] | None = Field(default=None, min_length=2, max_length=32)
-    traffic_percentage: float = Field(default=100.0, gt=0.0, le=100.0, allow_inf_nan=False)
-    min_sample_size: int = Field(default=0, ge=0, le=10**12)
+    variants: list[Variant] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=32,
+        description="The general form: 2-32 variants whose weights sum to 1, one the control.",
+    )
+    traffic_percentage: float = Field(
+        default=100.0,
+        gt=0.0,
+        le=100.0,
+        allow_inf_nan=False,
+        description="Percentage of users who enter the experiment.",
+    )
+    min_sample_size: int = Field(
+        default=0, ge=0, le=10**12, strict=True, description="Users per variant before a decision."
+    )
     confidence_level: float = Field(default=0.95, gt=0.5, lt=1.0)
     metric_type: MetricType = "binary"
     allocation: Allocation = "fixed"
     layer: Slug | None = None
-    sticky: bool = False
-    sequential: bool = True
+    sticky: bool = Field(
+        default=False,
+        strict=True,
+        description="Keep each user's first variant across weight changes.",
+    )
+    sequential: bool = Field(
+        default=True, strict=True, description="Analyse with always-valid (sequential) inference."
+    )
     min_relative_lift: float | None = Field(
         default=None,
         gt=-1.0,
@@ -92,7 +179,9 @@ class CreateExperimentRequest(_Body):
         allow_inf_nan=False,
         description="Chance of detecting min_relative_lift; above alpha = 1 - confidence_level.",
     )
-    forced_variants: dict[str, str] = Field(default_factory=dict, max_length=1000)
+    forced_variants: dict[str, str] = Field(
+        default_factory=dict, max_length=1000, description="User id to variant, forced."
+    )
 
     @field_validator("min_relative_lift")
     @classmethod
@@ -135,13 +224,20 @@ class PatchExperimentRequest(_Body):
     audited); an explicit ``"min_relative_lift": null`` clears the minimum lift.
     """
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"weights": {"control": 0.5, "treatment": 0.5}, "min_relative_lift": 0.05}]
+        },
+    )
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
     traffic_percentage: float | None = Field(default=None, gt=0.0, le=100.0, allow_inf_nan=False)
     weights: dict[str, Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]] | None = Field(
         default=None, min_length=2, max_length=32
     )
-    min_sample_size: int | None = Field(default=None, ge=0, le=10**12)
+    min_sample_size: int | None = Field(default=None, ge=0, le=10**12, strict=True)
     confidence_level: float | None = Field(default=None, gt=0.5, lt=1.0)
     min_relative_lift: float | None = Field(default=None, gt=-1.0, allow_inf_nan=False)
     power: float | None = Field(default=None, gt=0.0, lt=1.0, allow_inf_nan=False)
@@ -154,14 +250,30 @@ class PatchExperimentRequest(_Body):
 
 
 class CompleteRequest(_Body):
-    winner: str | None = None
+    """The variant everyone is served once the experiment is completed."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"winner": "treatment"}]}
+    )
+    winner: str | None = Field(
+        default=None, description="A variant of the experiment; the control if absent."
+    )
 
 
 class RouteRequest(_Body):
-    user_id: UserId
-    experiment_id: Slug | None = None
+    """A user to route, in one experiment or in every running one."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"user_id": "user-42", "experiment_id": "ranking-v2"}]},
+    )
+    user_id: UserId = Field(description="The user; the same id always gets the same variant.")
+    experiment_id: Slug | None = Field(
+        default=None, description="The experiment; every running one if absent."
+    )
     expose: bool = Field(
         default=True,
+        strict=True,
         description="Record the user's exposure (the default): the user then counts as a"
         " sample of the variant, once per phase. `false` asks for the decision only, e.g. to"
         " precompute assignments; log the exposure later with /log or /events.",
@@ -218,13 +330,39 @@ class RouteResponse(BaseModel):
 
 
 class LogRequest(_Body):
-    experiment_id: Slug
-    user_id: UserId
-    variant_name: Slug
-    converted: bool = False
-    value: float | None = Field(default=None, allow_inf_nan=False, ge=-1e12, le=1e12)
-    event_id: str | None = Field(default=None, pattern=EVENT_ID_PATTERN)
-    timestamp: datetime | None = None
+    """One outcome of a user in an experiment: a conversion, a value, or an exposure."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "experiment_id": "ranking-v2",
+                    "user_id": "user-42",
+                    "variant_name": "treatment",
+                    "converted": True,
+                    "event_id": "order-1001",
+                }
+            ]
+        },
+    )
+    experiment_id: Slug = Field(description="The experiment.")
+    user_id: UserId = Field(description="The user.")
+    variant_name: Slug = Field(description="The variant the user was served.")
+    converted: bool = Field(default=False, strict=True, description="The user converted.")
+    value: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        ge=-1e12,
+        le=1e12,
+        description="A value for a continuous metric (added to the user's total).",
+    )
+    event_id: str | None = Field(
+        default=None,
+        pattern=EVENT_ID_PATTERN,
+        description="Idempotency key: a retry with the same id is counted once.",
+    )
+    timestamp: Timestamp | None = None
 
 
 class LogResponse(BaseModel):
@@ -234,17 +372,52 @@ class LogResponse(BaseModel):
 
 
 class BatchEvent(_Body):
-    experiment_id: Slug
-    user_id: UserId
-    variant_name: Slug
-    kind: EventKind
-    value: float | None = Field(default=None, allow_inf_nan=False, ge=-1e12, le=1e12)
-    event_id: str | None = Field(default=None, pattern=EVENT_ID_PATTERN)
-    timestamp: datetime | None = None
+    """One event of a batch."""
+
+    experiment_id: Slug = Field(description="The experiment.")
+    user_id: UserId = Field(description="The user.")
+    variant_name: Slug = Field(description="The variant the user was served.")
+    kind: EventKind = Field(description="exposure, conversion or value.")
+    value: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        ge=-1e12,
+        le=1e12,
+        description="Required for a value event, refused for the other kinds.",
+    )
+    event_id: str | None = Field(
+        default=None,
+        pattern=EVENT_ID_PATTERN,
+        description="Idempotency key: a retry with the same id is counted once.",
+    )
+    timestamp: Timestamp | None = None
 
 
 class BatchRequest(_Body):
-    events: list[BatchEvent] = Field(min_length=1)
+    """Events to record, each checked as ``/log`` checks its call."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "events": [
+                        {
+                            "experiment_id": "ranking-v2",
+                            "user_id": "user-42",
+                            "variant_name": "treatment",
+                            "kind": "conversion",
+                            "event_id": "order-1001",
+                            "timestamp": "2026-12-01T14:00:00Z",
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+    events: list[BatchEvent] = Field(
+        min_length=1, description="At least one event; at most the configured batch size."
+    )
 
 
 class BatchResult(BaseModel):
@@ -267,23 +440,39 @@ class BatchResponse(BaseModel):
 
 
 class CalculateRequest(_Body):
-    baseline_rate: float
-    min_relative_lift: float
-    daily_traffic: float
-    allocation: float = 1.0
-    treatment_share: float = 0.5
-    power: float = 0.8
-    alpha: float = 0.05
-    two_sided: bool = True
+    """A duration plan's inputs: the baseline, the lift to detect, the traffic and the test."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"baseline_rate": 0.1, "min_relative_lift": 0.05, "daily_traffic": 5000}]
+        },
+    )
+
+    baseline_rate: float = Field(description="The control's conversion rate, in (0, 1).")
+    min_relative_lift: float = Field(description="Relative lift to detect (0.05 is +5%).")
+    daily_traffic: float = Field(description="Users a day who could enter the experiment.")
+    allocation: float = Field(default=1.0, description="Share of the traffic in the test.")
+    treatment_share: float = Field(default=0.5, description="Share of the test's users treated.")
+    power: float = Field(default=0.8, description="Chance of detecting the lift.")
+    alpha: float = Field(default=0.05, description="False-positive rate.")
+    two_sided: bool = Field(default=True, strict=True, description="A two-sided test.")
     # The test the analysis will run: sequential, as a new experiment is by default, with
     # the analysis' tuning; the plan carries the other mode's figures too.
-    sequential: bool = True
-    sequential_tuning_n: int = DEFAULT_TUNING_N
+    sequential: bool = Field(
+        default=True, strict=True, description="Plan for the sequential (always-valid) test."
+    )
+    sequential_tuning_n: int = Field(
+        default=DEFAULT_TUNING_N,
+        strict=True,
+        description="Sample size the sequential test is tuned for.",
+    )
 
 
 class ExperimentList(BaseModel):
-    experiments: list[dict[str, Any]]
-    status: Status | None = None
+    """Experiments (those in the ``status`` asked for, if one was)."""
+
+    experiments: list[Experiment]
 
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
@@ -317,10 +506,21 @@ class SimulateRequest(_Body):
     """Arms' true conversion rates and the size of a bandit simulation, bounded by
     :data:`SIMULATION_MAX_HORIZON` and :data:`SIMULATION_BUDGET`."""
 
-    true_rates: list[Rate] = Field(min_length=2, max_length=10)
-    horizon: int = Field(ge=100, le=SIMULATION_MAX_HORIZON)
-    runs: int = Field(default=50, ge=2, le=200)
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"true_rates": [0.1, 0.12], "horizon": 1000}]},
+    )
+
+    true_rates: list[Rate] = Field(
+        min_length=2, max_length=10, description="Each arm's true conversion rate."
+    )
+    horizon: int = Field(
+        ge=100, le=SIMULATION_MAX_HORIZON, strict=True, description="Users per simulated run."
+    )
+    runs: int = Field(default=50, ge=2, le=200, strict=True, description="Simulated runs.")
+    seed: int = Field(
+        default=0, ge=0, le=2**32 - 1, strict=True, description="Seed of the simulation."
+    )
 
     @model_validator(mode="after")
     def _within_budget(self) -> Self:
@@ -332,3 +532,170 @@ class SimulateRequest(_Body):
                 "lower horizon, runs or the number of true_rates"
             )
         return self
+
+
+# --- error bodies ----------------------------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    """Every error but a 422: a message for people (404, 409, 400, 401, 403, 405, 413, 503)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"detail": "experiment 'checkout' does not exist"}]}
+    )
+
+    detail: str = Field(description="What went wrong, for a person to read.")
+
+
+class ValidationIssue(BaseModel):
+    """One rule a request broke."""
+
+    loc: list[str | int] = Field(
+        description="Where: the part of the request (body, query, path, header), then the"
+        ' field\'s path, e.g. ["body", "variants", 1, "weight"] or ["query", "phase"].'
+    )
+    msg: str = Field(description="The rule, for a person to read.")
+    type: str = Field(description="A machine-readable kind, e.g. bool_type, value_error.")
+
+
+class ValidationErrorBody(BaseModel):
+    """A 422: every request whose values break a rule, from the schema or from the service."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": [
+                        {"loc": ["query", "phase"], "msg": "must be between 0 and 1",
+                         "type": "phase_out_of_range"}
+                    ]
+                }
+            ]
+        }
+    )  # fmt: skip
+
+    detail: list[ValidationIssue]
+
+
+# --- analysis responses ------------------------------------------------------------------------
+# Large payloads: the top-level fields are typed here; the nested objects are described in
+# the README's "Reading the results" and may grow fields (extra fields are allowed).
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ResultsResponse(_Open):
+    """A phase's analysis: the compatible two-variant fields, then every variant and
+    comparison. Undefined values are null, with the reason in ``null_reasons``."""
+
+    experiment_id: str
+    status: Status
+    phase: int = Field(ge=0)
+    metric_type: MetricType
+    control_samples: int
+    treatment_samples: int
+    control_conversion_rate: float | None
+    treatment_conversion_rate: float | None
+    absolute_difference: float | None
+    confidence_interval: list[float | None] | None
+    relative_lift: float | None
+    relative_lift_interval: list[float | None] | None
+    p_value: float | None
+    is_significant: bool
+    inference: str = Field(description="The test run: sequential or fixed-horizon.")
+    min_relative_lift: float | None
+    power: float | None
+    null_reasons: dict[str, Any] = Field(description="Why each null value is null.")
+    variants: list[dict[str, Any]] = Field(description="Per variant: counts, rate, interval.")
+    comparisons: list[dict[str, Any]] = Field(description="Each treatment against the control.")
+    srm: dict[str, Any] = Field(description="The sample-ratio-mismatch check.")
+    srm_method: str
+    adaptive_allocation_note: str | None
+    decision: dict[str, Any] = Field(description="What the numbers allow one to decide.")
+
+
+class TimeseriesResponse(_Open):
+    """Hourly cumulative counts per variant, and the lift over time."""
+
+    hours: list[str] = Field(description="The hours (ISO-8601), oldest first.")
+    variants: dict[str, Any] = Field(description="Per variant, the series over ``hours``.")
+    min_sample_size: int
+    lift: dict[str, Any] = Field(description="Per treatment, the lift and its interval.")
+
+
+class ExplainResponse(_Open):
+    """Why a user gets a variant: the buckets, the ranges and the rules that applied."""
+
+    experiment_id: str
+    status: Status
+    phase: int = Field(ge=0)
+    user_id: str
+    variant_name: str | None = Field(description="Null when the user is not in the traffic.")
+    reason: str = Field(description="hash, forced, sticky, not_in_traffic, ...")
+    probability: float | None = Field(description="Chance of this variant; null outside.")
+    traffic_percentage: float
+    gate_bucket: float | None = Field(description="The traffic gate's bucket, in [0, 1).")
+    variant_bucket: float | None = Field(description="The bucket that picks the variant.")
+    layer: str | None
+    layer_bucket: float | None
+    layer_intervals: list[Any] | None
+    ranges: dict[str, list[float]]
+    sticky: bool
+    forced: bool
+    allocation: Allocation
+
+
+class CalculateResponse(_Open):
+    """The duration plan (the request's fields echoed, then the plan) and the numbers
+    behind the planner's two charts."""
+
+    mode: str
+    treatment_rate: float
+    exact_control_samples: float
+    control_samples: int
+    treatment_samples: int
+    total_samples: int
+    days: int
+    daily_users_in_test: float
+    fixed_horizon: dict[str, Any]
+    always_valid: dict[str, Any]
+    sensitivity: dict[str, Any]
+    power_grid: dict[str, Any]
+
+
+class Figure(_Open):
+    """A plotly figure: ``Plotly.newPlot(element, figure.data, figure.layout)``."""
+
+    data: list[dict[str, Any]]
+    layout: dict[str, Any]
+
+
+class ExperimentCharts(BaseModel):
+    """The detail page's four figures."""
+
+    conversion: Figure
+    lift: Figure
+    samples: Figure
+    posterior: Figure
+
+
+class PlanCharts(BaseModel):
+    """The plan (as ``POST /calculate`` gives it) and its two figures."""
+
+    plan: CalculateResponse
+    sensitivity: Figure
+    power: Figure
+
+
+class SimulationCharts(BaseModel):
+    """The regret of each policy over the horizon, and at its end."""
+
+    regret: Figure
+    final_regret: dict[str, float] = Field(description="Mean final regret per policy.")
+    final_regret_se: dict[str, float] = Field(description="Its standard error per policy.")
+
+
+class Health(BaseModel):
+    status: Literal["ok", "ready"]

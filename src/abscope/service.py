@@ -738,7 +738,12 @@ class ExperimentService:
 def _phase(experiment: Experiment, phase: int | None) -> int:
     chosen = experiment.phase if phase is None else phase
     if not 0 <= chosen <= experiment.phase:
-        raise InvalidInput("phase", f"must be between 0 and {experiment.phase}")
+        raise InvalidInput(
+            "phase",
+            f"must be between 0 and {experiment.phase}",
+            location="query",
+            kind="phase_out_of_range",
+        )
     return chosen
 
 

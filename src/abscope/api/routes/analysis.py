@@ -7,31 +7,77 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from abscope.api.deps import Service
+from abscope.api.errors import documented
 from abscope.models import MAX_USER_ID_LENGTH
-from abscope.schemas import CalculateRequest
+from abscope.schemas import (
+    CalculateRequest,
+    CalculateResponse,
+    ExplainResponse,
+    ResultsResponse,
+    TimeseriesResponse,
+)
 
 router = APIRouter(tags=["analysis"])
 
+Phase = Annotated[
+    int | None,
+    Query(description="The phase to analyse (0 is the first); the current one by default."),
+]
 
-@router.get("/experiments/{experiment_id}/results")
-def results(experiment_id: str, service: Service, phase: int | None = None) -> dict[str, Any]:
+
+@router.get(
+    "/experiments/{experiment_id}/results",
+    summary="Analyse an experiment",
+    response_model=ResultsResponse,
+    responses=documented(401, 403, 404, 422, 503),
+)
+def results(experiment_id: str, service: Service, phase: Phase = None) -> dict[str, Any]:
+    """The full analysis of a phase: each variant's counts and rate with its interval, each
+    treatment's lift against the control with its p-value (sequential or fixed-horizon, as
+    the experiment says), the sample-ratio check and the decision the numbers allow.
+    Values that cannot be computed are null, with the reason in ``null_reasons``."""
     return service.results(experiment_id, phase)
 
 
-@router.get("/experiments/{experiment_id}/timeseries")
-def timeseries(experiment_id: str, service: Service, phase: int | None = None) -> dict[str, Any]:
+@router.get(
+    "/experiments/{experiment_id}/timeseries",
+    summary="An experiment's hourly series",
+    response_model=TimeseriesResponse,
+    responses=documented(401, 403, 404, 422, 503),
+)
+def timeseries(experiment_id: str, service: Service, phase: Phase = None) -> dict[str, Any]:
+    """Hourly cumulative counts per variant, their rates with intervals, and the lift over
+    time with its confidence sequence."""
     return service.timeseries(experiment_id, phase)
 
 
-@router.get("/experiments/{experiment_id}/explain")
+@router.get(
+    "/experiments/{experiment_id}/explain",
+    summary="Explain a user's assignment",
+    response_model=ExplainResponse,
+    responses=documented(401, 403, 404, 422, 503),
+)
 def explain(
     experiment_id: str,
     service: Service,
-    user_id: Annotated[str, Query(min_length=1, max_length=MAX_USER_ID_LENGTH)],
+    user_id: Annotated[
+        str,
+        Query(min_length=1, max_length=MAX_USER_ID_LENGTH, description="The user to explain."),
+    ],
 ) -> dict[str, Any]:
+    """Which variant the user gets and why: the traffic gate's bucket, the variant's bucket
+    and ranges, the layer's slice, a sticky or forced assignment. Records nothing."""
     return service.explain(experiment_id, user_id)
 
 
-@router.post("/calculate")
+@router.post(
+    "/calculate",
+    summary="Plan an experiment's duration",
+    response_model=CalculateResponse,
+    responses=documented(400, 401, 403, 413, 422),
+)
 def calculate(body: CalculateRequest, service: Service) -> dict[str, Any]:
+    """Users per variant and days needed to detect a relative lift with the given power,
+    for the sequential and the fixed-horizon test, with the sensitivity curve and power
+    grid behind the planner's charts. A planner argument out of range is a 422 naming it."""
     return service.calculate(body)

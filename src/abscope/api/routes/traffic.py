@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from abscope.api.errors import documented
 from abscope.api.hot_paths import events_body, log_body, route_body
 from abscope.schemas import (
     BatchRequest,
@@ -17,10 +18,19 @@ from abscope.schemas import (
 router = APIRouter(tags=["traffic"])
 
 
-@router.post("/route", response_model=RouteResponse)
+@router.post(
+    "/route",
+    response_model=RouteResponse,
+    summary="Route a user",
+    responses=documented(400, 401, 403, 404, 413, 422, 503),
+)
 async def route(body: RouteRequest, request: Request) -> Response:
     """Which variant (and model) to serve this user, recording the user's exposure.
 
+    With ``experiment_id``, that experiment's variant (404 for an unknown one); without
+    it, the user's assignments in every running experiment. ``expose: false`` asks for the
+    decision only.
+    \f
     Ordinary requests are answered by ``abscope.api.fast_path`` before they reach here;
     both run :func:`abscope.api.hot_paths.route_body`.
     """
@@ -29,10 +39,18 @@ async def route(body: RouteRequest, request: Request) -> Response:
     return Response(answer, media_type="application/json")
 
 
-@router.post("/log", response_model=LogResponse)
+@router.post(
+    "/log",
+    response_model=LogResponse,
+    summary="Log an outcome",
+    responses=documented(400, 401, 403, 404, 409, 413, 422, 503),
+)
 async def log(body: LogRequest, request: Request) -> Response:
     """Record a conversion, a value or an exposure for a user, idempotent by ``event_id``.
 
+    A variant other than the user's assignment is a 409; a timestamp in the future or
+    before the experiment is a 422.
+    \f
     Committed with the events of concurrent calls; ordinary requests are answered by
     ``abscope.api.fast_path`` before they reach here, and both run
     :func:`abscope.api.hot_paths.log_body`.
@@ -42,11 +60,16 @@ async def log(body: LogRequest, request: Request) -> Response:
     return Response(answer, media_type="application/json")
 
 
-@router.post("/events", response_model=BatchResponse)
+@router.post(
+    "/events",
+    response_model=BatchResponse,
+    summary="Log a batch of events",
+    responses=documented(400, 401, 403, 404, 409, 413, 422, 503),
+)
 async def events(body: BatchRequest, request: Request) -> Response:
     """Record a batch of events: each is checked as ``/log`` checks its call, and the valid
     ones are applied in one store call; each event's result says what happened to it.
-
+    \f
     Ordinary requests are answered by ``abscope.api.fast_path`` before they reach here;
     both run :func:`abscope.api.hot_paths.events_body`.
     """
