@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.proc import listening_sockets
+from tests.fixtures.proc import LISTEN, listening_sockets, tcp_sockets
 from tests.fixtures.uvicorn_server import HOST, AbscopeServer
 
 CONNECTIONS = 64
@@ -136,8 +136,17 @@ def test_a_killed_worker_is_replaced_and_the_port_keeps_answering(
 ) -> None:
     server = make_abscope(workers=2)
     killed, survivor = server.worker_pids()
+    its_socket = listening_sockets(killed, server.port)
+    assert its_socket, "the worker to kill holds no listening socket"
     os.kill(killed, signal.SIGKILL)
     _eventually(lambda: killed not in server.worker_pids(), "the killed worker's socket closing")
+    # /proc may stop showing a dying process's files before the kernel closes them, and a
+    # connection queued on the dying socket would be reset: wait until the kernel's own
+    # table no longer lists that socket.
+    _eventually(
+        lambda: not its_socket & tcp_sockets(server.port, LISTEN),
+        "the kernel closing the killed worker's socket",
+    )
     assert [_get_health(server) for _ in range(20)] == [200] * 20  # the survivor answers
     replaced = _eventually(
         lambda: len(pids := server.worker_pids()) == 2 and pids, "a new worker listening"
