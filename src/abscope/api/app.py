@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from typing import Any
@@ -18,6 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from abscope import __version__, web
+from abscope.api.asgi import ASGIApp, Message, Receive, Scope, Send
 from abscope.api.auth import Auth, document
 from abscope.api.errors import RETRY_AFTER_SECONDS, map_errors
 from abscope.api.fast_path import FastPath
@@ -34,12 +35,6 @@ from abscope.web import docs
 __all__ = ["RETRY_AFTER_SECONDS", "create_app", "open_store"]
 
 _log = logging.getLogger("abscope.api")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def open_store(settings: Settings) -> Store:

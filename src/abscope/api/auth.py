@@ -39,10 +39,11 @@ from __future__ import annotations
 import hmac
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
 from abscope import web
+from abscope.api.asgi import ASGIApp, Receive, Scope, Send
 from abscope.config import Settings
 
 __all__ = [
@@ -57,11 +58,6 @@ __all__ = [
     "is_open",
 ]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 Role = Literal["admin", "ingest", "read"]
 

@@ -21,11 +21,9 @@ a second time.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
 from pydantic import ValidationError
 
+from abscope.api.asgi import ASGIApp, Message, Receive, Scope, Send
 from abscope.api.errors import error_response
 from abscope.api.group_commit import GroupCommit
 from abscope.api.hot_paths import events_body, log_body, route_body
@@ -36,11 +34,6 @@ from abscope.storage.base import EventResult
 
 __all__ = ["FastPath"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _JSON = b"application/json"
 PATHS = frozenset({"/route", "/log", "/events"})
