@@ -435,16 +435,9 @@ class ExperimentService:
         rejected: dict[int, str] = {}
         for index, item in enumerate(request.events):
             try:
-                compiled = table.by_id.get(item.experiment_id)
-                if compiled is not None and compiled.pure:
-                    experiment = compiled.experiment
-                    probability = self._hashed_probability(
-                        compiled, item.user_id, item.variant_name
-                    )
-                else:
-                    experiment, probability = self._check_log_target(
-                        item.experiment_id, item.user_id, item.variant_name
-                    )
+                experiment, probability = self._check_log_target(
+                    item.experiment_id, item.user_id, item.variant_name, table
+                )
                 if item.kind == "value" and item.value is None:
                     raise InvalidInput(f"events.{index}.value", "required for a value event")
                 if item.kind != "value" and item.value is not None:
@@ -623,9 +616,17 @@ class ExperimentService:
         self.serving.invalidate()
 
     def _check_log_target(
-        self, experiment_id: str, user_id: str, variant_name: str
+        self,
+        experiment_id: str,
+        user_id: str,
+        variant_name: str,
+        table: RoutingTable | None = None,
     ) -> tuple[Experiment, float]:
-        table = self.serving.table()
+        """The experiment and the assignment probability of an event, once it is checked
+        against the user's assignment; ``table`` is the snapshot to check it on (a batch
+        passes the one it read once), else the current one."""
+        if table is None:
+            table = self.serving.table()
         compiled = table.by_id.get(experiment_id)
         if compiled is None:
             status = self.store.get_experiment(experiment_id).status  # NotFound if absent
