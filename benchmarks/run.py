@@ -237,6 +237,16 @@ def http_rows(workdir: Path, redis_url: str, hincrby: ingest.IngestFigure) -> li
     def versus(key: str, baseline: str, target: float, name: str) -> str:
         return _verdict(rate(key) >= target * rate(baseline), f">= {target}x {name}")
 
+    def log_targets(key: str) -> str:
+        """The two ``/log`` targets of ``key``, and its ratio to the seed's ``/log``."""
+        return " and ".join(
+            [
+                versus(key, "seed-log", LOG_SEED_TARGET, "the seed's /log"),
+                versus(key, "async", LOG_TARGET, "trivial async"),
+                f"{rate(key) / rate('seed-log'):.2f}x the seed",
+            ]
+        )
+
     route, trivial = rate("route-1-id"), rate("async")
     client_cpu = max(f.result.client_cpu for f in measured)
     events = row("events-redis", target="")
@@ -249,7 +259,6 @@ def http_rows(workdir: Path, redis_url: str, hincrby: ingest.IngestFigure) -> li
         f"{events_ratio:.2f}x",
         _verdict(events_ratio >= EVENTS_TARGET, f">= {EVENTS_TARGET}x pipelined HINCRBY"),
     )
-    both = " and ".join
     return [
         Row(
             f"HTTP: uvicorn, 1 worker, asyncio + h11, no access log; {http.CONNECTIONS} "
@@ -276,28 +285,8 @@ def http_rows(workdir: Path, redis_url: str, hincrby: ingest.IngestFigure) -> li
             "route-1-all",
             f"walks all {http.EXPERIMENTS}: CPU/req {cpu('route-100-all', 'route-1-all')}",
         ),
-        row(
-            "log-redis",
-            "async",
-            both(
-                [
-                    versus("log-redis", "seed-log", LOG_SEED_TARGET, "the seed's /log"),
-                    versus("log-redis", "async", LOG_TARGET, "trivial async"),
-                    f"{rate('log-redis') / rate('seed-log'):.2f}x the seed",
-                ]
-            ),
-        ),
-        row(
-            "log-sqlite",
-            "async",
-            both(
-                [
-                    versus("log-sqlite", "seed-log", LOG_SEED_TARGET, "the seed's /log"),
-                    versus("log-sqlite", "async", LOG_TARGET, "trivial async"),
-                    f"{rate('log-sqlite') / rate('seed-log'):.2f}x the seed",
-                ]
-            ),
-        ),
+        row("log-redis", "async", log_targets("log-redis")),
+        row("log-sqlite", "async", log_targets("log-sqlite")),
         events,
         Row("What the defaults save (each against the same path with the defaults)"),
         row("route-logged", "route-1-id", f"CPU/req {cpu('route-logged', 'route-1-id')}"),
