@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from abscope.stats._validate import WEIGHT_TOLERANCE, check_finite
+from abscope._checks import WEIGHT_TOLERANCE, check_finite
 
 __all__ = [
     "MAX_USER_ID_LENGTH",

@@ -35,15 +35,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Literal
 
 from abscope.assignment._validate import check_allocation, check_user_id
 from abscope.assignment.config import AssignmentConfig
 from abscope.assignment.hashing import bucket
 from abscope.assignment.layers import LayerSlice
 from abscope.assignment.ranges import bucket_ranges, find_range
+
+if TYPE_CHECKING:  # numpy is the server's: the SDK imports this module without it
+    import numpy as np
 
 __all__ = ["Assignment", "Reason", "assign", "assign_random"]
 
@@ -191,10 +192,13 @@ def assign_random(
     Examples
     --------
     >>> config = AssignmentConfig("ranker", ("v1", "v2"), (0.5, 0.5))
+    >>> import numpy as np
     >>> choice = assign_random(config, "alice", np.random.default_rng(1), (0.2, 0.8))
     >>> choice.variant, choice.reason, choice.probability
     ('v2', 'bandit', 0.8)
     """
+    import numpy as np  # only bandit routing, on the server, draws
+
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     if probabilities is None:

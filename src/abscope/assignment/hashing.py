@@ -24,8 +24,8 @@ from __future__ import annotations
 import hashlib
 import math
 
+from abscope._checks import check_finite
 from abscope.assignment._validate import check_user_id
-from abscope.stats._validate import check_finite
 
 __all__ = [
     "MAX_BUCKET",

@@ -36,8 +36,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from abscope._checks import WEIGHT_TOLERANCE, check_finite
 from abscope.assignment._validate import check_slug, check_traffic_percentage
-from abscope.stats._validate import WEIGHT_TOLERANCE, check_finite
 
 __all__ = ["LayerSlice", "allocate_layer"]
 

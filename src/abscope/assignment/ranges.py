@@ -17,8 +17,8 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 
+from abscope._checks import check_finite
 from abscope.assignment._validate import check_allocation
-from abscope.stats._validate import check_finite
 
 __all__ = ["bucket_ranges", "find_range"]
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from abscope._checks import WEIGHT_TOLERANCE, check_finite
+
 __all__ = [
     "check_alpha",
     "check_count",
@@ -17,21 +19,6 @@ __all__ = [
     "check_probability",
     "check_weights",
 ]
-
-WEIGHT_TOLERANCE = 1e-9
-
-
-def check_finite(name: str, value: float) -> float:
-    """Return ``value`` as a float, or raise if it is not a finite real number."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got a bool")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return number
 
 
 def check_count(name: str, value: float) -> int:
