@@ -254,6 +254,8 @@ def serve(
     among them), or when the address is not loopback and no API key is set (unless
     --allow-no-keys).
     """
+    from dataclasses import replace
+
     from pydantic import ValidationError
 
     from abscope.api.workers import ServeOptions
@@ -278,7 +280,7 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
-    raise typer.Exit(run_service(options))
+    raise typer.Exit(run_service(replace(options, log_format=settings.log_format)))
 
 
 def _is_loopback(host: str) -> bool:

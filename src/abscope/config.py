@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import (
     Field,
@@ -87,6 +88,23 @@ class Settings(BaseSettings):
         description="The collector's first-generation threshold while the app runs, after"
         " the objects made at start-up are frozen out of its scans (gc.freeze); 0 leaves"
         " Python's collector as it is.",
+    )
+    metrics: bool = Field(
+        default=True,
+        description="Serve GET /metrics (Prometheus) and count requests, events and store"
+        " calls; off, none of that is measured or served.",
+    )
+    metrics_max_experiments: int = Field(
+        default=100,
+        ge=0,
+        le=10_000,
+        description="Running experiments whose users and conversions per variant /metrics"
+        " reads from the store at each scrape (the oldest first); the rest are left out.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: uvicorn's lines; json: one JSON object per line, with the"
+        " request's id (abscope serve).",
     )
     max_clock_skew_seconds: float = Field(
         default=300.0,

@@ -180,6 +180,12 @@ class Serving:
             self._table = RoutingTable.build(self._monotonic(), experiments)
             return self._table
 
+    def snapshot_age(self) -> float:
+        """Seconds since the snapshot was read from the store, once it is refreshed when
+        due, as :meth:`table` does; ``StorageUnavailable`` when there is none."""
+        table = self.table()
+        return max(0.0, self._monotonic() - table.built_at)
+
     # --- routing -------------------------------------------------------------------------
 
     def plan_without_io(

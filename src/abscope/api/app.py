@@ -24,12 +24,18 @@ from abscope.api.errors import RETRY_AFTER_SECONDS, map_errors
 from abscope.api.fast_path import FastPath
 from abscope.api.group_commit import GroupCommit
 from abscope.api.hot_paths import record_exposures
+from abscope.api.metrics import Metrics, exposition_registry
+from abscope.api.request_id import RequestId
+from abscope.api.request_metrics import RequestMetrics
 from abscope.api.routes import analysis, charts, experiments, health, traffic
+from abscope.api.routes import metrics as metrics_route
+from abscope.api.scrape import ScrapeCollector
 from abscope.api.security_headers import SecurityHeaders
 from abscope.api.simulations import SimulationPool
 from abscope.config import KEY_SETTINGS, Settings, get_settings
 from abscope.service import ExperimentService
 from abscope.storage.base import Store
+from abscope.storage.instrumented import InstrumentedStore
 from abscope.web import docs
 
 __all__ = ["RETRY_AFTER_SECONDS", "create_app", "open_store"]
@@ -142,20 +148,24 @@ def create_app(
     )
     app.state.settings = config
     app.state.simulations = SimulationPool()
-    app.state.service = service or ExperimentService(
-        store or open_store(config), config, rng=np.random.default_rng()
-    )
-    serving = app.state.service.serving
-    app.state.exposures = GroupCommit(lambda events: record_exposures(serving, events))
-    app.state.events = GroupCommit(app.state.service.store.record_events_async)
+    metrics = Metrics() if config.metrics else None
+    app.state.metrics = metrics
+    if service is None:
+        store = store or open_store(config)
+        if metrics is not None:  # a service given is measured as it is
+            store = InstrumentedStore(store, metrics)
+        service = ExperimentService(store, config, rng=np.random.default_rng())
+    app.state.service = service
+    serving = service.serving
+    app.state.exposures = GroupCommit(lambda events: record_exposures(serving, events, metrics))
+    app.state.events = GroupCommit(service.store.record_events_async)
     # Traffic first: route matching walks the routers in order, and /route is the hot path.
-    for router in (
-        traffic.router,
-        experiments.router,
-        analysis.router,
-        charts.router,
-        health.router,
-    ):
+    routers = [traffic.router, experiments.router, analysis.router, charts.router, health.router]
+    if metrics is not None:
+        scrape = ScrapeCollector(serving, config.metrics_max_experiments)
+        app.state.metrics_registry = exposition_registry(metrics, scrape)
+        routers.append(metrics_route.router)
+    for router in routers:
         app.include_router(router)
     app.include_router(web.router)
     app.include_router(docs.router)
@@ -177,6 +187,7 @@ def create_app(
         service=app.state.service,
         exposures=app.state.exposures,
         events=app.state.events,
+        metrics=metrics,
     )
     # Outside the fast path and FastAPI, so the key is checked before any body is read;
     # inside CORS, so that a preflight needs no key and a 401 carries the CORS headers.
@@ -186,9 +197,14 @@ def create_app(
             CORSMiddleware,
             allow_origins=config.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Content-Type", "X-API-Key"],
+            allow_headers=["Content-Type", "X-API-Key", "Authorization", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
         )
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
-    # Outermost: every answer carries the headers, the body limit's 413 included.
+    # Every answer carries the headers, the body limit's 413 included.
     app.add_middleware(SecurityHeaders)
+    # The request's id for every line logged while it is served, and in its answer.
+    app.add_middleware(RequestId)
+    if metrics is not None:  # outermost: every request is counted, with all of its time
+        app.add_middleware(RequestMetrics, metrics=metrics, routes=app.routes)
     return app

@@ -1,15 +1,17 @@
 """Which API key opens which route: one table, checked by one ASGI middleware before the
 fast path, FastAPI or the body parser sees the request.
 
-Three roles, each with its key in ``X-API-Key``:
+Three roles, each with its key in ``X-API-Key``, or in ``Authorization: Bearer <key>``
+(the same key; Prometheus' ``authorization`` scrape option sends that); when a request has
+both headers, ``X-API-Key`` is the one checked:
 
 ======  ========================  ==========================================================
 role    key                       routes
 ======  ========================  ==========================================================
 admin   ``ABSCOPE_ADMIN_API_KEY``   every route
 ingest  ``ABSCOPE_INGEST_API_KEY``  ``POST /route``, ``/log``, ``/events``
-read    ``ABSCOPE_READ_API_KEY``    every ``GET`` of experiments, results, timeseries, explain
-                                  and charts; ``POST /calculate``, ``/charts/plan`` and
+read    ``ABSCOPE_READ_API_KEY``    every ``GET`` of experiments, results, timeseries, explain,
+                                  charts and ``/metrics``; ``POST /calculate``, ``/charts/plan`` and
                                   ``/charts/simulate`` (the planner's and simulator's data)
 ======  ========================  ==========================================================
 
@@ -50,6 +52,7 @@ __all__ = [
     "OPEN_PATHS",
     "OPEN_PREFIXES",
     "ROUTES",
+    "BEARER_SCHEME",
     "SCHEME",
     "Auth",
     "Role",
@@ -74,6 +77,7 @@ ROUTES: Final[Mapping[tuple[str, str], Role]] = {
     ("POST", "/calculate"): "read",
     ("POST", "/charts/plan"): "read",
     ("POST", "/charts/simulate"): "read",
+    ("GET", "/metrics"): "read",
     ("POST", "/experiments"): "admin",
     ("PATCH", "/experiments/{experiment_id}"): "admin",
     ("DELETE", "/experiments/{experiment_id}"): "admin",
@@ -94,7 +98,11 @@ OPEN_PREFIXES: Final = ("/static/", "/assets/", "/view/", "/docs/assets/")
 SCHEME: Final = "ApiKey"
 """The name of the key's security scheme in the OpenAPI document."""
 
+BEARER_SCHEME: Final = "Bearer"
+"""The name of the same keys' ``Authorization: Bearer`` scheme in the OpenAPI document."""
+
 _PARAMETER = re.compile(r"\{[^}/]+\}")
+_BEARER = b"bearer "
 
 
 def is_open(path: str) -> bool:
@@ -167,12 +175,17 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
         "description": "The key of a role that the operation allows (x-abscope-role) or the"
         " admin key; needed when the service has any key set.",
     }
+    schemes[BEARER_SCHEME] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The same keys as the ApiKey scheme, as Authorization: Bearer <key>.",
+    }
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
             role = ROUTES.get((method.upper(), path))
             if role is None or not isinstance(operation, dict):
                 continue
-            operation["security"] = [{SCHEME: []}]
+            operation["security"] = [{SCHEME: []}, {BEARER_SCHEME: []}]
             operation["x-abscope-role"] = role
             responses = operation.setdefault("responses", {})
             responses.setdefault(
@@ -255,12 +268,14 @@ class Auth:
         if needed is None:
             await self.app(scope, receive, send)
             return
-        given = None
+        given = bearer = None
         for name, value in scope["headers"]:
             if name == b"x-api-key":
                 given = value
                 break
-        held = self._role_of(given)
+            if name == b"authorization" and value[:7].lower() == _BEARER:
+                bearer = value[7:].strip(b" ")
+        held = self._role_of(bearer if given is None else given)
         if held is None:
             status, (headers, body) = 401, self._unauthorized[needed]
         elif held == needed or held == "admin":

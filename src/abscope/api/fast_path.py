@@ -27,6 +27,7 @@ from abscope.api.asgi import ASGIApp, Message, Receive, Scope, Send
 from abscope.api.errors import error_response
 from abscope.api.group_commit import GroupCommit
 from abscope.api.hot_paths import events_body, log_body, route_body
+from abscope.api.metrics import Metrics
 from abscope.errors import AbscopeError
 from abscope.schemas import BatchRequest, LogRequest, RouteRequest
 from abscope.service import ExperimentService
@@ -49,11 +50,13 @@ class FastPath:
         service: ExperimentService,
         exposures: GroupCommit[str | None],
         events: GroupCommit[EventResult],
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
         self._service = service
         self._exposures = exposures
         self._events = events
+        self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in PATHS:
@@ -108,8 +111,8 @@ class FastPath:
         if path == "/route":
             return await route_body(self._service.serving, self._exposures, route)
         if path == "/log":
-            return await log_body(self._service, self._events, log)
-        return await events_body(self._service, batch)
+            return await log_body(self._service, self._events, log, self._metrics)
+        return await events_body(self._service, batch, self._metrics)
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

@@ -16,11 +16,15 @@ events.
 
 ``/route`` commits its exposures through one :class:`GroupCommit`, and ``/log`` its events
 through another (:mod:`abscope.api.hot_paths`).
+
+A flush runs in a context of its own, not the one of the request that happened to start
+it: it serves several requests, so its log lines carry no request id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -70,7 +74,7 @@ class GroupCommit(Generic[T]):
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._scheduled and self._pending and self._in_flight < self._max_in_flight:
             self._scheduled = True
-            loop.call_soon(self._start, loop)
+            loop.call_soon(self._start, loop, context=contextvars.Context())
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._scheduled = False

@@ -9,6 +9,9 @@ of concurrent requests (:class:`abscope.api.group_commit.GroupCommit`) before th
 anyway: the check holds the interpreter), writes it in one store call on the store's
 asyncio client, and writes its answer from fragments that ``BatchResult`` serialised once,
 not from a model per event.
+
+Each counts its events in the app's :class:`~abscope.api.metrics.Metrics` (when metrics are
+on): by kind and outcome, rejected ones and those the store could not take included.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from collections.abc import Sequence
 from starlette.concurrency import run_in_threadpool
 
 from abscope.api.group_commit import GroupCommit
-from abscope.models import Event
+from abscope.api.metrics import Metrics
+from abscope.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
+from abscope.models import Event, EventKind
 from abscope.schemas import BatchRequest, BatchResult, LogRequest, LogResponse, RouteRequest
 from abscope.service import ExperimentService, batch_result
 from abscope.serving import Serving
@@ -41,14 +46,19 @@ _LOG_ANSWERS = {
 }
 
 
-async def record_exposures(serving: Serving, events: list[Event]) -> list[str | None] | None:
+async def record_exposures(
+    serving: Serving, events: list[Event], metrics: Metrics | None = None
+) -> list[str | None] | None:
     """``Serving.record_exposures_async``, for the exposures' group commit: a bug there is
     logged, and its requests are answered as if the store were down (never a 500)."""
     try:
-        return await serving.record_exposures_async(events)
+        recorded = await serving.record_exposures_async(events)
     except Exception:
         _log.exception("recording %d exposures failed", len(events))
-        return None
+        recorded = None
+    if metrics is not None:
+        metrics.exposures(events, recorded)
+    return recorded
 
 
 async def route_body(
@@ -68,16 +78,31 @@ async def route_body(
 
 
 async def log_body(
-    service: ExperimentService, events: GroupCommit[EventResult], request: LogRequest
+    service: ExperimentService,
+    events: GroupCommit[EventResult],
+    request: LogRequest,
+    metrics: Metrics | None = None,
 ) -> bytes:
     """The ``/log`` answer, its events committed first. The service's errors pass through:
     ``Conflict`` or ``InvalidInput`` before anything is written, ``StorageUnavailable``
     when none of the call's events was applied."""
-    checked = service.log_events_without_io(request)
-    if checked is None:
-        checked = await run_in_threadpool(service.log_events, request)
-    results: Sequence[EventResult] | None = await events.record(checked)
+    try:
+        checked = service.log_events_without_io(request)
+        if checked is None:
+            checked = await run_in_threadpool(service.log_events, request)
+    except (NotFound, Conflict, InvalidInput):
+        if metrics is not None:
+            metrics.rejected("log", _log_kinds(request))
+        raise
+    try:
+        results: Sequence[EventResult] | None = await events.record(checked)
+    except StorageUnavailable:
+        if metrics is not None:
+            metrics.unavailable("log", checked)
+        raise
     assert results is not None  # the store's write answers for every event
+    if metrics is not None:
+        metrics.stored("log", checked, results)
     if any(r.outcome == "variant_mismatch" for r in results):  # reads the first exposure
         answer = await run_in_threadpool(service.log_outcome, request, checked, list(results))
     else:
@@ -85,12 +110,34 @@ async def log_body(
     return _LOG_ANSWERS[(answer.status, answer.new_exposure, answer.new_conversion)]
 
 
-async def events_body(service: ExperimentService, request: BatchRequest) -> bytes:
+def _log_kinds(request: LogRequest) -> list[EventKind]:
+    kinds: list[EventKind] = ["conversion" if request.converted else "exposure"]
+    return [*kinds, "value"] if request.value is not None else kinds
+
+
+async def events_body(
+    service: ExperimentService, request: BatchRequest, metrics: Metrics | None = None
+) -> bytes:
     """The ``/events`` answer, its valid events applied in one store call first."""
-    batch = service.check_batch_without_io(request)
-    if batch is None:
-        batch = await run_in_threadpool(service.check_batch, request)
-    stored = await service.store.record_events_async(batch.events) if batch.events else []
+    try:
+        batch = service.check_batch_without_io(request)
+        if batch is None:
+            batch = await run_in_threadpool(service.check_batch, request)
+    except (InvalidInput, StorageUnavailable) as error:  # the whole batch: too large, no snapshot
+        if metrics is not None:
+            outcome = "rejected" if isinstance(error, InvalidInput) else "unavailable"
+            metrics.refused("events", [item.kind for item in request.events], outcome)
+        raise
+    if metrics is not None and batch.rejected:
+        metrics.rejected("events", [request.events[index].kind for index in batch.rejected])
+    try:
+        stored = await service.store.record_events_async(batch.events) if batch.events else []
+    except StorageUnavailable:
+        if metrics is not None:
+            metrics.unavailable("events", batch.events)
+        raise
+    if metrics is not None:
+        metrics.stored("events", batch.events, stored)
     return batch_json(batch.outcomes(stored))
 
 

@@ -28,6 +28,14 @@ lets it go: if another program holds the port (even another ``SO_REUSEPORT`` gro
 workers would otherwise silently join) it fails there, with uvicorn's "address already in
 use". Port 0 becomes a real port at that step, shared by every worker.
 
+With several workers, each counts its metrics in files of one directory that ``GET
+/metrics`` sums (prometheus-client's multi-process mode, :mod:`abscope.api.metrics`): the
+directory named by ``PROMETHEUS_MULTIPROC_DIR`` when it is set, else a new temporary one
+removed at exit. The supervisor empties it before the first worker starts, passes it to the
+workers in that variable, and marks each worker that exits as dead
+(``multiprocess.mark_process_dead``); a dead worker's counts stay, so counters never go
+back when it is replaced.
+
 Where ``SO_REUSEPORT`` does not balance (outside Linux) or is not available, ``workers`` above
 1 falls back to uvicorn's ``workers=N`` with a warning. One worker is served in process, by
 ``uvicorn.run``. Every worker serves HTTP with :class:`~abscope.api.nodelay.NoDelayH11Protocol`
@@ -40,11 +48,16 @@ import json
 import logging
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -52,6 +65,7 @@ import uvicorn
 from uvicorn.config import LOG_LEVELS, STARTUP_FAILURE
 
 from abscope.api.nodelay import NoDelayH11Protocol
+from abscope.logs import LogFormat, log_config
 
 __all__ = ["APP", "ServeOptions", "Supervisor", "reuseport_balances", "serve"]
 
@@ -76,6 +90,8 @@ class ServeOptions:
         uvicorn's log level: critical, error, warning, info, debug or trace.
     access_log
         Log a line per request (uvicorn's access log).
+    log_format
+        ``text`` (uvicorn's lines) or ``json`` (:mod:`abscope.logs`).
     """
 
     host: str = "127.0.0.1"
@@ -83,6 +99,7 @@ class ServeOptions:
     workers: int = 1
     log_level: str = "info"
     access_log: bool = False
+    log_format: LogFormat = "text"
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -93,10 +110,12 @@ class ServeOptions:
             raise ValueError(
                 f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
             )
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"log_format must be text or json, got {self.log_format!r}")
 
     def uvicorn_options(self) -> dict[str, Any]:
         """Keyword arguments of ``uvicorn.run`` and ``uvicorn.Config`` for :data:`APP`."""
-        return {
+        options: dict[str, Any] = {
             "factory": True,
             "http": NoDelayH11Protocol,
             "host": self.host,
@@ -104,6 +123,10 @@ class ServeOptions:
             "log_level": self.log_level,
             "access_log": self.access_log,
         }
+        config = log_config(self.log_format, self.log_level)
+        if config is not None:  # else uvicorn's own
+            options["log_config"] = config
+        return options
 
     def config(self) -> uvicorn.Config:
         """The uvicorn configuration of one worker (building it sets up uvicorn's logging)."""
@@ -134,17 +157,41 @@ def serve(options: ServeOptions) -> int:
     in this process, in ``uvicorn.run``, which exits non-zero by itself if the app fails to
     start.
     """
-    if options.workers > 1 and reuseport_balances():
-        return Supervisor(options).run()
-    if options.workers > 1:
+    if options.workers == 1:
+        uvicorn.run(APP, **options.uvicorn_options())
+        return 0
+    with metrics_directory():
+        if reuseport_balances():
+            return Supervisor(options).run()
         options.config()  # uvicorn's logging, for the warning
         logger.warning(
             "SO_REUSEPORT does not balance connections here: the %d workers share one "
             "socket (uvicorn's --workers), and one of them may take most connections",
             options.workers,
         )
-    uvicorn.run(APP, workers=options.workers, **options.uvicorn_options())
+        uvicorn.run(APP, workers=options.workers, **options.uvicorn_options())
     return 0
+
+
+@contextmanager
+def metrics_directory() -> Iterator[Path]:
+    """The workers' metrics directory (see the module docstring), emptied, in
+    ``PROMETHEUS_MULTIPROC_DIR`` for the workers to inherit; a temporary one is removed
+    afterwards."""
+    from abscope.api.metrics import MULTIPROCESS_DIR
+
+    given = os.environ.get(MULTIPROCESS_DIR)
+    directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="abscope-metrics-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):  # a previous run's counts
+        stale.unlink()
+    os.environ[MULTIPROCESS_DIR] = str(directory)
+    try:
+        yield directory
+    finally:
+        if not given:
+            os.environ.pop(MULTIPROCESS_DIR, None)
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 # --- the supervisor -------------------------------------------------------------------------
@@ -259,11 +306,13 @@ class Supervisor:
         self._selector.register(read_end, selectors.EVENT_READ)
 
     def _ended(self, worker: _Worker) -> int:
-        """Forget a worker whose pipe closed; its exit status."""
+        """Forget a worker whose pipe closed, and mark its metrics dead; its exit status."""
         self._selector.unregister(worker.ready_pipe)
         del self._workers[worker.ready_pipe]
         os.close(worker.ready_pipe)
-        return worker.process.wait()
+        returncode = worker.process.wait()
+        _mark_dead(worker.pid)
+        return returncode
 
     def _events(self, wakeup: socket.socket) -> list[_Worker]:
         """Wait for a signal or a worker's news; the workers that ended (signals are kept)."""
@@ -321,6 +370,18 @@ class Supervisor:
         for worker in self._workers.values():
             if worker.process.poll() is None:
                 worker.process.send_signal(sig)
+
+
+def _mark_dead(pid: int) -> None:
+    """prometheus-client's bookkeeping for a worker that exited (its live gauges' files go;
+    its counters stay)."""
+    from abscope.api.metrics import MULTIPROCESS_DIR
+
+    directory = os.environ.get(MULTIPROCESS_DIR)
+    if directory:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
 
 
 # --- one worker (python -m abscope.api.workers OPTIONS READY_FD) -----------------------------
