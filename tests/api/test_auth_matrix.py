@@ -18,7 +18,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.routing import Mount
 
 from abscope.api.app import create_app
-from abscope.api.auth import ROUTES, SCHEME, Role, RouteTable, is_open
+from abscope.api.auth import BEARER_SCHEME, ROUTES, SCHEME, Role, RouteTable, is_open
 from tests.api.helpers import assert_status, make_settings, seed_body
 from tests.fixtures.uvicorn_server import ABSCOPE_APP, UvicornServer
 
@@ -39,7 +39,22 @@ CREDENTIALS: dict[str, str | None] = {
     "read key": KEYS["read"],
     "ingest key": KEYS["ingest"],
     "admin key": KEYS["admin"],
+    "wrong bearer": "matrix-wrong-key-000000",
+    "read bearer": KEYS["read"],
+    "ingest bearer": KEYS["ingest"],
+    "admin bearer": KEYS["admin"],
 }
+"""Each credential's key: in X-API-Key, or (a "bearer") in ``Authorization: Bearer``."""
+
+
+def _headers(credential: str) -> dict[str, str]:
+    key = CREDENTIALS[credential]
+    if key is None:
+        return {}
+    if credential.endswith("bearer"):
+        return {"Authorization": f"Bearer {key}"}
+    return {"X-API-Key": key}
+
 
 # Bodies that the route accepts, so that an authorised call reaches the handler; any other
 # operation gets ``{}`` (a 422 past the key check is as good a proof that the key passed).
@@ -150,11 +165,14 @@ def test_the_openapi_document_gives_each_operation_its_key_and_role(
     schema, _ = schema_and_routes
     scheme = schema["components"]["securitySchemes"][SCHEME]
     assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-API-Key")
+    bearer = schema["components"]["securitySchemes"][BEARER_SCHEME]
+    assert (bearer["type"], bearer["scheme"]) == ("http", "bearer")
     for method, path, operation in _operations(schema):
         if is_open(path):
             assert "security" not in operation, f"{method} {path} is open"
             continue
-        assert operation["security"] == [{SCHEME: []}], f"{method} {path}"
+        # Either header: X-API-Key, or Authorization: Bearer with the same key.
+        assert operation["security"] == [{SCHEME: []}, {BEARER_SCHEME: []}], f"{method} {path}"
         assert operation["x-abscope-role"] == ROUTES[(method, path)]
         assert {"401", "403"} <= set(operation["responses"]), f"{method} {path}"
 
@@ -216,10 +234,9 @@ def test_the_matrix(
     with httpx.Client(base_url=server.url, timeout=60.0) as client:
         for method, path, operation in operations:
             needed = None if is_open(path) else ROUTES[(method, path)]
-            for credential, key in CREDENTIALS.items():
-                headers = {} if key is None else {"X-API-Key": key}
+            for credential in CREDENTIALS:
                 response = client.request(
-                    method, headers=headers, **_request(method, path, operation)
+                    method, headers=_headers(credential), **_request(method, path, operation)
                 )
                 cells += 1
                 expected = _expected(needed, credential)
