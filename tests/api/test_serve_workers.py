@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.proc import LISTEN, listening_sockets, tcp_sockets
+from tests.fixtures.scrape import Scrape
 from tests.fixtures.uvicorn_server import HOST, AbscopeServer
 
 CONNECTIONS = 64
@@ -92,6 +93,13 @@ def _eventually(check: Callable[[], Any], what: str, timeout: float = 60.0) -> A
     return value
 
 
+def _environment(pid: int) -> dict[str, str]:
+    """The environment a process started with (from /proc)."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {name: value for name, _, value in pairs}
+
+
 def _get_health(server: AbscopeServer) -> int:
     connection = http.client.HTTPConnection(HOST, server.port, timeout=30)
     try:
@@ -120,10 +128,27 @@ def test_sigterm_stops_every_worker_and_the_supervisor_exits_0(
 ) -> None:
     server = make_abscope(workers=2)
     workers = server.worker_pids()
+    # With no PROMETHEUS_MULTIPROC_DIR given, the supervisor makes a directory for both
+    # workers' metrics, which a scrape sums, and removes it at exit.
+    directories = {_environment(pid).get("PROMETHEUS_MULTIPROC_DIR") for pid in workers}
+    assert len(directories) == 1 and None not in directories, directories
+    (directory,) = directories
+    assert directory is not None and Path(directory).is_dir()
     with _connections(server):  # kept-alive connections do not hold the shutdown up
+        connection = http.client.HTTPConnection(HOST, server.port, timeout=30)
+        connection.request("GET", "/metrics")
+        scrape = connection.getresponse().read().decode()
+        connection.close()
+        served = Scrape(scrape).value(
+            "abscope_http_requests_total", route="/health", method="GET", status="200"
+        )
+        # Each worker served at least AT_LEAST connections' two requests, not all of them:
+        # so the sum (and the readiness probes) is both workers'.
+        assert served >= 2 * CONNECTIONS, served
         server.stop()  # SIGTERM; SIGKILL (and another exit status) only after 15 s
     assert server.returncode == 0, server.log_tail()
     assert server.left_behind == []
+    assert not Path(directory).exists()
     log = server.log_file.read_text()
     assert "Received SIGTERM" in log
     for pid in workers:  # each shut down gracefully: the app's lifespan ended
