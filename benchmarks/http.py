@@ -464,6 +464,7 @@ SCENARIOS = (
     "log-sqlite",
     "seed-log",
     "defaults",
+    "metrics",
 )
 
 
@@ -517,12 +518,19 @@ def run(
             env={"ABSCOPE_REDIS_URL": redis_url, "ABSCOPE_GC_THRESHOLD": "0"},
             access_log=False,
         ) as untuned,
+        UvicornServer(  # what the metrics cost: the same, with them off
+            ABSCOPE_APP,
+            workdir / "abscope-unmetered.log",
+            env={"ABSCOPE_REDIS_URL": redis_url, "ABSCOPE_METRICS": "false"},
+            access_log=False,
+        ) as unmetered,
     ):
         _start_experiments(abscope, [first])
         _start_experiments(embedded, [first])
         # These servers share the store with the first: an experiment of their own each.
         _start_experiments(logged, ["bench-logged"])
         _start_experiments(untuned, ["bench-untuned"])
+        _start_experiments(unmetered, ["bench-unmetered"])
         plain, with_id = _route_bodies(None), _route_bodies(first)
         new_users = _route_bodies(first, new_users=True)
         peek = _route_bodies(first, expose=False)
@@ -618,6 +626,37 @@ def run(
                     untuned,
                     "/events",
                     _events_bodies("bench-untuned"),
+                    connections=EVENTS_CONNECTIONS,
+                )
+            if "metrics" in only:  # each path with metrics on (the default), then off
+                measure(
+                    "route-metered",
+                    "/route, a new user per request, metrics on",
+                    abscope,
+                    "/route",
+                    new_users,
+                )
+                measure(
+                    "route-unmetered",
+                    "/route, a new user per request, metrics off",
+                    unmetered,
+                    "/route",
+                    _route_bodies("bench-unmetered", new_users=True),
+                )
+                measure(
+                    "events-metered",
+                    f"/events (Redis), {EVENTS_BATCH:,} per request, metrics on",
+                    abscope,
+                    "/events",
+                    _events_bodies(first),
+                    connections=EVENTS_CONNECTIONS,
+                )
+                measure(
+                    "events-unmetered",
+                    f"/events (Redis), {EVENTS_BATCH:,} per request, metrics off",
+                    unmetered,
+                    "/events",
+                    _events_bodies("bench-unmetered"),
                     connections=EVENTS_CONNECTIONS,
                 )
         if "route-all" in only:

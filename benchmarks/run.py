@@ -15,7 +15,8 @@ Sections, in the order they run:
    redis-server, with the redis-server's CPU per event (``benchmarks/ingest.py``);
 4. HTTP under uvicorn, against a raw ASGI app, a trivial FastAPI endpoint and the seed's
    ``/log`` served the same way, ``/events`` against section 3's pipelined ``HINCRBY``, and
-   what the defaults (no access log, a tuned collector) save (``benchmarks/http.py``);
+   what the defaults (no access log, a tuned collector) save, and what the metrics cost
+   (``benchmarks/http.py``);
 5. ``abscope serve --workers 2`` against ``--workers 1`` on ``/log``, with the connections
    each worker held (``benchmarks/workers.py``);
 6. bytes each store keeps per user and per event id, and after the event-id window
@@ -296,6 +297,22 @@ def http_rows(workdir: Path, redis_url: str, hincrby: ingest.IngestFigure) -> li
             "events-untuned",
             "events-redis",
             f"CPU/ev {cpu('events-untuned', 'events-redis')}",
+            per=http.EVENTS_BATCH,
+        ),
+        Row("What metrics cost (the same path with metrics on, the default, then off)"),
+        row("route-metered", "route-unmetered"),
+        row(
+            "route-unmetered",
+            "route-unmetered",
+            f"on/off: rate {rate('route-metered') / rate('route-unmetered'):.2f}x,"
+            f" CPU/req {cpu('route-metered', 'route-unmetered')}",
+        ),
+        row("events-metered", "events-unmetered", per=http.EVENTS_BATCH),
+        row(
+            "events-unmetered",
+            "events-unmetered",
+            f"on/off: rate {rate('events-metered') / rate('events-unmetered'):.2f}x,"
+            f" CPU/ev {cpu('events-metered', 'events-unmetered')}",
             per=http.EVENTS_BATCH,
         ),
     ]
