@@ -250,6 +250,8 @@ def serve(
 ) -> None:
     """Run the HTTP service and dashboard (settings from ABSCOPE_* variables).
 
+    ABSCOPE_LOG_FORMAT=json logs one JSON object per line, each with its request's id.
+
     Exits 2, naming the setting, when a setting is invalid (an API key under 16 characters
     among them), or when the address is not loopback and no API key is set (unless
     --allow-no-keys).

@@ -67,7 +67,7 @@ from uvicorn.config import LOG_LEVELS, STARTUP_FAILURE
 from abscope.api.nodelay import NoDelayH11Protocol
 from abscope.logs import LogFormat, log_config
 
-__all__ = ["APP", "ServeOptions", "Supervisor", "reuseport_balances", "serve"]
+__all__ = ["APP", "ServeOptions", "Supervisor", "metrics_directory", "reuseport_balances", "serve"]
 
 APP = "abscope.api.app:create_app"
 """The app factory every worker serves."""
@@ -152,13 +152,20 @@ def reuseport_balances() -> bool:
 def serve(options: ServeOptions) -> int:
     """Run the service until it is stopped; the exit status.
 
+    With several workers (or ``PROMETHEUS_MULTIPROC_DIR`` set), the metrics' directory is
+    prepared first (:func:`metrics_directory`).
+
     Several workers run under a :class:`Supervisor` (0 once stopped, 1 if a worker failed to
     start), or under uvicorn's own where ``SO_REUSEPORT`` does not balance. One worker runs
     in this process, in ``uvicorn.run``, which exits non-zero by itself if the app fails to
     start.
     """
     if options.workers == 1:
-        uvicorn.run(APP, **options.uvicorn_options())
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # multi-process mode asked for
+            with metrics_directory():
+                uvicorn.run(APP, **options.uvicorn_options())
+        else:
+            uvicorn.run(APP, **options.uvicorn_options())
         return 0
     with metrics_directory():
         if reuseport_balances():

@@ -8,6 +8,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from abscope.api.errors import documented
 
+__all__ = ["router"]
+
 router = APIRouter(tags=["health"])
 
 
