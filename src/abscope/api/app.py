@@ -24,7 +24,7 @@ from abscope.api.errors import RETRY_AFTER_SECONDS, map_errors
 from abscope.api.fast_path import FastPath
 from abscope.api.group_commit import GroupCommit
 from abscope.api.hot_paths import record_exposures
-from abscope.api.routes import analysis, charts, experiments, health, traffic
+from abscope.api.routes import analysis, charts, experiments, health, sdk, traffic
 from abscope.api.security_headers import SecurityHeaders
 from abscope.api.simulations import SimulationPool
 from abscope.config import KEY_SETTINGS, Settings, get_settings
@@ -154,6 +154,7 @@ def create_app(
         experiments.router,
         analysis.router,
         charts.router,
+        sdk.router,
         health.router,
     ):
         app.include_router(router)
