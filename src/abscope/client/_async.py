@@ -26,6 +26,7 @@ from abscope.client._http import DEFAULT_TIMEOUT, Call, Options, calls, decode, 
 __all__ = ["AsyncClient"]
 
 _log = logging.getLogger("abscope.client")
+_JSON = {"Content-Type": "application/json"}
 
 
 class AsyncClient:
@@ -63,6 +64,7 @@ class AsyncClient:
             retry_seconds=retry_seconds,
         )
         self._state = ClientState(self.options)
+        self._local = self._state.local
         self._http = httpx.AsyncClient(
             base_url=self.options.url,
             headers=self.options.headers(),
@@ -88,7 +90,7 @@ class AsyncClient:
 
     @property
     def stats(self) -> ClientStats:
-        return self._state.stats
+        return self._state.counters()
 
     async def start(self) -> None:
         """Fetch the configuration (waiting at most ``timeout``) and start the background
@@ -111,7 +113,7 @@ class AsyncClient:
         default: str | None = None,
     ) -> Decision:
         """See :meth:`abscope.client.Client.route`; never raises."""
-        decision = self._state.local(user_id, experiment_id, expose)
+        decision = self._local(user_id, experiment_id, expose)
         if decision is not None:
             return decision
         return (await self._ask(user_id, experiment_id, expose, default))[0]
@@ -134,6 +136,9 @@ class AsyncClient:
     ) -> list[Decision]:
         state = self._state
         where = experiment_id or "*"
+        refused = state.refuse(user_id, where, default)
+        if refused is not None:
+            return [refused]
         if not state.server_usable():
             return [state.fallback(where, "the server failed recently", default)]
         try:
@@ -217,7 +222,7 @@ class AsyncClient:
         if not events:
             return True
         try:
-            response = await self._http.post("/events", json=wire(events))
+            response = await self._http.post("/events", content=wire(events), headers=_JSON)
             status: int | None = response.status_code
             body: Any = response.json() if response.content else None
         except (httpx.HTTPError, ValueError):

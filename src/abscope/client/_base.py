@@ -7,14 +7,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from abscope.assignment._validate import check_user_id
 from abscope.client._config import LocalConfig, parse_config
 from abscope.client._decisions import (
     Decision,
-    decide_locally,
     fallback_decision,
     server_decisions,
 )
-from abscope.client._events import BatchVerdict, ClientStats, EventQueue, judge_batch
+from abscope.client._events import BatchVerdict, ClientStats, EventQueue, Item, judge_batch
 from abscope.client._http import Options
 
 __all__ = ["ClientState"]
@@ -39,6 +39,11 @@ class ClientState:
         self._down_until = -float("inf")
         self._warned: set[str] = set()
 
+    def counters(self) -> ClientStats:
+        """The counters, ``queued`` brought up to date (it is read off the queue)."""
+        self.stats.queued = self.queue.queued
+        return self.stats
+
     # --- the server's health -------------------------------------------------------------
 
     def server_usable(self) -> bool:
@@ -62,7 +67,10 @@ class ClientState:
     # --- configuration -------------------------------------------------------------------
 
     def config_answered(self, status: int, body: bytes, etag: str | None) -> None:
-        """Take a ``/sdk/config`` answer (a 304 keeps the current configuration)."""
+        """Take a ``/sdk/config`` answer (a 304 keeps the current configuration). Without
+        local evaluation the configuration is never kept, so nothing is decided locally."""
+        if not self.options.local_evaluation:
+            return
         if status == 304:
             self.stats.config_refreshes += 1
             return
@@ -71,7 +79,7 @@ class ClientState:
             self.warn_once(f"config-{status}", f"/sdk/config answered {status}")
             return
         try:
-            self.config = parse_config(body, etag)
+            self.config = parse_config(body, etag, self.queue.seen)
         except ValueError as error:
             self.stats.config_errors += 1
             self.warn_once("config-format", str(error))
@@ -86,25 +94,33 @@ class ClientState:
     # --- decisions -----------------------------------------------------------------------
 
     def local(self, user_id: str, experiment_id: str, expose: bool) -> Decision | None:
-        """The decision when it can be made in-process, else None (ask the server)."""
-        if not self.options.local_evaluation:
+        """The decision when it can be made in-process, else None (ask the server).
+
+        See :mod:`abscope.client._decisions` for the table of decisions. The request path
+        of every local decision: one dict lookup, the router, and for a new user one
+        exposure queued; the decision itself was built with the configuration.
+        """
+        experiment = self.config.experiments.get(experiment_id)
+        if experiment is None:  # unknown, or local evaluation is off (no configuration)
             return None
+        if experiment.served is not None:
+            return experiment.served
+        router = experiment.router
+        if router is None:
+            return None  # sticky or bandit: the server decides
         try:
-            found = decide_locally(self.config, user_id, experiment_id)
+            variant = router.choose(user_id)
         except ValueError as error:  # an invalid user id: the caller's bug, not an outage
             return self.fallback(experiment_id, str(error), None)
-        if not isinstance(found, tuple):
-            return None  # ASK_SERVER
-        decision, experiment = found
-        self.stats.local_decisions += 1
-        if experiment is None:
-            return decision
+        if variant is None:
+            return experiment.outside
         if not expose:
-            return _with_exposure(decision, "not_requested")
-        assert decision.variant_name is not None
-        if not self.queue.expose(experiment.id, experiment.phase, user_id, decision.variant_name):
-            return _with_exposure(decision, "already_queued")
-        return decision
+            return experiment.not_requested[variant]
+        seen = experiment.seen
+        if user_id in seen:
+            return experiment.already_queued[variant]
+        self.queue.expose(seen, experiment.tags[variant], user_id)
+        return experiment.queued[variant]
 
     def local_all(self, user_id: str, expose: bool) -> list[Decision] | None:
         """Every running experiment the user is in, when all are routed in-process."""
@@ -121,6 +137,14 @@ class ClientState:
             if decision.in_experiment or decision.fallback:
                 decisions.append(decision)
         return decisions
+
+    def refuse(self, user_id: str, where: str, default: str | None) -> Decision | None:
+        """A fallback for an invalid user id (checked before the server is asked), or None."""
+        try:
+            check_user_id(user_id)
+        except ValueError as error:
+            return self.fallback(where, str(error), default)
+        return None
 
     def fallback(self, experiment_id: str, error: str, default: str | None) -> Decision:
         self.stats.fallbacks += 1
@@ -153,20 +177,8 @@ class ClientState:
 
     # --- events --------------------------------------------------------------------------
 
-    def judge(self, events: list[dict[str, Any]], status: int | None, body: Any) -> BatchVerdict:
+    def judge(self, events: list[Item], status: int | None, body: Any) -> BatchVerdict:
         verdict = judge_batch(events, status, body, self.stats)
         if verdict.action == "refused":
             self.warn_once(f"events-{status}", f"/events refused a batch: {verdict.error}")
         return verdict
-
-
-def _with_exposure(decision: Decision, exposure: str) -> Decision:
-    return Decision(
-        decision.experiment_id,
-        decision.variant_name,
-        decision.model_id,
-        decision.in_experiment,
-        decision.reason,
-        decision.source,
-        exposure,
-    )

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from abscope.assignment.config import AssignmentConfig
 from abscope.assignment.layers import LayerSlice
 from abscope.assignment.router import Router
+from abscope.client._decisions import Decision
 
 __all__ = ["SUPPORTED_FORMAT", "LocalConfig", "LocalExperiment", "ServedVariant", "parse_config"]
 
@@ -42,6 +44,10 @@ class LocalExperiment:
     says why (``paused``, ``completed``, ``stopped``, ``draft``). A running experiment has a
     ``router`` when its ``mode`` is ``hash``; ``sticky`` and ``bandit`` ones are asked of
     the server.
+
+    Every decision it can give is made once, here (a decision does not name the user):
+    ``served`` for everyone while it is not running, ``outside`` for a user outside its
+    traffic or slice, and per variant ``queued``, ``already_queued`` and ``not_requested``.
     """
 
     id: str
@@ -54,6 +60,14 @@ class LocalExperiment:
     outside_reason: str = "not_in_traffic"
     serve: ServedVariant | None = None
     reason: str | None = None
+    served: Decision | None = None
+    outside: Decision | None = None
+    key: tuple[str, int] = ("", 0)  # (id, phase): where the client remembers exposures
+    seen: set[str] = field(default_factory=set, compare=False)  # users queued in ``key``
+    tags: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # per variant
+    queued: dict[str, Decision] = field(default_factory=dict)
+    already_queued: dict[str, Decision] = field(default_factory=dict)
+    not_requested: dict[str, Decision] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +80,13 @@ class LocalConfig:
     running: tuple[LocalExperiment, ...] = ()
 
 
-def parse_config(body: bytes | str, etag: str | None = None) -> LocalConfig:
-    """Compile a configuration document.
+def parse_config(
+    body: bytes | str,
+    etag: str | None = None,
+    seen: Callable[[tuple[str, int]], set[str]] | None = None,
+) -> LocalConfig:
+    """Compile a configuration document; ``seen`` gives the set of users already exposed
+    per (experiment, phase), which the experiment then carries (a new set by default).
 
     An experiment that cannot be compiled (a value this version does not understand) is
     left out with a warning, so the client asks the server about it instead.
@@ -90,14 +109,18 @@ def parse_config(body: bytes | str, etag: str | None = None) -> LocalConfig:
     experiments: dict[str, LocalExperiment] = {}
     for experiment_id, item in document.get("experiments", {}).items():
         try:
-            experiments[experiment_id] = _experiment(experiment_id, item)
+            experiments[experiment_id] = _experiment(experiment_id, item, seen)
         except (KeyError, TypeError, ValueError) as error:
             _log.warning("experiment %s cannot be routed locally (%s)", experiment_id, error)
     running = tuple(experiments[i] for i in document.get("running", ()) if i in experiments)
     return LocalConfig(etag, experiments, running)
 
 
-def _experiment(experiment_id: str, item: dict[str, Any]) -> LocalExperiment:
+def _experiment(
+    experiment_id: str,
+    item: dict[str, Any],
+    seen: Callable[[tuple[str, int]], set[str]] | None,
+) -> LocalExperiment:
     status = str(item["status"])
     serve = item.get("serve")
     served = None
@@ -108,7 +131,10 @@ def _experiment(experiment_id: str, item: dict[str, Any]) -> LocalExperiment:
     if "variants" not in item:  # draft, completed, stopped: the answer only
         if served is None:
             raise ValueError("an inactive experiment without an answer")
-        return LocalExperiment(experiment_id, status, serve=served, reason=reason)
+        decision = Decision(
+            experiment_id, served.variant_name, served.model_id, False, reason, "local"
+        )
+        return LocalExperiment(experiment_id, status, serve=served, reason=reason, served=decision)
     variants = item["variants"]
     models = {str(v["name"]): str(v["model_id"]) for v in variants}
     control_name = str(item["control"])
@@ -136,6 +162,15 @@ def _experiment(experiment_id: str, item: dict[str, Any]) -> LocalExperiment:
             else None
         )
         router = Router(config, layer_slice=piece)
+    outside_reason = "not_in_layer_slice" if layer is not None else "not_in_traffic"
+    key = (experiment_id, int(item["phase"]))
+
+    def each(exposure: str) -> dict[str, Decision]:
+        return {
+            name: Decision(experiment_id, name, model, True, None, "local", exposure)
+            for name, model in models.items()
+        }
+
     return LocalExperiment(
         experiment_id,
         status,
@@ -144,7 +179,21 @@ def _experiment(experiment_id: str, item: dict[str, Any]) -> LocalExperiment:
         router=router,
         models=models,
         control=control,
-        outside_reason="not_in_layer_slice" if layer is not None else "not_in_traffic",
+        outside_reason=outside_reason,
+        key=key,
+        seen=seen(key) if seen is not None else set(),
+        tags={name: (experiment_id, key[1], name) for name in models},
         serve=served,
         reason=reason,
+        served=(
+            Decision(experiment_id, served.variant_name, served.model_id, False, reason, "local")
+            if served is not None
+            else None
+        ),
+        outside=Decision(
+            experiment_id, control.variant_name, control.model_id, False, outside_reason, "local"
+        ),
+        queued=each("queued"),
+        already_queued=each("already_queued"),
+        not_requested=each("not_requested"),
     )

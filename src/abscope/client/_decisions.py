@@ -1,6 +1,7 @@
 """Decisions: what the client tells its caller to serve, decided in-process or by the server.
 
-Pure: no I/O. :func:`decide_locally` mirrors the server's ``/route`` for one experiment:
+Pure: no I/O. :meth:`abscope.client._base.ClientState.local` mirrors the server's ``/route``
+for one experiment, from decisions built once per configuration:
 
 =====================  ===================================================================
 experiment             decision
@@ -11,7 +12,7 @@ running, ``hash``      the user's variant by the server's hashing, ramp, layer s
                        ``not_in_layer_slice``); an exposure is queued for users in it
 paused, completed,     what the server serves everyone (the control, or a completed
 stopped, draft         experiment's winner), with that status as the reason; no exposure
-running, ``sticky``    asked of the server (``ASK_SERVER``): the user's stored variant, or
+running, ``sticky``    asked of the server: the user's stored variant, or
 or ``bandit``          the shared counts, live in the store
 unknown id             asked of the server: it may have been created since the last refresh
 =====================  ===================================================================
@@ -24,15 +25,14 @@ decision is the control (the ``default`` for an experiment the client has never 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from abscope.client._config import LocalConfig, LocalExperiment
+if TYPE_CHECKING:  # the configuration builds decisions; a fallback reads the configuration
+    from abscope.client._config import LocalConfig
 
 __all__ = [
-    "ASK_SERVER",
     "Decision",
     "Source",
-    "decide_locally",
     "fallback_decision",
     "server_decisions",
 ]
@@ -77,60 +77,6 @@ class Decision:
     def fallback(self) -> bool:
         """The server could not be asked, so the control (or the default) is served."""
         return self.source == "fallback"
-
-
-class _AskServer:
-    """Marker: this decision needs the server."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "ASK_SERVER"
-
-
-ASK_SERVER: Final = _AskServer()
-
-
-def decide_locally(
-    config: LocalConfig, user_id: str, experiment_id: str
-) -> tuple[Decision, LocalExperiment | None] | _AskServer:
-    """The decision for one experiment from the cached configuration, with the experiment
-    when an exposure is due (the user is in it); or :data:`ASK_SERVER`.
-
-    Raises
-    ------
-    ValueError
-        ``user_id`` is not a valid user id (1 to 256 code points, UTF-8 encodable).
-    """
-    experiment = config.experiments.get(experiment_id)
-    if experiment is None:
-        return ASK_SERVER
-    if experiment.serve is not None:
-        served = experiment.serve
-        decision = Decision(
-            experiment_id, served.variant_name, served.model_id, False, experiment.reason, "local"
-        )
-        return decision, None
-    router = experiment.router
-    if router is None:
-        return ASK_SERVER
-    variant = router.choose(user_id)
-    if variant is None:
-        control = experiment.control
-        assert control is not None  # every live experiment has one
-        decision = Decision(
-            experiment_id,
-            control.variant_name,
-            control.model_id,
-            False,
-            experiment.outside_reason,
-            "local",
-        )
-        return decision, None
-    decision = Decision(
-        experiment_id, variant, experiment.models[variant], True, None, "local", "queued"
-    )
-    return decision, experiment
 
 
 def fallback_decision(

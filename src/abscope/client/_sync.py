@@ -20,6 +20,7 @@ from abscope.client._http import DEFAULT_TIMEOUT, Call, Options, calls, decode, 
 __all__ = ["Client"]
 
 _log = logging.getLogger("abscope.client")
+_JSON = {"Content-Type": "application/json"}
 
 
 class Client:
@@ -101,6 +102,7 @@ class Client:
             retry_seconds=retry_seconds,
         )
         self._state = ClientState(self.options)
+        self._local = self._state.local
         self._http = httpx.Client(
             base_url=self.options.url,
             headers=self.options.headers(),
@@ -134,7 +136,7 @@ class Client:
     @property
     def stats(self) -> ClientStats:
         """The client's counters (decisions, events, drops, retries)."""
-        return self._state.stats
+        return self._state.counters()
 
     # --- routing -------------------------------------------------------------------------
 
@@ -151,7 +153,7 @@ class Client:
         ``expose`` queues the user's exposure (once per user and phase). ``default`` is the
         variant to fall back to for an experiment this client has never seen.
         """
-        decision = self._state.local(user_id, experiment_id, expose)
+        decision = self._local(user_id, experiment_id, expose)
         if decision is not None:
             return decision
         return self._ask(user_id, experiment_id, expose, default)[0]
@@ -170,6 +172,9 @@ class Client:
     ) -> list[Decision]:
         state = self._state
         where = experiment_id or "*"
+        refused = state.refuse(user_id, where, default)
+        if refused is not None:
+            return [refused]
         if not state.server_usable():
             return [state.fallback(where, "the server failed recently", default)]
         try:
@@ -265,7 +270,7 @@ class Client:
         if not events:
             return True
         try:
-            response = self._http.post("/events", json=wire(events))
+            response = self._http.post("/events", content=wire(events), headers=_JSON)
             status: int | None = response.status_code
             body: Any = response.json() if response.content else None
         except (httpx.HTTPError, ValueError):
