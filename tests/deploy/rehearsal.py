@@ -81,7 +81,7 @@ class Rehearsal:
         return value
 
     def _interpreter(self) -> str:
-        """A Python of the image's X.Y that the image's user can run, with venv and ensurepip."""
+        """A Python of the image's X.Y that the image's user can run."""
         wanted = re.match(r"python:(\d+\.\d+)", self.image.base)
         assert wanted, f"the runtime base is not an official python image: {self.image.base}"
         assert wanted[1] == f"{sys.version_info[0]}.{sys.version_info[1]}", (
@@ -94,7 +94,7 @@ class Rehearsal:
             if not os.access(candidate, os.X_OK):
                 continue
             probe = subprocess.run(
-                [*self._as_user, candidate, "-c", "import venv, ensurepip"],
+                [*self._as_user, candidate, "-c", "import venv"],
                 capture_output=True,
                 check=False,
             )
@@ -102,7 +102,7 @@ class Rehearsal:
                 return candidate
         pytest.fail(
             f"no {name} that uid {self.uid} can run (tried {', '.join(candidates)}): install"
-            f" Debian's {name} and {name}-venv",
+            f" Debian's {name}",
             pytrace=False,
         )
 

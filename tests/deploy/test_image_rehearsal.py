@@ -90,6 +90,10 @@ def test_the_image_serves_a_whole_experiment_as_its_own_user(
     port = free_port()
     url = f"http://{HOST}:{port}"
     env = rehearsal.environment(KEYS)
+    python = rehearsal.command(["python", "-c", "import abscope; print(abscope.__file__)"], port)
+    where = subprocess.run(python, env=env, capture_output=True, text=True, check=True)
+    # The service runs the installed wheel, not the repository's source.
+    assert Path(where.stdout.strip()).is_relative_to(rehearsal.path(image.venv)), where.stdout
     log_file = tmp_path / "service.log"
     with log_file.open("ab") as log:
         process = rehearsal.popen(rehearsal.command(image.cmd, port), env, log)
