@@ -43,9 +43,10 @@ PIP_INSTALL = ("--require-hashes", "--no-deps", "--only-binary", ":all:")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")  # as .dockerignore
 
 
-def _run(command: Sequence[str], **kwargs: Any) -> None:
+def _run(command: Sequence[str | Path], **kwargs: Any) -> None:
     done = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
-    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
+    shown = " ".join(map(str, command))
+    assert done.returncode == 0, f"{shown} failed:\n{done.stdout}\n{done.stderr}"
 
 
 class Rehearsal:
@@ -53,8 +54,6 @@ class Rehearsal:
 
     def __init__(self) -> None:
         self.image: RuntimeImage = runtime_image()
-        self.root = Path(tempfile.mkdtemp(prefix="abscope-image-"))
-        self.root.chmod(0o755)  # the image's user must reach the venv and the data directory
         if os.geteuid() == 0:
             self.uid, self.gid = self.image.uid, self.image.gid
             setpriv = shutil.which("setpriv")
@@ -68,6 +67,8 @@ class Rehearsal:
             assert self.uid != 0, "the rehearsal must not serve as root"
             self._as_user = []
         self.python = self._interpreter()
+        self.root = Path(tempfile.mkdtemp(prefix="abscope-image-"))
+        self.root.chmod(0o755)  # the image's user must reach the venv and the data directory
 
     def path(self, image_path: str) -> Path:
         """Where an absolute path of the image lies in the rehearsal."""
