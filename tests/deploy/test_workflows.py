@@ -6,7 +6,9 @@ compose and on ECS. (Their schemas and actionlint are checked by ``make lint``.)
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +123,38 @@ def test_the_readme_names_every_secret_and_variable_a_fork_sets() -> None:
     deploy_section = Path(REPO / "README.md").read_text().split("## Deploy", 1)[1]
     missing = {name for name in used if f"`{name}`" not in deploy_section}
     assert missing == set(), f"the README's Deploy section does not name {missing}"
+
+
+ACCOUNT_VALUES = {
+    "AWS_REGION": "eu-west-1",
+    "ECS_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/abscope-execution",
+    "ABSCOPE_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:abscope-AbCdEf",
+}
+
+
+def _fill(tmp_path: Path, values: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The workflow's own "Fill in" script, run by bash as the runner would."""
+    fill = next(s for s in _steps("deploy") if str(s.get("name", "")).startswith("Fill in"))
+    env = {"PATH": "/usr/bin:/bin", "RUNNER_TEMP": str(tmp_path), **values}
+    env["TASK_DEFINITION"] = str(REPO / "deploy" / "ecs-task-definition.json")
+    return subprocess.run(
+        ["bash", "-e", "-c", fill["run"]], env=env, capture_output=True, text=True, timeout=30
+    )
+
+
+def test_the_fill_step_leaves_only_the_image_to_render(tmp_path: Path) -> None:
+    done = _fill(tmp_path, ACCOUNT_VALUES)
+    assert done.returncode == 0, done.stdout + done.stderr
+    filled = json.loads((tmp_path / "task-definition.json").read_text())
+    assert filled["executionRoleArn"] == ACCOUNT_VALUES["ECS_EXECUTION_ROLE_ARN"]
+    (container,) = filled["containerDefinitions"]
+    assert container["logConfiguration"]["options"]["awslogs-region"] == "eu-west-1"
+    secret = ACCOUNT_VALUES["ABSCOPE_SECRET_ARN"]
+    assert {s["valueFrom"].rsplit(":", 3)[0] for s in container["secrets"]} == {secret}
+    assert container["image"].startswith("<IMAGE")  # the render action's to fill
+
+
+def test_the_fill_step_refuses_an_unset_variable(tmp_path: Path) -> None:
+    done = _fill(tmp_path, {**ACCOUNT_VALUES, "ABSCOPE_SECRET_ARN": ""})
+    assert done.returncode == 1
+    assert "the repository variable ABSCOPE_SECRET_ARN is not set" in done.stdout
