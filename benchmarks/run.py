@@ -10,7 +10,8 @@ Sections, in the order they run:
 1. the pure core (bandit simulation, tests, analysis), against a bare reward-draw loop and a
    z-test;
 2. in-process routing decisions (:class:`abscope.assignment.Router`), against bare
-   ``hashlib.sha256`` calls (``benchmarks/assignment.py`` has more cases);
+   ``hashlib.sha256`` calls (``benchmarks/assignment.py`` has more cases), and the SDK's
+   local decisions with their exposures queued, against the router (``benchmarks/sdk.py``);
 3. batch ingest through ``Store.record_events``, against pipelined ``HINCRBY`` on the same
    redis-server, with the redis-server's CPU per event (``benchmarks/ingest.py``);
 4. HTTP under uvicorn, against a raw ASGI app, a trivial FastAPI endpoint and the seed's
@@ -49,7 +50,7 @@ from abscope.bandits import (
 )
 from abscope.stats import ProportionStats, analyze_experiment
 from abscope.stats.proportions import two_proportion_ztest
-from benchmarks import assignment, http, ingest, memory, workers
+from benchmarks import assignment, http, ingest, memory, sdk, workers
 
 RUNS, HORIZON, RATES = 200, 10_000, (0.05, 0.10)
 ROUTING_USERS = 300_000
@@ -177,6 +178,23 @@ def routing_rows() -> list[Row]:
             target=_verdict(choose >= ROUTING_TARGET, f">= {ROUTING_TARGET:,}/s"),
         ),
     ]
+
+
+def sdk_rows() -> list[Row]:
+    baseline, figures = sdk.run()
+    rows = [
+        Row(
+            f"SDK local decisions ({sdk.USERS:,} users, CPU time, best of {sdk.REPEATS} "
+            "interleaved rounds)"
+        ),
+        Row("Router.choose, same users (baseline)", f"{baseline:,.0f} /s", ratio="1.00x"),
+    ]
+    for index, figure in enumerate(figures):
+        target = _verdict(figure.ratio >= sdk.TARGET, f">= {sdk.TARGET}x") if index == 0 else ""
+        rows.append(
+            Row(figure.label, f"{figure.rate:,.0f} /s", ratio=f"{figure.ratio:.2f}x", target=target)
+        )
+    return rows
 
 
 def ingest_rows(figures: dict[str, ingest.IngestFigure]) -> list[Row]:
@@ -406,7 +424,7 @@ def main() -> None:
     started = time.perf_counter()
     from tests.fixtures.redis_servers import RedisServer
 
-    rows = core_rows() + routing_rows()
+    rows = core_rows() + routing_rows() + sdk_rows()
     with tempfile.TemporaryDirectory(prefix="abscope-bench-") as directory:
         workdir = Path(directory)
         with RedisServer(workdir / "redis") as redis_server:

@@ -282,7 +282,8 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
-    raise typer.Exit(run_service(replace(options, log_format=settings.log_format)))
+    options = replace(options, log_format=settings.log_format, metrics=settings.metrics)
+    raise typer.Exit(run_service(options))
 
 
 def _is_loopback(host: str) -> bool:

@@ -72,6 +72,10 @@ __all__ = [
     "SIMULATION_BUDGET",
     "SIMULATION_MAX_HORIZON",
     "SimulateRequest",
+    "RoutingConfig",
+    "SdkExperiment",
+    "SdkVariant",
+    "ServedAnswer",
 ]
 
 
@@ -699,3 +703,49 @@ class SimulationCharts(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "ready"]
+
+
+class ServedAnswer(BaseModel):
+    """What everyone gets from an experiment that is not running."""
+
+    variant_name: str
+    model_id: str
+    reason: NotInExperiment | None
+
+
+class SdkVariant(BaseModel):
+    name: str
+    model_id: str
+    weight: float
+
+
+class SdkExperiment(BaseModel):
+    """One experiment as the SDK routes it; see :mod:`abscope.sdk_config`. Draft,
+    completed and stopped experiments carry only ``status`` and ``serve``."""
+
+    status: Status
+    serve: ServedAnswer | None = Field(
+        description="The answer everyone gets while the experiment is not running."
+    )
+    phase: int | None = None
+    mode: Literal["hash", "sticky", "bandit"] | None = Field(
+        default=None,
+        description="`hash` experiments are routed in-process; `sticky` and `bandit` ones"
+        " need the store, so the SDK asks /route.",
+    )
+    variants: list[SdkVariant] | None = None
+    control: str | None = None
+    traffic_percentage: float | None = None
+    gate_seed: int | None = None
+    variant_seed: int | None = None
+    layer: str | None = None
+    layer_intervals: list[tuple[float, float]] | None = None
+    forced: dict[str, str] | None = None
+
+
+class RoutingConfig(BaseModel):
+    """The routing configuration of every experiment, for evaluation in the SDK."""
+
+    format: Literal[1]
+    running: list[str] = Field(description="Running experiments in /route's order.")
+    experiments: dict[str, SdkExperiment]

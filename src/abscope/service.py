@@ -54,6 +54,7 @@ from abscope.models import (
     Variant,
 )
 from abscope.routing import CompiledExperiment, RoutingTable, compile_experiment
+from abscope.sdk_config import ConfigDocument, config_document
 from abscope.serving import STICKY_PHASE, Serving
 from abscope.stats.planner import (
     DurationPlan,
@@ -158,6 +159,7 @@ class ExperimentService:
         self.serving = Serving(
             store, settings, clock=clock, monotonic=self._monotonic, rng=self._rng
         )
+        self._config_document: tuple[RoutingTable, ConfigDocument] | None = None
 
     # --- experiments ---------------------------------------------------------------------
 
@@ -458,6 +460,17 @@ class ExperimentService:
             events.append(event)
             slots.append(index)
         return CheckedBatch(len(request.events), events, slots, rejected)
+
+    def routing_config(self) -> ConfigDocument:
+        """The SDK's routing configuration (:mod:`abscope.sdk_config`) of the current
+        snapshot, built once per snapshot. Served from the last snapshot while the store is
+        down, as routing is; ``StorageUnavailable`` only when there is none."""
+        table = self.serving.table()
+        cached = self._config_document
+        if cached is None or cached[0] is not table:
+            cached = (table, config_document(table))
+            self._config_document = cached
+        return cached[1]
 
     # --- analysis ------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from abscope.api.hot_paths import record_exposures
 from abscope.api.metrics import Metrics, exposition_registry
 from abscope.api.request_id import RequestId
 from abscope.api.request_metrics import RequestMetrics
-from abscope.api.routes import analysis, charts, experiments, health, traffic
+from abscope.api.routes import analysis, charts, experiments, health, sdk, traffic
 from abscope.api.routes import metrics as metrics_route
 from abscope.api.scrape import ScrapeCollector
 from abscope.api.security_headers import SecurityHeaders
@@ -160,7 +160,14 @@ def create_app(
     app.state.exposures = GroupCommit(lambda events: record_exposures(serving, events, metrics))
     app.state.events = GroupCommit(service.store.record_events_async)
     # Traffic first: route matching walks the routers in order, and /route is the hot path.
-    routers = [traffic.router, experiments.router, analysis.router, charts.router, health.router]
+    routers = [
+        traffic.router,
+        experiments.router,
+        analysis.router,
+        charts.router,
+        sdk.router,
+        health.router,
+    ]
     if metrics is not None:
         scrape = ScrapeCollector(serving, config.metrics_max_experiments)
         app.state.metrics_registry = exposition_registry(metrics, scrape)

@@ -9,7 +9,7 @@ both headers, ``X-API-Key`` is the one checked:
 role    key                       routes
 ======  ========================  ==========================================================
 admin   ``ABSCOPE_ADMIN_API_KEY``   every route
-ingest  ``ABSCOPE_INGEST_API_KEY``  ``POST /route``, ``/log``, ``/events``
+ingest  ``ABSCOPE_INGEST_API_KEY``  ``POST /route``, ``/log``, ``/events``; ``GET /sdk/config``
 read    ``ABSCOPE_READ_API_KEY``    every ``GET`` of experiments, results, timeseries, explain,
                                   charts and ``/metrics``; ``POST /calculate``, ``/charts/plan`` and
                                   ``/charts/simulate`` (the planner's and simulator's data)
@@ -68,6 +68,7 @@ ROUTES: Final[Mapping[tuple[str, str], Role]] = {
     ("POST", "/route"): "ingest",
     ("POST", "/log"): "ingest",
     ("POST", "/events"): "ingest",
+    ("GET", "/sdk/config"): "ingest",
     ("GET", "/experiments"): "read",
     ("GET", "/experiments/{experiment_id}"): "read",
     ("GET", "/experiments/{experiment_id}/results"): "read",

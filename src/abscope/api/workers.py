@@ -54,8 +54,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -67,12 +65,14 @@ from uvicorn.config import LOG_LEVELS, STARTUP_FAILURE
 from abscope.api.nodelay import NoDelayH11Protocol
 from abscope.logs import LogFormat, log_config
 
-__all__ = ["APP", "ServeOptions", "Supervisor", "metrics_directory", "reuseport_balances", "serve"]
+__all__ = ["APP", "ServeOptions", "Supervisor", "reuseport_balances", "serve"]
 
 APP = "abscope.api.app:create_app"
 """The app factory every worker serves."""
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM)
+_MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # abscope.api.metrics.MULTIPROCESS_DIR: it
+# is not imported here, so that the supervisor never imports prometheus-client
 logger = logging.getLogger("uvicorn.error")
 
 
@@ -92,6 +92,9 @@ class ServeOptions:
         Log a line per request (uvicorn's access log).
     log_format
         ``text`` (uvicorn's lines) or ``json`` (:mod:`abscope.logs`).
+    metrics
+        Whether the app counts metrics (``ABSCOPE_METRICS``): several workers then share a
+        metrics directory.
     """
 
     host: str = "127.0.0.1"
@@ -100,6 +103,7 @@ class ServeOptions:
     log_level: str = "info"
     access_log: bool = False
     log_format: LogFormat = "text"
+    metrics: bool = True
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -152,53 +156,60 @@ def reuseport_balances() -> bool:
 def serve(options: ServeOptions) -> int:
     """Run the service until it is stopped; the exit status.
 
-    With several workers (or ``PROMETHEUS_MULTIPROC_DIR`` set), the metrics' directory is
-    prepared first (:func:`metrics_directory`).
+    With metrics on and several workers (or ``PROMETHEUS_MULTIPROC_DIR`` set), the metrics'
+    directory is prepared first; 1 if it cannot be.
 
     Several workers run under a :class:`Supervisor` (0 once stopped, 1 if a worker failed to
     start), or under uvicorn's own where ``SO_REUSEPORT`` does not balance. One worker runs
     in this process, in ``uvicorn.run``, which exits non-zero by itself if the app fails to
     start.
     """
-    if options.workers == 1:
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # multi-process mode asked for
-            with metrics_directory():
-                uvicorn.run(APP, **options.uvicorn_options())
-        else:
-            uvicorn.run(APP, **options.uvicorn_options())
-        return 0
-    with metrics_directory():
-        if reuseport_balances():
-            return Supervisor(options).run()
+    if not options.metrics or (options.workers == 1 and not os.environ.get(_MULTIPROCESS_DIR)):
+        return _serve(options)
+    try:
+        directory, made_here = _metrics_directory()
+    except OSError as error:
+        options.config()  # uvicorn's logging, for the error
+        logger.error(
+            "cannot prepare the workers' metrics directory (%s): set %s to a writable"
+            " directory, or ABSCOPE_METRICS=false",
+            error,
+            _MULTIPROCESS_DIR,
+        )
+        return 1
+    try:
+        return _serve(options)
+    finally:
+        if made_here:
+            os.environ.pop(_MULTIPROCESS_DIR, None)
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _serve(options: ServeOptions) -> int:
+    if options.workers > 1 and reuseport_balances():
+        return Supervisor(options).run()
+    if options.workers > 1:
         options.config()  # uvicorn's logging, for the warning
         logger.warning(
             "SO_REUSEPORT does not balance connections here: the %d workers share one "
             "socket (uvicorn's --workers), and one of them may take most connections",
             options.workers,
         )
-        uvicorn.run(APP, workers=options.workers, **options.uvicorn_options())
+    uvicorn.run(APP, workers=options.workers, **options.uvicorn_options())
     return 0
 
 
-@contextmanager
-def metrics_directory() -> Iterator[Path]:
-    """The workers' metrics directory (see the module docstring), emptied, in
-    ``PROMETHEUS_MULTIPROC_DIR`` for the workers to inherit; a temporary one is removed
-    afterwards."""
-    from abscope.api.metrics import MULTIPROCESS_DIR
-
-    given = os.environ.get(MULTIPROCESS_DIR)
+def _metrics_directory() -> tuple[Path, bool]:
+    """The workers' metrics directory (see the module docstring), emptied and set in
+    ``PROMETHEUS_MULTIPROC_DIR`` for the workers to inherit; and whether it was made here
+    (a temporary one, to remove at exit)."""
+    given = os.environ.get(_MULTIPROCESS_DIR)
     directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="abscope-metrics-"))
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):  # a previous run's counts
         stale.unlink()
-    os.environ[MULTIPROCESS_DIR] = str(directory)
-    try:
-        yield directory
-    finally:
-        if not given:
-            os.environ.pop(MULTIPROCESS_DIR, None)
-            shutil.rmtree(directory, ignore_errors=True)
+    os.environ[_MULTIPROCESS_DIR] = str(directory)
+    return directory, not given
 
 
 # --- the supervisor -------------------------------------------------------------------------
@@ -382,9 +393,7 @@ class Supervisor:
 def _mark_dead(pid: int) -> None:
     """prometheus-client's bookkeeping for a worker that exited (its live gauges' files go;
     its counters stay)."""
-    from abscope.api.metrics import MULTIPROCESS_DIR
-
-    directory = os.environ.get(MULTIPROCESS_DIR)
+    directory = os.environ.get(_MULTIPROCESS_DIR)
     if directory:
         from prometheus_client import multiprocess
 

@@ -1,0 +1,184 @@
+"""The state both clients keep, and the decisions they make without I/O."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from abscope.assignment._validate import check_user_id
+from abscope.client._config import LocalConfig, parse_config
+from abscope.client._decisions import (
+    Decision,
+    fallback_decision,
+    server_decisions,
+)
+from abscope.client._events import BatchVerdict, ClientStats, EventQueue, Item, judge_batch
+from abscope.client._http import Options
+
+__all__ = ["ClientState"]
+
+_log = logging.getLogger("abscope.client")
+
+
+class ClientState:
+    """The cached configuration, the event queue, the counters and the server's health.
+
+    After a failed call to the server, calls that need it fall back at once for
+    ``retry_seconds`` (one caller pays the timeout, not every request).
+    """
+
+    def __init__(self, options: Options, monotonic: Callable[[], float] = time.monotonic):
+        self.options = options
+        self.stats = ClientStats()
+        self.queue = EventQueue(options.max_queue, self.stats)
+        self.config = LocalConfig()
+        self.has_config = False
+        self._monotonic = monotonic
+        self._down_until = -float("inf")
+        self._warned: set[str] = set()
+
+    def counters(self) -> ClientStats:
+        """The counters, ``queued`` brought up to date (it is read off the queue)."""
+        self.stats.queued = self.queue.queued
+        return self.stats
+
+    # --- the server's health -------------------------------------------------------------
+
+    def server_usable(self) -> bool:
+        return self._monotonic() >= self._down_until
+
+    def server_failed(self, error: str) -> None:
+        self._down_until = self._monotonic() + self.options.retry_seconds
+        self.warn_once("server", f"the abscope server failed ({error}); serving fallbacks")
+
+    def server_answered(self) -> None:
+        if self._down_until != -float("inf"):
+            self._down_until = -float("inf")
+            self._warned.discard("server")
+            _log.info("the abscope server answers again")
+
+    def warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            _log.warning("%s", message)
+
+    # --- configuration -------------------------------------------------------------------
+
+    def config_answered(self, status: int, body: bytes, etag: str | None) -> None:
+        """Take a ``/sdk/config`` answer (a 304 keeps the current configuration). Without
+        local evaluation the configuration is never kept, so nothing is decided locally."""
+        if not self.options.local_evaluation:
+            return
+        if status == 304:
+            self.stats.config_refreshes += 1
+            return
+        if status != 200:
+            self.stats.config_errors += 1
+            self.warn_once(f"config-{status}", f"/sdk/config answered {status}")
+            return
+        try:
+            self.config = parse_config(body, etag, self.queue.seen)
+        except ValueError as error:
+            self.stats.config_errors += 1
+            self.warn_once("config-format", str(error))
+            return
+        self.has_config = True
+        self.stats.config_refreshes += 1
+
+    def config_headers(self) -> dict[str, str]:
+        etag = self.config.etag
+        return {"If-None-Match": etag} if etag and self.has_config else {}
+
+    # --- decisions -----------------------------------------------------------------------
+
+    def local(self, user_id: str, experiment_id: str, expose: bool) -> Decision | None:
+        """The decision when it can be made in-process, else None (ask the server).
+
+        See :mod:`abscope.client._decisions` for the table of decisions. The request path
+        of every local decision: one dict lookup, the router, and for a new user one
+        exposure queued; the decision itself was built with the configuration.
+        """
+        experiment = self.config.experiments.get(experiment_id)
+        if experiment is None:  # unknown, or local evaluation is off (no configuration)
+            return None
+        if experiment.served is not None:
+            return experiment.served
+        router = experiment.router
+        if router is None:
+            return None  # sticky or bandit: the server decides
+        try:
+            variant = router.choose(user_id)
+        except ValueError as error:  # an invalid user id: the caller's bug, not an outage
+            return self.fallback(experiment_id, str(error), None)
+        if variant is None:
+            return experiment.outside
+        if not expose:
+            return experiment.not_requested[variant]
+        seen = experiment.seen
+        if user_id in seen:
+            return experiment.already_queued[variant]
+        self.queue.expose(seen, experiment.tags[variant], user_id)
+        return experiment.queued[variant]
+
+    def local_all(self, user_id: str, expose: bool) -> list[Decision] | None:
+        """Every running experiment the user is in, when all are routed in-process."""
+        if not self.options.local_evaluation or not self.has_config:
+            return None
+        running = self.config.running
+        if any(e.router is None for e in running):
+            return None
+        decisions = []
+        for experiment in running:
+            decision = self.local(user_id, experiment.id, expose)
+            if decision is None:
+                return None
+            if decision.in_experiment or decision.fallback:
+                decisions.append(decision)
+        return decisions
+
+    def refuse(self, user_id: str, where: str, default: str | None) -> Decision | None:
+        """A fallback for an invalid user id (checked before the server is asked), or None."""
+        try:
+            check_user_id(user_id)
+        except ValueError as error:
+            return self.fallback(where, str(error), default)
+        return None
+
+    def fallback(self, experiment_id: str, error: str, default: str | None) -> Decision:
+        self.stats.fallbacks += 1
+        return fallback_decision(self.config, experiment_id, error, default)
+
+    def route_body(self, user_id: str, experiment_id: str | None, expose: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {"user_id": user_id, "expose": expose}
+        if experiment_id is not None:
+            body["experiment_id"] = experiment_id
+        return body
+
+    def answered_route(
+        self, status: int, body: Any, experiment_id: str | None, default: str | None
+    ) -> list[Decision]:
+        """The decisions of a ``/route`` answer, or a fallback."""
+        where = experiment_id or "*"
+        if status >= 500:
+            self.server_failed(f"/route answered {status}")
+            return [self.fallback(where, f"the server answered {status}", default)]
+        if status != 200:
+            detail = body.get("detail") if isinstance(body, dict) else None
+            return [self.fallback(where, f"the server answered {status}: {detail}", default)]
+        self.server_answered()
+        try:
+            decisions = server_decisions(body)
+        except ValueError as error:
+            return [self.fallback(where, str(error), default)]
+        self.stats.server_decisions += len(decisions)
+        return decisions
+
+    # --- events --------------------------------------------------------------------------
+
+    def judge(self, events: list[Item], status: int | None, body: Any) -> BatchVerdict:
+        verdict = judge_batch(events, status, body, self.stats)
+        if verdict.action == "refused":
+            self.warn_once(f"events-{status}", f"/events refused a batch: {verdict.error}")
+        return verdict

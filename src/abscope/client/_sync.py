@@ -1,0 +1,349 @@
+"""``Client``: the SDK for threaded code (a Flask, Django or plain WSGI model server)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from abscope.client._base import ClientState
+from abscope.client._decisions import Decision
+from abscope.client._errors import ServerUnavailable
+from abscope.client._events import Backoff, ClientStats, outcome_event, wire
+from abscope.client._http import DEFAULT_TIMEOUT, Call, Options, calls, decode, describe_failure
+
+__all__ = ["Client"]
+
+_log = logging.getLogger("abscope.client")
+_JSON = {"Content-Type": "application/json"}
+
+
+class Client:
+    """An abscope client: local decisions, background exposures, the management API.
+
+    Parameters
+    ----------
+    url : str, optional
+        The service, e.g. ``http://127.0.0.1:8000``; ``ABSCOPE_URL`` when not given.
+    api_key : str, optional
+        Sent as ``X-API-Key``; ``ABSCOPE_API_KEY`` when not given. Routing and events need
+        the ingest key (or the admin key); reads the read key; changes the admin key.
+    timeout : float, default 2
+        Seconds for every HTTP call.
+    local_evaluation : bool, default True
+        Decide hash-routed experiments in-process from the cached configuration; False
+        asks the server for every decision.
+    refresh_interval : float, default 10
+        Seconds between configuration refreshes (a 304 while nothing changed).
+    flush_interval : float, default 0.5
+        Seconds an event waits at most before it is sent (a full batch goes at once).
+    batch_size : int, default 500
+        Events per ``/events`` call.
+    max_queue : int, default 100000
+        Events held while the server cannot take them; beyond it the oldest are dropped
+        and counted in ``stats.dropped``.
+    close_timeout : float, default 5
+        Seconds :meth:`close` spends sending what is left.
+    retry_seconds : float, default 2
+        After a failed call, decisions that need the server fall back at once for this long.
+    transport : httpx.BaseTransport, optional
+        For tests and custom networking.
+
+    Notes
+    -----
+    :meth:`route` never raises and never waits on a server that just failed: when the
+    server must be asked (sticky and bandit experiments, an experiment created since the
+    last refresh) and cannot answer, it returns the control with ``fallback`` true.
+    A background thread refreshes the configuration and sends the events; :meth:`close`
+    (or leaving the ``with`` block) flushes them.
+
+    Examples
+    --------
+    ::
+
+        with Client("http://127.0.0.1:8000", api_key=INGEST_KEY) as abscope:
+            decision = abscope.route("user-42", "ranker-v2")
+            model = models[decision.model_id]
+            ...
+            abscope.track("ranker-v2", "user-42", decision.variant_name, converted=True)
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        local_evaluation: bool = True,
+        refresh_interval: float = 10.0,
+        flush_interval: float = 0.5,
+        batch_size: int = 500,
+        max_queue: int = 100_000,
+        close_timeout: float = 5.0,
+        retry_seconds: float = 2.0,
+        transport: httpx.BaseTransport | None = None,
+        start: bool = True,
+    ) -> None:
+        self.options = Options.make(
+            url,
+            api_key,
+            timeout=timeout,
+            local_evaluation=local_evaluation,
+            refresh_interval=refresh_interval,
+            flush_interval=flush_interval,
+            batch_size=batch_size,
+            max_queue=max_queue,
+            close_timeout=close_timeout,
+            retry_seconds=retry_seconds,
+        )
+        self._state = ClientState(self.options)
+        self._local = self._state.local
+        self._http = httpx.Client(
+            base_url=self.options.url,
+            headers=self.options.headers(),
+            timeout=self.options.timeout,
+            transport=transport,
+        )
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._batch_size = self.options.batch_size
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        if start and self.options.local_evaluation:
+            self.refresh()
+        if start:
+            self._thread = threading.Thread(target=self._run, name="abscope-client", daemon=True)
+            self._thread.start()
+
+    # --- context manager -----------------------------------------------------------------
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def stats(self) -> ClientStats:
+        """The client's counters (decisions, events, drops, retries)."""
+        return self._state.counters()
+
+    # --- routing -------------------------------------------------------------------------
+
+    def route(
+        self,
+        user_id: str,
+        experiment_id: str,
+        *,
+        expose: bool = True,
+        default: str | None = None,
+    ) -> Decision:
+        """The variant and model to serve ``user_id`` in ``experiment_id``; never raises.
+
+        ``expose`` queues the user's exposure (once per user and phase). ``default`` is the
+        variant to fall back to for an experiment this client has never seen.
+        """
+        decision = self._local(user_id, experiment_id, expose)
+        if decision is not None:
+            return decision
+        return self._ask(user_id, experiment_id, expose, default)[0]
+
+    def route_all(self, user_id: str, *, expose: bool = True) -> list[Decision]:
+        """The user's decision in every running experiment they are in (``/route``
+        without an experiment id); never raises (a fallback is one decision with
+        ``experiment_id`` ``"*"``)."""
+        decisions = self._state.local_all(user_id, expose)
+        if decisions is not None:
+            return decisions
+        return self._ask(user_id, None, expose, None)
+
+    def _ask(
+        self, user_id: str, experiment_id: str | None, expose: bool, default: str | None
+    ) -> list[Decision]:
+        state = self._state
+        where = experiment_id or "*"
+        refused = state.refuse(user_id, where, default)
+        if refused is not None:
+            return [refused]
+        if not state.server_usable():
+            return [state.fallback(where, "the server failed recently", default)]
+        try:
+            response = self._http.post(
+                "/route", json=state.route_body(user_id, experiment_id, expose)
+            )
+            body = response.json() if response.content else None
+        except (httpx.HTTPError, ValueError) as error:
+            message = describe_failure(error) if isinstance(error, httpx.HTTPError) else str(error)
+            state.server_failed(message)
+            return [state.fallback(where, message, default)]
+        return state.answered_route(response.status_code, body, experiment_id, default)
+
+    # --- events --------------------------------------------------------------------------
+
+    def track(
+        self,
+        experiment_id: str,
+        user_id: str,
+        variant_name: str,
+        *,
+        converted: bool = False,
+        value: float | None = None,
+        event_id: str | None = None,
+    ) -> None:
+        """Queue a conversion (``converted=True``) or a value; sent in the background.
+
+        Give ``event_id`` (an order id, say) to make the caller's own retries count once;
+        without one the client makes one, so its own retries count once.
+
+        Raises
+        ------
+        ValueError
+            A field is invalid (nothing is queued): a bad event never costs the others.
+        """
+        event = outcome_event(
+            experiment_id,
+            user_id,
+            variant_name,
+            converted=converted,
+            value=value,
+            event_id=event_id,
+            at=time.time(),
+        )
+        self._state.queue.put(event)
+        if len(self._state.queue) >= self._batch_size:
+            self._wake.set()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Send every queued event now; True when the queue is empty at the end."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.options.timeout)
+        backoff = Backoff(random.Random().random)
+        while len(self._state.queue) and time.monotonic() < deadline:
+            if not self._send_one():
+                time.sleep(min(backoff.next_delay(), max(0.0, deadline - time.monotonic())))
+        return len(self._state.queue) == 0
+
+    def close(self) -> None:
+        """Stop the background thread, send what is left (for ``close_timeout`` seconds),
+        and close the connections. Events still unsent are counted in ``stats.lost``."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.flush(self.options.close_timeout)
+        left = len(self._state.queue)
+        if left:
+            self._state.stats.lost += left
+            _log.warning("abscope client closed with %d events unsent", left)
+        self._http.close()
+
+    def refresh(self) -> bool:
+        """Fetch the routing configuration now; True when the server answered."""
+        state = self._state
+        try:
+            response = self._http.get("/sdk/config", headers=state.config_headers())
+        except httpx.HTTPError as error:
+            state.stats.config_errors += 1
+            state.warn_once(
+                "config", f"cannot fetch the routing configuration: {describe_failure(error)}"
+            )
+            return False
+        state.config_answered(response.status_code, response.content, response.headers.get("ETag"))
+        return response.status_code in (200, 304)
+
+    def _send_one(self) -> bool:
+        """Send one batch; False when it must be sent again later (it is put back)."""
+        state = self._state
+        events = state.queue.take(self._batch_size)
+        if not events:
+            return True
+        try:
+            response = self._http.post("/events", content=wire(events), headers=_JSON)
+            status: int | None = response.status_code
+            body: Any = response.json() if response.content else None
+        except (httpx.HTTPError, ValueError):
+            status, body = None, None
+        verdict = state.judge(events, status, body)
+        if verdict.action == "retry":
+            state.stats.retries += 1
+            state.queue.put_back(events)
+            return False
+        if verdict.smaller:
+            self._batch_size = max(1, self._batch_size // 2)
+        if verdict.again:
+            state.queue.put_back(verdict.again)
+        return True
+
+    def _run(self) -> None:
+        backoff = Backoff(random.Random().random)
+        next_refresh = time.monotonic() + self.options.refresh_interval
+        while not self._stop.is_set():
+            self._wake.wait(self.options.flush_interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            if self.options.local_evaluation and time.monotonic() >= next_refresh:
+                self.refresh()
+                next_refresh = time.monotonic() + self.options.refresh_interval
+            while len(self._state.queue) and not self._stop.is_set():
+                if self._send_one():
+                    backoff.reset()
+                    continue
+                self._stop.wait(backoff.next_delay())
+                break
+
+    # --- management ----------------------------------------------------------------------
+
+    def _call(self, call: Call) -> Any:
+        try:
+            response = self._http.request(
+                call.method, call.path, json=call.json, params=call.params or None
+            )
+        except httpx.HTTPError as error:
+            raise ServerUnavailable(describe_failure(error)) from None
+        return decode(call, response)
+
+    def list_experiments(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Every experiment (or those in ``status``)."""
+        return list(self._call(calls.list_experiments(status))["experiments"])
+
+    def get_experiment(self, experiment_id: str) -> dict[str, Any]:
+        return dict(self._call(calls.get_experiment(experiment_id)))
+
+    def create_experiment(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Create a draft from a ``POST /experiments`` body."""
+        return dict(self._call(calls.create_experiment(spec)))
+
+    def update_experiment(self, experiment_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call(calls.update_experiment(experiment_id, changes)))
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        self._call(calls.delete_experiment(experiment_id))
+
+    def transition(
+        self, experiment_id: str, action: str, winner: str | None = None
+    ) -> dict[str, Any]:
+        """``start``, ``pause``, ``resume``, ``complete`` (with ``winner``) or ``stop``."""
+        return dict(self._call(calls.transition(experiment_id, action, winner)))
+
+    def results(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
+        return dict(self._call(calls.results(experiment_id, phase)))
+
+    def timeseries(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
+        return dict(self._call(calls.timeseries(experiment_id, phase)))
+
+    def simulate(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Run the bandit simulator (``POST /charts/simulate``)."""
+        return dict(self._call(calls.simulate(spec)))

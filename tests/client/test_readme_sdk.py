@@ -1,0 +1,36 @@
+"""The README's SDK examples (its ```py blocks) run as pasted, after its curl examples,
+against a real server."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from tests.client.conftest import MakeServer, samples
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _blocks(info: str) -> list[str]:
+    return re.findall(rf"```{info}\n(.*?)```", README.read_text(), flags=re.DOTALL)
+
+
+def test_the_readme_sdk_examples_run(make_server: MakeServer) -> None:
+    server = make_server()
+    host = server.url.removeprefix("http://")
+    curls = [b for b in _blocks("sh") if "curl " in b]
+    assert len(curls) == 1
+    done = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + curls[0].replace("localhost:8000", host)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    examples = _blocks("py")
+    assert len(examples) == 2
+    for example in examples:
+        exec(compile(example.replace("localhost:8000", host), str(README), "exec"), {})  # noqa: S102
+    counted = samples(server.url, "ranker-v2")
+    assert sum(counted.values()) == 3  # user-1 by curl, user-2 and user-3 by the SDK
