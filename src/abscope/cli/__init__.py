@@ -26,7 +26,7 @@ def main() -> None:
     try:
         import typer  # noqa: F401
     except ModuleNotFoundError as error:
-        if error.name not in ("typer", "click"):
+        if error.name != "typer":
             raise
         print(_INSTALL_HINT, file=sys.stderr)
         raise SystemExit(1) from None

@@ -18,10 +18,10 @@ Examples::
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import click
 import typer
 
 from abscope.cli.export import (
@@ -154,7 +154,7 @@ def _variants(specs: list[str]) -> list[dict[str, Any]]:
 
 def _spec_file(path: str) -> dict[str, Any]:
     try:
-        text = click.open_file(path).read()
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
         spec = json.loads(text)
     except (OSError, ValueError) as error:
         raise typer.BadParameter(str(error), param_hint="--file") from None

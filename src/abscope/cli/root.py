@@ -25,7 +25,7 @@ import typer
 from abscope import __version__
 from abscope.cli import experiments, planning, serve, simulate
 
-__all__ = ["app", "run"]
+__all__ = ["SERVER_EXTRA", "app", "run"]
 
 app = typer.Typer(
     help="abscope: plan, run and analyse A/B experiments.",
@@ -61,6 +61,23 @@ app.command()(simulate.simulate)
 app.add_typer(experiments.app, name="experiments")
 
 
+SERVER_EXTRA = frozenset(
+    {"numpy", "scipy", "fastapi", "starlette", "uvicorn", "pydantic_settings", "plotly", "redis"}
+)
+"""Packages of the ``server`` extra: a command that needs one says so in one line."""
+
+
 def run() -> None:
-    """Run the app on ``sys.argv``."""
-    app()
+    """Run the app on ``sys.argv``; a command that needs the ``server`` extra where it is
+    not installed prints one line saying so, and exits 1."""
+    try:
+        app()
+    except ModuleNotFoundError as error:
+        if error.name is None or error.name.partition(".")[0] not in SERVER_EXTRA:
+            raise
+        typer.echo(
+            f"abscope: this command needs the server extra ({error.name} is missing):"
+            " pip install 'abscope[server]'",
+            err=True,
+        )
+        raise SystemExit(1) from None

@@ -73,7 +73,8 @@ def chunk_sizes(runs: int, chunk: int = CHUNK_RUNS) -> list[int]:
     one before (the simulator needs two runs for a standard error)."""
     sizes = [chunk] * (runs // chunk) + ([runs % chunk] if runs % chunk else [])
     if len(sizes) > 1 and sizes[-1] < 2:
-        sizes[-2] += sizes.pop()
+        last = sizes.pop()
+        sizes[-1] += last
     return sizes
 
 

@@ -87,10 +87,12 @@ def format_experiment(e: Json) -> str:
     ]
     if e.get("description"):
         config.insert(1, ("description", e["description"]))
+    arms = e["variants"]
+    control = next((v["name"] for v in arms if v.get("is_control")), arms[0]["name"])
     variants = table(
         ["variant", "model", "weight", "control"],
-        [[v["name"], v["model_id"], pct(v["weight"], 1), "yes" if v["is_control"] else ""]
-         for v in e["variants"]],
+        [[v["name"], v["model_id"], pct(v["weight"], 1), "yes" if v["name"] == control else ""]
+         for v in arms],
         "llrl",
     )  # fmt: skip
     audit = e.get("audit") or []
