@@ -12,6 +12,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
+import shlex
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +25,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
+import abscope
 from abscope.cli import app
 from tests.fixtures.light_install import CLI_EXTRA_LACKS, TYPER_NEEDS, run_without
 from tests.fixtures.uvicorn_server import AbscopeServer, free_port
@@ -29,6 +35,9 @@ INGEST = "ingest-key-for-the-cli-test"
 READ = "read-key-for-the-cli-test"
 USERS = 60
 NO_ENV: dict[str, str | None] = {"ABSCOPE_URL": None, "ABSCOPE_API_KEY": None}
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+SRC = Path(abscope.__file__).resolve().parents[1]
 
 runner = CliRunner()
 
@@ -232,3 +241,34 @@ def test_the_cli_extra_alone_manages_a_server_from_a_real_process(server: Abscop
     )
     assert refused.returncode == 1
     assert refused.stderr.startswith("error: 403: ")
+
+
+def _readme_block() -> str:
+    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    managing = [b for b in blocks if "abscope experiments" in b]
+    assert len(managing) == 1, "the README has one block of management commands"
+    return managing[0]
+
+
+def test_the_readme_management_commands_run_as_pasted(
+    server: AbscopeServer, tmp_path: Path
+) -> None:
+    """The block, run by bash as written, with make serve's address pointed at the test's
+    server, ``.venv/bin/abscope`` at this interpreter's, and the admin key exported as the
+    block says to when keys are set."""
+    block = _readme_block()
+    assert "http://127.0.0.1:8000" in block and "Needs a running server" in block
+    script = "set -euo pipefail\n" + block.replace("http://127.0.0.1:8000", server.url).replace(
+        ".venv/bin/abscope", f"{shlex.quote(sys.executable)} -m abscope.cli"
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ABSCOPE_")}
+    environment["PYTHONPATH"] = os.pathsep.join([str(SRC), environment.get("PYTHONPATH", "")])
+    environment["ABSCOPE_API_KEY"] = ADMIN
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "checkout-v2: completed, serving treatment to everyone" in done.stdout
+    header = (tmp_path / "hours.csv").read_text().splitlines()[0]
+    assert header.startswith("hour,variant,samples,conversions")

@@ -215,7 +215,7 @@ def _comparison_row(c: Json, sequential: bool) -> list[str]:
         pct_span(interval["lower"], interval["upper"], 1) if interval else na(interval_reason),
         p_value(primary.get("adjusted_p_value"), reason=primary.get("reason")),
         pct(bayesian.get("chance_to_beat_control"), 1, reason=bayesian.get("reason")),
-        pct(c.get("power"), 0, reason=c.get("power_reason")),
+        pct(c.get("power"), 1, reason=c.get("power_reason")),
     ]
 
 
