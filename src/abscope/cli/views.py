@@ -9,6 +9,7 @@ codes are those of :mod:`abscope.stats.results` (``no_samples``, ``zero_baseline
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +26,9 @@ __all__ = [
 
 AUDIT_SHOWN = 10
 """The audit entries ``show`` prints, the most recent last."""
+
+NOTE_WIDTH = 92
+"""Where the results' notes are wrapped."""
 
 Json = Mapping[str, Any]
 
@@ -149,18 +153,8 @@ def format_results(results: Json) -> str:
         f"{results['experiment_id']}: {results['status']}, phase {results['phase']},"
         f" {results['metric_type']} metric; inference: {_inference(sequential)}"
     )
-    shown = (lambda x, reason: pct(x, 2, reason=reason)) if binary else _mean
-    span = (lambda lo, hi: pct_span(lo, hi, 1, signed=False)) if binary else _mean_span
-    variant_rows = []
-    for v in variants:
-        ci = v.get("ci") or {}
-        label = v["name"] + (" (control)" if v["is_control"] and v["name"] != "control" else "")
-        extra = f"{v['conversions']:,}" if binary else num(v.get("std"), reason="no_samples")
-        variant_rows.append(
-            [label, f"{v['n']:,}", extra, shown(v.get("mean"), "no_samples"),
-             span(ci.get("lower"), ci.get("upper")) if v["n"] else na("no_samples"),
-             pct(v.get("weight"), 1), pct(v.get("observed_share"), 1, reason="no_samples")]
-        )  # fmt: skip
+    anyone = any(v["n"] for v in variants)
+    variant_rows = [_variant_row(v, binary, anyone) for v in variants]
     variant_table = table(
         ["variant", "users", "conversions" if binary else "std", "rate" if binary else "mean",
          f"{level} CI", "weight", "share"],
@@ -178,7 +172,7 @@ def format_results(results: Json) -> str:
     )  # fmt: skip
     lines = [head, variant_table, comparison_table, _srm_line(results)]
     if results.get("adaptive_allocation_note"):
-        lines.append(str(results["adaptive_allocation_note"]))
+        lines.append(textwrap.fill(str(results["adaptive_allocation_note"]), NOTE_WIDTH))
     lines.append(_decision_line(results.get("decision") or {}))
     return "\n\n".join(lines)
 
@@ -191,14 +185,27 @@ def _level(results: Json) -> str:
     return "95%"
 
 
-def _mean(x: float | None, reason: str) -> str:
-    return num(x, reason=reason)
-
-
-def _mean_span(lower: float | None, upper: float | None) -> str:
-    if lower is None or upper is None:
-        return na("undefined")
-    return f"{num(lower)} to {num(upper)}"
+def _variant_row(v: Json, binary: bool, anyone: bool) -> list[str]:
+    """One variant's cells; its share of the users is undefined while there are none (the
+    answer says 0)."""
+    label = v["name"] + (" (control)" if v["is_control"] and v["name"] != "control" else "")
+    ci = v.get("ci") or {}
+    lower, upper = ci.get("lower"), ci.get("upper")
+    if not v["n"]:
+        value = interval = na("no_samples")
+    elif binary:
+        value = pct(v.get("mean"), 2, reason="undefined")
+        interval = pct_span(lower, upper, 1, signed=False, reason="undefined")
+    else:
+        value = num(v.get("mean"), reason="undefined")
+        interval = (
+            f"{num(lower)} to {num(upper)}"
+            if lower is not None and upper is not None
+            else na("undefined")
+        )
+    extra = f"{v['conversions']:,}" if binary else num(v.get("std"), reason="insufficient_samples")
+    share = pct(v.get("observed_share") if anyone else None, 1, reason="no_samples")
+    return [label, f"{v['n']:,}", extra, value, interval, pct(v.get("weight"), 1), share]
 
 
 def _comparison_row(c: Json, sequential: bool) -> list[str]:
@@ -221,12 +228,14 @@ def _comparison_row(c: Json, sequential: bool) -> list[str]:
 
 def _srm_line(results: Json) -> str:
     srm = results.get("srm") or {}
-    method = results.get("srm_method", "chi_square").replace("_", "-")
+    method = results.get("srm_method", "chi_square")
+    against = "the weights" if method == "chi_square" else "the logged assignment probabilities"
     verdict = (
-        "MISMATCH: the users are not split as the weights say"
+        f"MISMATCH: the users are not split as {against} say"
         if srm.get("mismatch")
-        else "consistent with the weights"
+        else f"consistent with {against}"
     )
+    method = method.replace("_", "-")
     if srm.get("p_value") is None:
         return f"Sample ratio ({method}): {na(srm.get('reason'))}"
     return f"Sample ratio ({method}): p = {p_value(srm['p_value'])}, {verdict}"
