@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import pty
 import subprocess
 import sys
 from datetime import timedelta
@@ -26,6 +28,7 @@ from tests.fixtures.factories import T0, experiment
 from tests.fixtures.light_install import CLI_EXTRA_LACKS, TYPER_NEEDS, run_without
 
 runner = CliRunner()
+SRC = Path(abscope.__file__).resolve().parents[1]
 
 
 def test_plan_prints_the_planner_numbers() -> None:
@@ -263,6 +266,45 @@ def test_simulate_json_is_the_same_with_and_without_the_bar() -> None:
     assert "simulating [" not in quiet.stderr  # CliRunner's stderr is not a terminal
     assert shown.stderr.rstrip().endswith("80/80 runs")  # 4 policies x 20 runs, in chunks
     assert shown.stderr.count("\r") == 4 * len(simulate.chunk_sizes(20))
+
+
+def test_simulate_shows_the_bar_by_default_when_stderr_is_a_terminal() -> None:
+    """A real process whose stderr is a pseudo-terminal: the bar is drawn without
+    ``--progress``, and ``--no-progress`` silences it."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), *sys.path])}
+    drawn = {}
+    for flag in ([], ["--no-progress"]):
+        primary, secondary = pty.openpty()
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "abscope.cli", *SIMULATE, "--runs", "4", "--json", *flag],
+                stdout=subprocess.PIPE, stderr=secondary, env=environment, timeout=120,
+                check=False,
+            )  # fmt: skip
+            os.close(secondary)
+            secondary = -1
+            drawn[bool(flag)] = _read_all(primary)
+        finally:
+            os.close(primary)
+            if secondary >= 0:
+                os.close(secondary)
+        assert done.returncode == 0
+        assert json.loads(done.stdout)["runs"] == 4
+    assert "simulating [" in drawn[False] and "16/16 runs" in drawn[False]
+    assert drawn[True] == ""
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the other end is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode()
 
 
 def test_simulate_pools_the_chunks_like_the_simulator() -> None:
