@@ -53,6 +53,9 @@ class Client:
         After a failed call, decisions that need the server fall back at once for this long.
     transport : httpx.BaseTransport, optional
         For tests and custom networking.
+    start : bool, default True
+        Fetch the routing configuration and start the background thread now. False for a
+        client used only for management calls (the ``abscope experiments`` commands).
 
     Notes
     -----
