@@ -130,3 +130,45 @@ def test_charts_is_pure() -> None:
         assert root in allowed, f"charts.py imports {name}"
         if root == "abscope":
             assert name.split(".")[1] in PURE_PACKAGES, f"charts.py imports {name}"
+
+
+# The command line's management commands run with the SDK and typer alone (the cli extra):
+# at module level, abscope/cli/ imports the standard library, typer, the SDK and itself; the
+# statistics, the simulator and the server are imported inside the commands that need them
+# (tests/unit/test_cli.py runs them with those packages blocked).
+CLI_MODULE_LEVEL = ("abscope.cli", "abscope.client", "abscope.jsonable", "typer")
+
+
+def _module_level_imports(body: list[ast.stmt]) -> list[str]:
+    """The imports a module runs when it is imported: not those inside functions, nor under
+    ``if TYPE_CHECKING``."""
+    names: list[str] = []
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            continue  # annotations only
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.extend(_imports(node))
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            inner = getattr(node, field, None)
+            if isinstance(inner, list):
+                names.extend(_module_level_imports([n for n in inner if isinstance(n, ast.stmt)]))
+    return names
+
+
+@pytest.mark.parametrize("path", sorted((SRC / "cli").glob("*.py")), ids=lambda p: p.name)
+def test_cli_modules_import_the_heavy_packages_inside_commands_only(path: Path) -> None:
+    import sys
+
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = _module_level_imports(tree.body)
+    assert names, f"cli/{path.name}: no imports found (is the walk right?)"
+    for name in names:
+        root = name.split(".")[0]
+        allowed = (
+            root in sys.stdlib_module_names
+            or name == "abscope"  # __version__
+            or any(name == a or name.startswith(a + ".") for a in CLI_MODULE_LEVEL)
+        )
+        assert allowed, f"cli/{path.name} imports {name} at module level"

@@ -38,6 +38,7 @@ class ClientState:
         self._monotonic = monotonic
         self._down_until = -float("inf")
         self._warned: set[str] = set()
+        self.ask: Callable[[str, str, bool, str | None], Decision | None] = _no_answer
 
     def counters(self) -> ClientStats:
         """The counters, ``queued`` brought up to date (it is read off the queue)."""
@@ -93,25 +94,30 @@ class ClientState:
 
     # --- decisions -----------------------------------------------------------------------
 
-    def local(self, user_id: str, experiment_id: str, expose: bool) -> Decision | None:
-        """The decision when it can be made in-process, else None (ask the server).
+    def local(
+        self, user_id: str, experiment_id: str, expose: bool = True, default: str | None = None
+    ) -> Decision | None:
+        """The decision when it can be made in-process, else what :attr:`ask` gives (the
+        sync client's asks the server; by default None).
 
         See :mod:`abscope.client._decisions` for the table of decisions. The request path
         of every local decision: one dict lookup, the router, and for a new user one
-        exposure queued; the decision itself was built with the configuration.
+        exposure queued; the decision itself was built with the configuration. The sync
+        client uses this method as its ``route``, so that a local decision costs no other
+        Python call.
         """
         experiment = self.config.experiments.get(experiment_id)
         if experiment is None:  # unknown, or local evaluation is off (no configuration)
-            return None
+            return self.ask(user_id, experiment_id, expose, default)
         if experiment.served is not None:
             return experiment.served
         router = experiment.router
-        if router is None:
-            return None  # sticky or bandit: the server decides
+        if router is None:  # sticky or bandit: the server decides
+            return self.ask(user_id, experiment_id, expose, default)
         try:
             variant = router.choose(user_id)
         except ValueError as error:  # an invalid user id: the caller's bug, not an outage
-            return self.fallback(experiment_id, str(error), None)
+            return self.fallback(experiment_id, str(error), default)
         if variant is None:
             return experiment.outside
         if not expose:
@@ -182,3 +188,8 @@ class ClientState:
         if verdict.action == "refused":
             self.warn_once(f"events-{status}", f"/events refused a batch: {verdict.error}")
         return verdict
+
+
+def _no_answer(user_id: str, experiment_id: str, expose: bool, default: str | None) -> None:
+    """The default :attr:`ClientState.ask`: no decision without the server."""
+    return None

@@ -43,7 +43,8 @@ _EVENT_ID = re.compile(r"^[A-Za-z0-9._:@/+=~-]{1,128}$")
 _PLAIN_USER = re.compile(r"^[A-Za-z0-9._:@/+=~-]{1,100}$")
 _MAX_VALUE = 1e12
 _MAX_USER_ID = 256
-_DEDUP_SIZE = 200_000
+DEDUP_SIZE = 200_000
+"""Users remembered per experiment and phase; the set is emptied when it is full."""
 
 
 @dataclass(slots=True)
@@ -193,20 +194,21 @@ class EventQueue:
     def expose(self, seen: set[str], tag: Tag, user_id: str) -> None:
         """Queue the exposure of a user who is not in ``seen`` (the :meth:`seen` set of the
         tag's experiment and phase; the caller checked it)."""
-        if len(seen) >= _DEDUP_SIZE:
+        if len(seen) >= DEDUP_SIZE:
             seen.clear()
         seen.add(user_id)
         events = self._events
         events.append((tag, user_id, _now()))
         if len(events) > self.max_size:
-            self._shed()
+            self.shed()
 
     def put(self, event: bytes) -> None:
         self._events.append(event)
         if len(self._events) > self.max_size:
-            self._shed()
+            self.shed()
 
-    def _shed(self) -> None:
+    def shed(self) -> None:
+        """Drop the oldest events over the bound, counting them."""
         with self._lock:
             events = self._events
             while len(events) > self.max_size:

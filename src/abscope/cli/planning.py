@@ -1,7 +1,8 @@
-"""The ``abscope`` command line: plan an experiment's duration, analyse its counts.
+"""``abscope plan`` and ``abscope analyze``: an experiment's duration, and the analysis of
+per-variant counts given on the command line.
 
-Exit codes follow click: 0 on success, 2 for a usage error or an invalid value (the message
-names the argument), 1 for any other error.
+The statistics (NumPy and SciPy, the ``server`` extra) are imported inside the commands, so
+that the rest of the command line runs without them.
 
 Examples::
 
@@ -12,31 +13,35 @@ Examples::
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import math
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from abscope.cli.tables import UNDEFINED, json_text, num, p_value, pct, table
 from abscope.jsonable import to_jsonable
-from abscope.stats.analysis import AnalysisOptions, ExperimentAnalysis, analyze_experiment
-from abscope.stats.multiple import Correction
-from abscope.stats.planner import DurationPlan, plan_duration
-from abscope.stats.results import REASONS, Interval
-from abscope.stats.sequential import DEFAULT_TUNING_N
-from abscope.stats.sufficient import MeanStats, ProportionStats
 
-__all__ = ["app", "main", "parse_counts", "parse_means", "parse_weights"]
+if TYPE_CHECKING:
+    from abscope.stats.analysis import ExperimentAnalysis
+    from abscope.stats.planner import DurationPlan
+    from abscope.stats.results import Interval
+    from abscope.stats.sufficient import MeanStats, ProportionStats
 
-app = typer.Typer(
-    help="abscope: plan and analyse A/B experiments.",
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+__all__ = [
+    "DEFAULT_TUNING_N",
+    "analyze",
+    "format_analysis",
+    "format_plan",
+    "parse_counts",
+    "parse_means",
+    "parse_weights",
+    "plan",
+]
+
+DEFAULT_TUNING_N = 5_000
+"""``abscope.stats.sequential.DEFAULT_TUNING_N``, repeated here so that the option's default
+needs no NumPy at import time (a test checks that the two agree)."""
 
 
 def _split_spec(spec: str, what: str) -> tuple[str, str]:
@@ -48,6 +53,8 @@ def _split_spec(spec: str, what: str) -> tuple[str, str]:
 
 def parse_counts(specs: Sequence[str]) -> dict[str, ProportionStats]:
     """Parse ``name=conversions/users`` specs, e.g. ``control=150/1000``."""
+    from abscope.stats.sufficient import ProportionStats
+
     variants: dict[str, ProportionStats] = {}
     for spec in specs:
         name, value = _split_spec(spec, "CONVERSIONS/USERS")
@@ -65,6 +72,8 @@ def parse_counts(specs: Sequence[str]) -> dict[str, ProportionStats]:
 
 def parse_means(specs: Sequence[str]) -> dict[str, MeanStats]:
     """Parse ``name=users:mean:std`` specs, e.g. ``control=1000:10.2:3.1``."""
+    from abscope.stats.sufficient import MeanStats
+
     variants: dict[str, MeanStats] = {}
     for spec in specs:
         name, value = _split_spec(spec, "USERS:MEAN:STD")
@@ -104,7 +113,6 @@ def parse_weights(text: str | None, names: list[str]) -> list[float]:
         raise typer.BadParameter(str(error), param_hint="--weights") from None
 
 
-@app.command()
 def plan(
     baseline_rate: Annotated[float, typer.Option(help="Current conversion rate, e.g. 0.1.")],
     min_relative_lift: Annotated[
@@ -134,6 +142,8 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """How many users and days an experiment needs, for the test the analysis will run."""
+    from abscope.stats.planner import plan_duration
+
     try:
         result = plan_duration(
             baseline_rate=baseline_rate,
@@ -149,10 +159,9 @@ def plan(
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
-    typer.echo(_to_json(result) if as_json else format_plan(result))
+    typer.echo(json_text(to_jsonable(result)) if as_json else format_plan(result))
 
 
-@app.command()
 def analyze(
     specs: Annotated[
         list[str],
@@ -192,6 +201,9 @@ def analyze(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Analyse an experiment from its per-variant counts or moments."""
+    from abscope.stats.analysis import AnalysisOptions, analyze_experiment
+    from abscope.stats.multiple import Correction
+
     if counts and means:
         raise typer.BadParameter("give --counts or --means, not both")
     variants: dict[str, ProportionStats] | dict[str, MeanStats]
@@ -214,136 +226,16 @@ def analyze(
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
-    typer.echo(_to_json(result) if as_json else format_analysis(result))
-
-
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
-    workers: Annotated[
-        int,
-        typer.Option(
-            help="Worker processes. Above 1, each listens on its own socket on the port"
-            " (SO_REUSEPORT), so the kernel spreads connections over them."
-        ),
-    ] = 1,
-    log_level: Annotated[
-        str, typer.Option(help="uvicorn's log level: critical, error, warning, info, debug.")
-    ] = "info",
-    access_log: Annotated[
-        bool,
-        typer.Option(
-            "--access-log",
-            help="Log a line per request. Off by default: it made each request cost 6-11%"
-            " more CPU (make bench).",
-        ),
-    ] = False,
-    allow_no_keys: Annotated[
-        bool,
-        typer.Option(
-            "--allow-no-keys",
-            help="Serve a non-loopback address with no API key set, every route open to"
-            " anyone who can reach it. Without it, that is refused.",
-        ),
-    ] = False,
-) -> None:
-    """Run the HTTP service and dashboard (settings from ABSCOPE_* variables).
-
-    ABSCOPE_LOG_FORMAT=json logs one JSON object per line, each with its request's id.
-
-    Exits 2, naming the setting, when a setting is invalid (an API key under 16 characters
-    among them), or when the address is not loopback and no API key is set (unless
-    --allow-no-keys).
-    """
-    from dataclasses import replace
-
-    from pydantic import ValidationError
-
-    from abscope.api.workers import ServeOptions
-    from abscope.api.workers import serve as run_service
-    from abscope.config import KEY_SETTINGS, Settings, setting_errors
-
-    try:
-        options = ServeOptions(host, port, workers, log_level.lower(), access_log)
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        for line in setting_errors(error):
-            typer.echo(f"Error: {line}", err=True)
-        raise typer.Exit(2) from None
-    if not settings.has_keys and not allow_no_keys and not _is_loopback(host):
-        typer.echo(
-            f"Error: refusing to serve {host} with no API key set: every route would be open"
-            f" to anyone who can reach it. Set {', '.join(KEY_SETTINGS)} (16 characters or"
-            " more), or pass --allow-no-keys.",
-            err=True,
-        )
-        raise typer.Exit(2)
-    options = replace(options, log_format=settings.log_format, metrics=settings.metrics)
-    raise typer.Exit(run_service(options))
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:  # a name other than localhost: it may resolve anywhere
-        return False
-
-
-def main() -> None:
-    """Console-script entry point."""
-    app()
+    typer.echo(json_text(to_jsonable(result)) if as_json else format_analysis(result))
 
 
 # --- output -------------------------------------------------------------------------------
 
 
-def _to_json(value: Any) -> str:
-    return json.dumps(to_jsonable(value), indent=2, allow_nan=False)
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    for row in rows:
-        pairs = enumerate(zip(row, widths, strict=True))
-        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
-
-
-UNDEFINED = "\u2014"
-"""What the table shows for an undefined value (an em dash); the reason is listed below."""
-
-
-def _pct(x: float | None, digits: int = 2, signed: bool = False) -> str:
-    if x is None or not math.isfinite(x):
-        return UNDEFINED
-    return f"{x:+.{digits}%}" if signed else f"{x:.{digits}%}"
-
-
-def _num(x: float | None, signed: bool = False) -> str:
-    if x is None or not math.isfinite(x):
-        return UNDEFINED
-    return f"{x:+.4g}" if signed else f"{x:.4g}"
-
-
-def _p(x: float | None) -> str:
-    if x is None:
-        return UNDEFINED
-    return "<0.0001" if x < 1e-4 else f"{x:.4f}"
-
-
 def _span(interval: Interval | None, digits: int = 1) -> str:
     if interval is None:
         return UNDEFINED
-    return f"{_pct(interval.lower, digits, True)} to {_pct(interval.upper, digits, True)}"
+    return f"{pct(interval.lower, digits, True)} to {pct(interval.upper, digits, True)}"
 
 
 def format_plan(plan: DurationPlan) -> str:
@@ -358,11 +250,11 @@ def format_plan(plan: DurationPlan) -> str:
     other_mode = "fixed-horizon" if plan.sequential else "sequential"
     rows = [
         ["planned for", mode],
-        ["baseline rate", _pct(plan.baseline_rate)],
-        ["minimum relative lift", f"{_pct(plan.min_relative_lift, signed=True)}"],
-        ["treatment rate to detect", _pct(plan.treatment_rate)],
+        ["baseline rate", pct(plan.baseline_rate)],
+        ["minimum relative lift", f"{pct(plan.min_relative_lift, signed=True)}"],
+        ["treatment rate to detect", pct(plan.treatment_rate)],
         ["power / alpha", f"{plan.power:.0%} / {plan.alpha:g}"],
-        ["split (treatment share)", _pct(plan.treatment_share, 0)],
+        ["split (treatment share)", pct(plan.treatment_share, 0)],
         ["users in test per day", f"{plan.daily_users_in_test:,.0f}"],
         ["control samples", f"{plan.control_samples:,}"],
         ["treatment samples", f"{plan.treatment_samples:,}"],
@@ -378,19 +270,21 @@ def format_plan(plan: DurationPlan) -> str:
 
 def format_analysis(result: ExperimentAnalysis) -> str:
     """A readable report of an experiment analysis."""
+    from abscope.stats.results import REASONS
+
     binary = result.metric == "binary"
     level = f"{1 - result.options.alpha:.0%}"
     variant_rows = []
     for v in result.variants:
-        shown = _pct if binary else _num
+        shown = pct if binary else num
         interval = f"{shown(v.ci.lower)} to {shown(v.ci.upper)}"
-        extra = f"{v.conversions:,}" if v.conversions is not None else _num(v.std)
+        extra = f"{v.conversions:,}" if v.conversions is not None else num(v.std)
         label = v.name + (" (control)" if v.is_control and v.name != "control" else "")
         variant_rows.append(
-            [label, f"{v.n:,}", extra, shown(v.mean), interval, _pct(v.observed_share, 1),
-             _pct(v.prob_best, 1)]
+            [label, f"{v.n:,}", extra, shown(v.mean), interval, pct(v.observed_share, 1),
+             pct(v.prob_best, 1)]
         )  # fmt: skip
-    variant_table = _table(
+    variant_table = table(
         ["variant", "users", "conversions" if binary else "std", "rate" if binary else "mean",
          f"{level} CI", "share", "P(best)"],
         variant_rows,
@@ -403,10 +297,10 @@ def format_analysis(result: ExperimentAnalysis) -> str:
         primary, secondary = c.primary, c.secondary
         assert primary is not None and secondary is not None
         comparison_rows.append(
-            [c.variant, _pct(c.relative.estimate, signed=True), _span(primary.relative_ci),
-             _p(primary.adjusted_p_value), _span(secondary.relative_ci),
-             _p(secondary.adjusted_p_value), _pct(c.bayesian.chance_to_beat_control, 1),
-             _pct(c.power, 0)]
+            [c.variant, pct(c.relative.estimate, signed=True), _span(primary.relative_ci),
+             p_value(primary.adjusted_p_value), _span(secondary.relative_ci),
+             p_value(secondary.adjusted_p_value), pct(c.bayesian.chance_to_beat_control, 1),
+             pct(c.power, 0)]
         )  # fmt: skip
         undefined = {
             "lift": c.relative.reason if c.relative.estimate is None else None,
@@ -420,7 +314,7 @@ def format_analysis(result: ExperimentAnalysis) -> str:
             if reason:
                 text = REASONS.get(reason, reason)
                 notes.append(f"  {c.variant} {what}: {UNDEFINED} ({reason}: {text})")
-    comparison_table = _table(
+    comparison_table = table(
         ["vs " + result.control, "lift", f"{level} {'CS' if sequential else 'CI'}",
          "adj p", f"{other} CI", f"{other} p", "P(beat)", "power"],
         comparison_rows,
@@ -435,14 +329,10 @@ def format_analysis(result: ExperimentAnalysis) -> str:
         comparison_table += "\nUndefined values:\n" + "\n".join(notes)
     srm = result.srm
     srm_line = (
-        f"Sample ratio: p = {_p(srm.p_value)}"
+        f"Sample ratio: p = {p_value(srm.p_value)}"
         + (f" ({srm.reason})" if srm.reason else "")
         + (" - MISMATCH" if srm.mismatch else " (consistent with the weights)")
     )
     return "\n\n".join(
         [variant_table, comparison_table, srm_line, f"Decision: {result.decision.message}"]
     )
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -1,0 +1,249 @@
+"""The management commands' tables, from the server's JSON answers: pure functions.
+
+A value the server sends as ``null`` is printed ``n/a (reason)``, with the reason code the
+answer gives beside it (``null_reasons``, a comparison's ``reason`` fields), never as 0. The
+codes are those of :mod:`abscope.stats.results` (``no_samples``, ``zero_baseline``,
+``no_min_lift``...); this module does not import it, as it runs without NumPy.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from abscope.cli.tables import fields, na, num, p_value, pct, pct_span, table, when
+
+__all__ = [
+    "AUDIT_SHOWN",
+    "format_experiment",
+    "format_list",
+    "format_results",
+    "format_transition",
+    "total_users",
+]
+
+AUDIT_SHOWN = 10
+"""The audit entries ``show`` prints, the most recent last."""
+
+NOTE_WIDTH = 92
+"""Where the results' notes are wrapped."""
+
+Json = Mapping[str, Any]
+
+
+def total_users(results: Json) -> int:
+    """The users counted in every variant of a results answer (its current phase)."""
+    return sum(int(v["n"]) for v in results["variants"])
+
+
+def format_list(experiments: Sequence[Json], users: Mapping[str, int]) -> str:
+    """``abscope experiments list``: one row per experiment. ``users`` maps the id of each
+    experiment that has started to its users in the current phase; a draft has none."""
+    if not experiments:
+        return "No experiments."
+    rows = []
+    for e in experiments:
+        started = when(e.get("started_at"), reason="not started")
+        count = users.get(e["id"])
+        rows.append(
+            [e["id"], e["status"], "/".join(v["name"] for v in e["variants"]),
+             _traffic(e["traffic_percentage"]), started,
+             f"{count:,}" if count is not None else "0" if e["status"] == "draft" else na(None)]
+        )  # fmt: skip
+    return table(["id", "status", "variants", "traffic", "started", "users"], rows, "lllrlr")
+
+
+def _traffic(percentage: float) -> str:
+    return f"{percentage:g}%"
+
+
+def _inference(sequential: bool) -> str:
+    return (
+        "sequential (always-valid: safe to read at any time)"
+        if sequential
+        else "fixed-horizon (read once, at the planned size)"
+    )
+
+
+def format_experiment(e: Json) -> str:
+    """``abscope experiments show``: the configuration, the variants and the recent audit."""
+    lift = e.get("min_relative_lift")
+    config = [
+        ("name", e["name"]),
+        ("status", e["status"] + (f" (winner: {e['winner']})" if e.get("winner") else "")),
+        ("phase", str(e["phase"])),
+        ("metric", e["metric_type"]),
+        ("allocation", e["allocation"]),
+        ("traffic", _traffic(e["traffic_percentage"])),
+        ("inference", _inference(bool(e["sequential"]))),
+        ("confidence level", f"{e['confidence_level']:.0%}"),
+        ("min relative lift", pct(lift, 1, True) if lift is not None else na("not set")),
+        ("power", f"{e['power']:.0%}"),
+        ("min sample size", f"{e['min_sample_size']:,} per variant"),
+        ("layer", e.get("layer") or na("none")),
+        ("sticky", "yes" if e.get("sticky") else "no"),
+        ("forced users", f"{len(e.get('forced_variants') or {}):,}"),
+        ("created", when(e.get("created_at"), reason="unknown")),
+        ("started", when(e.get("started_at"), reason="not started")),
+        ("ended", when(e.get("ended_at"), reason="not ended")),
+    ]
+    if e.get("description"):
+        config.insert(1, ("description", e["description"]))
+    arms = e["variants"]
+    control = next((v["name"] for v in arms if v.get("is_control")), arms[0]["name"])
+    variants = table(
+        ["variant", "model", "weight", "control"],
+        [[v["name"], v["model_id"], pct(v["weight"], 1), "yes" if v["name"] == control else ""]
+         for v in arms],
+        "llrl",
+    )  # fmt: skip
+    audit = e.get("audit") or []
+    recent = audit[-AUDIT_SHOWN:]
+    audit_table = table(
+        ["at", "action", "changes"],
+        [[when(a["at"], reason="unknown"), a["action"], _changes(a.get("changes") or {})]
+         for a in recent],
+        "lll",
+    ) if recent else "  (none)"  # fmt: skip
+    shown = f"last {len(recent)} of {len(audit)}" if len(audit) > len(recent) else "all"
+    return "\n\n".join(
+        [
+            f"{e['id']}\n{fields(config)}",
+            variants,
+            f"Audit ({shown}, oldest first):\n{audit_table}",
+        ]
+    )
+
+
+def _changes(changes: Json) -> str:
+    parts = []
+    for name, change in changes.items():
+        if isinstance(change, Mapping) and set(change) == {"from", "to"}:
+            parts.append(f"{name}: {_compact(change['from'])} -> {_compact(change['to'])}")
+        else:
+            parts.append(f"{name}: {_compact(change)}")
+    text = "; ".join(parts)
+    return text if len(text) <= 100 else text[:99] + "\u2026"
+
+
+def _compact(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def format_transition(e: Json, action: str) -> str:
+    """One line after ``start``, ``pause``, ``resume``, ``complete`` or ``stop``."""
+    line = f"{e['id']}: {e['status']}"
+    if action == "complete":
+        line += f", serving {e['winner']} to everyone" if e.get("winner") else ""
+    if action == "start" and e.get("started_at"):
+        line += f" since {when(e['started_at'], reason='unknown')}"
+    return line
+
+
+def format_results(results: Json) -> str:
+    """``abscope experiments results``: the variants, each treatment against the control in
+    the experiment's inference mode, the sample-ratio check and the decision."""
+    binary = results["metric_type"] == "binary"
+    sequential = results["inference"] == "sequential"
+    variants = results["variants"]
+    level = _level(results)
+    head = (
+        f"{results['experiment_id']}: {results['status']}, phase {results['phase']},"
+        f" {results['metric_type']} metric; inference: {_inference(sequential)}"
+    )
+    anyone = any(v["n"] for v in variants)
+    variant_rows = [_variant_row(v, binary, anyone) for v in variants]
+    variant_table = table(
+        ["variant", "users", "conversions" if binary else "std", "rate" if binary else "mean",
+         f"{level} CI", "weight", "share"],
+        variant_rows,
+    )  # fmt: skip
+    comparisons = results.get("comparisons") or []
+    many = len(comparisons) > 1
+    p_label = ("always-valid p" if sequential else "p-value") + (" (adj.)" if many else "")
+    control = next((v["name"] for v in variants if v["is_control"]), "control")
+    comparison_rows = [_comparison_row(c, sequential) for c in comparisons]
+    comparison_table = table(
+        [f"vs {control}", "lift", f"{level} {'CS' if sequential else 'CI'} of the lift",
+         p_label, "chance to beat", "power"],
+        comparison_rows,
+    )  # fmt: skip
+    lines = [head, variant_table, comparison_table, _srm_line(results)]
+    if results.get("adaptive_allocation_note"):
+        lines.append(textwrap.fill(str(results["adaptive_allocation_note"]), NOTE_WIDTH))
+    lines.append(_decision_line(results.get("decision") or {}))
+    return "\n\n".join(lines)
+
+
+def _level(results: Json) -> str:
+    for v in results["variants"]:
+        ci = v.get("ci")
+        if ci and ci.get("level") is not None:
+            return f"{ci['level']:.0%}"
+    return "95%"
+
+
+def _variant_row(v: Json, binary: bool, anyone: bool) -> list[str]:
+    """One variant's cells; its share of the users is undefined while there are none (the
+    answer says 0)."""
+    label = v["name"] + (" (control)" if v["is_control"] and v["name"] != "control" else "")
+    ci = v.get("ci") or {}
+    lower, upper = ci.get("lower"), ci.get("upper")
+    if not v["n"]:
+        value = interval = na("no_samples")
+    elif binary:
+        value = pct(v.get("mean"), 2, reason="undefined")
+        interval = pct_span(lower, upper, 1, signed=False, reason="undefined")
+    else:
+        value = num(v.get("mean"), reason="undefined")
+        interval = (
+            f"{num(lower)} to {num(upper)}"
+            if lower is not None and upper is not None
+            else na("undefined")
+        )
+    extra = f"{v['conversions']:,}" if binary else num(v.get("std"), reason="insufficient_samples")
+    share = pct(v.get("observed_share") if anyone else None, 1, reason="no_samples")
+    return [label, f"{v['n']:,}", extra, value, interval, pct(v.get("weight"), 1), share]
+
+
+def _comparison_row(c: Json, sequential: bool) -> list[str]:
+    primary = c.get("primary") or {}
+    relative = c.get("relative") or {}
+    interval = primary.get("relative_ci")
+    interval_reason = (
+        (c.get("sequential_relative") or {}).get("reason") if sequential else relative.get("reason")
+    ) or primary.get("reason")
+    bayesian = c.get("bayesian") or {}
+    return [
+        c["variant"],
+        pct(relative.get("estimate"), 2, True, reason=relative.get("reason")),
+        pct_span(interval["lower"], interval["upper"], 1) if interval else na(interval_reason),
+        p_value(primary.get("adjusted_p_value"), reason=primary.get("reason")),
+        pct(bayesian.get("chance_to_beat_control"), 1, reason=bayesian.get("reason")),
+        pct(c.get("power"), 1, reason=c.get("power_reason")),
+    ]
+
+
+def _srm_line(results: Json) -> str:
+    srm = results.get("srm") or {}
+    method = results.get("srm_method", "chi_square")
+    against = "the weights" if method == "chi_square" else "the logged assignment probabilities"
+    verdict = (
+        f"MISMATCH: the users are not split as {against} say"
+        if srm.get("mismatch")
+        else f"consistent with {against}"
+    )
+    method = method.replace("_", "-")
+    if srm.get("p_value") is None:
+        return f"Sample ratio ({method}): {na(srm.get('reason'))}"
+    return f"Sample ratio ({method}): p = {p_value(srm['p_value'])}, {verdict}"
+
+
+def _decision_line(decision: Json) -> str:
+    line = f"Decision: {decision.get('message', na(None))}"
+    days, daily = decision.get("remaining_days"), decision.get("daily_users")
+    if days and daily:
+        line += f" About {days:,} more days at {daily:,.0f} users a day."
+    return line
