@@ -23,7 +23,7 @@ router = APIRouter(prefix="/sdk", tags=["sdk"])
             "description": "The configuration, with its `ETag`.",
         },
         304: {"description": "Unchanged since the `If-None-Match` version."},
-        **documented(401, 403, 503),
+        **documented(401, 403, 422, 503),
     },
 )
 def config(
