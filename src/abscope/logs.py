@@ -68,7 +68,8 @@ def log_config(log_format: LogFormat, level: str = "info") -> dict[str, Any] | N
     """uvicorn's ``log_config`` for ``log_format``: ``None`` (uvicorn's own) for text.
 
     For JSON, one stderr handler with :class:`JsonFormatter` for uvicorn's loggers and
-    abscope's (``level`` for abscope's, as uvicorn sets its own from ``--log-level``).
+    abscope's (``level`` for abscope's, as uvicorn sets its own from ``--log-level``). It is
+    plain data: written to a file as JSON, it is ``uvicorn --log-config``'s too.
     """
     if log_format == "text":
         return None
@@ -77,7 +78,7 @@ def log_config(log_format: LogFormat, level: str = "info") -> dict[str, Any] | N
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": JsonFormatter}},
+        "formatters": {"json": {"()": "abscope.logs.JsonFormatter"}},
         "handlers": {"json": handler},
         "loggers": {
             "uvicorn": {**logger, "level": "INFO"},

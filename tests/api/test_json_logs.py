@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from abscope.logs import JsonFormatter, request_id
+from abscope.logs import JsonFormatter, log_config, request_id
 from tests.api.helpers import seed_body
 from tests.fixtures.redis_servers import RedisServer
-from tests.fixtures.uvicorn_server import HOST, AbscopeServer
+from tests.fixtures.uvicorn_server import HOST, AbscopeServer, UvicornServer
 
 KEYS = {"time", "level", "logger", "message", "request_id"}
 
@@ -102,6 +102,33 @@ def test_every_line_is_json_with_the_request_id_of_its_request(tmp_path: Path) -
     assert [r["status"] for r in failed if r["logger"] == "uvicorn.access"] == [503]
     for record in lines:
         assert record["time"].endswith("Z") and record["level"] in logging.getLevelNamesMapping()
+
+
+def test_an_unhandled_error_is_logged_with_its_traceback_and_request_id(tmp_path: Path) -> None:
+    # Plain uvicorn, given abscope's JSON configuration as a file (--log-config).
+    config = tmp_path / "log.json"
+    config.write_text(json.dumps(log_config("json")))
+    server = UvicornServer(
+        "tests.api.failing_app:create_app",
+        tmp_path / "uvicorn.log",
+        env={"ABSCOPE_DB_PATH": str(tmp_path / "abscope.db")},
+        health_path="/health",
+        options=["--log-config", str(config)],
+    )
+    with server:
+        assert _call(server, "GET", "/boom", request_id="boom-1")[0] == 500
+        assert _call(server, "GET", "/health", request_id="after-1") == (200, "after-1")
+    lines = _lines(server.log_file)
+    errors = [r for r in lines if r["level"] == "ERROR"]
+    assert len(errors) == 1, errors
+    assert errors[0]["request_id"] == "boom-1" and errors[0]["logger"] == "uvicorn.error"
+    assert "RuntimeError: boom: a bug" in errors[0]["exception"], errors[0]
+    access = {r["request_id"]: r["status"] for r in lines if r["logger"] == "uvicorn.access"}
+    assert {rid: access.get(rid) for rid in ("boom-1", "after-1")} == {
+        "boom-1": 500,
+        "after-1": 200,
+    }
+    assert None not in access  # the readiness probes' too, with ids of their own
 
 
 def test_the_formatter_gives_the_exception_and_the_contexts_request_id() -> None:

@@ -57,7 +57,7 @@ class RequestId:
             await send(message)
 
         token = request_id.set(current)
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            request_id.reset(token)
+        await self.app(scope, receive, send_with_id)
+        # Not reset when the app raised: uvicorn then logs the error in this context (the
+        # request's own task, which ends there), so that its line carries the id too.
+        request_id.reset(token)
