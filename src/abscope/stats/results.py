@@ -10,7 +10,9 @@ of 0 would mislead every caller that does not read the reason). The reason codes
 ``zero_variance``        every outcome is identical, so the standard error is 0: the test
                          statistic, p-value and interval are undefined (the point estimate
                          of a difference still is)
-``zero_baseline``        the control rate or mean is 0, so a relative lift is undefined
+``zero_denominator``     the denominator of a ratio metric sums to 0 in an arm (no requests
+                         at all), so its ratio ``Σy / Σx`` is undefined
+``zero_baseline``        the control rate, mean or ratio is 0, so a relative lift is undefined
 ``zero_treatment``       the treatment rate or mean is 0: the lift is −100% but its
                          log-ratio interval is undefined
 ``no_min_lift``          no minimum relative lift was pre-registered, so power and the users
@@ -39,6 +41,8 @@ REASONS: dict[str, str] = {
     "no_samples": "an arm has no users yet",
     "insufficient_samples": "an arm has too few users for this test",
     "zero_variance": "every outcome is identical, so there is no measure of noise",
+    "zero_denominator": "an arm's ratio has a zero denominator (no requests yet), so it is"
+    " undefined",
     "zero_baseline": "the control has no conversions (or a zero mean), so a relative lift is"
     " undefined",
     "zero_treatment": "the treatment has no conversions, so the relative interval is undefined",

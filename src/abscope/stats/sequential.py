@@ -79,6 +79,7 @@ DEFAULT_TUNING_N = 5000
 SequentialReason = Literal[
     "no_samples",
     "insufficient_samples",
+    "zero_denominator",
     "zero_variance",
     "zero_baseline",
     "zero_treatment",
@@ -90,7 +91,8 @@ All but the last are codes of :mod:`abscope.stats.results` and leave the test un
 p-value and both interval ends are ``None``. :func:`sequential_test` itself gives
 ``"no_samples"`` (``n = 0``) and ``"zero_variance"`` (the estimate has variance 0, so it
 carries no measure of its own noise); the analysis passes on the reason of an undefined
-effect (``"insufficient_samples"``, ``"zero_baseline"``, ``"zero_treatment"``).
+effect (``"insufficient_samples"``, ``"zero_baseline"``, ``"zero_treatment"``, and
+``"zero_denominator"`` for ratio metrics, :mod:`abscope.stats.ratio`).
 ``"disjoint_looks"`` (paths only): the confidence sequence of some look did not overlap the
 running intersection of the earlier ones. That happens with probability at most ``alpha`` if
 the effect is constant, so it usually means the effect drifts over time; the interval then
