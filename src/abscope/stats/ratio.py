@@ -41,6 +41,7 @@ References
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -50,7 +51,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from abscope.stats._types import Alternative, check_alternative
 from abscope.stats._validate import check_count, check_finite
-from abscope.stats.proportions import log_ratio_interval, p_value_from_z, z_critical
+from abscope.stats.proportions import p_value_from_z, z_critical
 from abscope.stats.results import EffectEstimate, Interval, TestResult
 from abscope.stats.sequential import (
     DEFAULT_TUNING_N,
@@ -75,6 +76,7 @@ _SUMS = ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")
 _CONSISTENCY_TOLERANCE = 1e-9
 _FLOAT_NOISE = 1e-12  # residual sums below this share of their terms are rounding noise
 _EXACT_INT_LIMIT = 2**62  # integer-valued floats below this convert to int64 exactly
+_z = functools.lru_cache(maxsize=16)(z_critical)  # the normal quantile costs more than the rest
 
 
 def _check_sum(name: str, value: float) -> int | float:
@@ -96,9 +98,10 @@ class RatioStats:
 
     A summary with ``n ≥ 1`` must satisfy the moment inequalities of real data
     (``n Σx² ≥ (Σx)²``, likewise for ``y``, and Cauchy–Schwarz for the cross moment),
-    within a relative ``1e-9``; a violation raises ``ValueError``. With ``n = 0`` the sums
-    may be nonzero: that is the increment of a user already counted
-    (:func:`user_update`), and the estimators treat it as no users.
+    within a relative ``1e-9``, and non-negative sums of squares; a violation raises
+    ``ValueError``. With ``n = 0`` the sums may be anything: that is the increment of a
+    user already counted (:func:`user_update`; a total that shrinks makes ``Σx²`` fall),
+    and the estimators treat it as no users.
 
     Examples
     --------
@@ -122,13 +125,13 @@ class RatioStats:
         object.__setattr__(self, "n", check_count("n", self.n))
         for name in _SUMS:
             object.__setattr__(self, name, _check_sum(name, getattr(self, name)))
-        if self.sum_xx < 0 or self.sum_yy < 0:
-            name = "sum_xx" if self.sum_xx < 0 else "sum_yy"
-            raise ValueError(f"{name} must be non-negative, got {getattr(self, name)!r}")
         if self.n:
             self._check_moments()
 
     def _check_moments(self) -> None:
+        if self.sum_xx < 0 or self.sum_yy < 0:
+            name = "sum_xx" if self.sum_xx < 0 else "sum_yy"
+            raise ValueError(f"{name} must be non-negative, got {getattr(self, name)!r}")
         n, sx, sy = self.n, float(self.sum_x), float(self.sum_y)
         sxx, syy, sxy = float(self.sum_xx), float(self.sum_yy), float(self.sum_xy)
         slack = 1.0 + _CONSISTENCY_TOLERANCE
@@ -317,7 +320,7 @@ def ratio_estimate(stats: RatioStats, *, confidence: float = 0.95) -> EffectEsti
     >>> round(e.estimate, 4), round(e.std_error, 4)
     (0.1163, 0.0244)
     """
-    z = z_critical(confidence)
+    z = _z(confidence)
     if stats.n == 0 or stats.sum_x == 0:
         return EffectEstimate.undefined("no_samples" if stats.n == 0 else "zero_denominator")
     ratio = stats.ratio
@@ -363,7 +366,7 @@ def ratio_difference_ci(
     >>> round(e.estimate, 4), round(e.ci.lower, 4), round(e.ci.upper, 4)
     (0.0837, 0.0319, 0.1356)
     """
-    z = z_critical(confidence)
+    z = _z(confidence)
     reason, figures = _arms(control, treatment)
     if reason:
         return EffectEstimate.undefined(reason)
@@ -442,7 +445,7 @@ def relative_ratio_lift_ci(
     >>> round(e.estimate, 4), round(e.ci.lower, 4), round(e.ci.upper, 4)
     (0.72, 0.1266, 1.6259)
     """
-    z = z_critical(confidence)
+    z = _z(confidence)
     reason, figures = _arms(control, treatment)
     if reason:
         return EffectEstimate.undefined(reason)
@@ -452,15 +455,23 @@ def relative_ratio_lift_ci(
     lift = rt / rc - 1.0
     if rt == 0.0:
         return EffectEstimate(lift, None, None, "zero_treatment")
-    se = math.sqrt(vt / rc**2 + rt**2 * vc / rc**4)
+    # The same formulas, written so that no power of a small ratio underflows.
+    se = math.hypot(math.sqrt(vt), rt / rc * math.sqrt(vc)) / abs(rc)
     if se == 0.0:
         return EffectEstimate(lift, 0.0, None, "zero_variance")
     if rc > 0.0 and rt > 0.0:
-        log_se = math.sqrt(vt / rt**2 + vc / rc**2)
-        return EffectEstimate(
-            lift, se, log_ratio_interval(lift, log_se, z, confidence), None, log_se
-        )
+        log_se = math.hypot(math.sqrt(vt) / rt, math.sqrt(vc) / rc)
+        centre = math.log(rt) - math.log(rc)
+        ci = Interval(math.expm1(centre - z * log_se), math.expm1(centre + z * log_se), confidence)
+        return EffectEstimate(lift, se, ci, None, log_se)
     return EffectEstimate(lift, se, Interval(lift - z * se, lift + z * se, confidence))
+
+
+def _log_ratio(control: RatioStats, treatment: RatioStats) -> float:
+    """``log(r_t / r_c)`` of two positive ratios, without forming the quotient."""
+    rc, rt = control.ratio, treatment.ratio
+    assert rc is not None and rt is not None
+    return math.log(rt) - math.log(rc)
 
 
 def ratio_lift_ztest(
@@ -487,7 +498,7 @@ def ratio_lift_ztest(
     if effect.estimate is None or effect.std_error is None or effect.ci is None:
         return TestResult.undefined(effect.reason or "zero_variance", direction)
     if effect.log_std_error is not None:
-        z = math.log1p(effect.estimate) / effect.log_std_error
+        z = _log_ratio(control, treatment) / effect.log_std_error
     else:
         z = effect.estimate / effect.std_error
     return TestResult(z, p_value_from_z(z, direction), direction)
@@ -579,7 +590,7 @@ def ratio_lift_sequential(
             effect.estimate, effect.std_error**2, n, alpha=alpha, tuning_n=tuning_n
         )
     log_result = sequential_test(
-        math.log1p(effect.estimate), effect.log_std_error**2, n, alpha=alpha, tuning_n=tuning_n
+        _log_ratio(control, treatment), effect.log_std_error**2, n, alpha=alpha, tuning_n=tuning_n
     )
     assert log_result.ci_lower is not None and log_result.ci_upper is not None
     return replace(
