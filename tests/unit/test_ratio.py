@@ -99,7 +99,7 @@ users = st.one_of(int_users, float_users)
 # --- against the direct reference ---------------------------------------------------------
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(users, LEVELS)
 def test_one_arm_matches_the_direct_delta_method(arm: tuple[Array, Array], level: float) -> None:
     x, y = arm
@@ -112,7 +112,7 @@ def test_one_arm_matches_the_direct_delta_method(arm: tuple[Array, Array], level
     assert _close(ours.ci.lower, low, abs(r)) and _close(ours.ci.upper, high, abs(r))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(users, users, LEVELS, ALTERNATIVES)
 def test_difference_matches_the_direct_delta_method(
     control: tuple[Array, Array], treatment: tuple[Array, Array], level: float, alternative: str
@@ -132,7 +132,7 @@ def test_difference_matches_the_direct_delta_method(
     assert test.p_value == pytest.approx(_p(z, alternative), rel=1e-8, abs=1e-300)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(users, users, LEVELS, ALTERNATIVES)
 def test_lift_matches_the_direct_delta_method(
     control: tuple[Array, Array], treatment: tuple[Array, Array], level: float, alternative: str
@@ -155,7 +155,7 @@ def test_lift_matches_the_direct_delta_method(
     assert test.p_value == pytest.approx(_p(z, alternative), rel=1e-8, abs=1e-300)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(users, users)
 def test_sequences_are_the_house_msprt_on_the_direct_figures(
     control: tuple[Array, Array], treatment: tuple[Array, Array]
@@ -224,7 +224,7 @@ events = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(events)
 def test_any_sequence_of_updates_equals_from_users_exactly(
     stream: list[tuple[int, int, int]],
@@ -251,7 +251,7 @@ def test_integer_sums_stay_exact_past_float_precision() -> None:
     assert (s + update).sum_xx == 2 * (10**8 + 1) ** 2 + (10**8 + 2) ** 2
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(int_users, int_users)
 def test_summaries_add_up(a: tuple[Array, Array], b: tuple[Array, Array]) -> None:
     joined = RatioStats.from_users(np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]))
@@ -280,7 +280,7 @@ def test_variance_is_exact_where_the_float_textbook_formula_cancels() -> None:
 # --- properties ---------------------------------------------------------------------------
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(users, users)
 def test_label_swap_mirrors_every_figure(
     control: tuple[Array, Array], treatment: tuple[Array, Array]
@@ -307,7 +307,7 @@ def test_label_swap_mirrors_every_figure(
         assert ratio_lift_ztest(t, c).statistic == pytest.approx(-z, rel=1e-12)  # type: ignore[operator]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(users, users, LEVELS)
 def test_interval_excludes_zero_exactly_when_p_is_below_alpha(
     control: tuple[Array, Array], treatment: tuple[Array, Array], level: float
@@ -518,11 +518,11 @@ def test_fixed_intervals_cover_at_the_nominal_rate() -> None:
         c, t = _stats(users, c_sums), _stats(users, t_sums)
         covered_difference += ratio_difference_ci(c, t).ci.contains(difference)  # type: ignore[union-attr]
         covered_lift += relative_ratio_lift_ci(c, t).ci.contains(lift)  # type: ignore[union-attr]
-    # Measured with this seed: difference 0.9485, lift 0.9500.
+    # Measured with this seed: difference 0.9450, lift 0.9460.
     assert abs(covered_difference / runs - 0.95) <= 0.02
     assert abs(covered_lift / runs - 0.95) <= 0.02
     # Treating requests as independent (binomial error per request) ignores the clustering
-    # and under-covers: measured 0.878.
+    # and under-covers: measured 0.8935.
     rc, rt = control[:, 1] / control[:, 0], treatment[:, 1] / treatment[:, 0]
     naive_se = np.sqrt(rc * (1 - rc) / control[:, 0] + rt * (1 - rt) / treatment[:, 0])
     naive = np.mean(np.abs(rt - rc - difference) <= 1.959963984540054 * naive_se)
@@ -551,8 +551,8 @@ def test_confidence_sequences_cover_at_every_daily_look() -> None:
         always_difference += ok_difference
         always_lift += ok_lift
         fixed_always += ok_fixed
-    # Measured with this seed: difference 0.995, lift 0.995; the fixed 95% interval read
-    # every day covers at all 14 looks in only 0.85 of the runs.
+    # Measured with this seed: difference 0.987, lift 0.985; the fixed 95% interval read
+    # every day covers at all 14 looks in only 0.803 of the runs.
     assert always_difference / runs >= 0.95
     assert always_lift / runs >= 0.95
     assert fixed_always / runs < 0.95

@@ -305,14 +305,15 @@ def ratio_estimate(stats: RatioStats, *, confidence: float = 0.95) -> EffectEsti
 
     ``Var(r̂) ≈ (s²_y − 2 r̂ s_xy + r̂² s²_x) / (n x̄²) = Σ(y_i − r̂ x_i)² / ((n − 1) n x̄²)``,
 
-    the second form because ``Σ(y_i − r̂ x_i) = 0``. It is Cochran's (1977, eq. 6.13)
-    variance of the ratio estimator without the finite-population factor, and the ``n − 1``
+    the second form because ``Σ(y_i − r̂ x_i) = 0``. It is Cochran's (1977, section 6.4)
+    sample estimate of the variance of the ratio estimator without the finite-population
+    factor, and the ``n − 1``
     makes it the HC1 (small-sample corrected) sandwich variance of ``Σy / Σx`` as a
     weighted least-squares slope. Interval ``r̂ ± z_{(1+confidence)/2} · SE``.
 
     References
     ----------
-    Cochran (1977), Sampling Techniques, section 6.4; Deng, Knoblich & Lu (2018), KDD.
+    Cochran (1977), Sampling Techniques, sections 6.3-6.4; Deng, Knoblich & Lu (2018), KDD.
 
     Examples
     --------
