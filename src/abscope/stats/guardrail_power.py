@@ -43,7 +43,9 @@ PlanningScale = Literal["log_ratio", "relative"]
 Target = Literal["non_inferior", "breach"]
 
 
-def beta_corrected_power(power: float, n_guardrails: int, *, include_primary: bool = False) -> float:
+def beta_corrected_power(
+    power: float, n_guardrails: int, *, include_primary: bool = False
+) -> float:
     """Power each guardrail test needs so that the decision keeps ``power``: ``1 − β/G``.
 
     Parameters
@@ -187,7 +189,9 @@ def noninferiority_sample_size(
     return z * z * unit_variance / (distance * distance)
 
 
-def _power_at(distance: float, unit_variance: float, n_per_arm: float, alpha: float, tune: int) -> float:
+def _power_at(
+    distance: float, unit_variance: float, n_per_arm: float, alpha: float, tune: int
+) -> float:
     shift = distance * math.sqrt(n_per_arm / unit_variance)
     return float(_sp.norm.cdf(shift - _boundary(2.0 * n_per_arm, alpha, tune)))
 

@@ -187,6 +187,7 @@ def _log_mixture(z: float, growth: float) -> float:
 def _boundary(n: float, alpha: float, tuning_n: int) -> float:
     growth = _one_sided_growth(n, alpha, tuning_n)
     target = math.log(1.0 / alpha) + 0.5 * math.log1p(growth) - math.log(2.0)
+
     # Solve g(u) = log Φ(u) + u²/2 = target for u = z sqrt(w): g is increasing (Φ'/Φ + u > 0),
     # g(0) = −log 2 < target, and g(sqrt(2 (target + log 2))) ≥ target.
     def gap(u: float) -> float:
@@ -218,9 +219,7 @@ def _check_alpha(alpha: float) -> float:
     return value
 
 
-def one_sided_boundary_z(
-    n: int, *, alpha: float = 0.05, tuning_n: int = DEFAULT_TUNING_N
-) -> float:
+def one_sided_boundary_z(n: int, *, alpha: float = 0.05, tuning_n: int = DEFAULT_TUNING_N) -> float:
     """Critical value ``c⁺(n)``: the one-sided test rejects once ``(θ̂ − θ0)/SE > c⁺(n)``.
 
     Parameters
