@@ -34,7 +34,8 @@ mixture; it is ``OneSidedNormalMixture`` in their ``confseq`` library). With
 So ``θ0`` is rejected in favour of ``θ > θ0`` once ``z`` exceeds the boundary ``c⁺(n)``
 solving ``log M⁺ = log(1/α)`` (:func:`one_sided_boundary_z`), and the always-valid p-value
 is ``min(1, 1/M⁺)``. ``c⁺(n)`` is a little above the two-sided boundary at ``2α`` (the
-factor ``2Φ(·) < 2``) and well below the two-sided one at ``α``. As in
+factor ``2Φ(·) < 2``) and below the two-sided one at ``α`` with the same mixture
+(``2Φ(·) ≥ 1`` past the null). As in
 :mod:`abscope.stats.sequential`, ``x = n ρ²`` with ``n`` the users of both arms and
 ``ρ² = (−2 log 2α + log(−2 log 2α + 1)) / N*``: the one-sided tuning of Howard et al. (the
 two-sided optimum at ``2α``), tightest near ``N* = tuning_n`` users.
@@ -234,8 +235,8 @@ def one_sided_boundary_z(n: int, *, alpha: float = 0.05, tuning_n: int = DEFAULT
     Notes
     -----
     The root of ``log 2 − ½ log(1 + x) + c² w / 2 + log Φ(c sqrt(w)) = log(1/α)`` with
-    ``x = n ρ²`` and ``w = x/(1 + x)`` (module docstring). It lies between the two-sided
-    mixture boundaries at ``2α`` and at ``α``.
+    ``x = n ρ²`` and ``w = x/(1 + x)`` (module docstring). With the same mixture it lies
+    between the two-sided boundaries at ``2α`` and at ``α``, since ``Λ ≤ M⁺ < 2Λ``.
 
     References
     ----------
