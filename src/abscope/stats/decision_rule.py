@@ -150,13 +150,12 @@ def _margin(x: float) -> str:
     return f"{x * 100:.3g}%"
 
 
-def _change(estimate: float | None, higher_is_better: bool) -> str:
+def _change(estimate: float | None) -> str:
     if estimate is None:
         return "undefined"
     if estimate == 0.0:
         return "unchanged"
-    good = (estimate > 0) == higher_is_better
-    return f"{'up' if estimate > 0 else 'down'} {_percent(estimate)}" + ("" if good else " (worse)")
+    return f"{'up' if estimate > 0 else 'down'} {_percent(estimate)}"
 
 
 def _p(p: float | None) -> str:
@@ -196,7 +195,7 @@ def _decide_arm(
     breaches = [g for g in guardrails if g.result.verdict == "breach"]
     pending = [g for g in guardrails if g.result.verdict == "inconclusive"]
     cleared = [g for g in guardrails if g.result.verdict == "non_inferior"]
-    headline = f"{primary.metric} is {_change(primary.estimate, primary.higher_is_better)}"
+    headline = f"{primary.metric} is {_change(primary.estimate)}"
     headline += f" ({_p(primary.p_value)})"
     outcome: Outcome
     if breaches:
@@ -371,7 +370,7 @@ def risk_aware_decision(
         sentence += (
             " Secondary: "
             + "; ".join(
-                f"{s.metric} ({s.arm}) {_change(s.estimate, s.higher_is_better)}"
+                f"{s.metric} ({s.arm}) {_change(s.estimate)}, {s.direction}"
                 f" (adjusted {_p(s.adjusted_p_value)})"
                 for s in notable
             )
