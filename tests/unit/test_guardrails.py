@@ -614,3 +614,34 @@ def test_twenty_percent_worse_is_breached_as_the_power_calculation_predicts(
     # of 325 (-1.5%); 80th percentile 440 against 453 (-2.8%). Looks are 20 users apart.
     assert abs(median / predicted_median - 1) <= 0.25
     assert abs(q80 / predicted_q80 - 1) <= 0.25
+
+
+@pytest.mark.slow
+def test_a_rate_where_higher_is_better_at_its_margin_is_rarely_cleared() -> None:
+    # A success rate of 0.90 in the control and exactly 5% lower (0.855) in the treatment:
+    # "non_inferior" would be a false clearance. Katz log-ratio variance, as
+    # proportion_guardrail computes it; 60 looks of 200 users per arm.
+    rng = np.random.default_rng(20261204)
+    shape, per_look = (EXPERIMENTS, LOOKS), 200
+    x_c = np.cumsum(rng.binomial(per_look, 0.90, shape), axis=1)
+    x_t = np.cumsum(rng.binomial(per_look, 0.90 * (1 - MARGIN), shape), axis=1)
+    n = per_look * np.arange(1, LOOKS + 1, dtype=float)
+    estimate = np.log((x_t / n) / (x_c / n))
+    se = np.sqrt(1 / x_t - 1 / n + 1 / x_c - 1 / n)
+    c = np.array([one_sided_boundary_z(int(2 * k)) for k in n])
+    cleared = estimate - c * se > math.log1p(-MARGIN)
+    breached = estimate + c * se < math.log1p(-MARGIN)
+    # Measured with this seed: false non-inferior 0.0295, false breach 0.015.
+    assert cleared.any(axis=1).mean() <= ALPHA
+    assert breached.any(axis=1).mean() <= ALPHA
+    experiment, look = 5, 40
+    r = proportion_guardrail(
+        ProportionStats(int(n[look]), int(x_c[experiment, look])),
+        ProportionStats(int(n[look]), int(x_t[experiment, look])),
+        margin=MARGIN,
+        higher_is_better=True,
+    )
+    assert r.interval is not None
+    assert r.interval.lower == pytest.approx(
+        math.expm1(estimate[experiment, look] - c[look] * se[experiment, look])
+    )
