@@ -335,6 +335,30 @@ def test_invalid_arguments_name_themselves(kwargs: dict[str, object], name: str)
         noninferiority_test(**arguments)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("estimate", "se", "n", "summary"),
+    [
+        (0.081, 0.01, 4000, "breach: 8.1% worse, at least 5.3% worse, beyond the 5% margin"),
+        (0.0, 0.01, 4000, "non-inferior: unchanged, at worst 2.8% worse, within the 5% margin"),
+        (-0.02, 0.01, 4000, "non-inferior: 2.0% better, at worst 0.8% worse, within the 5% margin"),
+        (0.03, 0.01, 4000, "inconclusive: 3.0% worse, possibly 5.8% worse (margin 5%)"),
+        (0.0, 0.01, 50, "inconclusive: too little data (50 users in the smaller arm, 100 needed)"),
+        (
+            0.1,
+            0.0,
+            400,
+            "inconclusive: every outcome is identical, so there is no measure of noise",
+        ),
+    ],
+)
+def test_summary_sentences(estimate: float, se: float, n: int, summary: str) -> None:
+    # Hand check of the first: c⁺(8000) = 2.77, so the lower bound is 0.081 − 0.0277 = 5.3%.
+    r = _test(estimate, se, n_control=n, n_treatment=n)
+    assert r.summary == summary
+    mirrored = _test(-estimate, se, n_control=n, n_treatment=n, higher_is_better=True)
+    assert mirrored.summary == summary
+
+
 def test_margin_of_one_or_more_is_allowed_when_lower_is_better() -> None:
     assert _test(0.5, 0.1, margin=2.0).verdict == "non_inferior"  # "may at most triple"
 

@@ -167,6 +167,45 @@ class GuardrailResult:
             return None
         return -self.interval.lower if self.higher_is_better else self.interval.upper
 
+    @property
+    def best_case(self) -> float | None:
+        """The smallest harm the sequence does not rule out (the bound on the good side)."""
+        if self.interval is None:
+            return None
+        return -self.interval.upper if self.higher_is_better else self.interval.lower
+
+    @property
+    def summary(self) -> str:
+        """The verdict in a sentence, for a gate's per-metric reasons and the dashboard.
+
+        Examples
+        --------
+        >>> r = noninferiority_test(0.081, 0.01**2, n_control=4000, n_treatment=4000,
+        ...                         margin=0.05, higher_is_better=False)
+        >>> r.summary
+        'breach: 8.1% worse, at least 5.3% worse, beyond the 5% margin'
+        """
+        margin = f"{self.margin * 100:.3g}%"
+        if self.reason == "too_little_data":
+            return (
+                f"inconclusive: too little data ({min(self.n_control, self.n_treatment)} users"
+                f" in the smaller arm, {self.min_samples_per_arm} needed)"
+            )
+        harm, worst, best = self.harm, self.worst_case, self.best_case
+        if self.reason is not None or harm is None or worst is None or best is None:
+            return f"inconclusive: {GUARDRAIL_REASONS.get(self.reason or '', 'undefined')}"
+        change = (
+            "unchanged"
+            if harm == 0
+            else f"{abs(harm) * 100:.1f}% {'worse' if harm > 0 else 'better'}"
+        )
+        if self.verdict == "breach":
+            return f"breach: {change}, at least {best * 100:.1f}% worse, beyond the {margin} margin"
+        bound = f"{abs(worst) * 100:.1f}% {'worse' if worst > 0 else 'better'}"
+        if self.verdict == "non_inferior":
+            return f"non-inferior: {change}, at worst {bound}, within the {margin} margin"
+        return f"inconclusive: {change}, possibly {bound} (margin {margin})"
+
 
 # --- the boundary -------------------------------------------------------------------------
 
