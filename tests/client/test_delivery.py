@@ -104,3 +104,27 @@ def test_a_second_client_sends_the_same_exposure_ids(make_server: MakeServer) ->
         duplicates = one.stats.duplicates + two.stats.duplicates
     assert total == 200 and duplicates == 200
     assert sum(samples(server.url, "two-clients").values()) == 200
+
+
+def test_threads_sharing_a_client_count_each_user_once(make_server: MakeServer) -> None:
+    """A threaded model server: 8 threads route overlapping users through one client."""
+    server = make_server()
+    create_running(server.url, "threads")
+    with Client(server.url, flush_interval=0.02, batch_size=50) as client:
+
+        def work(offset: int) -> list[tuple[str, str | None]]:
+            users = [f"user-{(offset * 97 + i) % 1500}" for i in range(1500)]
+            return [(u, client.route(u, "threads").variant_name) for u in users]
+
+        threads: list[list[tuple[str, str | None]]] = []
+        workers = [threading.Thread(target=lambda o=o: threads.append(work(o))) for o in range(8)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert client.flush(timeout=60)
+    served = {user: variant for result in threads for user, variant in result}
+    assert len(served) == 1500 and len(threads) == 8
+    for result in threads:  # every thread saw the same variant for a user
+        assert all(served[user] == variant for user, variant in result)
+    assert samples(server.url, "threads") == dict(Counter(served.values()))
