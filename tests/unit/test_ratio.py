@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,8 +22,15 @@ from numpy.typing import NDArray
 from scipy import stats as sp
 from statsmodels.stats._delta_method import NonlinearDeltaCov
 
+from abscope.stats.guardrail_power import sequential_guardrail_sample_size
+from abscope.stats.guardrails import (
+    DEFAULT_MIN_SAMPLES_PER_ARM,
+    one_sided_boundary_z,
+    ratio_guardrail,
+)
 from abscope.stats.ratio import (
     RatioStats,
+    ratio_cv,
     ratio_difference_ci,
     ratio_difference_sequential,
     ratio_difference_ztest,
@@ -556,3 +564,99 @@ def test_confidence_sequences_cover_at_every_daily_look() -> None:
     assert always_difference / runs >= 0.95
     assert always_lift / runs >= 0.95
     assert fixed_always / runs < 0.95
+
+
+# --- a ratio guardrail: latency per request -----------------------------------------------
+
+MARGIN = 0.05
+GUARD_EXPERIMENTS, GUARD_LOOKS, USERS_PER_LOOK = 1000, 60, 20
+MIN_PER_ARM = DEFAULT_MIN_SAMPLES_PER_ARM
+
+
+def _latency_users(
+    rng: np.random.Generator, slowdown: float, shape: tuple[int, ...]
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Requests ~ Poisson(Gamma(2, 5)); each user has an own mean latency (lognormal, mean
+    200 ms, cv 0.5) and each request a Gamma(2) latency around it, so y_i, the user's total
+    ms, is Gamma(2 x_i, m_i / 2). The treatment multiplies every latency by ``slowdown``."""
+    requests = rng.poisson(rng.gamma(2.0, 5.0, shape))
+    sigma = math.sqrt(math.log1p(0.25))
+    user_mean = np.exp(rng.normal(math.log(200.0) - sigma**2 / 2, sigma, shape))
+    total_ms = rng.gamma(np.maximum(2.0 * requests, 1e-12), slowdown * user_mean / 2.0)
+    return requests, np.where(requests > 0, total_ms, 0.0)
+
+
+def _guard_looks(slowdown: float, seed: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Cumulative sums at every look, (experiments, looks, 5), of the control and treatment."""
+    rng = np.random.default_rng(seed)
+    shape = (GUARD_EXPERIMENTS, GUARD_LOOKS, USERS_PER_LOOK)
+    control = _summaries(*_latency_users(rng, 1.0, shape), axis=2)  # type: ignore[arg-type]
+    treatment = _summaries(*_latency_users(rng, slowdown, shape), axis=2)  # type: ignore[arg-type]
+    return np.cumsum(control, axis=1), np.cumsum(treatment, axis=1)
+
+
+def _breaches(control: NDArray[np.float64], treatment: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """ratio_guardrail's breach verdict at every look, vectorised: the log of the ratio of
+    ratios, its delta-method variance, and the one-sided boundary."""
+    n = USERS_PER_LOOK * np.arange(1, GUARD_LOOKS + 1, dtype=float)
+
+    def ratio_and_variance(sums: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
+        sx, sy, sxx, syy, sxy = np.moveaxis(sums, -1, 0)
+        r = sy / sx
+        residual = syy - 2 * r * sxy + r * r * sxx
+        return r, n * residual / ((n - 1) * sx * sx)
+
+    (rc, vc), (rt, vt) = ratio_and_variance(control), ratio_and_variance(treatment)
+    boundary = np.array([one_sided_boundary_z(int(2 * k)) for k in n])
+    lower = np.log(rt / rc) - boundary * np.sqrt(vt / rt**2 + vc / rc**2)
+    return np.asarray((lower > math.log1p(MARGIN)) & (n >= MIN_PER_ARM))
+
+
+@pytest.fixture(scope="module")
+def slower() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    return _guard_looks(1.20, seed=20261203)
+
+
+@pytest.mark.slow
+def test_vectorised_breaches_are_the_public_ratio_guardrail(
+    slower: tuple[NDArray[np.float64], NDArray[np.float64]],
+) -> None:
+    breach = _breaches(*slower)
+    for experiment, look in [(0, 4), (1, 5), (2, 9), (3, 14), (999, 59), (7, 20)]:
+        users = (look + 1) * USERS_PER_LOOK
+        c = RatioStats(users, *(float(v) for v in slower[0][experiment, look]))
+        t = RatioStats(users, *(float(v) for v in slower[1][experiment, look]))
+        verdict = ratio_guardrail(c, t, margin=MARGIN, higher_is_better=False).verdict
+        assert (verdict == "breach") == breach[experiment, look]
+
+
+@pytest.mark.slow
+def test_latency_per_request_twenty_percent_worse_is_breached_as_predicted(
+    slower: tuple[NDArray[np.float64], NDArray[np.float64]],
+) -> None:
+    breach = _breaches(*slower)
+    detected = breach.any(axis=1)
+    first = USERS_PER_LOOK * (breach.argmax(axis=1) + 1.0)  # users per arm at the first breach
+    assert detected.mean() > 0.95
+    median = float(np.median(np.where(detected, first, np.inf)))
+    q80 = float(np.quantile(np.where(detected, first, np.inf), 0.8))
+    # The per-user cv of the ratio, from a large control sample, feeds the planner.
+    population = RatioStats.from_users(*_latency_users(np.random.default_rng(5), 1.0, (200_000,)))
+    cv = ratio_cv(population)
+    assert cv is not None
+    kwargs: dict[str, Any] = {"cv_control": cv, "higher_is_better": False, "target": "breach"}
+    predicted_median = sequential_guardrail_sample_size(0.20, MARGIN, probability=0.5, **kwargs)
+    predicted_q80 = sequential_guardrail_sample_size(0.20, MARGIN, probability=0.8, **kwargs)
+    # Measured with this seed: cv 0.676; detected within 1200 users per arm in 0.983 of the
+    # runs; median first breach 480 users per arm against a prediction of 499 (-3.9%), 80th
+    # percentile 700 against 738 (-5.1%). Looks are 20 users apart.
+    assert abs(median / predicted_median - 1) <= 0.25
+    assert abs(q80 / predicted_q80 - 1) <= 0.25
+
+
+@pytest.mark.slow
+def test_aa_latency_per_request_monitored_60_times_rarely_breaches() -> None:
+    breach = _breaches(*_guard_looks(1.0, seed=20261204))
+    # Measured with this seed: 0 false breaches in 1000 runs (the boundary is conservative
+    # over 60 looks, as for means in test_guardrails.py).
+    assert breach.any(axis=1).mean() <= 0.05

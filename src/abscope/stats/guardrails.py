@@ -71,6 +71,7 @@ from scipy import special as _special
 from abscope.stats._validate import check_alpha, check_count, check_finite, check_positive
 from abscope.stats.means import relative_mean_lift_ci
 from abscope.stats.proportions import relative_lift_ci
+from abscope.stats.ratio import RatioStats, relative_ratio_lift_ci
 from abscope.stats.results import EffectEstimate, Interval
 from abscope.stats.sequential import DEFAULT_TUNING_N
 from abscope.stats.sufficient import MeanStats, ProportionStats
@@ -87,6 +88,7 @@ __all__ = [
     "one_sided_boundary_z",
     "one_sided_p_value",
     "proportion_guardrail",
+    "ratio_guardrail",
 ]
 
 GuardrailVerdict = Literal["non_inferior", "breach", "inconclusive"]
@@ -104,6 +106,7 @@ GUARDRAIL_REASONS: dict[str, str] = {
     "zero_variance": "every outcome is identical, so there is no measure of noise",
     "zero_baseline": "the control's rate or mean is 0, so a relative effect is undefined",
     "zero_treatment": "the treatment's rate or mean is 0, so the relative bound is undefined",
+    "zero_denominator": "an arm's ratio has a zero denominator (no requests yet)",
 }
 """Each reason code of :class:`GuardrailResult` with a plain-language sentence."""
 
@@ -629,6 +632,41 @@ def mean_guardrail(
     'non_inferior'
     """
     effect = relative_mean_lift_ci(control, treatment)
+    return guardrail_from_effect(
+        effect,
+        n_control=control.n,
+        n_treatment=treatment.n,
+        margin=margin,
+        higher_is_better=higher_is_better,
+        alpha=alpha,
+        tuning_n=tuning_n,
+        min_samples_per_arm=min_samples_per_arm,
+    )
+
+
+def ratio_guardrail(
+    control: RatioStats,
+    treatment: RatioStats,
+    *,
+    margin: float,
+    higher_is_better: bool,
+    alpha: float = 0.05,
+    tuning_n: int = DEFAULT_TUNING_N,
+    min_samples_per_arm: int = DEFAULT_MIN_SAMPLES_PER_ARM,
+) -> GuardrailResult:
+    """Guardrail on a ratio metric (latency per request, errors per request): the log of the
+    ratio of ratios, by the delta method with the user as the cluster
+    (:func:`abscope.stats.ratio.relative_ratio_lift_ci`).
+
+    Examples
+    --------
+    >>> control = RatioStats.from_users([10, 20, 5, 8] * 50, [900, 2100, 400, 800] * 50)
+    >>> treatment = RatioStats.from_users([10, 20, 5, 8] * 50, [1300, 2500, 700, 950] * 50)
+    >>> r = ratio_guardrail(control, treatment, margin=0.05, higher_is_better=False)
+    >>> r.verdict, round(r.harm, 3)
+    ('breach', 0.298)
+    """
+    effect = relative_ratio_lift_ci(control, treatment)
     return guardrail_from_effect(
         effect,
         n_control=control.n,

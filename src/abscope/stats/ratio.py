@@ -62,6 +62,7 @@ from abscope.stats.sequential import (
 
 __all__ = [
     "RatioStats",
+    "ratio_cv",
     "ratio_difference_ci",
     "ratio_difference_sequential",
     "ratio_difference_ztest",
@@ -332,6 +333,29 @@ def ratio_estimate(stats: RatioStats, *, confidence: float = 0.95) -> EffectEsti
     if se == 0.0:
         return EffectEstimate(ratio, 0.0, None, "zero_variance")
     return EffectEstimate(ratio, se, Interval(ratio - z * se, ratio + z * se, confidence))
+
+
+def ratio_cv(stats: RatioStats) -> float | None:
+    """One user's coefficient of variation for the ratio, the input of sample-size formulas.
+
+    Notes
+    -----
+    The delta method makes ``r̂`` behave like the mean of ``n`` independent linearised
+    values ``(y_i − r x_i) / x̄`` around ``r``, so ``n Var(r̂) / r̂² = s²_e / ȳ²`` with
+    ``s²_e = Σ(y_i − r̂ x_i)² / (n − 1)``: the ``cv`` that the planners
+    (:mod:`abscope.stats.power`, :mod:`abscope.stats.guardrail_power`) take for a mean,
+    here for a ratio. ``None`` when the ratio is undefined or 0, or with fewer than 2 users.
+
+    Examples
+    --------
+    >>> round(ratio_cv(RatioStats.from_users([10, 20, 5, 8], [1, 3, 0, 1])), 4)
+    0.4193
+    """
+    if _undefined_reason(stats) is not None or stats.sum_y == 0:
+        return None
+    ratio = stats.ratio
+    assert ratio is not None
+    return math.sqrt(stats.n * _ratio_variance(stats)) / abs(ratio)
 
 
 # --- two arms: the difference -------------------------------------------------------------
