@@ -118,6 +118,9 @@ def test_one_arm_matches_the_direct_delta_method(arm: tuple[Array, Array], level
     assert _close(ours.estimate, r) and _close(ours.std_error, math.sqrt(variance))
     low, high = _z_interval(r, variance, level)
     assert _close(ours.ci.lower, low, abs(r)) and _close(ours.ci.upper, high, abs(r))
+    if r != 0:
+        residual_sd = np.std(y - r * x, ddof=1)
+        assert _close(ratio_cv(RatioStats.from_users(x, y)), residual_sd / abs(y.mean()))
 
 
 @settings(max_examples=150, deadline=None)
@@ -411,6 +414,18 @@ def test_one_arm_degenerate_estimates() -> None:
     assert constant.reason == "zero_variance"
 
 
+def test_float_sums_of_a_constant_ratio_have_zero_variance_not_rounding_noise() -> None:
+    x = np.random.default_rng(3).gamma(2.0, 5.0, 1000)
+    stats = RatioStats.from_users(x, 2.7 * x)  # y_i / x_i = 2.7 up to one rounding
+    estimate = ratio_estimate(stats)
+    assert estimate.estimate == pytest.approx(2.7) and estimate.reason == "zero_variance"
+    assert estimate.std_error == 0.0 and ratio_cv(stats) == 0.0
+
+
+def test_ratio_cv_is_undefined_without_a_ratio() -> None:
+    assert [ratio_cv(s) for s in (EMPTY, ONE, NO_REQUESTS, NO_ERRORS)] == [None] * 4
+
+
 def test_two_constant_ratios_keep_the_difference_but_not_its_interval() -> None:
     doubled = RatioStats.from_users([1, 3, 5], [1, 3, 5])
     effect = ratio_difference_ci(CONSTANT, doubled)
@@ -452,6 +467,7 @@ def test_lift_over_zero_errors_is_undefined_and_lift_to_zero_has_no_interval() -
         ((2, 10, 1, 20, 1, 1), "sum_xx"),  # n Σx² = 40 < (Σx)² = 100
         ((2, 1, 10, 1, 20, 1), "sum_yy"),
         ((2, 0, 0, 2, 2, 5), "sum_xy"),  # Σxy² > Σx² Σy² around the means
+        ((2, 1, 1, 10**400, 1, 1), "sum_xx"),  # beyond float64
     ],
 )
 def test_invalid_sums_name_the_field(fields: tuple[float, ...], name: str) -> None:

@@ -85,6 +85,8 @@ def _check_sum(name: str, value: float) -> int | float:
     if isinstance(value, bool):
         raise ValueError(f"{name} must be a number, got a bool")
     if isinstance(value, int | np.integer):
+        if abs(int(value)) >= 2**1023:  # beyond float64: no test statistic could use it
+            raise ValueError(f"{name} is too large, got a number of {int(value).bit_length()} bits")
         return int(value)
     return check_finite(name, value)
 
