@@ -1,8 +1,8 @@
 """Results -> plotly figures: pure functions, no I/O.
 
 Each function takes the plain values the service and the pure packages return (the dicts of
-:meth:`~abscope.service.ExperimentService.results` and
-:meth:`~abscope.service.ExperimentService.timeseries`, a
+:meth:`~abscope.service.analysis.Analysis.results` and
+:meth:`~abscope.service.analysis.Analysis.timeseries`, a
 :class:`~abscope.stats.planner.SensitivityCurve`, a :class:`~abscope.stats.planner.PowerGrid`,
 :class:`~abscope.bandits.simulator.SimulationResult` objects) and returns a
 :class:`plotly.graph_objects.Figure`. :func:`figure_json` turns a figure into a JSON-ready dict
@@ -273,7 +273,7 @@ def conversion_over_time(
     Parameters
     ----------
     timeseries : mapping
-        :meth:`ExperimentService.timeseries` output: ``hours`` and, per variant, ``value``
+        :meth:`Analysis.timeseries` output: ``hours`` and, per variant, ``value``
         with ``ci_lower``/``ci_upper`` (empty for a continuous metric, which gets no band).
     metric_type : {"binary", "continuous"}
         A binary metric is a rate, drawn in percent.
@@ -320,7 +320,7 @@ def lift_over_time(
     Parameters
     ----------
     timeseries : mapping
-        :meth:`ExperimentService.timeseries` output; ``lift`` maps each treatment to its
+        :meth:`Analysis.timeseries` output; ``lift`` maps each treatment to its
         ``lift``, ``ci_lower``, ``ci_upper``, ``cs_lower`` and ``cs_upper`` lists (relative
         lifts, 0.05 is +5%; ``None`` where undefined), and ``min_sample_size``. A
         continuous metric has no lift series.
@@ -405,7 +405,7 @@ def samples_over_time(timeseries: Mapping[str, Any], *, control: str | None = No
     Parameters
     ----------
     timeseries : mapping
-        :meth:`ExperimentService.timeseries` output; ``samples`` per variant.
+        :meth:`Analysis.timeseries` output; ``samples`` per variant.
     control : str, optional
         The control's name, for its colour; inferred by default.
     """
@@ -441,7 +441,7 @@ def posteriors(results: Mapping[str, Any]) -> go.Figure:
     Parameters
     ----------
     results : mapping
-        :meth:`ExperimentService.results` output: ``metric_type`` and ``variants`` (``name``,
+        :meth:`Analysis.results` output: ``metric_type`` and ``variants`` (``name``,
         ``is_control``, ``n``, ``conversions``, ``mean``, ``std``).
 
     Notes

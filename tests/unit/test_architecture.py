@@ -84,7 +84,7 @@ def test_pure_module_imports_only_allowed_modules(path: Path) -> None:
     assert not calls & FORBIDDEN_CALLS, f"{path.name} calls {calls & FORBIDDEN_CALLS}"
 
 
-@pytest.mark.parametrize("package", ["abscope.stats", "abscope.bandits"])
+@pytest.mark.parametrize("package", ["abscope.stats", "abscope.bandits", "abscope.service"])
 def test_every_public_module_declares_all(package: str) -> None:
     root = importlib.import_module(package)
     for info in pkgutil.iter_modules(root.__path__):
@@ -100,7 +100,6 @@ def test_every_public_module_declares_all(package: str) -> None:
 # Dependencies point one way: api, web and cli call the service; the service calls the pure
 # packages and the storage interface. These modules must never reach back up.
 LAYER_RULES = {
-    "service.py": {"abscope.api", "abscope.web", "abscope.cli", "fastapi", "starlette"},
     "schemas.py": {"abscope.api", "abscope.web", "abscope.service", "fastapi", "starlette"},
     "charts.py": {"abscope.api", "abscope.web", "abscope.service", "abscope.storage", "fastapi"},
     "storage/base.py": {"abscope.api", "abscope.service", "fastapi", "redis", "sqlite3"},
@@ -119,6 +118,117 @@ def test_lower_layers_never_import_upper_ones(module: str, forbidden: set[str]) 
         assert not any(name == f or name.startswith(f + ".") for f in forbidden), (
             f"{module} imports {name}"
         )
+
+
+def _imported_names(path: Path) -> list[str]:
+    """Every module the source file ``path`` of abscope imports (:func:`_names_in`)."""
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return _names_in(path.read_text(), ".".join(("abscope", *parts[:-1])))
+
+
+def _names_in(source: str, package: str) -> list[str]:
+    """Every module a module of ``package`` imports, by its absolute name: relative imports
+    resolved, and ``from abscope import api`` counted as ``abscope.api`` as well."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(part for part in (base, node.module or "") if part)
+            names.append(module)
+            names.extend(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_imported_names_resolve_relative_and_from_imports() -> None:
+    source = "\n".join(
+        [
+            "import numpy.linalg",
+            "from ..api import deps",
+            "from . import traffic",
+            "from abscope import web",
+        ]
+    )
+    assert _names_in(source, "abscope.service") == [
+        "numpy.linalg",
+        "abscope.api",
+        "abscope.api.deps",
+        "abscope.service",
+        "abscope.service.traffic",
+        "abscope",
+        "abscope.web",
+    ]
+
+
+def _is_under(name: str, prefixes: set[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+SERVICE_MODULES = sorted((SRC / "service").glob("*.py"))
+# The use cases know nothing of how they are called: no HTTP framework, server or client,
+# and none of the layers that call them.
+SERVICE_FORBIDDEN = {
+    "abscope.api",
+    "abscope.web",
+    "abscope.cli",
+    "abscope.client",
+    "fastapi",
+    "starlette",
+    "httpx",
+    "uvicorn",
+}
+# Only these call the use cases (the package itself included).
+SERVICE_CALLERS = ("api", "web", "cli", "service")
+
+
+def test_the_service_is_a_package_of_modules() -> None:
+    assert not (SRC / "service.py").exists()
+    names = {path.stem for path in SERVICE_MODULES}
+    assert {"__init__", "experiments", "traffic", "analysis", "facade"} <= names
+
+
+@pytest.mark.parametrize("path", SERVICE_MODULES, ids=lambda p: p.name)
+def test_service_modules_never_import_the_layers_above(path: Path) -> None:
+    for name in _imported_names(path):
+        assert not _is_under(name, SERVICE_FORBIDDEN), f"service/{path.name} imports {name}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in SERVICE_MODULES if p.stem not in ("__init__", "facade")],
+    ids=lambda p: p.name,
+)
+def test_the_service_parts_never_import_the_facade(path: Path) -> None:
+    """Inside the package too, imports point one way: the facade composes the parts, and a
+    part imports only the parts below it (never the facade, nor the package, which imports
+    the facade)."""
+    for name in _imported_names(path):
+        assert name != "abscope.service", f"service/{path.name} imports the package"
+        assert not _is_under(name, {"abscope.service.facade"}), (
+            f"service/{path.name} imports {name}"
+        )
+
+
+def _non_callers() -> list[Path]:
+    return sorted(
+        path
+        for path in SRC.rglob("*.py")
+        if path.relative_to(SRC).parts[0].removesuffix(".py") not in SERVICE_CALLERS
+    )
+
+
+def test_there_are_modules_below_the_service() -> None:
+    below = {path.relative_to(SRC).parts[0] for path in _non_callers()}
+    assert {"stats", "bandits", "assignment", "storage", "serving.py", "routing.py"} <= below
+
+
+@pytest.mark.parametrize("path", _non_callers(), ids=lambda p: str(p.relative_to(SRC)))
+def test_only_the_upper_layers_import_the_service(path: Path) -> None:
+    """The pure packages, the storage, serving and the SDK are called by the use cases, or
+    beside them: none of them reaches up into ``abscope.service``."""
+    for name in _imported_names(path):
+        assert not _is_under(name, {"abscope.service"}), f"{path.relative_to(SRC)} imports {name}"
 
 
 def test_charts_is_pure() -> None:

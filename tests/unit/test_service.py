@@ -97,6 +97,26 @@ def test_the_worker_that_made_a_change_sees_it_at_once(
     assert a.route("u1", experiment_id).reason == "paused"
 
 
+def test_the_parts_share_one_snapshot_and_the_facade_adds_no_call(
+    workers: tuple[ExperimentService, ExperimentService],
+) -> None:
+    service, _ = workers
+    experiment_id = _create(service)
+    snapshot = service.serving.table()
+    assert service.traffic.serving is service.serving
+    assert service.traffic.serving.table() is snapshot  # routing and event checks: one snapshot
+    service.experiments.transition(experiment_id, "pause")  # a change invalidates it at once
+    assert service.traffic.serving.table() is not snapshot
+    parts = (service.experiments, service.traffic, service.analysis)
+    for part in parts:
+        public = [n for n, v in vars(type(part)).items() if callable(v) and n[0] != "_"]
+        assert public
+        for name in public:
+            # the part's own bound method: no wrapper frame on the hot paths
+            assert getattr(service, name) == getattr(part, name), name
+            assert getattr(service, name).__self__ is part, name
+
+
 def test_routing_reads_the_configuration_at_most_once_a_second(
     workers: tuple[ExperimentService, ExperimentService], clock: FakeClock
 ) -> None:

@@ -191,7 +191,7 @@ def create_app(
     # every route.
     app.add_middleware(
         FastPath,
-        service=app.state.service,
+        traffic=service.traffic,
         exposures=app.state.exposures,
         events=app.state.events,
         metrics=metrics,

@@ -30,7 +30,7 @@ from abscope.api.hot_paths import events_body, log_body, route_body
 from abscope.api.metrics import Metrics
 from abscope.errors import AbscopeError
 from abscope.schemas import BatchRequest, LogRequest, RouteRequest
-from abscope.service import ExperimentService
+from abscope.service import Traffic
 from abscope.storage.base import EventResult
 
 __all__ = ["FastPath"]
@@ -47,13 +47,14 @@ class FastPath:
         self,
         app: ASGIApp,
         *,
-        service: ExperimentService,
+        traffic: Traffic,
         exposures: GroupCommit[str | None],
         events: GroupCommit[EventResult],
         metrics: Metrics | None = None,
     ) -> None:
         self.app = app
-        self._service = service
+        self._traffic = traffic
+        self._serving = traffic.serving
         self._exposures = exposures
         self._events = events
         self._metrics = metrics
@@ -109,10 +110,10 @@ class FastPath:
         except ValidationError:
             return None
         if path == "/route":
-            return await route_body(self._service.serving, self._exposures, route)
+            return await route_body(self._serving, self._exposures, route)
         if path == "/log":
-            return await log_body(self._service, self._events, log, self._metrics)
-        return await events_body(self._service, batch, self._metrics)
+            return await log_body(self._traffic, self._events, log, self._metrics)
+        return await events_body(self._traffic, batch, self._metrics)
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

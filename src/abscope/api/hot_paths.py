@@ -26,7 +26,7 @@ from abscope.api.metrics import Metrics
 from abscope.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
 from abscope.models import Event, EventKind
 from abscope.schemas import BatchRequest, BatchResult, LogRequest, LogResponse, RouteRequest
-from abscope.service import ExperimentService, batch_result
+from abscope.service import Traffic, batch_result
 from abscope.serving import Serving
 from abscope.storage.base import EventResult
 
@@ -78,18 +78,18 @@ async def route_body(
 
 
 async def log_body(
-    service: ExperimentService,
+    traffic: Traffic,
     events: GroupCommit[EventResult],
     request: LogRequest,
     metrics: Metrics | None = None,
 ) -> bytes:
-    """The ``/log`` answer, its events committed first. The service's errors pass through:
+    """The ``/log`` answer, its events committed first. The use case's errors pass through:
     ``Conflict`` or ``InvalidInput`` before anything is written, ``StorageUnavailable``
     when none of the call's events was applied."""
     try:
-        checked = service.log_events_without_io(request)
+        checked = traffic.log_events_without_io(request)
         if checked is None:
-            checked = await run_in_threadpool(service.log_events, request)
+            checked = await run_in_threadpool(traffic.log_events, request)
     except (NotFound, Conflict, InvalidInput):
         if metrics is not None:
             metrics.rejected("log", _log_kinds(request))
@@ -104,9 +104,9 @@ async def log_body(
     if metrics is not None:
         metrics.stored("log", checked, results)
     if any(r.outcome == "variant_mismatch" for r in results):  # reads the first exposure
-        answer = await run_in_threadpool(service.log_outcome, request, checked, list(results))
+        answer = await run_in_threadpool(traffic.log_outcome, request, checked, list(results))
     else:
-        answer = service.log_outcome(request, checked, list(results))
+        answer = traffic.log_outcome(request, checked, list(results))
     return _LOG_ANSWERS[(answer.status, answer.new_exposure, answer.new_conversion)]
 
 
@@ -116,13 +116,13 @@ def _log_kinds(request: LogRequest) -> list[EventKind]:
 
 
 async def events_body(
-    service: ExperimentService, request: BatchRequest, metrics: Metrics | None = None
+    traffic: Traffic, request: BatchRequest, metrics: Metrics | None = None
 ) -> bytes:
     """The ``/events`` answer, its valid events applied in one store call first."""
     try:
-        batch = service.check_batch_without_io(request)
+        batch = traffic.check_batch_without_io(request)
         if batch is None:
-            batch = await run_in_threadpool(service.check_batch, request)
+            batch = await run_in_threadpool(traffic.check_batch, request)
     except (InvalidInput, StorageUnavailable) as error:  # the whole batch: too large, no snapshot
         if metrics is not None:
             outcome = "rejected" if isinstance(error, InvalidInput) else "unavailable"
@@ -131,7 +131,7 @@ async def events_body(
     if metrics is not None and batch.rejected:
         metrics.rejected("events", [request.events[index].kind for index in batch.rejected])
     try:
-        stored = await service.store.record_events_async(batch.events) if batch.events else []
+        stored = await traffic.store.record_events_async(batch.events) if batch.events else []
     except StorageUnavailable:
         if metrics is not None:
             metrics.unavailable("events", batch.events)

@@ -55,8 +55,8 @@ async def log(body: LogRequest, request: Request) -> Response:
     ``abscope.api.fast_path`` before they reach here, and both run
     :func:`abscope.api.hot_paths.log_body`.
     """
-    service = request.app.state.service
-    answer = await log_body(service, request.app.state.events, body, request.app.state.metrics)
+    traffic = request.app.state.service.traffic
+    answer = await log_body(traffic, request.app.state.events, body, request.app.state.metrics)
     return Response(answer, media_type="application/json")
 
 
@@ -73,5 +73,6 @@ async def events(body: BatchRequest, request: Request) -> Response:
     Ordinary requests are answered by ``abscope.api.fast_path`` before they reach here;
     both run :func:`abscope.api.hot_paths.events_body`.
     """
-    answer = await events_body(request.app.state.service, body, request.app.state.metrics)
+    traffic = request.app.state.service.traffic
+    answer = await events_body(traffic, body, request.app.state.metrics)
     return Response(answer, media_type="application/json")

@@ -1,0 +1,189 @@
+"""The analysis use cases: results, time series, a routing decision explained, plans, the
+charts and the bandit simulator.
+
+Results read each variant's sufficient statistics from the store (one read per phase), so
+their cost never grows with the number of events; the plans and the simulator read nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from abscope import charts, reports, schemas
+from abscope.assignment import assign
+from abscope.bandits import (
+    EpsilonGreedyConfig,
+    FixedSplitConfig,
+    PolicyConfig,
+    ThompsonConfig,
+    UCB1Config,
+    simulate,
+)
+from abscope.errors import InvalidInput
+from abscope.jsonable import to_jsonable
+from abscope.models import Experiment
+from abscope.routing import compile_experiment
+from abscope.service._clock import Clock, utc_now
+from abscope.serving import STICKY_PHASE
+from abscope.stats.planner import (
+    DurationPlan,
+    PowerGrid,
+    SensitivityCurve,
+    plan_duration,
+    power_grid,
+    sensitivity_curve,
+)
+from abscope.storage.base import Store
+
+__all__ = ["Analysis"]
+
+
+class Analysis:
+    """The analysis use cases over one store. Safe to share between threads.
+
+    Parameters
+    ----------
+    store
+        Where the experiments and their counts live.
+    clock
+        The wall clock the results are computed at: the days a running experiment has run,
+        so its users per day.
+    """
+
+    def __init__(self, store: Store, *, clock: Clock = utc_now) -> None:
+        self.store = store
+        self._clock = clock
+
+    def results(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
+        """The full analysis of a phase (the current one by default), compatible fields included."""
+        experiment = self.store.get_experiment(experiment_id)
+        chosen = _phase(experiment, phase)
+        counts = self.store.get_counts(experiment.id, chosen)
+        return reports.results_view(experiment, chosen, counts, self._clock())
+
+    def timeseries(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
+        """Hourly cumulative counts, rates with intervals, and lift with its sequence."""
+        experiment = self.store.get_experiment(experiment_id)
+        chosen = _phase(experiment, phase)
+        return reports.timeseries_view(experiment, self.store.get_timeseries(experiment.id, chosen))
+
+    def explain(self, experiment_id: str, user_id: str) -> dict[str, Any]:
+        """How the user is routed in the experiment, from its stored configuration: the
+        buckets, the ranges and the reason of the decision (nothing is recorded)."""
+        experiment = self.store.get_experiment(experiment_id)
+        compiled = compile_experiment(experiment)
+        sticky = (
+            self.store.get_assignment(experiment.id, STICKY_PHASE, user_id)
+            if experiment.sticky
+            else None
+        )
+        decision = assign(
+            compiled.config, user_id, sticky_variant=sticky, layer_slice=compiled.layer_slice
+        )
+        return {
+            "experiment_id": experiment.id,
+            "status": experiment.status.value,
+            "phase": experiment.phase,
+            "user_id": user_id,
+            "variant_name": decision.variant,
+            "reason": decision.reason,
+            "probability": decision.probability,
+            "traffic_percentage": experiment.traffic_percentage,
+            "gate_bucket": decision.gate_bucket,
+            "variant_bucket": decision.variant_bucket,
+            "layer": experiment.layer,
+            "layer_bucket": decision.layer_bucket,
+            "layer_intervals": experiment.layer_intervals,
+            "ranges": {
+                name: list(bounds)
+                for name, bounds in zip(compiled.config.variants, decision.ranges, strict=False)
+            },
+            "sticky": experiment.sticky,
+            "forced": user_id in experiment.forced_variants,
+            "allocation": experiment.allocation,
+        }
+
+    def calculate(self, request: schemas.CalculateRequest) -> dict[str, Any]:
+        """The duration plan with the numbers behind its two charts."""
+        plan, curve, grid = _plan(request)
+        return {
+            **to_jsonable(plan),
+            "sensitivity": to_jsonable(curve),
+            "power_grid": to_jsonable(grid),
+        }
+
+    def experiment_charts(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
+        """The detail page's four figures as Plotly JSON.
+
+        The posteriors need only each variant's counts, so no analysis is run here: the page
+        fetches the results separately, and analysing twice per page load is waste.
+        """
+        experiment = self.store.get_experiment(experiment_id)
+        chosen = _phase(experiment, phase)
+        series = reports.timeseries_view(
+            experiment, self.store.get_timeseries(experiment.id, chosen)
+        )
+        summary = reports.variant_summary(experiment, self.store.get_counts(experiment.id, chosen))
+        control = experiment.control.name
+        return {
+            "conversion": charts.figure_json(
+                charts.conversion_over_time(series, experiment.metric_type, control=control)
+            ),
+            "lift": charts.figure_json(charts.lift_over_time(series, control=control)),
+            "samples": charts.figure_json(charts.samples_over_time(series, control=control)),
+            "posterior": charts.figure_json(charts.posteriors(summary)),
+        }
+
+    def plan_charts(self, request: schemas.CalculateRequest) -> dict[str, Any]:
+        """The plan (as :meth:`calculate` gives it) with its sensitivity and power figures."""
+        plan, curve, grid = _plan(request)
+        return {
+            "plan": {
+                **to_jsonable(plan),
+                "sensitivity": to_jsonable(curve),
+                "power_grid": to_jsonable(grid),
+            },
+            "sensitivity": charts.figure_json(charts.sensitivity_chart(curve)),
+            "power": charts.figure_json(
+                charts.power_heatmap(grid, planned_samples=plan.control_samples)
+            ),
+        }
+
+    def simulate_bandits(self, request: schemas.SimulateRequest) -> dict[str, Any]:
+        """Regret of each allocation policy on the given true rates (seeded)."""
+        policies: dict[str, PolicyConfig] = {
+            "Epsilon-greedy": EpsilonGreedyConfig(),
+            "UCB1": UCB1Config(),
+            "Thompson": ThompsonConfig(),
+            "Fixed split": FixedSplitConfig.uniform(len(request.true_rates)),
+        }
+        results = {
+            name: simulate(policy, request.true_rates, request.horizon, request.runs, request.seed)
+            for name, policy in policies.items()
+        }
+        return {
+            "regret": charts.figure_json(charts.regret_chart(results)),
+            "final_regret": {name: r.final_regret_mean for name, r in results.items()},
+            "final_regret_se": {name: r.final_regret_se for name, r in results.items()},
+        }
+
+
+def _phase(experiment: Experiment, phase: int | None) -> int:
+    chosen = experiment.phase if phase is None else phase
+    if not 0 <= chosen <= experiment.phase:
+        raise InvalidInput(
+            "phase",
+            f"must be between 0 and {experiment.phase}",
+            location="query",
+            kind="phase_out_of_range",
+        )
+    return chosen
+
+
+def _plan(request: schemas.CalculateRequest) -> tuple[DurationPlan, SensitivityCurve, PowerGrid]:
+    try:
+        plan = plan_duration(**request.model_dump())
+    except ValueError as error:
+        # The planner's messages start with the argument's name.
+        raise InvalidInput(str(error).split(" ", 1)[0], str(error)) from None
+    return plan, sensitivity_curve(plan), power_grid(plan)
