@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from types import TracebackType
 from typing import Any
 
@@ -20,7 +19,7 @@ import httpx
 from abscope.client._base import ClientState
 from abscope.client._decisions import Decision
 from abscope.client._errors import ServerUnavailable
-from abscope.client._events import Backoff, ClientStats, outcome_event, wire
+from abscope.client._events import Backoff, ClientStats, wire
 from abscope.client._http import DEFAULT_TIMEOUT, Call, Options, calls, decode, describe_failure
 
 __all__ = ["AsyncClient"]
@@ -71,7 +70,6 @@ class AsyncClient:
             timeout=self.options.timeout,
             transport=transport,
         )
-        self._batch_size = self.options.batch_size
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -136,20 +134,16 @@ class AsyncClient:
     ) -> list[Decision]:
         state = self._state
         where = experiment_id or "*"
-        refused = state.refuse(user_id, where, default)
+        refused = state.before_asking(user_id, where, default)
         if refused is not None:
             return [refused]
-        if not state.server_usable():
-            return [state.fallback(where, "the server failed recently", default)]
         try:
             response = await self._http.post(
                 "/route", json=state.route_body(user_id, experiment_id, expose)
             )
             body = response.json() if response.content else None
         except (httpx.HTTPError, ValueError) as error:
-            message = describe_failure(error) if isinstance(error, httpx.HTTPError) else str(error)
-            state.server_failed(message)
-            return [state.fallback(where, message, default)]
+            return [state.asking_failed(error, where, default)]
         return state.answered_route(response.status_code, body, experiment_id, default)
 
     # --- events --------------------------------------------------------------------------
@@ -165,17 +159,8 @@ class AsyncClient:
         event_id: str | None = None,
     ) -> None:
         """See :meth:`abscope.client.Client.track` (not a coroutine: it only queues)."""
-        event = outcome_event(
-            experiment_id,
-            user_id,
-            variant_name,
-            converted=converted,
-            value=value,
-            event_id=event_id,
-            at=time.time(),
-        )
-        self._state.queue.put(event)
-        if len(self._state.queue) >= self._batch_size and self._wake is not None:
+        full = self._state.track(experiment_id, user_id, variant_name, converted, value, event_id)
+        if full and self._wake is not None:
             self._wake.set()
 
     async def flush(self, timeout: float | None = None) -> bool:
@@ -197,10 +182,7 @@ class AsyncClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush(self.options.close_timeout)
-        left = len(self._state.queue)
-        if left:
-            self._state.stats.lost += left
-            _log.warning("abscope client closed with %d events unsent", left)
+        self._state.closed()
         await self._http.aclose()
 
     async def refresh(self) -> bool:
@@ -208,17 +190,14 @@ class AsyncClient:
         try:
             response = await self._http.get("/sdk/config", headers=state.config_headers())
         except httpx.HTTPError as error:
-            state.stats.config_errors += 1
-            state.warn_once(
-                "config", f"cannot fetch the routing configuration: {describe_failure(error)}"
-            )
+            state.config_failed(error)
             return False
         state.config_answered(response.status_code, response.content, response.headers.get("ETag"))
         return response.status_code in (200, 304)
 
     async def _send_one(self) -> bool:
         state = self._state
-        events = state.queue.take(self._batch_size)
+        events = state.queue.take(state.batch_size)
         if not events:
             return True
         try:
@@ -227,16 +206,7 @@ class AsyncClient:
             body: Any = response.json() if response.content else None
         except (httpx.HTTPError, ValueError):
             status, body = None, None
-        verdict = state.judge(events, status, body)
-        if verdict.action == "retry":
-            state.stats.retries += 1
-            state.queue.put_back(events)
-            return False
-        if verdict.smaller:
-            self._batch_size = max(1, self._batch_size // 2)
-        if verdict.again:
-            state.queue.put_back(verdict.again)
-        return True
+        return state.batch_answered(events, status, body)
 
     async def _run(self) -> None:
         assert self._wake is not None

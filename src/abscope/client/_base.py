@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
+
 from abscope.assignment._validate import check_user_id
 from abscope.client._config import LocalConfig, parse_config
 from abscope.client._decisions import (
@@ -14,8 +16,8 @@ from abscope.client._decisions import (
     fallback_decision,
     server_decisions,
 )
-from abscope.client._events import BatchVerdict, ClientStats, EventQueue, Item, judge_batch
-from abscope.client._http import Options
+from abscope.client._events import ClientStats, EventQueue, Item, judge_batch, outcome_event
+from abscope.client._http import Options, describe_failure
 
 __all__ = ["ClientState"]
 
@@ -33,6 +35,7 @@ class ClientState:
         self.options = options
         self.stats = ClientStats()
         self.queue = EventQueue(options.max_queue, self.stats)
+        self.batch_size = options.batch_size  # halved when the server finds a batch too large
         self.config = LocalConfig()
         self.has_config = False
         self._monotonic = monotonic
@@ -144,13 +147,22 @@ class ClientState:
                 decisions.append(decision)
         return decisions
 
-    def refuse(self, user_id: str, where: str, default: str | None) -> Decision | None:
-        """A fallback for an invalid user id (checked before the server is asked), or None."""
+    def before_asking(self, user_id: str, where: str, default: str | None) -> Decision | None:
+        """The fallback when the server must not be asked (an invalid user id, or a server
+        that failed within ``retry_seconds``), else None."""
         try:
             check_user_id(user_id)
         except ValueError as error:
             return self.fallback(where, str(error), default)
+        if not self.server_usable():
+            return self.fallback(where, "the server failed recently", default)
         return None
+
+    def asking_failed(self, error: Exception, where: str, default: str | None) -> Decision:
+        """The fallback for a ``/route`` call that got no usable answer."""
+        message = describe_failure(error) if isinstance(error, httpx.HTTPError) else str(error)
+        self.server_failed(message)
+        return self.fallback(where, message, default)
 
     def fallback(self, experiment_id: str, error: str, default: str | None) -> Decision:
         self.stats.fallbacks += 1
@@ -183,11 +195,56 @@ class ClientState:
 
     # --- events --------------------------------------------------------------------------
 
-    def judge(self, events: list[Item], status: int | None, body: Any) -> BatchVerdict:
+    def track(
+        self,
+        experiment_id: str,
+        user_id: str,
+        variant_name: str,
+        converted: bool,
+        value: float | None,
+        event_id: str | None,
+    ) -> bool:
+        """Queue a conversion or a value (checked first); True when a batch is full."""
+        event = outcome_event(
+            experiment_id,
+            user_id,
+            variant_name,
+            converted=converted,
+            value=value,
+            event_id=event_id,
+            at=time.time(),
+        )
+        self.queue.put(event)
+        return len(self.queue) >= self.batch_size
+
+    def batch_answered(self, events: list[Item], status: int | None, body: Any) -> bool:
+        """Account for the answer to a batch (``status`` None: no answer); False when the
+        whole batch must be sent again later (it is put back)."""
         verdict = judge_batch(events, status, body, self.stats)
         if verdict.action == "refused":
             self.warn_once(f"events-{status}", f"/events refused a batch: {verdict.error}")
-        return verdict
+        if verdict.action == "retry":
+            self.stats.retries += 1
+            self.queue.put_back(events)
+            return False
+        if verdict.smaller:
+            self.batch_size = max(1, self.batch_size // 2)
+        if verdict.again:
+            self.queue.put_back(verdict.again)
+        return True
+
+    def config_failed(self, error: httpx.HTTPError) -> None:
+        self.stats.config_errors += 1
+        self.warn_once(
+            "config", f"cannot fetch the routing configuration: {describe_failure(error)}"
+        )
+
+    def closed(self) -> None:
+        """Count what is still queued once the client has closed as lost."""
+        left = len(self.queue)
+        if left:
+            self.stats.lost += left
+            _log.warning("abscope client closed with %d events unsent", left)
 
 
 def _no_answer(user_id: str, experiment_id: str, expose: bool, default: str | None) -> None:
