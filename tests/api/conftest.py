@@ -9,7 +9,6 @@ Redis is always a server the tests started: ``redis_url`` from ``tests.fixtures.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import datetime
@@ -21,15 +20,8 @@ import pytest
 from abscope.api.app import create_app, open_store
 from abscope.service import ExperimentService
 from tests.api.helpers import MakeClient, MakeServer, TestClient, make_settings
+from tests.fixtures.environment import no_abscope_environment  # noqa: F401 (autouse)
 from tests.fixtures.uvicorn_server import ABSCOPE_APP, UvicornServer
-
-
-@pytest.fixture(autouse=True)
-def _no_abscope_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings come from the test alone, never from ABSCOPE_* variables of the shell."""
-    for name in list(os.environ):
-        if name.startswith("ABSCOPE_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.environment import no_abscope_environment  # noqa: F401 (autouse)
 from tests.fixtures.uvicorn_server import AbscopeServer
 
 MakeServer = Callable[..., AbscopeServer]
-
-
-@pytest.fixture(autouse=True)
-def _no_abscope_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The client's settings come from the test alone (ABSCOPE_URL, ABSCOPE_API_KEY...)."""
-    for name in list(os.environ):
-        if name.startswith("ABSCOPE_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture
