@@ -55,6 +55,24 @@ class StoreObserver(Protocol):
         ...
 
 
+class _Timed:
+    """Times one call for ``observe``: ``with _Timed(observe): ...``, for the sync calls
+    and the async one alike. Only ``StorageUnavailable`` counts as a failure."""
+
+    __slots__ = ("_observe", "_started")
+
+    def __init__(self, observe: Observe) -> None:
+        self._observe = observe
+        self._started = perf_counter()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        failed = kind is not None and issubclass(kind, StorageUnavailable)
+        self._observe(perf_counter() - self._started, failed)
+
+
 class InstrumentedStore(Store):
     """``inner``, with each call's duration and failure told to ``observer``."""
 
@@ -65,18 +83,8 @@ class InstrumentedStore(Store):
     def _call(
         self, operation: str, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs
     ) -> R:
-        observe = self._observe[operation]
-        started = perf_counter()
-        try:
-            result = function(*args, **kwargs)
-        except StorageUnavailable:
-            observe(perf_counter() - started, True)
-            raise
-        except BaseException:
-            observe(perf_counter() - started, False)
-            raise
-        observe(perf_counter() - started, False)
-        return result
+        with _Timed(self._observe[operation]):
+            return function(*args, **kwargs)
 
     def ping(self) -> None:
         self._call("ping", self.inner.ping)
@@ -116,18 +124,8 @@ class InstrumentedStore(Store):
         return self._call("record_events", self.inner.record_events, events)
 
     async def record_events_async(self, events: Sequence[Event]) -> list[EventResult]:
-        observe = self._observe["record_events_async"]
-        started = perf_counter()
-        try:
-            result = await self.inner.record_events_async(events)
-        except StorageUnavailable:
-            observe(perf_counter() - started, True)
-            raise
-        except BaseException:
-            observe(perf_counter() - started, False)
-            raise
-        observe(perf_counter() - started, False)
-        return result
+        with _Timed(self._observe["record_events_async"]):
+            return await self.inner.record_events_async(events)
 
     def get_exposure(self, experiment_id: str, phase: int, user_id: str) -> str | None:
         return self._call("get_exposure", self.inner.get_exposure, experiment_id, phase, user_id)
