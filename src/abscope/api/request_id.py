@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Final
 
-from abscope.api.asgi import ASGIApp, Message, Receive, Scope, Send
+from abscope.api.asgi import ASGIApp, Receive, Scope, Send, adding_headers
 from abscope.logs import request_id
 
 __all__ = ["HEADER", "MAX_LENGTH", "RequestId", "sane_request_id"]
@@ -49,15 +49,8 @@ class RequestId:
                 given = sane_request_id(value)
                 break
         current = given or os.urandom(16).hex()
-        echoed = (HEADER, current.encode("ascii"))
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), echoed]
-            await send(message)
-
         token = request_id.set(current)
-        await self.app(scope, receive, send_with_id)
+        await self.app(scope, receive, adding_headers(send, ((HEADER, current.encode("ascii")),)))
         # Not reset when the app raised: uvicorn then logs the error in this context (the
         # request's own task, which ends there), so that its line carries the id too.
         request_id.reset(token)

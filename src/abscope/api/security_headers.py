@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from abscope.api.asgi import ASGIApp, Message, Receive, Scope, Send
+from abscope.api.asgi import ASGIApp, Receive, Scope, Send, adding_headers
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -100,11 +100,4 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                # A new list, not an extend of the message's: that list may be a response
-                # object's own (Starlette sends ``response.raw_headers``), kept and sent again.
-                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, adding_headers(send, SECURITY_HEADERS))
