@@ -18,9 +18,15 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "Allocation",
     "AuditEntry",
+    "BreachAction",
     "Event",
     "EventKind",
     "Experiment",
+    "MAX_METRICS",
+    "Metric",
+    "MetricCounts",
+    "MetricKind",
+    "MetricRole",
     "MetricType",
     "SLUG_PATTERN",
     "Slug",
@@ -45,6 +51,16 @@ Slug = Annotated[str, Field(pattern=SLUG_PATTERN, description="Lower-case slug, 
 UserId = Annotated[str, Field(min_length=1, max_length=MAX_USER_ID_LENGTH)]
 MetricType = Literal["binary", "continuous"]
 Allocation = Literal["fixed", "epsilon_greedy", "ucb1", "thompson"]
+MetricKind = Literal["binary", "mean", "ratio"]
+MetricRole = Literal["primary", "secondary", "guardrail"]
+BreachAction = Literal["pause", "alert"]
+MAX_METRICS = 20
+"""Metrics per experiment, the primary included."""
+PRIMARY_KINDS: dict[str, MetricKind] = {"binary": "binary", "continuous": "mean"}
+"""The primary metric's kind for each ``metric_type``: the primary is counted in the
+variant's own counts (conversions or value sums), which the full analysis reads."""
+IMPLICIT_PRIMARY_NAMES: dict[str, str] = {"binary": "converted", "continuous": "value"}
+"""The name of the primary metric of an experiment that declares no metrics."""
 
 
 class Status(StrEnum):
@@ -90,6 +106,60 @@ class AuditEntry(_Model):
     changes: dict[str, Any] = Field(default_factory=dict)
 
 
+class Metric(_Model):
+    """One metric of an experiment.
+
+    ``kind``:
+
+    * ``binary``: the user converted at least once (``conversion`` events);
+    * ``mean``: the per-user total of a value (``value`` events);
+    * ``ratio``: the per-user total of a numerator over the per-user total of a denominator
+      (``value`` events carrying ``value``, the numerator's increment, and ``denominator``,
+      its increment, 1 by default: one event per request gives "latency per request"),
+      analysed by the delta method with the user as the cluster.
+
+    ``role``: exactly one ``primary`` (binary or mean: it drives the decision and gets the
+    full analysis); ``secondary`` metrics inform, corrected for multiplicity; ``guardrail``
+    metrics must not get worse than ``margin`` (relative: 0.05 allows 5% worse) and take
+    ``action`` on a breach (``pause`` sends everyone to the control, ``alert`` only
+    reports). ``min_samples`` users per arm are needed before a guardrail acts (``None``:
+    the service's default). ``numerator`` and ``denominator`` label a ratio's parts.
+    """
+
+    name: Slug
+    kind: MetricKind
+    role: MetricRole = "secondary"
+    higher_is_better: bool = Field(default=True, strict=True)
+    margin: float | None = Field(default=None, gt=0.0, le=10.0, allow_inf_nan=False)
+    action: BreachAction | None = None
+    min_samples: int | None = Field(default=None, ge=2, le=10**9, strict=True)
+    numerator: str = Field(default="", max_length=64)
+    denominator: str = Field(default="", max_length=64)
+    description: str = Field(default="", max_length=MAX_TEXT_LENGTH)
+
+    @model_validator(mode="after")
+    def _check_role(self) -> Self:
+        if self.role == "guardrail":
+            if self.margin is None:
+                raise ValueError("a guardrail needs a margin (relative, e.g. 0.05 for 5% worse)")
+            if self.higher_is_better and self.margin >= 1.0:
+                raise ValueError("margin must be below 1 when higher is better")
+        else:
+            for field in ("margin", "action", "min_samples"):
+                if getattr(self, field) is not None:
+                    raise ValueError(f"{field} applies to guardrails only")
+        if self.role == "primary" and self.kind == "ratio":
+            raise ValueError("the primary metric must be binary or mean")
+        if self.kind != "ratio" and (self.numerator or self.denominator):
+            raise ValueError("numerator and denominator label ratio metrics only")
+        return self
+
+    @property
+    def breach_action(self) -> BreachAction:
+        """What a breach does: ``alert`` unless the guardrail says ``pause``."""
+        return self.action or "alert"
+
+
 class Experiment(_Model):
     """An experiment's configuration and lifecycle state.
 
@@ -123,6 +193,7 @@ class Experiment(_Model):
     min_relative_lift: float | None = Field(default=None, gt=-1.0, allow_inf_nan=False)
     power: float = Field(default=0.8, gt=0.0, lt=1.0, allow_inf_nan=False)
     forced_variants: dict[str, str] = Field(default_factory=dict, max_length=1000)
+    metrics: list[Metric] = Field(default_factory=list, max_length=MAX_METRICS)
     winner: str | None = None
     phase: int = Field(default=0, ge=0)
     version: int = Field(default=0, ge=0)
@@ -164,6 +235,26 @@ class Experiment(_Model):
             raise ValueError(f"unknown variants: {', '.join(unknown)}")
         return forced
 
+    @field_validator("metrics")
+    @classmethod
+    def _check_metrics(cls, metrics: list[Metric], info: ValidationInfo) -> list[Metric]:
+        if not metrics:
+            return metrics
+        names = [m.name for m in metrics]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"metric names must be unique; repeated: {', '.join(duplicates)}")
+        primaries = [m for m in metrics if m.role == "primary"]
+        if len(primaries) != 1:
+            raise ValueError(f"exactly one metric must be primary, got {len(primaries)}")
+        metric_type = info.data.get("metric_type")
+        if metric_type is not None and primaries[0].kind != PRIMARY_KINDS[metric_type]:
+            raise ValueError(
+                f"the primary metric's kind must be {PRIMARY_KINDS[metric_type]} for "
+                f"metric_type {metric_type}, got {primaries[0].kind}"
+            )
+        return metrics
+
     @field_validator("winner")
     @classmethod
     def _check_winner(cls, winner: str | None, info: ValidationInfo) -> str | None:
@@ -184,6 +275,32 @@ class Experiment(_Model):
     def variant(self, name: str) -> Variant | None:
         return next((v for v in self.variants if v.name == name), None)
 
+    @property
+    def primary_metric(self) -> Metric:
+        """The declared primary, or the implicit one of an experiment without metrics
+        (``converted`` for a binary experiment, ``value`` for a continuous one)."""
+        for metric in self.metrics:
+            if metric.role == "primary":
+                return metric
+        return Metric(
+            name=IMPLICIT_PRIMARY_NAMES[self.metric_type],
+            kind=PRIMARY_KINDS[self.metric_type],
+            role="primary",
+        )
+
+    @property
+    def all_metrics(self) -> list[Metric]:
+        """Every metric, the primary first (the implicit one when none is declared)."""
+        primary = self.primary_metric
+        return [primary, *(m for m in self.metrics if m.role != "primary")]
+
+    def metric(self, name: str) -> Metric | None:
+        return next((m for m in self.all_metrics if m.name == name), None)
+
+    @property
+    def guardrails(self) -> list[Metric]:
+        return [m for m in self.metrics if m.role == "guardrail"]
+
 
 EventKind = Literal["exposure", "conversion", "value"]
 
@@ -194,6 +311,11 @@ class Event(_Model):
     ``exposure``: the user saw ``variant``. ``conversion``: the user converted (counted once
     per user). ``value``: add ``value`` to the user's total of a continuous metric. A
     conversion or value for a user never exposed registers the exposure first.
+
+    ``metric`` names the metric a conversion or value counts for: ``None`` is the primary,
+    counted in the variant's own counts; any other name is counted in that metric's
+    :class:`MetricCounts` (the service checks that it names a declared metric of a fitting
+    kind). ``denominator`` is a ratio metric's denominator increment (value events only).
     """
 
     experiment_id: Slug
@@ -208,6 +330,8 @@ class Event(_Model):
     event_id: str | None = Field(
         default=None, min_length=1, max_length=128 + len(VALUE_EVENT_ID_SUFFIX)
     )
+    metric: Slug | None = None
+    denominator: float | None = Field(default=None, allow_inf_nan=False, ge=-1e12, le=1e12)
 
     @classmethod
     def exposure(
@@ -238,6 +362,8 @@ class Event(_Model):
         probability: float,
         at: datetime,
         event_id: str | None = None,
+        metric: str | None = None,
+        denominator: float | None = None,
     ) -> Event:
         """An event built from values that are valid already, without validating them
         again: the fields of a validated request body (``LogRequest``, ``BatchEvent``), a
@@ -255,6 +381,8 @@ class Event(_Model):
             "probability": probability,
             "at": at,
             "event_id": event_id,
+            "metric": metric,
+            "denominator": denominator,
         }
         set_attribute = object.__setattr__
         set_attribute(event, "__dict__", fields)
@@ -271,6 +399,10 @@ class Event(_Model):
             raise ValueError("value is required for a value event")
         if self.kind != "value" and self.value is not None:
             raise ValueError(f"value must be empty for a {self.kind} event")
+        if self.kind == "exposure" and self.metric is not None:
+            raise ValueError("an exposure names no metric")
+        if self.denominator is not None and (self.kind != "value" or self.metric is None):
+            raise ValueError("denominator belongs to a value event of a named ratio metric")
         return self
 
 
@@ -294,6 +426,29 @@ class VariantCounts(_Model):
     value_sum_squares: float = 0.0
     inverse_probability_sum: float = 0.0
     inverse_probability_square_sum: float = 0.0
+
+
+class MetricCounts(_Model):
+    """What the store keeps per metric other than the primary, per variant (and per hour).
+
+    Sums run over the variant's exposed users (its ``samples``), a user without events
+    counting as 0. ``conversions``: users with at least one conversion (binary metrics).
+    For value events, with ``x`` a user's numerator total and ``y`` their denominator
+    total: ``sum = Σx``, ``sum_squares = Σx²``, ``denominator_sum = Σy``,
+    ``denominator_sum_squares = Σy²`` and ``cross_sum = Σxy``. A user with totals
+    ``(x, y)`` adding ``(dx, dy)`` adds ``2x·dx + dx²`` to ``Σx²``, ``2y·dy + dy²`` to
+    ``Σy²`` and ``x·dy + y·dx + dx·dy`` to ``Σxy``, so the sums stay exact without reading
+    every user. ``dx`` is the event's ``value`` and ``dy`` its ``denominator`` (0 when it
+    has none: a mean metric's event; the service gives a ratio metric's event 1 when the
+    caller gave none).
+    """
+
+    conversions: int = 0
+    sum: float = 0.0
+    sum_squares: float = 0.0
+    denominator_sum: float = 0.0
+    denominator_sum_squares: float = 0.0
+    cross_sum: float = 0.0
 
 
 def check_min_lift(lift: float | None) -> float | None:

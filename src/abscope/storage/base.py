@@ -36,6 +36,15 @@ variant, and again per UTC hour for the time-series charts.
   others come back as ``unavailable`` (not applied; retrying them with their event ids is
   safe), so the caller knows exactly what was applied.
 
+* An event naming a ``metric`` counts for that metric, in :class:`MetricCounts` kept per
+  metric and variant (the primary's events name none and count in ``VariantCounts``). A
+  conversion adds 1 to the metric's ``conversions`` once per user; a value event with
+  ``value = dx`` and ``denominator = dy`` (0 when absent) updates the user's totals
+  ``(x, y)`` of that metric and the sums by the per-user trick (``MetricCounts``). Such
+  an event registers the exposure first, as any other, and is idempotent by its event id.
+  The store does not check the name against the experiment's metrics: the service does.
+* A lease (:meth:`Store.acquire_lease`) elects one holder among workers, for the monitor.
+
 Hour buckets hold the increments made during that hour (by the event's ``at``), so the
 cumulative sum of the buckets up to an hour is the state at the end of that hour.
 """
@@ -49,7 +58,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
-from abscope.models import Event, Experiment, Status, VariantCounts
+from abscope.models import Event, Experiment, MetricCounts, Status, VariantCounts
 
 __all__ = [
     "DEFAULT_EVENT_ID_WINDOW",
@@ -57,6 +66,7 @@ __all__ = [
     "EventOutcome",
     "EventResult",
     "HourCounts",
+    "MetricHourCounts",
     "Store",
     "utc_now",
 ]
@@ -89,6 +99,14 @@ class HourCounts:
 
     hour: datetime
     variants: dict[str, VariantCounts]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricHourCounts:
+    """The increments of one UTC hour, per metric and then per variant."""
+
+    hour: datetime
+    metrics: dict[str, dict[str, MetricCounts]]
 
 
 class Store(ABC):
@@ -174,3 +192,25 @@ class Store(ABC):
     @abstractmethod
     def get_timeseries(self, experiment_id: str, phase: int) -> list[HourCounts]:
         """Hourly increments, oldest hour first."""
+
+    @abstractmethod
+    def get_metric_counts(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, MetricCounts]]:
+        """Totals per named metric, then per variant (only those with data appear)."""
+
+    @abstractmethod
+    def get_metric_timeseries(self, experiment_id: str, phase: int) -> list[MetricHourCounts]:
+        """Hourly increments of the named metrics, oldest hour first (hours with data only)."""
+
+    # --- leases --------------------------------------------------------------------------
+
+    @abstractmethod
+    def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
+        """Hold the lease ``name`` for ``ttl`` from now, atomically, if it is free, expired
+        or held by ``holder`` already (which renews it). ``True`` when ``holder`` holds it
+        afterwards, ``False`` when another holder does."""
+
+    @abstractmethod
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up if ``holder`` holds it (otherwise nothing changes)."""

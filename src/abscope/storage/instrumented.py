@@ -13,12 +13,13 @@ metrics (:mod:`abscope.api.metrics`) are one observer.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from time import perf_counter
 from typing import Final, ParamSpec, Protocol, TypeVar
 
 from abscope.errors import StorageUnavailable
-from abscope.models import Event, Experiment, Status, VariantCounts
-from abscope.storage.base import EventResult, HourCounts, Store
+from abscope.models import Event, Experiment, MetricCounts, Status, VariantCounts
+from abscope.storage.base import EventResult, HourCounts, MetricHourCounts, Store
 
 __all__ = ["OPERATIONS", "InstrumentedStore", "Observe", "StoreObserver"]
 
@@ -36,6 +37,10 @@ OPERATIONS: Final = (
     "get_exposure",
     "get_counts",
     "get_timeseries",
+    "get_metric_counts",
+    "get_metric_timeseries",
+    "acquire_lease",
+    "release_lease",
 )
 """The store's operations that are timed: every call of the interface but ``close`` and
 ``aclose``."""
@@ -135,3 +140,19 @@ class InstrumentedStore(Store):
 
     def get_timeseries(self, experiment_id: str, phase: int) -> list[HourCounts]:
         return self._call("get_timeseries", self.inner.get_timeseries, experiment_id, phase)
+
+    def get_metric_counts(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, MetricCounts]]:
+        return self._call("get_metric_counts", self.inner.get_metric_counts, experiment_id, phase)
+
+    def get_metric_timeseries(self, experiment_id: str, phase: int) -> list[MetricHourCounts]:
+        return self._call(
+            "get_metric_timeseries", self.inner.get_metric_timeseries, experiment_id, phase
+        )
+
+    def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
+        return self._call("acquire_lease", self.inner.acquire_lease, name, holder, ttl)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        self._call("release_lease", self.inner.release_lease, name, holder)

@@ -26,6 +26,15 @@ event_ids       experiment_id, event_id (ids of counted events),   experiment_id
                 seen_at (epoch seconds when applied; indexed)
 assignments     experiment_id, phase, user_id, variant (sticky)    experiment_id, phase,
                                                                    user_id
+metric_users    experiment_id, phase, metric, user_id, converted,  experiment_id, phase,
+                total, denominator_total (a named metric's per-    metric, user_id
+                user state)
+metric_counts   experiment_id, phase, metric, variant,             experiment_id, phase,
+                conversions, sum, sum_squares, denominator_sum,    metric, variant
+                denominator_sum_squares, cross_sum
+metric_hourly   experiment_id, phase, hour, metric, variant, the   experiment_id, phase,
+                counters of ``metric_counts``                      hour, metric, variant
+leases          name, holder, expires_at (µs since the epoch)      name
 ==============  =================================================  ==========================
 
 Every table but ``experiments`` is ``WITHOUT ROWID``, clustered on its primary key. Event
@@ -33,7 +42,8 @@ ids older than the store's ``event_id_window`` are ignored when a batch is check
 duplicates and deleted (by the ``seen_at`` index) at most once every ``window / 7``, so the
 table holds about one window of ids. Version 1 files (no ``seen_at`` and no
 ``inverse_probability_square_sum``) are migrated when opened: their ids count as seen at
-the migration, and their ``Σ 1/p²`` starts at 0. Rows of
+the migration, and their ``Σ 1/p²`` starts at 0. Version 2 files gain the metric and lease
+tables, empty. Rows of
 an experiment that was never created are accepted (the service checks existence); deleting
 an experiment removes its rows from every table.
 
@@ -57,19 +67,20 @@ from pathlib import Path
 from typing import Any, Final
 
 from abscope.errors import Conflict, NotFound, StorageUnavailable
-from abscope.models import Event, Experiment, Status, VariantCounts
+from abscope.models import Event, Experiment, MetricCounts, Status, VariantCounts
 from abscope.storage.base import (
     DEFAULT_EVENT_ID_WINDOW,
     Clock,
     EventResult,
     HourCounts,
+    MetricHourCounts,
     Store,
     utc_now,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """The schema this module writes; kept in ``PRAGMA user_version`` for future migrations."""
 
 _SCHEMA: Final = (
@@ -133,7 +144,60 @@ _SCHEMA: Final = (
         PRIMARY KEY (experiment_id, phase, user_id)
     ) WITHOUT ROWID""",
 )
-_DATA_TABLES: Final = ("users", "counts", "hourly", "event_ids", "assignments")
+_METRIC_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS metric_users (
+        experiment_id TEXT NOT NULL,
+        phase INTEGER NOT NULL,
+        metric TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        converted INTEGER NOT NULL,
+        total REAL NOT NULL,
+        denominator_total REAL NOT NULL,
+        PRIMARY KEY (experiment_id, phase, metric, user_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS metric_counts (
+        experiment_id TEXT NOT NULL,
+        phase INTEGER NOT NULL,
+        metric TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        conversions INTEGER NOT NULL,
+        sum REAL NOT NULL,
+        sum_squares REAL NOT NULL,
+        denominator_sum REAL NOT NULL,
+        denominator_sum_squares REAL NOT NULL,
+        cross_sum REAL NOT NULL,
+        PRIMARY KEY (experiment_id, phase, metric, variant)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS metric_hourly (
+        experiment_id TEXT NOT NULL,
+        phase INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        metric TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        conversions INTEGER NOT NULL,
+        sum REAL NOT NULL,
+        sum_squares REAL NOT NULL,
+        denominator_sum REAL NOT NULL,
+        denominator_sum_squares REAL NOT NULL,
+        cross_sum REAL NOT NULL,
+        PRIMARY KEY (experiment_id, phase, hour, metric, variant)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+)
+_DATA_TABLES: Final = (
+    "users",
+    "counts",
+    "hourly",
+    "event_ids",
+    "assignments",
+    "metric_users",
+    "metric_counts",
+    "metric_hourly",
+)
 # From version 1: the Σ 1/p² counters and the age of event ids.
 _MIGRATE_1_TO_2: Final = (
     "ALTER TABLE counts ADD COLUMN inverse_probability_square_sum REAL NOT NULL DEFAULT 0",
@@ -142,6 +206,29 @@ _MIGRATE_1_TO_2: Final = (
     "UPDATE event_ids SET seen_at = :now",
     "CREATE INDEX IF NOT EXISTS event_ids_by_age ON event_ids (seen_at)",
 )
+
+_METRIC_COUNTERS: Final = (
+    "conversions, sum, sum_squares, denominator_sum, denominator_sum_squares, cross_sum"
+)
+_ADD_METRIC_COUNTERS: Final = ", ".join(
+    f"{name} = {name} + excluded.{name}" for name in _METRIC_COUNTERS.split(", ")
+)
+_UPSERT_METRIC_COUNTS: Final = f"""
+    INSERT INTO metric_counts (experiment_id, phase, metric, variant, {_METRIC_COUNTERS})
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (experiment_id, phase, metric, variant) DO UPDATE SET {_ADD_METRIC_COUNTERS}"""
+_UPSERT_METRIC_HOURLY: Final = f"""
+    INSERT INTO metric_hourly (experiment_id, phase, hour, metric, variant, {_METRIC_COUNTERS})
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (experiment_id, phase, hour, metric, variant) DO UPDATE SET
+    {_ADD_METRIC_COUNTERS}"""
+_UPSERT_METRIC_USER: Final = """
+    INSERT INTO metric_users
+        (experiment_id, phase, metric, user_id, converted, total, denominator_total)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (experiment_id, phase, metric, user_id) DO UPDATE SET
+        converted = excluded.converted, total = excluded.total,
+        denominator_total = excluded.denominator_total"""
 
 _COUNTERS: Final = (
     "samples, conversions, value_sum, value_sum_squares, inverse_probability_sum,"
@@ -419,6 +506,56 @@ class SQLiteStore(Store):
             series[hour].variants[variant] = _variant_counts(counters)
         return list(series.values())
 
+    def get_metric_counts(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, MetricCounts]]:
+        with self._reading("get metric counts") as conn:
+            rows = conn.execute(
+                f"SELECT metric, variant, {_METRIC_COUNTERS} FROM metric_counts"
+                " WHERE experiment_id = ? AND phase = ? ORDER BY metric, variant",
+                (experiment_id, phase),
+            ).fetchall()
+        out: dict[str, dict[str, MetricCounts]] = {}
+        for metric, variant, *counters in rows:
+            out.setdefault(metric, {})[variant] = _metric_counts(counters)
+        return out
+
+    def get_metric_timeseries(self, experiment_id: str, phase: int) -> list[MetricHourCounts]:
+        with self._reading("get metric timeseries") as conn:
+            rows = conn.execute(
+                f"SELECT hour, metric, variant, {_METRIC_COUNTERS} FROM metric_hourly"
+                " WHERE experiment_id = ? AND phase = ? ORDER BY hour, metric, variant",
+                (experiment_id, phase),
+            ).fetchall()
+        series: dict[int, MetricHourCounts] = {}
+        for hour, metric, variant, *counters in rows:
+            if hour not in series:
+                series[hour] = MetricHourCounts(datetime.fromtimestamp(hour, UTC), metrics={})
+            series[hour].metrics.setdefault(metric, {})[variant] = _metric_counts(counters)
+        return list(series.values())
+
+    # --- leases --------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
+        if not ttl > timedelta(0):
+            raise ValueError(f"ttl must be positive, got {ttl!r}")
+        now = (_utc(self._clock()) - _EPOCH) // _MICROSECOND
+        expires = now + ttl // _MICROSECOND
+        with self._writing("acquire lease") as conn:
+            conn.execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " expires_at = excluded.expires_at"
+                " WHERE leases.holder = excluded.holder OR leases.expires_at <= ?",
+                (name, holder, expires, now),
+            )
+            row = conn.execute("SELECT holder FROM leases WHERE name = ?", (name,)).fetchone()
+        return row is not None and row[0] == holder
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._writing("release lease") as conn:
+            conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
     # --- connection and errors -----------------------------------------------------------
 
     def _initialise(self, conn: sqlite3.Connection) -> None:
@@ -443,6 +580,8 @@ class SQLiteStore(Store):
                 now = math.floor(_utc(self._clock()).timestamp())
                 for statement in _MIGRATE_1_TO_2:
                     conn.execute(statement, {"now": now} if ":now" in statement else {})
+            for statement in _METRIC_SCHEMA:  # version 3 (nothing when already there)
+                conn.execute(statement)
             if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
@@ -570,6 +709,18 @@ def _variant_counts(counters: Sequence[Any]) -> VariantCounts:
     )
 
 
+def _metric_counts(counters: Sequence[Any]) -> MetricCounts:
+    conversions, total, squares, denominator, denominator_squares, cross = counters
+    return MetricCounts(
+        conversions=conversions,
+        sum=total,
+        sum_squares=squares,
+        denominator_sum=denominator,
+        denominator_sum_squares=denominator_squares,
+        cross_sum=cross,
+    )
+
+
 def _padded_chunks(items: Sequence[str]) -> Iterator[tuple[str, ...]]:
     """Chunks of at most ``_MAX_IN_LIST`` items, padded (by repeating the last item) to a
     power of two so that only a few distinct statements reach the statement cache."""
@@ -596,6 +747,92 @@ class _User:
         self.converted = converted
         self.total = total
         self.dirty = dirty
+
+
+class _MetricUser:
+    """A user's state for one named metric, as read at the start of a batch."""
+
+    __slots__ = ("converted", "total", "denominator", "dirty")
+
+    def __init__(self, converted: bool, total: float, denominator: float, dirty: bool) -> None:
+        self.converted = converted
+        self.total = total
+        self.denominator = denominator
+        self.dirty = dirty
+
+
+def _load_metric_users(
+    conn: sqlite3.Connection, events: Sequence[Event]
+) -> dict[tuple[str, int, str, str], _MetricUser]:
+    """The stored per-metric state of every (user, metric) the batch's metric events name."""
+    wanted: dict[tuple[str, int, str], dict[str, None]] = {}
+    for event in events:
+        if event.metric is not None:
+            key = (event.experiment_id, event.phase, event.metric)
+            wanted.setdefault(key, {})[event.user_id] = None
+    users: dict[tuple[str, int, str, str], _MetricUser] = {}
+    for (experiment_id, phase, metric), user_ids in wanted.items():
+        for chunk in _padded_chunks(list(user_ids)):
+            rows = conn.execute(
+                "SELECT user_id, converted, total, denominator_total FROM metric_users"
+                " WHERE experiment_id = ? AND phase = ? AND metric = ?"
+                f" AND user_id IN ({_in_list(len(chunk))})",
+                (experiment_id, phase, metric, *chunk),
+            )
+            for user_id, converted, total, denominator in rows:
+                users[experiment_id, phase, metric, user_id] = _MetricUser(
+                    bool(converted), total, denominator, dirty=False
+                )
+    return users
+
+
+def _apply_metric(
+    event: Event,
+    metric: str,
+    users: dict[tuple[str, int, str, str], _MetricUser],
+    totals: dict[tuple[str, int, str, str], list[float]],
+    hourly: dict[tuple[str, int, int, str, str], list[float]],
+    hour: int,
+) -> bool:
+    """Count a named metric's conversion or value; return whether it is a new conversion.
+
+    Increments are ``[conversions, Σx, Σx², Σy, Σy², Σxy]`` (``MetricCounts``' order).
+    """
+    experiment_id, phase, variant = event.experiment_id, event.phase, event.variant
+    key = (experiment_id, phase, metric, event.user_id)
+    user = users.get(key)
+    if user is None:
+        user = users[key] = _MetricUser(False, 0.0, 0.0, dirty=True)
+    increments = [0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    new_conversion = False
+    if event.kind == "conversion":
+        if user.converted:
+            return False
+        user.converted = user.dirty = new_conversion = True
+        increments[0] = 1
+    elif event.value is not None:
+        dx = event.value
+        dy = 0.0 if event.denominator is None else event.denominator
+        x, y = user.total, user.denominator
+        increments[1:] = [
+            dx,
+            2 * x * dx + dx * dx,
+            dy,
+            2 * y * dy + dy * dy,
+            x * dy + y * dx + dx * dy,
+        ]
+        user.total, user.denominator, user.dirty = x + dx, y + dy, True
+    else:
+        return False
+    for row in (
+        totals.setdefault((experiment_id, phase, metric, variant), [0, 0.0, 0.0, 0.0, 0.0, 0.0]),
+        hourly.setdefault(
+            (experiment_id, phase, hour, metric, variant), [0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        ),
+    ):
+        for index, increment in enumerate(increments):
+            row[index] += increment
+    return new_conversion
 
 
 def _load_users(
@@ -648,6 +885,9 @@ def _apply_batch(
     Event ids applied since ``cutoff`` are duplicates; new ones are stored as seen at ``now``.
     """
     users = _load_users(conn, events)
+    metric_users = _load_metric_users(conn, events)
+    metric_totals: dict[tuple[str, int, str, str], list[float]] = {}
+    metric_hourly: dict[tuple[str, int, int, str, str], list[float]] = {}
     seen = _load_event_ids(conn, events, cutoff)
     new_ids: list[tuple[str, str, int]] = []
     # Increments per (experiment, phase, variant) and per (experiment, phase, hour, variant):
@@ -681,8 +921,11 @@ def _apply_batch(
             in_hour[0] += 1
             in_hour[4] += weight
             in_hour[5] += weight * weight
-        new_conversion = event.kind == "conversion" and not user.converted
-        if new_conversion:
+        if event.metric is not None:
+            new_conversion = _apply_metric(
+                event, event.metric, metric_users, metric_totals, metric_hourly, hour
+            )
+        elif new_conversion := event.kind == "conversion" and not user.converted:
             user.converted = user.dirty = True
             total[1] += 1
             in_hour[1] += 1
@@ -717,4 +960,21 @@ def _apply_batch(
         _UPSERT_HOURLY,
         ((*key, *increments) for key, increments in hourly.items() if any(increments)),
     )
+    if metric_users:
+        conn.executemany(
+            _UPSERT_METRIC_USER,
+            (
+                (*key, int(user.converted), user.total, user.denominator)
+                for key, user in metric_users.items()
+                if user.dirty
+            ),
+        )
+        conn.executemany(
+            _UPSERT_METRIC_COUNTS,
+            ((*key, *increments) for key, increments in metric_totals.items()),
+        )
+        conn.executemany(
+            _UPSERT_METRIC_HOURLY,
+            ((*key, *increments) for key, increments in metric_hourly.items()),
+        )
     return results
