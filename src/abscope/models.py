@@ -24,6 +24,7 @@ __all__ = [
     "Experiment",
     "MAX_METRICS",
     "Metric",
+    "MetricCorrection",
     "MetricCounts",
     "MetricKind",
     "MetricRole",
@@ -54,6 +55,9 @@ Allocation = Literal["fixed", "epsilon_greedy", "ucb1", "thompson"]
 MetricKind = Literal["binary", "mean", "ratio"]
 MetricRole = Literal["primary", "secondary", "guardrail"]
 BreachAction = Literal["pause", "alert"]
+MetricCorrection = Literal["holm", "bh"]
+"""How the secondary metrics' p-values are corrected across metrics × arms: Holm
+(family-wise error) or Benjamini–Hochberg (false discovery rate)."""
 MAX_METRICS = 20
 """Metrics per experiment, the primary included."""
 PRIMARY_KINDS: dict[str, MetricKind] = {"binary": "binary", "continuous": "mean"}
@@ -118,8 +122,9 @@ class Metric(_Model):
       its increment, 1 by default: one event per request gives "latency per request"),
       analysed by the delta method with the user as the cluster.
 
-    ``role``: exactly one ``primary`` (binary or mean: it drives the decision and gets the
-    full analysis); ``secondary`` metrics inform, corrected for multiplicity; ``guardrail``
+    ``role``: at most one ``primary`` (binary or mean: it drives the decision and gets the
+    full analysis; without one, the experiment's implicit primary, ``converted`` or
+    ``value``, is); ``secondary`` metrics inform, corrected for multiplicity; ``guardrail``
     metrics must not get worse than ``margin`` (relative: 0.05 allows 5% worse) and take
     ``action`` on a breach (``pause`` sends everyone to the control, ``alert`` only
     reports). ``min_samples`` users per arm are needed before a guardrail acts (``None``:
@@ -194,6 +199,7 @@ class Experiment(_Model):
     power: float = Field(default=0.8, gt=0.0, lt=1.0, allow_inf_nan=False)
     forced_variants: dict[str, str] = Field(default_factory=dict, max_length=1000)
     metrics: list[Metric] = Field(default_factory=list, max_length=MAX_METRICS)
+    metric_correction: MetricCorrection = "holm"
     winner: str | None = None
     phase: int = Field(default=0, ge=0)
     version: int = Field(default=0, ge=0)
@@ -245,13 +251,21 @@ class Experiment(_Model):
         if duplicates:
             raise ValueError(f"metric names must be unique; repeated: {', '.join(duplicates)}")
         primaries = [m for m in metrics if m.role == "primary"]
-        if len(primaries) != 1:
-            raise ValueError(f"exactly one metric must be primary, got {len(primaries)}")
+        if len(primaries) > 1:
+            raise ValueError(f"at most one metric may be primary, got {len(primaries)}")
         metric_type = info.data.get("metric_type")
-        if metric_type is not None and primaries[0].kind != PRIMARY_KINDS[metric_type]:
+        if metric_type is None:
+            return metrics
+        if primaries and primaries[0].kind != PRIMARY_KINDS[metric_type]:
             raise ValueError(
                 f"the primary metric's kind must be {PRIMARY_KINDS[metric_type]} for "
                 f"metric_type {metric_type}, got {primaries[0].kind}"
+            )
+        implicit = IMPLICIT_PRIMARY_NAMES[metric_type]
+        if not primaries and implicit in names:
+            raise ValueError(
+                f"{implicit!r} names the implicit primary metric; declare it as primary or"
+                " choose another name"
             )
         return metrics
 

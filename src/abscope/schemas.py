@@ -22,10 +22,13 @@ from pydantic import (
 )
 
 from abscope.models import (
+    MAX_METRICS,
     MAX_TEXT_LENGTH,
     Allocation,
     EventKind,
     Experiment,
+    Metric,
+    MetricCorrection,
     MetricType,
     Slug,
     Status,
@@ -185,6 +188,16 @@ class CreateExperimentRequest(_Body):
     )
     forced_variants: dict[str, str] = Field(
         default_factory=dict, max_length=1000, description="User id to variant, forced."
+    )
+    metrics: list[Metric] | None = Field(
+        default=None,
+        max_length=MAX_METRICS,
+        description="The metrics, at most one primary (binary or mean); without one the"
+        " primary is the metric_type's conversion or value.",
+    )
+    metric_correction: MetricCorrection = Field(
+        default="holm",
+        description="Correction of the secondary metrics across metrics x arms: holm or bh.",
     )
 
     @field_validator("min_relative_lift")

@@ -25,6 +25,7 @@ from abscope.models import (
     WEIGHT_TOLERANCE,
     AuditEntry,
     Experiment,
+    MetricType,
     Status,
     Variant,
 )
@@ -103,7 +104,7 @@ class Experiments:
                 traffic_percentage=request.traffic_percentage,
                 min_sample_size=request.min_sample_size,
                 confidence_level=request.confidence_level,
-                metric_type=request.metric_type,
+                metric_type=_metric_type(request),
                 allocation=request.allocation,
                 layer=request.layer,
                 sticky=request.sticky,
@@ -111,6 +112,8 @@ class Experiments:
                 min_relative_lift=request.min_relative_lift,
                 power=request.power,
                 forced_variants=request.forced_variants,
+                metrics=request.metrics or [],
+                metric_correction=request.metric_correction,
                 audit=[AuditEntry(at=now, action="create")],
             )
         except ValidationError as error:
@@ -278,3 +281,12 @@ class Experiments:
         self.store.save_experiment(updated)
         self._on_change()
         return updated
+
+
+def _metric_type(request: schemas.CreateExperimentRequest) -> MetricType:
+    """The request's metric type; with metrics and none given, the primary's."""
+    if request.metrics and "metric_type" not in request.model_fields_set:
+        primary = next((m for m in request.metrics if m.role == "primary"), None)
+        if primary is not None:
+            return "continuous" if primary.kind == "mean" else "binary"
+    return request.metric_type
