@@ -30,7 +30,14 @@ from abscope.storage.redis import RedisStore
 from tests.fixtures.factories import T0, experiment
 from tests.fixtures.redis_servers import RedisClusterServers, RedisServer
 
-SCRIPTS = ("record_events.lua", "save_experiment.lua", "assign_if_absent.lua", "delete_data.lua")
+SCRIPTS = (
+    "record_events.lua",
+    "save_experiment.lua",
+    "assign_if_absent.lua",
+    "delete_data.lua",
+    "acquire_lease.lua",
+    "release_lease.lua",
+)
 
 
 def script_sha(name: str) -> str:
@@ -107,7 +114,7 @@ def any_admin(any_store: RedisStore) -> Any:
 @pytest.mark.parametrize("experiment_id", ["checkout", "a", "ranking-v2_test", "x" * 64])
 def test_every_key_of_an_experiment_carries_its_hash_tag(experiment_id: str) -> None:
     built = keys.experiment_keys(experiment_id, [0, 1, 7], [20, 19])
-    assert len(built) == 1 + 2 + 3 * 6
+    assert len(built) == 1 + 2 + 3 * 9
     assert len(set(built)) == len(built)
     assert {keys.hash_tag(key) for key in built} == {experiment_id}
     assert {key_slot(key.encode()) for key in built} == {key_slot(experiment_id.encode())}
@@ -146,6 +153,8 @@ def test_the_enumerated_keys_are_all_the_keys_so_delete_leaves_nothing(
             event(exp, "u1", event_id="e1"),
             event(exp, "u1", kind="conversion"),
             event(exp, "u2", "treatment", "value", value=2.5, phase=2),
+            event(exp, "u4", kind="value", value=1.0, metric="latency", denominator=1.0),
+            event(exp, "u4", kind="conversion", metric="errors", phase=2),
         ]
     )
     store.assign_if_absent(exp, 1, "u3", "treatment")
@@ -154,6 +163,7 @@ def test_the_enumerated_keys_are_all_the_keys_so_delete_leaves_nothing(
     assert present <= {keys.EXPERIMENTS, *keys.experiment_keys(exp, [0, 1, 2], buckets)}
     assert keys.applied_events(exp, buckets[0]) in present
     assert keys.counts(exp, 2) in present and keys.assignments(exp, 1) in present
+    assert {*keys.metric_phase_keys(exp, 0), *keys.metric_phase_keys(exp, 2)} <= present
     store.delete_experiment(exp)
     assert admin.dbsize() == 0
 
@@ -173,6 +183,8 @@ def test_scripts_are_sent_once_and_called_by_sha(server: RedisServer, admin: red
             store.assign_if_absent(exp, 0, "u1", "control")
             store.save_experiment(experiment(exp).model_copy(update={"version": 1}))
             store.delete_experiment(exp)
+            assert store.acquire_lease(exp, "worker", timedelta(seconds=5))
+            store.release_lease(exp, "worker")
     finally:
         first.close()
         second.close()
@@ -492,6 +504,7 @@ def test_the_key_table_lists_every_key() -> None:
         pattern = key.replace("{x-id}", "{<id>}").replace(":p3:", ":p<p>:")
         pattern = pattern.replace(":events:5", ":events:<b>")
         assert f"``{pattern}``" in documented, pattern
+    assert f"``{keys.lease('<name>')}``" in documented
 
 
 # --- batches that span experiments -------------------------------------------------------------

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from abscope.errors import StorageUnavailable
-from abscope.models import Event, VariantCounts
+from abscope.models import Event, MetricCounts, VariantCounts
 from abscope.storage.sqlite import SCHEMA_VERSION, SQLiteStore
 from tests.fixtures.factories import T0, experiment
 
@@ -491,8 +491,79 @@ def test_a_version_1_file_is_migrated_and_keeps_its_counts_and_ids(path: Path) -
         assert counts.inverse_probability_square_sum == 0.0
         [retry] = migrated.record_events([event("u1", kind="conversion", event_id="old-1")])
         assert retry.outcome == "duplicate"  # ids from before the migration are remembered
+        assert migrated.get_metric_counts("ranking", 0) == {}  # version 3's tables, empty
     finally:
         migrated.close()
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+_VERSION_3_TABLES = ("metric_users", "metric_counts", "metric_hourly", "leases")
+
+
+def _tables(path: Path) -> set[str]:
+    with raw(path) as conn:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {name for (name,) in rows}
+
+
+def test_a_version_2_file_gains_the_metric_and_lease_tables_and_keeps_its_data(
+    path: Path,
+) -> None:
+    exp = experiment("ranking")
+    with closing(SQLiteStore(path)) as old:
+        old.create_experiment(exp)
+        old.record_events(
+            [
+                event("u1", probability=0.5, event_id="old-1"),
+                event("u1", kind="conversion", at=T0 + timedelta(hours=1)),
+                event("u2", "treatment", kind="value", value=2.5),
+            ]
+        )
+        old.assign_if_absent("ranking", 0, "u3", "treatment")
+        before = (
+            old.get_experiment("ranking"),
+            old.get_counts("ranking", 0),
+            old.get_timeseries("ranking", 0),
+        )
+    with raw(path) as conn:  # version 2 is version 3 without its four tables
+        for table in _VERSION_3_TABLES:
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("PRAGMA user_version = 2")
+    assert _tables(path).isdisjoint(_VERSION_3_TABLES)
+    with closing(SQLiteStore(path)) as migrated:
+        assert _tables(path) >= set(_VERSION_3_TABLES)
+        after = (
+            migrated.get_experiment("ranking"),
+            migrated.get_counts("ranking", 0),
+            migrated.get_timeseries("ranking", 0),
+        )
+        assert after == before
+        assert migrated.get_exposure("ranking", 0, "u1") == "control"
+        assert migrated.get_assignment("ranking", 0, "u3") == "treatment"
+        assert migrated.get_metric_counts("ranking", 0) == {}
+        results = migrated.record_events(
+            [
+                event("u1", event_id="old-1"),  # remembered across the migration
+                event("u1", kind="value", value=4.0, metric="latency", denominator=2.0),
+                event("u2", "control", kind="conversion", metric="errors"),  # mismatch
+            ]
+        )
+        assert [r.outcome for r in results] == ["duplicate", "counted", "variant_mismatch"]
+        assert migrated.get_metric_counts("ranking", 0) == {
+            "latency": {
+                "control": MetricCounts(
+                    sum=4.0,
+                    sum_squares=16.0,
+                    denominator_sum=2.0,
+                    denominator_sum_squares=4.0,
+                    cross_sum=8.0,
+                )
+            }
+        }
+        assert migrated.get_counts("ranking", 0) == before[1]  # the user was exposed already
+        assert migrated.acquire_lease("monitor", "worker-a", timedelta(seconds=5))
+        assert not migrated.acquire_lease("monitor", "worker-b", timedelta(seconds=5))
     with raw(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
 

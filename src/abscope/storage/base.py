@@ -42,8 +42,11 @@ variant, and again per UTC hour for the time-series charts.
   ``value = dx`` and ``denominator = dy`` (0 when absent) updates the user's totals
   ``(x, y)`` of that metric and the sums by the per-user trick (``MetricCounts``). Such
   an event registers the exposure first, as any other, and is idempotent by its event id.
+  Its result's ``new_conversion`` says whether it added the user's conversion of that
+  metric. A metric and a variant appear in the counts once an event was counted for them.
   The store does not check the name against the experiment's metrics: the service does.
 * A lease (:meth:`Store.acquire_lease`) elects one holder among workers, for the monitor.
+  Leases belong to no experiment: deleting one leaves them alone.
 
 Hour buckets hold the increments made during that hour (by the event's ``at``), so the
 cumulative sum of the buckets up to an hour is the state at the end of that hour.

@@ -24,12 +24,29 @@ Key                                   Type    Meaning
                                               made in that UTC hour; ``<hour>`` is the epoch
                                               second at which the hour starts.
 ``abscope:{<id>}:p<p>:assignments``   hash    field user → sticky variant (assign_if_absent).
+``abscope:{<id>}:p<p>:metric_users``  hash    field ``<name>|<user>`` → the user's state for
+                                              the named metric ``<name>``:
+                                              ``<converted>|<x>|<y>`` (0 or 1, the numerator
+                                              total, the denominator total).
+``abscope:{<id>}:p<p>:metric_counts`` hash    field ``<name>|<variant>|<counter>`` → the
+                                              phase's total of a named metric.
+``abscope:{<id>}:p<p>:metric_hourly`` hash    field ``<hour>|<name>|<variant>|<counter>`` →
+                                              increments made in that UTC hour.
+``abscope:{lease:<name>}``            string  the holder of the lease ``<name>``, with a
+                                              server-side expiry (PX). The hash tag starts
+                                              with ``lease:``, which no experiment id can
+                                              (``:`` is not in a slug).
 ====================================  ======  ==================================================
 
 ``<metric>`` is one of :data:`METRICS`, the fields of
-:class:`~abscope.models.VariantCounts`. Numbers are stored as decimal strings that round-trip
-a float64 exactly (Lua formats them with ``%.17g``). ``record_events.lua`` builds the two
-field formats itself; :func:`count_field` and :func:`hour_field` here are their reference.
+:class:`~abscope.models.VariantCounts`, and ``<counter>`` one of :data:`METRIC_COUNTERS`, the
+fields of :class:`~abscope.models.MetricCounts`; a metric's ``<name>`` and a variant are
+slugs, so they never contain ``|``. The metric keys exist only for experiments whose events
+name a metric: a batch of the primary's events takes none of them. Numbers are stored as
+decimal strings that round-trip a float64 exactly (Lua formats them with ``%.17g``).
+``record_events.lua`` builds the field formats itself; :func:`count_field`,
+:func:`hour_field`, :func:`metric_count_field` and :func:`metric_hour_field` here are their
+reference.
 
 Example
 -------
@@ -51,6 +68,7 @@ from abscope.models import is_slug
 __all__ = [
     "EXPERIMENTS",
     "METRICS",
+    "METRIC_COUNTERS",
     "BUCKETS_PER_WINDOW",
     "applied_events",
     "assignments",
@@ -63,8 +81,17 @@ __all__ = [
     "hour_field",
     "hourly",
     "id_buckets",
+    "lease",
+    "metric_count_field",
+    "metric_counts",
+    "metric_hour_field",
+    "metric_hourly",
+    "metric_phase_keys",
+    "metric_users",
     "parse_count_field",
     "parse_hour_field",
+    "parse_metric_count_field",
+    "parse_metric_hour_field",
     "phase_keys",
     "phases",
     "user_totals",
@@ -85,6 +112,17 @@ METRICS: Final = (
     "inverse_probability_square_sum",
 )
 """Counter names, in the order of :class:`~abscope.models.VariantCounts`' fields."""
+
+METRIC_COUNTERS: Final = (
+    "conversions",
+    "sum",
+    "sum_squares",
+    "denominator_sum",
+    "denominator_sum_squares",
+    "cross_sum",
+)
+"""Counter names of a named metric, in the order of :class:`~abscope.models.MetricCounts`'
+fields."""
 
 
 @lru_cache(maxsize=4096)  # every key of every event is built here: validate each id once
@@ -166,6 +204,47 @@ def assignments(experiment_id: str, phase: int) -> str:
     return f"{_phase(experiment_id, phase)}:assignments"
 
 
+def metric_users(experiment_id: str, phase: int) -> str:
+    """Hash ``metric|user`` → ``converted|x|y``, a user's state for a named metric."""
+    return f"{_phase(experiment_id, phase)}:metric_users"
+
+
+def metric_counts(experiment_id: str, phase: int) -> str:
+    """Hash ``metric|variant|counter`` → a named metric's total in the phase."""
+    return f"{_phase(experiment_id, phase)}:metric_counts"
+
+
+def metric_hourly(experiment_id: str, phase: int) -> str:
+    """Hash ``hour|metric|variant|counter`` → increments made during that UTC hour."""
+    return f"{_phase(experiment_id, phase)}:metric_hourly"
+
+
+def metric_phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str]:
+    """The named metrics' keys ``record_events.lua`` takes for one phase, in its order.
+
+    ``(metric_users, metric_counts, metric_hourly)``; only batches with metric events
+    pass them.
+    """
+    return (
+        metric_users(experiment_id, phase),
+        metric_counts(experiment_id, phase),
+        metric_hourly(experiment_id, phase),
+    )
+
+
+def lease(name: str) -> str:
+    """String holding the holder of the lease ``name`` (expiring on the server).
+
+    >>> lease("monitor")
+    'abscope:{lease:monitor}'
+    >>> hash_tag(lease("monitor"))
+    'lease:monitor'
+    """
+    if not name:
+        raise ValueError("a lease needs a name")
+    return f"{_PREFIX}:{{lease:{name}}}"
+
+
 def phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str, str, str]:
     """The keys ``record_events.lua`` takes for one phase, in the script's order.
 
@@ -192,6 +271,7 @@ def experiment_keys(
     for phase in sorted(set(phase_numbers)):
         keys.extend(phase_keys(experiment_id, phase))
         keys.append(assignments(experiment_id, phase))
+        keys.extend(metric_phase_keys(experiment_id, phase))
     return keys
 
 
@@ -224,3 +304,25 @@ def parse_hour_field(field: str) -> tuple[int, str, str]:
     """``(hour, variant, metric)`` of an hourly field."""
     hour, variant, metric = field.split(_SEPARATOR)
     return int(hour), variant, metric
+
+
+def metric_count_field(metric: str, variant: str, counter: str) -> str:
+    """Field of the metric counts hash, e.g. ``latency_ms|control|cross_sum``."""
+    return f"{metric}{_SEPARATOR}{variant}{_SEPARATOR}{counter}"
+
+
+def metric_hour_field(hour: int, metric: str, variant: str, counter: str) -> str:
+    """Field of the metric hourly hash, e.g. ``1700000000|latency_ms|control|sum``."""
+    return f"{hour}{_SEPARATOR}{metric}{_SEPARATOR}{variant}{_SEPARATOR}{counter}"
+
+
+def parse_metric_count_field(field: str) -> tuple[str, str, str]:
+    """``(metric, variant, counter)`` of a metric counts field."""
+    metric, variant, counter = field.split(_SEPARATOR)
+    return metric, variant, counter
+
+
+def parse_metric_hour_field(field: str) -> tuple[int, str, str, str]:
+    """``(hour, metric, variant, counter)`` of a metric hourly field."""
+    hour, metric, variant, counter = field.split(_SEPARATOR)
+    return int(hour), metric, variant, counter

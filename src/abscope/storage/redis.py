@@ -11,7 +11,15 @@ are single Lua script calls, atomic on one server and on a cluster alike:
   applied (``unavailable``);
 * ``lua/save_experiment.lua`` is the compare-and-set on the configuration hash;
 * ``lua/assign_if_absent.lua`` stores a sticky assignment unless one exists;
-* ``lua/delete_data.lua`` deletes an experiment's data keys.
+* ``lua/delete_data.lua`` deletes an experiment's data keys;
+* ``lua/acquire_lease.lua`` and ``lua/release_lease.lua`` take, renew and give up a lease
+  (one key outside every experiment's slot, expiring on the server: an expired lease is
+  free without anyone releasing it).
+
+The events of named metrics are counted by ``record_events.lua`` too, in the same call as
+the exposure they may register, so they are as atomic and idempotent as the primary's.
+A batch without them passes none of the metric keys, and the script's work for it is what
+it was before metrics existed, but for one string comparison per exposure.
 
 Scripts are called by SHA1 (EVALSHA); only a server that answers NOSCRIPT (it restarted, or
 never ran the script) gets the source, once, by EVAL on the node that serves the keys.
@@ -69,7 +77,7 @@ from redis.exceptions import DataError, NoScriptError, RedisClusterException, Re
 from redis.retry import Retry
 
 from abscope.errors import Conflict, NotFound, StorageUnavailable
-from abscope.models import Event, Experiment, Status, VariantCounts
+from abscope.models import Event, Experiment, MetricCounts, Status, VariantCounts
 from abscope.storage import keys
 from abscope.storage.base import (
     DEFAULT_EVENT_ID_WINDOW,
@@ -77,6 +85,7 @@ from abscope.storage.base import (
     EventOutcome,
     EventResult,
     HourCounts,
+    MetricHourCounts,
     Store,
     utc_now,
 )
@@ -94,6 +103,7 @@ _OUTCOMES: Final[tuple[EventOutcome, ...]] = ("counted", "duplicate", "variant_m
 _NEW_EXPOSURE: Final = 4
 _NEW_CONVERSION: Final = 8
 _INTEGER_METRICS: Final = frozenset({"samples", "conversions"})
+_METRIC_KINDS: Final = {"conversion": "metric_conversion", "value": "metric_value"}
 _UNAVAILABLE: Final = EventResult("unavailable")
 _log = logging.getLogger("abscope.storage.redis")
 
@@ -237,6 +247,25 @@ def _variant_counts(values: dict[str, dict[str, str]]) -> dict[str, VariantCount
     return result
 
 
+def _metric_counts(
+    values: dict[str, dict[str, dict[str, str]]],
+) -> dict[str, dict[str, MetricCounts]]:
+    """``{metric: {variant: MetricCounts}}`` from ``{metric: {variant: {counter: text}}}``."""
+    result: dict[str, dict[str, MetricCounts]] = {}
+    for metric in sorted(values):
+        per_variant = values[metric]
+        result[metric] = {
+            variant: MetricCounts(
+                **{
+                    counter: int(raw) if counter == "conversions" else float(raw)
+                    for counter, raw in per_variant[variant].items()
+                }
+            )
+            for variant in sorted(per_variant)
+        }
+    return result
+
+
 _RESULTS: Final = tuple(
     EventResult(
         outcome=_OUTCOMES[code & 3] if code & 3 < len(_OUTCOMES) else "counted",
@@ -332,6 +361,8 @@ class RedisStore(Store):
         self._save = _Script.load("save_experiment.lua")
         self._assign = _Script.load("assign_if_absent.lua")
         self._delete_data = _Script.load("delete_data.lua")
+        self._acquire = _Script.load("acquire_lease.lua")
+        self._release = _Script.load("release_lease.lua")
 
     @classmethod
     def from_url(
@@ -575,19 +606,30 @@ class RedisStore(Store):
         args: list[str | int] = [len(buckets), ttl, len(phases), *phases]
         hours: dict[datetime, int] = {}
         probabilities: dict[float, str] = {}  # a few per batch: one per variant, mostly
+        named_metrics = False
         for event in events:
             hour = hours.get(event.at)
             if hour is None:
                 hour = hours[event.at] = _hour(event.at)
-            value = "" if event.value is None else _float_text(event.value)
+            kind: str = event.kind
+            if event.metric is None:
+                value = "" if event.value is None else _float_text(event.value)
+            else:
+                kind, value, named_metrics = _METRIC_KINDS[kind], event.metric, True
+                if event.value is not None:
+                    dy = 0.0 if event.denominator is None else event.denominator
+                    value = f"{event.metric};{_float_text(event.value)};{_float_text(dy)}"
             probability = probabilities.get(event.probability)
             if probability is None:
                 probability = probabilities[event.probability] = _float_text(event.probability)
             args += (
                 event.user_id,
-                f"{group[event.phase]}|{event.variant}|{event.kind}|{value}"
+                f"{group[event.phase]}|{event.variant}|{kind}|{value}"
                 f"|{probability}|{hour}|{event.event_id or ''}",
             )
+        if named_metrics:
+            for phase in phases:
+                script_keys.extend(keys.metric_phase_keys(experiment_id, phase))
         return script_keys, args
 
     def get_exposure(self, experiment_id: str, phase: int, user_id: str) -> str | None:
@@ -618,3 +660,45 @@ class RedisStore(Store):
             HourCounts(hour=datetime.fromtimestamp(hour, UTC), variants=_variant_counts(values))
             for hour, values in sorted(hours.items())
         ]
+
+    def get_metric_counts(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, MetricCounts]]:
+        key = keys.metric_counts(experiment_id, phase)
+        with _unavailable(f"read the metric counts of experiment {experiment_id!r}"):
+            stored = self._client.hgetall(key)
+        values: dict[str, dict[str, dict[str, str]]] = {}
+        for field, raw in stored.items():
+            metric, variant, counter = keys.parse_metric_count_field(_text(field))
+            values.setdefault(metric, {}).setdefault(variant, {})[counter] = _text(raw)
+        return _metric_counts(values)
+
+    def get_metric_timeseries(self, experiment_id: str, phase: int) -> list[MetricHourCounts]:
+        key = keys.metric_hourly(experiment_id, phase)
+        with _unavailable(f"read the metric time series of experiment {experiment_id!r}"):
+            stored = self._client.hgetall(key)
+        hours: dict[int, dict[str, dict[str, dict[str, str]]]] = {}
+        for field, raw in stored.items():
+            hour, metric, variant, counter = keys.parse_metric_hour_field(_text(field))
+            per_metric = hours.setdefault(hour, {}).setdefault(metric, {})
+            per_metric.setdefault(variant, {})[counter] = _text(raw)
+        return [
+            MetricHourCounts(hour=datetime.fromtimestamp(hour, UTC), metrics=_metric_counts(values))
+            for hour, values in sorted(hours.items())
+        ]
+
+    # --- leases --------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
+        """Take or renew the lease in one script call; its expiry is the server's (PX), so
+        a holder that stops renewing loses it after ``ttl`` without anyone cleaning up."""
+        if not ttl > timedelta(0):
+            raise ValueError(f"ttl must be positive, got {ttl!r}")
+        milliseconds = max(1, math.ceil(ttl / timedelta(milliseconds=1)))
+        with _unavailable(f"acquire the lease {name!r}"):
+            held = self._run(self._acquire, [keys.lease(name)], [holder, milliseconds])
+        return int(held) == 1
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with _unavailable(f"release the lease {name!r}"):
+            self._run(self._release, [keys.lease(name)], [holder])

@@ -42,13 +42,14 @@ ids older than the store's ``event_id_window`` are ignored when a batch is check
 duplicates and deleted (by the ``seen_at`` index) at most once every ``window / 7``, so the
 table holds about one window of ids. Version 1 files (no ``seen_at`` and no
 ``inverse_probability_square_sum``) are migrated when opened: their ids count as seen at
-the migration, and their ``Σ 1/p²`` starts at 0. Version 2 files gain the metric and lease
-tables, empty. Rows of
-an experiment that was never created are accepted (the service checks existence); deleting
-an experiment removes its rows from every table.
+the migration, and their ``Σ 1/p²`` starts at 0. Version 2 files (and version 1 files,
+after that step) gain the metric and lease tables, empty. Rows of an experiment that was
+never created are accepted (the service checks existence); deleting an experiment removes
+its rows from every table but ``leases``, which belong to no experiment.
 
-Numerical precision: ``value_sum``, ``value_sum_squares``, ``inverse_probability_sum`` and
-the per-user ``total`` are float64 (``REAL``) accumulators. Within one batch the increments
+Numerical precision: ``value_sum``, ``value_sum_squares``, ``inverse_probability_sum``, the
+per-user ``total`` and ``denominator_total`` and the sums of ``metric_counts`` are float64
+(``REAL``) accumulators. Within one batch the increments
 of a counter row are summed in float64 first and then added to the stored value, so results
 can differ from a one-event-at-a-time sum in the last bits.
 """

@@ -6,6 +6,9 @@
 -- KEYS[B + 1]    abscope:{id}:phases   set of phases with data
 -- then, for each phase group g = 1..G, five keys starting at KEYS[B + 2 + 5 (g - 1)]:
 --          exposures (hash), converted (set), totals (hash), counts (hash), hourly (hash)
+-- then, only when the batch holds events of named metrics, for each group g three keys
+-- starting at KEYS[B + 2 + 5 G + 3 (g - 1)]:
+--          metric_users (hash), metric_counts (hash), metric_hourly (hash)
 -- ARGV[1]  B, the number of event-id buckets
 -- ARGV[2]  seconds the current bucket must live (set when the script adds an id to it)
 -- ARGV[3]  G, the number of phase groups
@@ -14,13 +17,18 @@
 -- less to send), "|"-separated: group | variant | kind ("exposure" | "conversion" |
 -- "value") | value ("" unless kind is value) | probability | hour (epoch second of the UTC
 -- hour start) | event id ("" when none). None of these can hold a "|" (the variant is a
--- slug, event ids are restricted, the rest are numbers or fixed words).
+-- slug, event ids are restricted, the rest are numbers or fixed words). An event of a
+-- named metric has kind "metric_conversion" (value: the metric's name) or "metric_value"
+-- (value: name;dx;dy, the numerator's and the denominator's increments).
 --
 -- Returns one integer per event: outcome (0 counted, 1 duplicate, 2 variant_mismatch)
 -- + 4 if it registered a new exposure + 8 if it registered a new conversion.
 --
 -- Counters are read once per batch, updated in Lua float64 arithmetic event by event (the
--- same roundings as any float64 accumulator) and written back at the end. Numbers are passed
+-- same roundings as any float64 accumulator) and written back at the end. A named metric
+-- keeps, per user, "converted|x|y" (formatted with %.17g) and, per variant, the counters
+-- of MetricCounts with the per-user update: dx, 2x dx + dx^2, dy, 2y dy + dy^2 and
+-- x dy + y dx + dx dy. Numbers are passed
 -- to redis.call as Lua numbers, which Redis formats with %.17g (exact round trip); never
 -- tostring(), which keeps only 14 digits.
 
@@ -29,6 +37,9 @@ local NEW_EXPOSURE, NEW_CONVERSION = 4, 8
 local FIELDS_PER_EVENT = 2
 local PACKED = '^(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
 local KEYS_PER_GROUP = 5
+local METRIC_KEYS_PER_GROUP = 3
+local METRIC_VALUE = '^([^;]*);([^;]*);([^;]*)$'
+local METRIC_USER = '^(%d)|([^|]*)|([^|]*)$'
 local HSET_CHUNK = 500
 
 local buckets = tonumber(ARGV[1])
@@ -99,6 +110,62 @@ local function bump(counts_key, hourly_key, fields, metric, delta)
     add(hourly_key, pair[2], delta)
 end
 
+-- the same for a named metric, per (hour, metric, variant)
+local metric_names = {}
+local function metric_field_names(hour, metric, variant)
+    local slot = hour .. '|' .. metric .. '|' .. variant
+    local known = metric_names[slot]
+    if known == nil then
+        known = {}
+        local total = metric .. '|' .. variant .. '|'
+        for _, counter in ipairs({'conversions', 'sum', 'sum_squares', 'denominator_sum',
+                'denominator_sum_squares', 'cross_sum'}) do
+            known[counter] = {total .. counter, slot .. '|' .. counter}
+        end
+        metric_names[slot] = known
+    end
+    return known
+end
+
+-- Count a named metric's conversion or value (the exposure is registered already);
+-- return NEW_CONVERSION when it added the user's conversion, else 0.
+local metric_base = buckets + 1 + groups * KEYS_PER_GROUP
+local function count_metric(group, user, variant, kind, packed, hour)
+    local base = metric_base + (tonumber(group) - 1) * METRIC_KEYS_PER_GROUP
+    local users_key, counts_key, hourly_key = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
+    local metric, dx, dy = packed, nil, nil
+    if kind == 'metric_value' then
+        metric, dx, dy = string.match(packed, METRIC_VALUE)
+        dx, dy = tonumber(dx), tonumber(dy)
+    end
+    local field = metric .. '|' .. user
+    local converted, x, y = 0, 0, 0
+    local stored = redis.call('HGET', users_key, field)
+    if stored then
+        converted, x, y = string.match(stored, METRIC_USER)
+        converted, x, y = tonumber(converted), tonumber(x), tonumber(y)
+    end
+    local fields = metric_field_names(hour, metric, variant)
+    local added = 0
+    if dx == nil then
+        if converted == 1 then
+            return 0
+        end
+        converted = 1
+        bump(counts_key, hourly_key, fields, 'conversions', 1)
+        added = NEW_CONVERSION
+    else
+        bump(counts_key, hourly_key, fields, 'sum', dx)
+        bump(counts_key, hourly_key, fields, 'sum_squares', 2 * x * dx + dx * dx)
+        bump(counts_key, hourly_key, fields, 'denominator_sum', dy)
+        bump(counts_key, hourly_key, fields, 'denominator_sum_squares', 2 * y * dy + dy * dy)
+        bump(counts_key, hourly_key, fields, 'cross_sum', x * dy + y * dx + dx * dy)
+        x, y = x + dx, y + dy
+    end
+    redis.call('HSET', users_key, field, string.format('%d|%.17g|%.17g', converted, x, y))
+    return added
+end
+
 local results = {}
 local first = groups + 4
 local n = (#ARGV - first + 1) / FIELDS_PER_EVENT
@@ -147,6 +214,8 @@ for i = 0, n - 1 do
                 redis.call('HSET', totals_key, user, t + v)
                 bump(counts_key, hourly_key, fields, 'value_sum', v)
                 bump(counts_key, hourly_key, fields, 'value_sum_squares', 2 * t * v + v * v)
+            elseif kind ~= 'exposure' then
+                code = code + count_metric(group, user, variant, kind, value, hour)
             end
             results[i + 1] = code
         end
