@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from abscope import schemas
 from abscope.assignment import AssignmentConfig, LayerSlice, Router
 from abscope.bandits import EpsilonGreedyConfig, PolicyConfig, ThompsonConfig, UCB1Config
-from abscope.models import Experiment, Status
+from abscope.models import Experiment, Metric, Status
 
 __all__ = [
     "Answer",
@@ -92,7 +92,8 @@ class CompiledExperiment:
     routing them needs no store I/O. ``answers`` holds the answer per variant, ``outside``
     the answer for a user outside the traffic, ``fallback`` the answer to everyone while
     the experiment is not running, and ``probability`` the assignment probability per
-    variant (weight × traffic share).
+    variant (weight × traffic share). ``metrics`` holds every metric by name, the primary
+    (declared or implicit) included: events naming a metric are checked against it.
     """
 
     experiment: Experiment
@@ -104,6 +105,7 @@ class CompiledExperiment:
     outside: Answer
     fallback: Answer | None
     probability: dict[str, float]
+    metrics: dict[str, Metric] = field(default_factory=dict)
 
     @property
     def running(self) -> bool:
@@ -177,6 +179,7 @@ def compile_experiment(experiment: Experiment) -> CompiledExperiment:
         outside=Answer.of(experiment.id, control.name, control.model_id, outside_reason),
         fallback=None if experiment.status == Status.RUNNING else fallback_answer(experiment),
         probability={v.name: v.weight * share for v in experiment.variants},
+        metrics={m.name: m for m in experiment.all_metrics},
     )
 
 

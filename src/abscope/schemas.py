@@ -346,6 +346,16 @@ class RouteResponse(BaseModel):
     assignments: list[Assignment]
 
 
+_METRIC_DESCRIPTION = (
+    "The declared metric this outcome counts for (a conversion for a binary metric, a value"
+    " for a mean or ratio one); without it, or naming the primary, the primary metric's."
+)
+_DENOMINATOR_DESCRIPTION = (
+    "A ratio metric's denominator increment for this value (1 when absent: one more request,"
+    " say, for latency per request); refused for any other metric."
+)
+
+
 class LogRequest(_Body):
     """One outcome of a user in an experiment: a conversion, a value, or an exposure."""
 
@@ -380,6 +390,10 @@ class LogRequest(_Body):
         description="Idempotency key: a retry with the same id is counted once.",
     )
     timestamp: Timestamp | None = None
+    metric: Slug | None = Field(default=None, description=_METRIC_DESCRIPTION)
+    denominator: float | None = Field(
+        default=None, allow_inf_nan=False, ge=-1e12, le=1e12, description=_DENOMINATOR_DESCRIPTION
+    )
 
 
 class LogResponse(BaseModel):
@@ -408,6 +422,10 @@ class BatchEvent(_Body):
         description="Idempotency key: a retry with the same id is counted once.",
     )
     timestamp: Timestamp | None = None
+    metric: Slug | None = Field(default=None, description=_METRIC_DESCRIPTION)
+    denominator: float | None = Field(
+        default=None, allow_inf_nan=False, ge=-1e12, le=1e12, description=_DENOMINATOR_DESCRIPTION
+    )
 
 
 class BatchRequest(_Body):

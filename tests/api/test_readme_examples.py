@@ -40,10 +40,16 @@ def test_the_readme_curl_examples_run_as_pasted(make_server: MakeServer, tmp_pat
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     statuses = STATUS.findall(done.stdout)
-    assert statuses == ["201", "200", "200", "200", "200"], done.stdout
+    assert statuses == ["201", "200", "200", "200", "201", "200", "200"], done.stdout
     replies = [part.strip() for part in STATUS.split(done.stdout)[::2] if part.strip()]
-    route, logged, results = (json.loads(r) for r in replies[2:5])
+    created = json.loads(replies[0])
+    assert [m["name"] for m in created["metrics"]] == ["latency_ms"]
+    route, logged, added, batch, results = (json.loads(r) for r in replies[2:7])
     assert route["exposure_recorded"] and route["experiment_id"] == "ranker-v2"
+    assert route["variant_name"] == "treatment"  # as the README shows it, and its events say
     assert logged == {"status": "counted", "new_exposure": False, "new_conversion": True}
+    assert [m["name"] for m in added["metrics"]] == ["latency_ms", "revenue"]
+    assert added["audit"][-1]["action"] == "metric_added"
+    assert (batch["counted"], batch["rejected"]) == (2, 0), batch
     assert results["control_samples"] + results["treatment_samples"] == 1
     assert results["min_relative_lift"] == 0.05

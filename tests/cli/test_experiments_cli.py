@@ -291,3 +291,114 @@ def test_the_readme_management_commands_run_as_pasted(
     assert "checkout-v2: completed, serving treatment to everyone" in done.stdout
     header = (tmp_path / "hours.csv").read_text().splitlines()[0]
     assert header.startswith("hour,variant,samples,conversions")
+
+
+def test_metrics_are_declared_at_creation_and_added_later(
+    server: AbscopeServer, tmp_path: Path
+) -> None:
+    listed = tmp_path / "metrics.json"
+    cost = {"name": "cost", "kind": "mean", "role": "guardrail", "higher_is_better": False,
+            "margin": 0.1, "min_samples": 300, "description": "dollars per user"}  # fmt: skip
+    listed.write_text(json.dumps([cost]))
+    created = ok(
+        cli(server, "create", "--id", "guarded", "--name", "Guarded", "--control-model", "m1",
+            "--treatment-model", "m2", "--metrics-file", str(listed),
+            "--declare-metric", "latency_ms:ratio:guardrail:lower:0.05:pause",
+            "--declare-metric", "revenue:mean", "--declare-metric", "errors:binary:guardrail::0.5")
+    )  # fmt: skip
+    assert created.splitlines() == [
+        "created guarded (draft): control=m1 (50%), treatment=m2 (50%)",
+        "  metric cost: mean guardrail, lower is better, margin 10.0%, alert on breach,"
+        " acts from 300 users per arm",
+        "  metric latency_ms: ratio guardrail, lower is better, margin 5.0%, pause on breach",
+        "  metric revenue: mean secondary, higher is better",
+        "  metric errors: binary guardrail, higher is better, margin 50.0%, alert on breach",
+        "start it with: abscope experiments start guarded",
+    ]
+    ok(cli(server, "start", "guarded"))
+
+    added = ok(cli(server, "add-metric", "guarded", "tokens:ratio:secondary",
+                   "--description", "tokens per second"))  # fmt: skip
+    assert added.splitlines() == [
+        "added to guarded (running): tokens: ratio secondary, higher is better",
+        "its metrics: cost, latency_ms, revenue, errors, tokens",
+    ]
+    piped = runner.invoke(
+        app, ["experiments", "add-metric", "guarded", "--file", "-", "--json", "--url",
+              server.url, "--api-key", ADMIN],
+        input=json.dumps({"name": "clicks", "kind": "binary", "numerator": ""}), env=NO_ENV,
+    )  # fmt: skip
+    experiment = json.loads(ok(piped))
+    assert [m["name"] for m in experiment["metrics"]][-1] == "clicks"
+    with httpx.Client(base_url=server.url, headers={"X-API-Key": READ}) as http:
+        stored = http.get("/experiments/guarded").json()
+    assert stored == experiment
+    declared = {m["name"]: m for m in stored["metrics"]}
+    assert declared["cost"] == {**cost, "action": None, "numerator": "", "denominator": ""}
+    assert declared["latency_ms"]["higher_is_better"] is False
+    assert (declared["latency_ms"]["margin"], declared["latency_ms"]["action"]) == (0.05, "pause")
+    assert [entry["changes"]["metric"]["name"] for entry in stored["audit"]
+            if entry["action"] == "metric_added"] == ["tokens", "clicks"]  # fmt: skip
+    assert declared["tokens"]["description"] == "tokens per second"
+
+    shown = ok(cli(server, "show", "guarded", key=READ))
+    section = shown.split("Metrics:\n")[1].split("\n\n")[0].splitlines()
+    assert section[0] == "  converted: binary primary, higher is better"  # the implicit one
+    assert [line.split(":")[0].strip() for line in section[1:]] == [
+        "cost", "latency_ms", "revenue", "errors", "tokens", "clicks",
+    ]  # fmt: skip
+    assert "metric_added  metric clicks: binary secondary, higher is better" in shown
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("revenue:median",), 2, "Invalid value for SPEC: KIND must be binary, mean or ratio"),
+        (("lat:ratio:guard",), 2, "ROLE must be primary, secondary or guardrail"),
+        (("lat:ratio:guardrail:down:0.1",), 2, "DIRECTION must be higher or lower"),
+        (("lat:ratio:guardrail:lower:five",), 2, "MARGIN must be a number such as 0.05"),
+        (("lat:ratio:guardrail:lower:0.1:stop",), 2, "ACTION must be pause or alert"),
+        (("a:mean:secondary:higher:0.1:alert:x",), 2, "got 7 parts"),
+        ((":mean",), 2, "NAME is required"),
+        ((), 2, "give NAME:KIND[:ROLE[:DIRECTION[:MARGIN[:ACTION]]]] or --file"),
+        (("x:mean", "--file", "-"), 2, "give --file or a spec"),
+        (("revenue:mean",), 1, "error: 409: experiment checked has a metric named 'revenue'"),
+        (("converted:binary",), 1, "error: 409: experiment checked has a metric named"),
+        (("clicks:binary:primary",), 1, "error: 422: body.role: a metric added later is"),
+        (("Lat:mean",), 1, "error: 422: body.name: String should match pattern"),
+        (("lat:ratio:guardrail:lower",), 1, "error: 422: body: Value error, a guardrail needs"),
+    ],
+)
+def test_add_metric_errors_name_the_part_and_exit_1_or_2(
+    server: AbscopeServer, args: tuple[str, ...], code: int, message: str
+) -> None:
+    if cli(server, "show", "checked").exit_code != 0:
+        ok(cli(server, "create", "--id", "checked", "--name", "Checked", "--control-model",
+               "a", "--treatment-model", "b", "--declare-metric", "revenue:mean"))  # fmt: skip
+    result = cli(server, "add-metric", "checked", *args)
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    assert message in result.stderr
+    assert result.stdout == ""
+    with httpx.Client(base_url=server.url, headers={"X-API-Key": READ}) as http:
+        metrics = http.get("/experiments/checked").json()["metrics"]
+    assert [m["name"] for m in metrics] == ["revenue"]
+
+
+def test_an_ended_experiment_takes_no_metric_and_create_names_the_option(
+    server: AbscopeServer,
+) -> None:
+    ok(cli(server, "create", "--id", "ended", "--name", "Ended", "--control-model", "a",
+           "--treatment-model", "b"))  # fmt: skip
+    ok(cli(server, "start", "ended"))
+    ok(cli(server, "stop", "ended"))
+    stopped = cli(server, "add-metric", "ended", "revenue:mean")
+    assert stopped.exit_code == 1
+    assert stopped.stderr.startswith("error: 409: experiment ended is stopped; metrics can be")
+    refused = cli(server, "create", "--name", "x", "--control-model", "a",
+                  "--treatment-model", "b", "--declare-metric", "lat:ratio:guardrail")  # fmt: skip
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("error: 422: body.metrics.0: Value error, a guardrail")
+    assert refused.stderr.endswith("(--declare-metric/--metrics-file)\n")
+    usage = cli(server, "create", "--name", "x", "--control-model", "a",
+                "--treatment-model", "b", "--declare-metric", "lat")  # fmt: skip
+    assert usage.exit_code == 2 and "--declare-metric: KIND is required" in usage.stderr

@@ -7,6 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from abscope.storage.sqlite import SQLiteStore
 from tests.client.conftest import MakeServer, samples
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -16,7 +17,7 @@ def _blocks(info: str) -> list[str]:
     return re.findall(rf"```{info}\n(.*?)```", README.read_text(), flags=re.DOTALL)
 
 
-def test_the_readme_sdk_examples_run(make_server: MakeServer) -> None:
+def test_the_readme_sdk_examples_run(make_server: MakeServer, tmp_path: Path) -> None:
     server = make_server()
     host = server.url.removeprefix("http://")
     curls = [b for b in _blocks("sh") if "curl " in b]
@@ -34,3 +35,13 @@ def test_the_readme_sdk_examples_run(make_server: MakeServer) -> None:
         exec(compile(example.replace("localhost:8000", host), str(README), "exec"), {})  # noqa: S102
     counted = samples(server.url, "ranker-v2")
     assert sum(counted.values()) == 3  # user-1 by curl, user-2 and user-3 by the SDK
+    # The latency of user-1 (curl, one request of 182.5 ms) and of user-2 (the SDK, one
+    # request) reached the guardrail: two requests in all, one a user.
+    store = SQLiteStore(tmp_path / "abscope.db")
+    try:
+        latency = store.get_metric_counts("ranker-v2", 0)["latency_ms"]
+    finally:
+        store.close()
+    assert sum(c.denominator_sum for c in latency.values()) == 2.0
+    assert sum(c.denominator_sum_squares for c in latency.values()) == 2.0
+    assert sum(c.sum for c in latency.values()) >= 182.5

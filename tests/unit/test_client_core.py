@@ -64,6 +64,49 @@ def test_outcome_events_are_checked_before_they_are_queued() -> None:
             outcome_event(**arguments, at=2e9)  # type: ignore[arg-type]
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    user=users,
+    metric=st.from_regex(r"\A[a-z0-9][a-z0-9_-]{0,63}\Z"),
+    value=st.floats(-1e12, 1e12),
+    denominator=st.none() | st.floats(-1e12, 1e12) | st.integers(-(10**12), 10**12),
+)
+def test_metric_events_are_what_the_server_parses(
+    user: str, metric: str, value: float, denominator: float | None
+) -> None:
+    body = outcome_event(
+        "exp", user, "treatment", converted=False, value=value, event_id=None, at=2e9,
+        metric=metric, denominator=denominator,
+    )  # fmt: skip
+    event = BatchRequest.model_validate_json(b'{"events":[' + body + b"]}").events[0]
+    assert (event.user_id, event.kind, event.value) == (user, "value", value)
+    assert (event.metric, event.denominator) == (metric, denominator)
+    conversion = outcome_event(
+        "exp", user, "treatment", converted=True, value=None, event_id="c-1", at=2e9,
+        metric=metric,
+    )  # fmt: skip
+    event = BatchRequest.model_validate_json(b'{"events":[' + conversion + b"]}").events[0]
+    assert (event.kind, event.metric, event.denominator) == ("conversion", metric, None)
+
+
+def test_metric_fields_are_checked_before_they_are_queued() -> None:
+    for bad, message in (
+        ({"metric": "Latency MS"}, "metric must be a slug"),
+        ({"metric": 3}, "metric must be a slug"),
+        ({"metric": "latency", "denominator": float("inf")}, "denominator must be finite"),
+        ({"metric": "latency", "denominator": -2e12}, "denominator must be finite"),
+        ({"metric": "latency", "denominator": True}, "denominator must be a number"),
+        ({"metric": "latency", "denominator": "1"}, "denominator must be a number"),
+        ({"denominator": 1.0}, "give value= and metric="),
+        ({"metric": "latency", "denominator": 1.0, "value": None, "converted": True},
+         "give value= and metric="),
+    ):  # fmt: skip
+        arguments = {"experiment_id": "exp", "user_id": "u", "variant_name": "control",
+                     "converted": False, "value": 2.0, "event_id": None, **bad}  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            outcome_event(**arguments, at=2e9)  # type: ignore[arg-type]
+
+
 def test_a_full_queue_drops_the_oldest_and_put_back_keeps_order() -> None:
     stats = ClientStats()
     queue = EventQueue(3, stats)

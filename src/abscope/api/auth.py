@@ -81,6 +81,7 @@ ROUTES: Final[Mapping[tuple[str, str], Role]] = {
     ("GET", "/metrics"): "read",
     ("POST", "/experiments"): "admin",
     ("PATCH", "/experiments/{experiment_id}"): "admin",
+    ("POST", "/experiments/{experiment_id}/metrics"): "admin",
     ("DELETE", "/experiments/{experiment_id}"): "admin",
     ("POST", "/experiments/{experiment_id}/start"): "admin",
     ("POST", "/experiments/{experiment_id}/pause"): "admin",

@@ -8,8 +8,10 @@ server refused or a server that cannot be reached, 2 for a usage error.
 Examples::
 
     abscope experiments create --id ranker-v2 --name "Ranker v2" \\
-        --control-model ranker-v1 --treatment-model ranker-v2 --min-relative-lift 0.05
+        --control-model ranker-v1 --treatment-model ranker-v2 --min-relative-lift 0.05 \\
+        --declare-metric latency_ms:ratio:guardrail:lower:0.05:pause
     abscope experiments start ranker-v2
+    abscope experiments add-metric ranker-v2 revenue:mean
     abscope experiments results ranker-v2
     abscope experiments export ranker-v2 --what timeseries --format csv --output hours.csv
     abscope experiments complete ranker-v2 --winner treatment
@@ -31,9 +33,11 @@ from abscope.cli.export import (
     timeseries_rows,
     to_csv,
 )
+from abscope.cli.metric_specs import SPEC_HELP, SPEC_METAVAR, metrics_file, parse_metric_spec
 from abscope.cli.remote import ApiKeyOption, JsonOption, TimeoutOption, UrlOption, connect
 from abscope.cli.tables import json_text
 from abscope.cli.views import (
+    describe_metric,
     format_experiment,
     format_list,
     format_results,
@@ -75,6 +79,7 @@ CREATE_FLAGS: dict[str, str] = {
     "layer": "--layer",
     "sticky": "--sticky",
     "sequential": "--fixed-horizon",
+    "metrics": "--declare-metric/--metrics-file",
 }
 """The ``POST /experiments`` field each ``create`` option sets (a 422 names both)."""
 
@@ -224,12 +229,35 @@ def create(
         bool,
         typer.Option("--fixed-horizon", help="Analyse once at the planned size, not sequentially."),
     ] = False,
+    declare_metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--declare-metric",
+            metavar=SPEC_METAVAR,
+            help="Once per metric beside the primary (--metric is the primary's type). "
+            + SPEC_HELP,
+            show_default=False,
+        ),
+    ] = None,
+    metrics_path: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics-file",
+            metavar="FILE",
+            help="A JSON list of metric objects, all fields (min_samples, numerator,"
+            " denominator, description); '-' reads stdin. Declared before any"
+            " --declare-metric.",
+            show_default=False,
+        ),
+    ] = None,
     url: UrlOption = None,
     api_key: ApiKeyOption = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
 ) -> None:
     """Create a draft experiment, from options or from --file."""
+    metrics = metrics_file(metrics_path, "--metrics-file", many=True) if metrics_path else []
+    metrics += [parse_metric_spec(spec, "--declare-metric") for spec in declare_metric or []]
     given: dict[str, Any] = {
         "id": experiment_id,
         "name": name,
@@ -248,6 +276,7 @@ def create(
         "layer": layer,
         "sticky": True if sticky else None,
         "sequential": False if fixed_horizon else None,
+        "metrics": metrics or None,
     }
     spec = {key: value for key, value in given.items() if value is not None}
     if file is not None:
@@ -268,7 +297,70 @@ def create(
         f"{v['name']}={v['model_id']} ({v['weight']:.0%})" for v in experiment["variants"]
     )
     typer.echo(f"created {experiment['id']} ({experiment['status']}): {arms}")
+    for declared in experiment.get("metrics") or []:
+        typer.echo(f"  metric {describe_metric(declared)}")
     typer.echo(f"start it with: abscope experiments start {experiment['id']}")
+
+
+@app.command("add-metric")
+def add_metric(
+    experiment_id: Id,
+    spec: Annotated[
+        str | None,
+        typer.Argument(metavar=SPEC_METAVAR, help=SPEC_HELP, show_default=False),
+    ] = None,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            metavar="FILE",
+            help="One JSON metric object, all fields ('-' reads stdin); instead of the spec.",
+            show_default=False,
+        ),
+    ] = None,
+    min_samples: Annotated[
+        int | None,
+        typer.Option(
+            min=2,
+            help="A guardrail's users per arm before it acts (the service's default if absent).",
+            show_default=False,
+        ),
+    ] = None,
+    description: Annotated[str | None, typer.Option(show_default=False)] = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    as_json: JsonOption = False,
+) -> None:
+    """Declare a secondary or guardrail metric of an experiment in draft, running or paused
+    (audited as metric_added); events may name it from then on."""
+    if file is not None:
+        if spec is not None or min_samples is not None or description is not None:
+            raise typer.BadParameter(
+                "give --file or a spec (with --min-samples, --description), not both",
+                param_hint="--file",
+            )
+        metric = metrics_file(file, "--file", many=False)[0]
+    elif spec is None:
+        raise typer.BadParameter(f"give {SPEC_METAVAR} or --file", param_hint="SPEC")
+    else:
+        metric = parse_metric_spec(spec, "SPEC")
+        if min_samples is not None:
+            metric["min_samples"] = min_samples
+        if description is not None:
+            metric["description"] = description
+    flags = {"name": "SPEC", "kind": "SPEC", "role": "SPEC", "higher_is_better": "SPEC",
+             "margin": "SPEC", "action": "SPEC", "min_samples": "--min-samples",
+             "description": "--description"}  # fmt: skip
+    with connect(url, api_key, timeout, flags=None if file else flags) as client:
+        experiment = client.add_metric(experiment_id, metric)
+    if as_json:
+        typer.echo(json_text(experiment))
+        return
+    added = next(m for m in experiment["metrics"] if m["name"] == metric["name"])
+    names = ", ".join(m["name"] for m in experiment["metrics"])
+    typer.echo(f"added to {experiment['id']} ({experiment['status']}): {describe_metric(added)}")
+    typer.echo(f"its metrics: {names}")
 
 
 def _transition(

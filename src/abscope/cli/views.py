@@ -17,6 +17,7 @@ from abscope.cli.tables import fields, na, num, p_value, pct, pct_span, table, w
 
 __all__ = [
     "AUDIT_SHOWN",
+    "describe_metric",
     "format_experiment",
     "format_list",
     "format_results",
@@ -99,6 +100,12 @@ def format_experiment(e: Json) -> str:
          for v in arms],
         "llrl",
     )  # fmt: skip
+    declared = list(e.get("metrics") or [])
+    if not any(m.get("role") == "primary" for m in declared):
+        implicit = _IMPLICIT_PRIMARY.get(e["metric_type"], ("converted", "binary"))
+        primary = {"name": implicit[0], "kind": implicit[1], "role": "primary"}
+        declared.insert(0, primary)
+    metrics = "\n".join(f"  {describe_metric(m)}" for m in declared)
     audit = e.get("audit") or []
     recent = audit[-AUDIT_SHOWN:]
     audit_table = table(
@@ -112,15 +119,36 @@ def format_experiment(e: Json) -> str:
         [
             f"{e['id']}\n{fields(config)}",
             variants,
+            f"Metrics:\n{metrics}",
             f"Audit ({shown}, oldest first):\n{audit_table}",
         ]
     )
 
 
+_IMPLICIT_PRIMARY = {"binary": ("converted", "binary"), "continuous": ("value", "mean")}
+"""The primary of an experiment that declares none: its conversions, or its values."""
+
+
+def describe_metric(m: Json) -> str:
+    """One metric in a line: ``latency_ms: ratio guardrail, lower is better, margin 5.0%,
+    pause on breach``."""
+    role = m.get("role") or "secondary"
+    better = "higher" if m.get("higher_is_better", True) else "lower"
+    text = f"{m['name']}: {m['kind']} {role}, {better} is better"
+    if role == "guardrail":
+        text += f", margin {pct(m['margin'], 1)}" if m.get("margin") is not None else ""
+        text += f", {m.get('action') or 'alert'} on breach"
+        if m.get("min_samples") is not None:
+            text += f", acts from {m['min_samples']:,} users per arm"
+    return text
+
+
 def _changes(changes: Json) -> str:
     parts = []
     for name, change in changes.items():
-        if isinstance(change, Mapping) and set(change) == {"from", "to"}:
+        if isinstance(change, Mapping) and {"name", "kind"} <= set(change):
+            parts.append(f"{name} {describe_metric(change)}")
+        elif isinstance(change, Mapping) and set(change) == {"from", "to"}:
             parts.append(f"{name}: {_compact(change['from'])} -> {_compact(change['to'])}")
         else:
             parts.append(f"{name}: {_compact(change)}")

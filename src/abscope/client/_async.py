@@ -157,9 +157,13 @@ class AsyncClient:
         converted: bool = False,
         value: float | None = None,
         event_id: str | None = None,
+        metric: str | None = None,
+        denominator: float | None = None,
     ) -> None:
         """See :meth:`abscope.client.Client.track` (not a coroutine: it only queues)."""
-        full = self._state.track(experiment_id, user_id, variant_name, converted, value, event_id)
+        full = self._state.track(
+            experiment_id, user_id, variant_name, converted, value, event_id, metric, denominator
+        )
         if full and self._wake is not None:
             self._wake.set()
 
@@ -254,6 +258,9 @@ class AsyncClient:
 
     async def delete_experiment(self, experiment_id: str) -> None:
         await self._call(calls.delete_experiment(experiment_id))
+
+    async def add_metric(self, experiment_id: str, metric: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self._call(calls.add_metric(experiment_id, metric)))
 
     async def transition(
         self, experiment_id: str, action: str, winner: str | None = None

@@ -203,6 +203,8 @@ class ClientState:
         converted: bool,
         value: float | None,
         event_id: str | None,
+        metric: str | None = None,
+        denominator: float | None = None,
     ) -> bool:
         """Queue a conversion or a value (checked first); True when a batch is full."""
         event = outcome_event(
@@ -213,6 +215,8 @@ class ClientState:
             value=value,
             event_id=event_id,
             at=time.time(),
+            metric=metric,
+            denominator=denominator,
         )
         self.queue.put(event)
         return len(self.queue) >= self.batch_size

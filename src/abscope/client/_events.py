@@ -104,9 +104,16 @@ def outcome_event(
     value: float | None,
     event_id: str | None,
     at: float,
+    metric: str | None = None,
+    denominator: float | None = None,
 ) -> bytes:
     """A conversion or value event as its JSON, checked as the server checks it, so that
     one bad event never makes the server refuse a whole batch.
+
+    ``metric`` names the declared metric it counts for (the primary's without one);
+    ``denominator`` is a ratio metric's denominator increment for a value (the server
+    takes 1 without one). Whether the metric is declared, and of a fitting kind, only the
+    server knows: it rejects that one event otherwise (``stats.rejected``).
 
     Raises
     ------
@@ -132,6 +139,17 @@ def outcome_event(
             raise ValueError("send a conversion and a value as two calls")
     elif not converted:
         raise ValueError("nothing to log: give converted=True or a value")
+    if metric is not None and (not isinstance(metric, str) or not _SLUG.match(metric)):
+        raise ValueError(f"metric must be a slug ({_SLUG.pattern}), got {metric!r}")
+    if denominator is not None:
+        if isinstance(denominator, bool) or not isinstance(denominator, int | float):
+            raise ValueError(f"denominator must be a number, got {denominator!r}")
+        if not math.isfinite(denominator) or abs(denominator) > _MAX_VALUE:
+            raise ValueError(f"denominator must be finite and within ±1e12, got {denominator!r}")
+        if value is None or metric is None:
+            raise ValueError(
+                "denominator goes with a value of a ratio metric: give value= and metric="
+            )
     event: dict[str, Any] = {
         "experiment_id": experiment_id,
         "user_id": user_id,
@@ -142,6 +160,10 @@ def outcome_event(
     }
     if value is not None:
         event["value"] = value
+    if metric is not None:
+        event["metric"] = metric
+    if denominator is not None:
+        event["denominator"] = denominator
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
 
 

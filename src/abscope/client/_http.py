@@ -91,6 +91,10 @@ class calls:  # noqa: N801 - a namespace of request builders
         return Call("PATCH", f"/experiments/{_id(experiment_id)}", json=changes)
 
     @staticmethod
+    def add_metric(experiment_id: str, metric: dict[str, Any]) -> Call:
+        return Call("POST", f"/experiments/{_id(experiment_id)}/metrics", json=metric)
+
+    @staticmethod
     def delete_experiment(experiment_id: str) -> Call:
         return Call("DELETE", f"/experiments/{_id(experiment_id)}", empty=True)
 

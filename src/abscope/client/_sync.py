@@ -205,18 +205,29 @@ class Client:
         converted: bool = False,
         value: float | None = None,
         event_id: str | None = None,
+        metric: str | None = None,
+        denominator: float | None = None,
     ) -> None:
         """Queue a conversion (``converted=True``) or a value; sent in the background.
 
         Give ``event_id`` (an order id, say) to make the caller's own retries count once;
         without one the client makes one, so its own retries count once.
 
+        ``metric`` names a metric the experiment declares (a conversion for a binary
+        metric, a value for a mean or ratio one); without it the event is the primary
+        metric's. ``denominator`` is a ratio metric's denominator increment (1 when not
+        given: ``track(..., metric="latency_ms", value=elapsed_ms)`` per request gives
+        latency per request). An event the server finds unfit for its metric is rejected
+        alone and counted in ``stats.rejected``.
+
         Raises
         ------
         ValueError
             A field is invalid (nothing is queued): a bad event never costs the others.
         """
-        full = self._state.track(experiment_id, user_id, variant_name, converted, value, event_id)
+        full = self._state.track(
+            experiment_id, user_id, variant_name, converted, value, event_id, metric, denominator
+        )
         if full:
             self._wake.set()
 
@@ -313,6 +324,11 @@ class Client:
 
     def delete_experiment(self, experiment_id: str) -> None:
         self._call(calls.delete_experiment(experiment_id))
+
+    def add_metric(self, experiment_id: str, metric: dict[str, Any]) -> dict[str, Any]:
+        """Declare a secondary or guardrail metric (a ``POST /experiments/{id}/metrics``
+        body); the experiment as it is now."""
+        return dict(self._call(calls.add_metric(experiment_id, metric)))
 
     def transition(
         self, experiment_id: str, action: str, winner: str | None = None

@@ -1,4 +1,5 @@
-"""The experiments' use cases: create, read, list, change, move through their life, delete.
+"""The experiments' use cases: create, read, list, change, add a metric, move through their
+life, delete.
 
 A change is saved with its audit entry and a new version; ``on_change`` is called after
 every change the store accepted, so that this process's routing snapshot is rebuilt at
@@ -25,6 +26,7 @@ from abscope.models import (
     WEIGHT_TOLERANCE,
     AuditEntry,
     Experiment,
+    Metric,
     MetricType,
     Status,
     Variant,
@@ -171,6 +173,43 @@ class Experiments:
             return current
         updated = self._save(current, changes, "update", audit)
         return updated
+
+    def add_metric(self, experiment_id: str, metric: Metric) -> Experiment:
+        """Declare a secondary or guardrail metric, in draft, running or paused.
+
+        Audited as ``metric_added`` with the metric; saved as every change is (a concurrent
+        change is a ``Conflict``). Its counts start with its first event: events sent
+        before it was declared were refused, not kept.
+
+        Raises
+        ------
+        InvalidInput
+            ``role`` is primary: the primary is fixed at creation.
+        Conflict
+            The experiment has ended, or already has a metric of that name (the implicit
+            primary's ``converted`` or ``value`` included).
+        """
+        if metric.role == "primary":
+            raise InvalidInput(
+                "role",
+                "a metric added later is secondary or guardrail: the primary metric is"
+                " declared when the experiment is created",
+            )
+        current = self.store.get_experiment(experiment_id)
+        if current.status in (Status.COMPLETED, Status.STOPPED):
+            raise Conflict(
+                f"experiment {experiment_id} is {current.status.value}; metrics can be added"
+                " in draft, running or paused"
+            )
+        if current.metric(metric.name) is not None:
+            raise Conflict(f"experiment {experiment_id} has a metric named {metric.name!r}")
+        declared = metric.model_dump(mode="json")
+        return self._save(
+            current,
+            {"metrics": [*current.metrics, metric]},
+            "metric_added",
+            {"metric": declared},
+        )
 
     def transition(
         self, experiment_id: str, action: Action, winner: str | None = None

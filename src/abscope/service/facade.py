@@ -74,6 +74,7 @@ class ExperimentService:
         self.get = experiments.get
         self.list_experiments = experiments.list_experiments
         self.patch = experiments.patch
+        self.add_metric = experiments.add_metric
         self.transition = experiments.transition
         self.delete = experiments.delete
 

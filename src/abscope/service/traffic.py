@@ -24,6 +24,7 @@ from abscope.routing import CompiledExperiment, RoutingTable
 from abscope.sdk_config import ConfigDocument, config_document
 from abscope.service._clock import Clock, utc_now
 from abscope.service.batches import CheckedBatch
+from abscope.service.event_metrics import event_metric, log_metric
 from abscope.serving import STICKY_PHASE, Serving
 from abscope.storage.base import EventResult, Store
 
@@ -97,28 +98,48 @@ class Traffic:
 
     def log_events(self, request: schemas.LogRequest) -> list[Event]:
         """The events a ``/log`` call records, once the request is checked against the
-        experiment (``Conflict`` when it contradicts the user's assignment)."""
-        experiment, probability = self._check_log_target(
+        experiment (``Conflict`` when it contradicts the user's assignment, ``InvalidInput``
+        when it does not fit the metric it names: :mod:`abscope.service.event_metrics`)."""
+        compiled, probability = self._check_log_target(
             request.experiment_id, request.user_id, request.variant_name
         )
+        experiment = compiled.experiment
         at = self._event_time(experiment, request.timestamp, "timestamp")
+        metric, denominator = request.metric, request.denominator
+        if metric is not None or denominator is not None:  # else the primary's
+            metric, denominator = log_metric(
+                compiled.metrics, experiment.id, metric, request.converted, request.value,
+                denominator,
+            )  # fmt: skip
         kind: EventKind = "conversion" if request.converted else "exposure"
         user, variant = request.user_id, request.variant_name
         events = [
-            self._event(experiment, user, variant, kind, probability, at, None, request.event_id)
+            self._event(
+                experiment,
+                user,
+                variant,
+                kind,
+                probability,
+                at,
+                None,
+                request.event_id,
+                metric if kind == "conversion" else None,
+            )  # fmt: skip
         ]
         if request.value is not None:
             value_id = f"{request.event_id}{VALUE_EVENT_ID_SUFFIX}" if request.event_id else None
             events.append(
                 self._event(
                     experiment,
-                    request.user_id,
-                    request.variant_name,
+                    user,
+                    variant,
                     "value",
                     probability,
                     at,
                     request.value,
                     value_id,
+                    metric,
+                    denominator,
                 )  # fmt: skip
             )
         return events
@@ -187,9 +208,10 @@ class Traffic:
         rejected: dict[int, str] = {}
         for index, item in enumerate(request.events):
             try:
-                experiment, probability = self._check_log_target(
+                compiled, probability = self._check_log_target(
                     item.experiment_id, item.user_id, item.variant_name, table
                 )
+                experiment = compiled.experiment
                 if item.kind == "value" and item.value is None:
                     raise InvalidInput(f"events.{index}.value", "required for a value event")
                 if item.kind != "value" and item.value is not None:
@@ -199,10 +221,16 @@ class Traffic:
                     at = self._event_time(
                         experiment, item.timestamp, f"events.{index}.timestamp", now
                     )
+                metric, denominator = item.metric, item.denominator
+                if metric is not None or denominator is not None:  # else the primary's
+                    metric, denominator = event_metric(
+                        compiled.metrics, experiment.id, metric, item.kind, denominator,
+                        f"events.{index}.",
+                    )  # fmt: skip
                 event = Event.trusted(
                     experiment.id, experiment.phase, item.user_id, item.variant_name, item.kind,
                     item.value, probability, at if at.tzinfo else at.replace(tzinfo=UTC),
-                    item.event_id,
+                    item.event_id, metric, denominator,
                 )  # fmt: skip
             except (NotFound, Conflict, InvalidInput) as error:
                 rejected[index] = error.message
@@ -219,7 +247,7 @@ class Traffic:
         user_id: str,
         variant_name: str,
         table: RoutingTable | None = None,
-    ) -> tuple[Experiment, float]:
+    ) -> tuple[CompiledExperiment, float]:
         """The experiment and the assignment probability of an event, once it is checked
         against the user's assignment; ``table`` is the snapshot to check it on (a batch
         passes the one it read once), else the current one."""
@@ -234,7 +262,7 @@ class Traffic:
             )
         experiment = compiled.experiment
         if compiled.pure:
-            return experiment, self._hashed_probability(compiled, user_id, variant_name)
+            return compiled, self._hashed_probability(compiled, user_id, variant_name)
         if variant_name not in compiled.answers:
             raise Conflict(f"{variant_name!r} is not a variant of {experiment_id}")
         if experiment.sticky:
@@ -245,7 +273,7 @@ class Traffic:
                         f"user {user_id} is assigned {stored} in {experiment_id},"
                         f" not {variant_name}"
                     )
-                return experiment, self.serving.assignment_probability(
+                return compiled, self.serving.assignment_probability(
                     compiled, user_id, variant_name
                 )
         if experiment.allocation == "fixed":
@@ -257,7 +285,7 @@ class Traffic:
                 )
         # Bandit assignments are random per request: the first exposure decides, and the
         # store refuses a later event for another variant.
-        return experiment, self.serving.assignment_probability(compiled, user_id, variant_name)
+        return compiled, self.serving.assignment_probability(compiled, user_id, variant_name)
 
     @staticmethod
     def _hashed_probability(compiled: CompiledExperiment, user_id: str, variant_name: str) -> float:
@@ -324,11 +352,13 @@ class Traffic:
         at: datetime,
         value: float | None,
         event_id: str | None,
+        metric: str | None = None,
+        denominator: float | None = None,
     ) -> Event:
         """The event of a validated request's fields (``LogRequest`` or ``BatchEvent``),
         checked against ``experiment`` already: built without validating them again."""
         aware = at if at.tzinfo else at.replace(tzinfo=UTC)
         return Event.trusted(
             experiment.id, experiment.phase, user_id, variant, kind, value, probability, aware,
-            event_id,
+            event_id, metric, denominator,
         )  # fmt: skip

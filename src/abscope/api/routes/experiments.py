@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from abscope.api.deps import Service
 from abscope.api.errors import documented
-from abscope.models import Experiment, Status
+from abscope.models import Experiment, Metric, Status
 from abscope.schemas import (
     CompleteRequest,
     CreateExperimentRequest,
@@ -68,6 +68,19 @@ def patch(experiment_id: str, body: PatchExperimentRequest, service: Service) ->
     """Change the given fields (each change is audited). New weights outside draft open a
     new phase, whose counts are kept apart; a concurrent change is a 409."""
     return service.patch(experiment_id, body)
+
+
+@router.post(
+    "/{experiment_id}/metrics",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a metric to an experiment",
+    responses=documented(400, 401, 403, 404, 409, 413, 422, 503),
+)
+def add_metric(experiment_id: str, body: Metric, service: Service) -> Experiment:
+    """Declare a secondary or guardrail metric, in draft, running or paused (audited as
+    ``metric_added``). A primary is a 422 (it is declared at creation); a name the
+    experiment has, or an ended experiment, is a 409. Events may name it from now on."""
+    return service.add_metric(experiment_id, body)
 
 
 @router.delete(

@@ -49,7 +49,10 @@ async def log(body: LogRequest, request: Request) -> Response:
     """Record a conversion, a value or an exposure for a user, idempotent by ``event_id``.
 
     A variant other than the user's assignment is a 409; a timestamp in the future or
-    before the experiment is a 422.
+    before the experiment is a 422. ``metric`` names a declared metric (``converted`` for
+    a binary one, ``value`` for a mean or ratio one, with a ratio's ``denominator``, 1 by
+    default); without it the outcome is the primary's. A call that does not fit its
+    metric is a 422 naming the field, and nothing of it is written.
     \f
     Committed with the events of concurrent calls; ordinary requests are answered by
     ``abscope.api.fast_path`` before they reach here, and both run
@@ -68,7 +71,8 @@ async def log(body: LogRequest, request: Request) -> Response:
 )
 async def events(body: BatchRequest, request: Request) -> Response:
     """Record a batch of events: each is checked as ``/log`` checks its call, and the valid
-    ones are applied in one store call; each event's result says what happened to it.
+    ones are applied in one store call; each event's result says what happened to it (an
+    event that does not fit the metric it names is ``rejected``, its error naming the field).
     \f
     Ordinary requests are answered by ``abscope.api.fast_path`` before they reach here;
     both run :func:`abscope.api.hot_paths.events_body`.
