@@ -135,29 +135,48 @@ class Metric(_Model):
     kind: MetricKind
     role: MetricRole = "secondary"
     higher_is_better: bool = Field(default=True, strict=True)
-    margin: float | None = Field(default=None, gt=0.0, le=10.0, allow_inf_nan=False)
+    margin: float | None = Field(
+        default=None, gt=0.0, le=10.0, allow_inf_nan=False, validate_default=True
+    )
     action: BreachAction | None = None
     min_samples: int | None = Field(default=None, ge=2, le=10**9, strict=True)
     numerator: str = Field(default="", max_length=64)
     denominator: str = Field(default="", max_length=64)
     description: str = Field(default="", max_length=MAX_TEXT_LENGTH)
 
-    @model_validator(mode="after")
-    def _check_role(self) -> Self:
-        if self.role == "guardrail":
-            if self.margin is None:
+    @field_validator("role")
+    @classmethod
+    def _check_role(cls, role: MetricRole, info: ValidationInfo) -> MetricRole:
+        if role == "primary" and info.data.get("kind") == "ratio":
+            raise ValueError("the primary metric must be binary or mean, not ratio")
+        return role
+
+    @field_validator("margin")
+    @classmethod
+    def _check_margin(cls, margin: float | None, info: ValidationInfo) -> float | None:
+        role = info.data.get("role")
+        if role == "guardrail":
+            if margin is None:
                 raise ValueError("a guardrail needs a margin (relative, e.g. 0.05 for 5% worse)")
-            if self.higher_is_better and self.margin >= 1.0:
+            if info.data.get("higher_is_better", True) and margin >= 1.0:
                 raise ValueError("margin must be below 1 when higher is better")
-        else:
-            for field in ("margin", "action", "min_samples"):
-                if getattr(self, field) is not None:
-                    raise ValueError(f"{field} applies to guardrails only")
-        if self.role == "primary" and self.kind == "ratio":
-            raise ValueError("the primary metric must be binary or mean")
-        if self.kind != "ratio" and (self.numerator or self.denominator):
-            raise ValueError("numerator and denominator label ratio metrics only")
-        return self
+        elif margin is not None:
+            raise ValueError("margin applies to guardrails only")
+        return margin
+
+    @field_validator("action", "min_samples")
+    @classmethod
+    def _guardrails_only(cls, value: object, info: ValidationInfo) -> object:
+        if value is not None and info.data.get("role", "guardrail") != "guardrail":
+            raise ValueError(f"{info.field_name} applies to guardrails only")
+        return value
+
+    @field_validator("numerator", "denominator")
+    @classmethod
+    def _ratio_only(cls, label: str, info: ValidationInfo) -> str:
+        if label and info.data.get("kind", "ratio") != "ratio":
+            raise ValueError(f"{info.field_name} labels ratio metrics only")
+        return label
 
     @property
     def breach_action(self) -> BreachAction:

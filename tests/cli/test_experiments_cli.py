@@ -366,7 +366,7 @@ def test_metrics_are_declared_at_creation_and_added_later(
         (("converted:binary",), 1, "error: 409: experiment checked has a metric named"),
         (("clicks:binary:primary",), 1, "error: 422: body.role: a metric added later is"),
         (("Lat:mean",), 1, "error: 422: body.name: String should match pattern"),
-        (("lat:ratio:guardrail:lower",), 1, "error: 422: body: Value error, a guardrail needs"),
+        (("lat:ratio:guardrail:lower",), 1, "error: 422: body.margin: Value error, a guardrail needs"),
     ],
 )
 def test_add_metric_errors_name_the_part_and_exit_1_or_2(
@@ -397,7 +397,7 @@ def test_an_ended_experiment_takes_no_metric_and_create_names_the_option(
     refused = cli(server, "create", "--name", "x", "--control-model", "a",
                   "--treatment-model", "b", "--declare-metric", "lat:ratio:guardrail")  # fmt: skip
     assert refused.exit_code == 1
-    assert refused.stderr.startswith("error: 422: body.metrics.0: Value error, a guardrail")
+    assert refused.stderr.startswith("error: 422: body.metrics.0.margin: Value error, a guardrail")
     assert refused.stderr.endswith("(--declare-metric/--metrics-file)\n")
     usage = cli(server, "create", "--name", "x", "--control-model", "a",
                 "--treatment-model", "b", "--declare-metric", "lat")  # fmt: skip
