@@ -146,6 +146,7 @@ def test_a_breach_pauses_the_experiment_writes_the_audit_and_sends_the_notice(
         "n_control": 400,
         "n_treatment": 400,
         "summary": result.summary,
+        "holder": "w1",
     }
     assert result.estimate is not None and 0.2 < result.estimate < 0.4  # 30% worse
     assert pause.action == "pause"
@@ -186,7 +187,9 @@ def test_an_alert_is_recorded_once_per_phase_and_the_experiment_keeps_running(
     assert notices.sent[0]["action"] == "alert"
 
     # New weights open phase 1: its data is judged afresh, and its breach alerts again.
-    service.patch(experiment.id, schemas.PatchExperimentRequest(weights={"control": 0.6, "treatment": 0.4}))
+    service.patch(
+        experiment.id, schemas.PatchExperimentRequest(weights={"control": 0.6, "treatment": 0.4})
+    )
     phase1 = service.get(experiment.id)
     assert phase1.phase == 1
     quiet = monitor.run_once().experiment(experiment.id)

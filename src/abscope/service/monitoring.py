@@ -16,9 +16,10 @@ there too, so the three never disagree):
 ``breach``
     acted on once per (phase, metric, variant): an audit entry ``guardrail_breach`` with
     the metric, the variant, the relative effect, its always-valid interval, the margin,
-    the breach p-value and the action; with the action ``pause`` the experiment moves from
-    running to paused in the same save (the normal transition, ``"by": "monitor"`` in its
-    audit entry), so routing sends everyone to the control; with ``alert`` it keeps
+    the breach p-value, the action and the worker that acted (``holder``); with the action
+    ``pause`` the experiment moves from running to paused in the same save (the normal
+    transition, ``"by": "monitor"`` in its audit entry), so routing sends everyone to the
+    control; with ``alert`` it keeps
     running. Then a webhook notice per breach, if a sender is configured.
 
 A breach already recorded for the phase is not acted on again: a person who resumes an
@@ -291,7 +292,8 @@ class Monitor:
                     taken = "reported_before"
                 else:
                     taken = "paused" if action == "pause" else "alerted"
-                    entries.append((BREACH_ACTION, _entry(experiment, check, action)))
+                    entry = _entry(experiment, check, action) | {"holder": self.holder}
+                    entries.append((BREACH_ACTION, entry))
             looks.append(_look(check, action, taken))
         return tuple(looks), entries, pause
 
