@@ -19,8 +19,8 @@ there too, so the three never disagree):
     the breach p-value, the action and the worker that acted (``holder``); with the action
     ``pause`` the experiment moves from running to paused in the same save (the normal
     transition, ``"by": "monitor"`` in its audit entry), so routing sends everyone to the
-    control; with ``alert`` it keeps
-    running. Then a webhook notice per breach, if a sender is configured.
+    control; with ``alert`` it keeps running. Then a webhook notice per breach, if a
+    sender is configured.
 
 A breach already recorded for the phase is not acted on again: a person who resumes an
 experiment the monitor paused has seen the breach, and a new phase (new weights) starts
