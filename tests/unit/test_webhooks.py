@@ -6,8 +6,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+import re
 import socket
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,10 +30,20 @@ SECRET = "whsec-test-0123456789"
 PAYLOAD = {"type": "guardrail_breach", "experiment_id": "ranker", "estimate": 0.2}
 
 
-def _check(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
-    """The receiver's check as the README gives it, with the standard library alone."""
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return hmac.compare_digest("sha256=" + mac.hexdigest(), signature)
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _readme_verifier() -> Callable[[str, str, bytes, str], bool]:
+    """The receiver's check exactly as the README gives it (its Python block)."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    (block,) = [b for b in blocks if "def verify_abscope_signature" in b]
+    namespace: dict[str, Any] = {}
+    exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
+    check: Callable[[str, str, bytes, str], bool] = namespace["verify_abscope_signature"]
+    return check
+
+
+_check = _readme_verifier()
 
 
 def _sender(url: str, **options: object) -> tuple[WebhookSender, list[Delivery]]:
