@@ -75,6 +75,7 @@ class ExperimentService:
         self.list_experiments = experiments.list_experiments
         self.patch = experiments.patch
         self.transition = experiments.transition
+        self.record = experiments.record
         self.delete = experiments.delete
 
         self.route = traffic.route
