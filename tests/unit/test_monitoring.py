@@ -247,7 +247,7 @@ def test_a_worker_without_the_lease_does_nothing_until_the_lease_expires(
 ) -> None:
     experiment = _running(service, "ranker-follower")
     _degraded(service, experiment, clock)
-    assert store.acquire_lease(MONITOR_LEASE, "w0", monitor._ttl)
+    assert store.acquire_lease(MONITOR_LEASE, "w0", monitor.lease_ttl)
 
     report = monitor.run_once()
 
@@ -257,9 +257,9 @@ def test_a_worker_without_the_lease_does_nothing_until_the_lease_expires(
     assert not monitor.run_once().leader
     clock.advance(1)  # w0 missed its renewals: w1 takes over
     assert monitor.run_once().paused == [experiment.id]
-    assert not store.acquire_lease(MONITOR_LEASE, "w0", monitor._ttl)
+    assert not store.acquire_lease(MONITOR_LEASE, "w0", monitor.lease_ttl)
     monitor.close()  # gives it up at once
-    assert store.acquire_lease(MONITOR_LEASE, "w0", monitor._ttl)
+    assert store.acquire_lease(MONITOR_LEASE, "w0", monitor.lease_ttl)
 
 
 def _conflict_once(store: SQLiteStore, concurrent: Any) -> list[int]:
@@ -406,9 +406,9 @@ def test_the_loop_looks_every_interval_and_gives_the_lease_up_when_stopped(
         loop.start()
         while loop.looks < 2:
             await asyncio.sleep(0.01)
-        assert not store.acquire_lease(MONITOR_LEASE, "other", monitor._ttl)
+        assert not store.acquire_lease(MONITOR_LEASE, "other", monitor.lease_ttl)
         await loop.stop()
         return loop.looks
 
     assert asyncio.run(run()) >= 2
-    assert store.acquire_lease(MONITOR_LEASE, "other", monitor._ttl)
+    assert store.acquire_lease(MONITOR_LEASE, "other", monitor.lease_ttl)

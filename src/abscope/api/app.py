@@ -51,6 +51,8 @@ def _webhook(settings: Settings) -> WebhookSender | None:
     if settings.webhook_url is None:
         return None
     secret = settings.webhook_secret
+    if secret is None:
+        _log.warning("ABSCOPE_WEBHOOK_SECRET is not set: the webhook's notices are unsigned")
     return WebhookSender(
         settings.webhook_url, None if secret is None else secret.get_secret_value()
     )

@@ -200,7 +200,7 @@ class Monitor:
         self.holder = holder or _default_holder()
         self._experiments = experiments
         self._min_samples = settings.guardrail_min_samples
-        self._ttl = timedelta(seconds=LEASE_INTERVALS * settings.monitor_interval_seconds)
+        self.lease_ttl = timedelta(seconds=LEASE_INTERVALS * settings.monitor_interval_seconds)
         self._clock = clock
         self._notifier = notifier
         self._held = False
@@ -210,7 +210,7 @@ class Monitor:
         lease (taken or renewed here); otherwise nothing is read or changed."""
         at = self._clock()
         try:
-            self._held = self.store.acquire_lease(MONITOR_LEASE, self.holder, self._ttl)
+            self._held = self.store.acquire_lease(MONITOR_LEASE, self.holder, self.lease_ttl)
         except StorageUnavailable as error:
             return MonitorReport(at, self.holder, False, error=str(error))
         if not self._held:
