@@ -21,7 +21,10 @@ Sections, in the order they run:
 5. ``abscope serve --workers 2`` against ``--workers 1`` on ``/log``, with the connections
    each worker held (``benchmarks/workers.py``);
 6. bytes each store keeps per user and per event id, and after the event-id window
-   (``benchmarks/memory.py``).
+   (``benchmarks/memory.py``);
+7. the guardrail monitor's seeded simulation: false pauses on A/A traffic and at the margin
+   looked at every minute for two weeks, and the users per arm at the pause of a treatment
+   20% slower, against the prediction (``benchmarks/monitor.py``; figures, not speed).
 
 A redis-server of our own is started on a free port for sections 3 to 6, and stopped at the
 end. In the ratio column a time is divided by its baseline's time (higher is slower) and a
@@ -50,7 +53,7 @@ from abscope.bandits import (
 )
 from abscope.stats import ProportionStats, analyze_experiment
 from abscope.stats.proportions import two_proportion_ztest
-from benchmarks import assignment, http, ingest, memory, sdk, workers
+from benchmarks import assignment, http, ingest, memory, monitor, sdk, workers
 
 RUNS, HORIZON, RATES = 200, 10_000, (0.05, 0.10)
 ROUTING_USERS = 300_000
@@ -392,6 +395,39 @@ def memory_rows(workdir: Path, redis_url: str) -> list[Row]:
     return rows
 
 
+def monitor_rows() -> list[Row]:
+    alpha, rates, d = monitor.run()
+    rows = [
+        Row(
+            f"Guardrail monitor, seeded: latency per request, {monitor.MARGIN:.0%} margin,"
+            f" {monitor.RUNS:,} runs each, looked at every minute"
+        )
+    ]
+    for r in rates:
+        rows.append(
+            Row(
+                f"{r.label}: false pauses over two weeks ({r.looks:,} looks)",
+                f"{r.rate:.4f} ± {r.error:.4f}",
+                target=_verdict(r.rate <= alpha, f"<= alpha {alpha:.2f}")
+                + f"; upper 95% {r.upper_95:.4f}",
+            )
+        )
+    for label, measured, predicted in (
+        ("median", d.median, d.predicted_median),
+        ("80th percentile", d.q80, d.predicted_q80),
+    ):
+        ratio = measured / predicted
+        rows.append(
+            Row(
+                f"20% slower: users per arm at the pause, {label}",
+                f"{measured:,.0f}",
+                ratio=f"{ratio:.2f}x",
+                target=_verdict(abs(ratio - 1) <= 0.25, f"predicted {predicted:,.0f} +-25%"),
+            )
+        )
+    return rows
+
+
 def print_table(rows: list[Row]) -> None:
     header = Row("benchmark", "figure", "p99", "server CPU/req", "ratio", "target")
     items = [r for r in rows if r.figure]
@@ -433,6 +469,7 @@ def main() -> None:
             rows += http_rows(workdir, redis_server.url, ingested[f"hincrby-{ingest.BATCH}"])
             rows += workers_rows(workdir, redis_server.url)
             rows += memory_rows(workdir, redis_server.url)
+    rows += monitor_rows()
     print_table(rows)
     print(f"measured in {time.perf_counter() - started:.0f} s")
 

@@ -113,6 +113,38 @@ class Settings(BaseSettings):
         description="Events stamped further than this in the future are refused.",
     )
 
+    monitor: bool = Field(
+        default=True,
+        description="Run the guardrail monitor in the background: every running experiment's"
+        " guardrails are judged each monitor_interval_seconds, by one worker at a time (the"
+        " holder of the store's lease), and a breach pauses the experiment or alerts.",
+    )
+    monitor_interval_seconds: float = Field(
+        default=60.0,
+        gt=0.0,
+        le=24 * 3600,
+        description="Seconds between two looks of the guardrail monitor; its lease lasts three"
+        " intervals, so another worker takes over within that long when the holder dies.",
+    )
+    guardrail_min_samples: int = Field(
+        default=100,
+        ge=2,
+        le=10**9,
+        description="Users per arm before a guardrail gives a verdict (a guardrail's own"
+        " min_samples wins); below it the monitor reports 'inconclusive: too little data'"
+        " and never acts.",
+    )
+    webhook_url: str | None = Field(
+        default=None,
+        description="Where the monitor POSTs a signed JSON notice of each guardrail breach"
+        " (http or https); unset, no webhook is sent.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="The HMAC-SHA256 key of the webhook's X-Abscope-Signature header; unset,"
+        " the notices are sent unsigned.",
+    )
+
     @field_validator("admin_api_key", "ingest_api_key", "read_api_key")
     @classmethod
     def _long_enough(cls, key: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
@@ -131,6 +163,15 @@ class Settings(BaseSettings):
                 " to run without that key"
             )
         return key
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        if not url.startswith(("http://", "https://")) or len(url) <= len("https://"):
+            raise ValueError("ABSCOPE_WEBHOOK_URL must be an http:// or https:// URL")
+        return url
 
     @model_validator(mode="after")
     def _distinct_keys(self) -> Settings:

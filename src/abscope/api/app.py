@@ -5,6 +5,7 @@ Errors become HTTP statuses in one place, :mod:`abscope.api.errors`.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -34,13 +35,27 @@ from abscope.api.security_headers import SecurityHeaders
 from abscope.api.simulations import SimulationPool
 from abscope.config import KEY_SETTINGS, Settings, get_settings
 from abscope.service import ExperimentService
+from abscope.service.monitoring import Monitor, MonitorLoop
 from abscope.storage.base import Store
 from abscope.storage.instrumented import InstrumentedStore
 from abscope.web import docs
+from abscope.webhooks import WebhookSender
 
 __all__ = ["RETRY_AFTER_SECONDS", "create_app", "open_store"]
 
 _log = logging.getLogger("abscope.api")
+
+
+def _webhook(settings: Settings) -> WebhookSender | None:
+    """The guardrail monitor's webhook, when ``webhook_url`` is set."""
+    if settings.webhook_url is None:
+        return None
+    secret = settings.webhook_secret
+    if secret is None:
+        _log.warning("ABSCOPE_WEBHOOK_SECRET is not set: the webhook's notices are unsigned")
+    return WebhookSender(
+        settings.webhook_url, None if secret is None else secret.get_secret_value()
+    )
 
 
 def open_store(settings: Settings) -> Store:
@@ -135,8 +150,25 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        with tuned_collector(config.gc_threshold):
-            yield
+        webhook = _webhook(config)
+        monitor = None
+        if config.monitor:
+            monitor = MonitorLoop(
+                Monitor(
+                    app.state.service.store, app.state.service.experiments, config, notifier=webhook
+                ),
+                config.monitor_interval_seconds,
+            )
+            monitor.start()
+        app.state.monitor = monitor
+        try:
+            with tuned_collector(config.gc_threshold):
+                yield
+        finally:
+            if monitor is not None:  # the look in progress ends, and the lease is given up
+                await monitor.stop()
+            if webhook is not None:  # the notices queued get a few seconds more
+                await asyncio.to_thread(webhook.close)
         app.state.simulations.close()
         await app.state.service.store.aclose()
         app.state.service.store.close()

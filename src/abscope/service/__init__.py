@@ -11,6 +11,9 @@ module                          use cases
                                 routing configuration
 :mod:`.batches`                 a checked ``/events`` batch and the answer per event
 :mod:`.analysis`                results, time series, explain, plans, charts, simulator
+:mod:`.monitoring`              the guardrail monitor: one look at every running
+                                experiment's guardrails by the lease holder, a pause or
+                                an alert on a breach, and its background loop
 :mod:`.facade`                  :class:`ExperimentService`, which composes them over one
                                 routing snapshot
 ==============================  ===========================================================
@@ -26,6 +29,7 @@ from abscope.service.analysis import Analysis
 from abscope.service.batches import CheckedBatch, batch_result
 from abscope.service.experiments import Action, Experiments
 from abscope.service.facade import ExperimentService
+from abscope.service.monitoring import Monitor, MonitorLoop, MonitorReport
 from abscope.service.traffic import Traffic
 from abscope.serving import STICKY_PHASE
 
@@ -35,6 +39,9 @@ __all__ = [
     "CheckedBatch",
     "ExperimentService",
     "Experiments",
+    "Monitor",
+    "MonitorLoop",
+    "MonitorReport",
     "STICKY_PHASE",
     "Traffic",
     "batch_result",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -215,6 +215,40 @@ class Experiments:
         self, experiment_id: str, action: Action, winner: str | None = None
     ) -> Experiment:
         current = self.store.get_experiment(experiment_id)
+        changes, audit = self._transition(current, action, winner)
+        return self._save(current, changes, action, audit)
+
+    def record(
+        self,
+        current: Experiment,
+        entries: Sequence[tuple[str, dict[str, Any]]],
+        *,
+        action: Action | None = None,
+        by: str | None = None,
+    ) -> Experiment:
+        """Append audit ``entries`` (action, changes) to ``current`` as it was read, then
+        move it by ``action`` if given, in one save.
+
+        The save is a compare-and-set on ``current.version``: ``Conflict`` when the
+        experiment changed since it was read (re-read it and decide again). ``by`` names who
+        made the transition in its audit entry (the guardrail monitor).
+        """
+        now = self._clock()
+        extra = [AuditEntry(at=now, action=name, changes=dict(c)) for name, c in entries]
+        if action is None:
+            if not extra:
+                return current
+            return self._save(current, {}, extra[-1].action, extra[-1].changes, before=extra[:-1])
+        changes, audit = self._transition(current, action, None)
+        if by is not None:
+            audit["by"] = by
+        return self._save(current, changes, action, audit, before=extra)
+
+    def _transition(
+        self, current: Experiment, action: Action, winner: str | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The changes and audit of ``action`` on ``current``; ``Conflict`` if not allowed."""
+        experiment_id = current.id
         target = _ACTION_TARGET[action]
         if current.status not in _ACTION_FROM[action] or target not in ALLOWED_TRANSITIONS.get(
             current.status, frozenset()
@@ -242,7 +276,7 @@ class Experiments:
                 raise InvalidInput("winner", f"{winner!r} is not a variant of {experiment_id}")
             changes["winner"] = winner
             audit["winner"] = winner
-        return self._save(current, changes, action, audit)
+        return changes, audit
 
     def delete(self, experiment_id: str) -> None:
         current = self.store.get_experiment(experiment_id)
@@ -305,14 +339,21 @@ class Experiments:
             raise _invalid(error, "weights.") from None
 
     def _save(
-        self, current: Experiment, changes: dict[str, Any], action: str, audit: dict[str, Any]
+        self,
+        current: Experiment,
+        changes: dict[str, Any],
+        action: str,
+        audit: dict[str, Any],
+        *,
+        before: Sequence[AuditEntry] = (),
     ) -> Experiment:
         now = self._clock()
         data = current.model_dump()
         data.update(changes)
         data["updated_at"] = now
         data["version"] = current.version + 1
-        data["audit"] = [*data["audit"], AuditEntry(at=now, action=action, changes=audit)]
+        entry = AuditEntry(at=now, action=action, changes=audit)
+        data["audit"] = [*data["audit"], *before, entry]
         try:
             updated = Experiment.model_validate(data)
         except ValidationError as error:

@@ -76,6 +76,7 @@ class ExperimentService:
         self.patch = experiments.patch
         self.add_metric = experiments.add_metric
         self.transition = experiments.transition
+        self.record = experiments.record
         self.delete = experiments.delete
 
         self.route = traffic.route
