@@ -10,9 +10,10 @@ role    key                       routes
 ======  ========================  ==========================================================
 admin   ``ABSCOPE_ADMIN_API_KEY``   every route
 ingest  ``ABSCOPE_INGEST_API_KEY``  ``POST /route``, ``/log``, ``/events``; ``GET /sdk/config``
-read    ``ABSCOPE_READ_API_KEY``    every ``GET`` of experiments, results, timeseries, explain,
-                                  charts and ``/metrics``; ``POST /calculate``, ``/charts/plan`` and
-                                  ``/charts/simulate`` (the planner's and simulator's data)
+read    ``ABSCOPE_READ_API_KEY``    every ``GET`` of experiments, results, gate, timeseries,
+                                  explain, charts and ``/metrics``; ``POST /calculate``,
+                                  ``/charts/plan`` and ``/charts/simulate`` (the planner's
+                                  and simulator's data)
 ======  ========================  ==========================================================
 
 With no key set, every route is open: the app logs a warning when it is built, and
@@ -72,6 +73,7 @@ ROUTES: Final[Mapping[tuple[str, str], Role]] = {
     ("GET", "/experiments"): "read",
     ("GET", "/experiments/{experiment_id}"): "read",
     ("GET", "/experiments/{experiment_id}/results"): "read",
+    ("GET", "/experiments/{experiment_id}/gate"): "read",
     ("GET", "/experiments/{experiment_id}/timeseries"): "read",
     ("GET", "/experiments/{experiment_id}/explain"): "read",
     ("GET", "/experiments/{experiment_id}/charts"): "read",

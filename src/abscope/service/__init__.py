@@ -10,7 +10,7 @@ module                          use cases
 :mod:`.traffic`                 route; ``/log`` and ``/events`` checks and events; the SDK's
                                 routing configuration
 :mod:`.batches`                 a checked ``/events`` batch and the answer per event
-:mod:`.analysis`                results, time series, explain, plans, charts, simulator
+:mod:`.analysis`                results, gate, time series, explain, plans, charts, simulator
 :mod:`.facade`                  :class:`ExperimentService`, which composes them over one
                                 routing snapshot
 ==============================  ===========================================================

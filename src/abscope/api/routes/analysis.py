@@ -1,18 +1,20 @@
-"""Results, time series, assignment explanations and the duration planner."""
+"""Results, the deployment gate, time series, assignment explanations and the planner."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from abscope.api.deps import Service
 from abscope.api.errors import documented
+from abscope.metric_reports import GATE_STATUS, gate_status_code
 from abscope.models import MAX_USER_ID_LENGTH
 from abscope.schemas import (
     CalculateRequest,
     CalculateResponse,
     ExplainResponse,
+    GateResponse,
     ResultsResponse,
     TimeseriesResponse,
 )
@@ -37,6 +39,45 @@ def results(experiment_id: str, service: Service, phase: Phase = None) -> dict[s
     the experiment says), the sample-ratio check and the decision the numbers allow.
     Values that cannot be computed are null, with the reason in ``null_reasons``."""
     return service.results(experiment_id, phase)
+
+
+@router.get(
+    "/experiments/{experiment_id}/gate",
+    summary="The deployment gate",
+    response_model=GateResponse,
+    responses={
+        GATE_STATUS["inconclusive"]: {
+            "model": GateResponse,
+            "description": "inconclusive (412 instead with promotion=true)",
+        },
+        GATE_STATUS["fail"]: {
+            "model": GateResponse,
+            "description": "fail: a guardrail is in breach (or inconclusive with promotion=true)",
+        },
+        **documented(401, 403, 404, 422, 503),
+    },
+)
+def gate(
+    experiment_id: str,
+    service: Service,
+    response: Response,
+    promotion: Annotated[
+        bool,
+        Query(description="Answer 412 for inconclusive too: promote only on pass."),
+    ] = False,
+    report: Annotated[
+        bool,
+        Query(description="Always answer 200, the verdict in the body (Argo Rollouts)."),
+    ] = False,
+) -> dict[str, Any]:
+    """``pass`` (200) when every guardrail is shown within its margin for every arm,
+    ``fail`` (412) when any is significantly beyond it, else ``inconclusive`` (202; e.g.
+    too little data, or no guardrails declared), with the reasons per guardrail and arm.
+    For a Flagger webhook (``promotion=true`` for its confirm-promotion hook) or an Argo
+    Rollouts web metric (``report=true``, judged on ``verdict``)."""
+    body = service.gate(experiment_id)
+    response.status_code = gate_status_code(body["verdict"], promotion=promotion, report=report)
+    return body
 
 
 @router.get(
