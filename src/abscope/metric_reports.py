@@ -90,6 +90,7 @@ __all__ = [
     "guardrail_status",
     "metrics_view",
     "secondary_figures",
+    "variant_values",
 ]
 
 Inference = Literal["sequential", "fixed"]
@@ -360,6 +361,22 @@ def _metric_head(
         "margin": metric.margin,
         "action": metric.breach_action if metric.role == "guardrail" else None,
         "variants": {name: _arm_value(s) for name, s in stats.items()},
+    }
+
+
+def variant_values(
+    experiment: Experiment,
+    counts: Mapping[str, VariantCounts],
+    metric_counts: MetricCountsByName,
+) -> dict[str, dict[str, float | None]]:
+    """Each metric's value per variant (rate, mean per user or ratio; ``None`` when
+    undefined), the primary first: what ``/metrics`` exports as estimates."""
+    return {
+        metric.name: {
+            name: _arm_value(s)["value"]
+            for name, s in arm_stats(experiment, metric, counts, metric_counts).items()
+        }
+        for metric in experiment.all_metrics
     }
 
 
