@@ -13,6 +13,7 @@ As in :mod:`abscope.cli.views`, a null value is ``n/a (reason)``, never 0.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,9 @@ __all__ = ["GATE_EXIT_CODES", "format_gate", "format_metrics", "has_metrics"]
 
 GATE_EXIT_CODES: dict[str, int] = {"pass": 0, "fail": 1, "inconclusive": 3}
 """``abscope experiments gate``'s exit status per verdict."""
+
+NOTE_WIDTH = 92
+"""Where the notes under the table are wrapped."""
 
 Json = Mapping[str, Any]
 
@@ -86,10 +90,13 @@ def format_metrics(results: Json) -> str:
     rule = results.get("decision_rule") or {}
     correction = {"holm": "Holm", "bh": "Benjamini-Hochberg"}.get(rule.get("correction", ""), "")
     notes = [
-        "Intervals and p-values are those of each test's inference (sequential: confidence"
-        " sequences and always-valid p); secondaries' p are adjusted across metrics x arms"
-        + (f" ({correction})" if correction else "")
-        + "; guardrails' are one-sided non-inferiority tests against their margin.",
+        textwrap.fill(
+            "Intervals and p-values are those of each test's inference (sequential:"
+            " confidence sequences and always-valid p); secondaries' p are adjusted across"
+            " metrics x arms" + (f" ({correction})" if correction else "") + "; guardrails'"
+            " are one-sided non-inferiority tests against their margin.",
+            NOTE_WIDTH,
+        ),
         f"Guardrails: {results.get('guardrail_status', na(None))}",
         f"Decision rule: {rule.get('sentence', na(None))}",
     ]
