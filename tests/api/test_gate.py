@@ -252,6 +252,18 @@ def test_the_argo_analysis_template_judges_the_verdict_in_the_body(
     measured = "Successful" if success else "Failed" if failure else "Inconclusive"
     assert measured == phase
     assert not (success and failure)
+    # The run, as Argo assesses a metric after its count of looks: failed beyond
+    # failureLimit, else inconclusive beyond inconclusiveLimit, else successful. Ten looks
+    # of this answer give the phase the comments promise.
+    looks = [measured] * metric["count"]
+    if looks.count("Failed") > metric["failureLimit"]:
+        run = "Failed"
+    elif looks.count("Inconclusive") > metric["inconclusiveLimit"]:
+        run = "Inconclusive"
+    else:
+        run = "Successful"
+    assert run == phase
+    assert (metric["count"], metric["failureLimit"], metric["inconclusiveLimit"]) == (10, 0, 9)
 
 
 def test_the_readme_shows_the_deploy_files_as_they_are() -> None:
