@@ -276,9 +276,9 @@ def metrics_view(
     primary = experiment.primary_metric
     entries: list[dict[str, Any]] = [
         _metric_head(experiment, primary, counts, metric_counts)
-        | {"comparisons": [_primary_comparison(c, primary, analysis) for c in analysis.comparisons]}
+        | {"comparisons": [_primary_comparison(c, primary) for c in analysis.comparisons]}
     ]
-    primary_results = [_primary_result(c, primary, analysis) for c in analysis.comparisons]
+    primary_results = [_primary_result(c, primary) for c in analysis.comparisons]
 
     secondary_results: list[SuccessMetricResult] = []
     secondary_figures_of: list[tuple[int, str, SecondaryFigures]] = []
@@ -429,9 +429,7 @@ _VERDICT_TEXT = {
 }
 
 
-def _primary_comparison(
-    c: Comparison, metric: Metric, analysis: ExperimentAnalysis
-) -> dict[str, Any]:
+def _primary_comparison(c: Comparison, metric: Metric) -> dict[str, Any]:
     mode = c.primary
     assert mode is not None
     relative_reason = (
@@ -458,9 +456,7 @@ def _primary_comparison(
     }
 
 
-def _primary_result(
-    c: Comparison, metric: Metric, analysis: ExperimentAnalysis
-) -> SuccessMetricResult:
+def _primary_result(c: Comparison, metric: Metric) -> SuccessMetricResult:
     mode = c.primary
     assert mode is not None
     # The decision rule reads significance from (estimate, p); the p-value is the one the
