@@ -412,3 +412,56 @@ def test_gate_status_codes() -> None:
         200, 412, 412,
     ]  # fmt: skip
     assert {gate_status_code(v, report=True) for v in ("pass", "inconclusive", "fail")} == {200}
+
+
+def test_a_breach_in_one_arm_fails_the_gate_and_blocks_that_arm_only(
+    service: ExperimentService,
+) -> None:
+    variants = [
+        {"name": "control", "model_id": "v1", "weight": 0.34, "is_control": True},
+        {"name": "fast", "model_id": "v2", "weight": 0.33},
+        {"name": "slow", "model_id": "v3", "weight": 0.33},
+    ]
+    _create(service, GUARDED, variants=variants, control_model_id=None, treatment_model_id=None)
+    rng = np.random.default_rng(8)
+    n = 3000
+    service.store.record_events(
+        _latency_events("control", n, 100.0, rng)
+        + _latency_events("fast", n, 100.0, rng)
+        + _latency_events("slow", n, 130.0, rng)
+        + _conversions("control", n, 0.10, rng)
+        + _conversions("fast", n, 0.16, rng)
+        + _conversions("slow", n, 0.16, rng)
+    )
+    gate = service.gate("exp")
+    assert gate["verdict"] == "fail"
+    assert [(m["variant"], m["verdict"]) for m in gate["metrics"]] == [
+        ("fast", "non_inferior"), ("slow", "breach"),
+    ]  # fmt: skip
+    assert len(gate["reasons"]) == 1 and gate["reasons"][0].startswith("latency_ms (slow): breach")
+    rule = service.results("exp")["decision_rule"]
+    assert (rule["outcome"], rule["arm"], rule["blocking"]) == ("ship", "fast", ["latency_ms"])
+    arms = {a["arm"]: a for a in rule["arms"]}
+    assert arms["slow"]["outcome"] == "do_not_ship" and arms["slow"]["blocking"] == ["latency_ms"]
+    assert arms["fast"]["cleared"] == ["latency_ms"]
+
+
+def test_a_primary_where_lower_is_better_wins_by_going_down(service: ExperimentService) -> None:
+    metrics = [{"name": "churned", "kind": "binary", "role": "primary", "higher_is_better": False}]
+    _create(service, metrics)
+    rng = np.random.default_rng(9)
+    n = 4000
+    exposures = [
+        _event(f"{v}-{i}", v, "exposure") for v in ("control", "treatment") for i in range(n)
+    ]
+    service.store.record_events(
+        exposures + _conversions("control", n, 0.20, rng) + _conversions("treatment", n, 0.14, rng)
+    )
+    results = service.results("exp")
+    (primary,) = results["metrics"][0]["comparisons"]
+    assert primary["estimate"] < 0 and primary["verdict"] == "better"
+    assert results["decision"]["verdict"] == "winner"
+    assert results["decision"]["winner"] == "treatment"
+    rule = results["decision_rule"]
+    assert (rule["outcome"], rule["arm"]) == ("ship", "treatment")
+    assert rule["sentence"].startswith("Ship treatment: the primary churned is down")
