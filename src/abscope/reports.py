@@ -22,13 +22,20 @@ from abscope.jsonable import to_jsonable
 from abscope.models import Experiment, Status, VariantCounts
 from abscope.stats import AnalysisOptions, MeanStats, ProportionStats, analyze_experiment
 from abscope.stats.adaptive_srm import ADAPTIVE_NOTE
+from abscope.stats.analysis import ExperimentAnalysis
 from abscope.stats.means import mean_interval, relative_mean_lift_ci
 from abscope.stats.proportions import relative_lift_ci, wilson_interval
 from abscope.stats.results import EffectEstimate, Interval
 from abscope.stats.sequential import sequential_path
 from abscope.storage.base import HourCounts
 
-__all__ = ["RESULTS_FIELDS", "results_view", "timeseries_view", "variant_summary"]
+__all__ = [
+    "RESULTS_FIELDS",
+    "primary_analysis",
+    "results_view",
+    "timeseries_view",
+    "variant_summary",
+]
 
 RESULTS_FIELDS: dict[str, str] = {
     "control_samples": "Users in the control.",
@@ -54,14 +61,12 @@ RESULTS_FIELDS: dict[str, str] = {
 """What each compatible top-level field of the results body means (absolute or relative)."""
 
 
-def results_view(
-    experiment: Experiment, chosen: int, counts: dict[str, VariantCounts], now: datetime
-) -> dict[str, Any]:
-    """The results endpoint's body: the compatible fields (:data:`RESULTS_FIELDS`), the full
-    analysis and the decision, with the users and days still needed at the observed traffic.
-    Power and the users still needed refer to the experiment's pre-registered minimum lift
-    and power."""
-    analysis = analyze_experiment(
+def primary_analysis(
+    experiment: Experiment, counts: dict[str, VariantCounts]
+) -> ExperimentAnalysis:
+    """The full analysis of the primary metric (the variants' own counts), in the
+    experiment's inference mode and direction (the primary's ``higher_is_better``)."""
+    return analyze_experiment(
         _stats(experiment, counts),
         experiment.weights,
         control=experiment.control.name,
@@ -70,9 +75,26 @@ def results_view(
             sequential=experiment.sequential,
             min_relative_lift=experiment.min_relative_lift,
             power=experiment.power,
+            higher_is_better=experiment.primary_metric.higher_is_better,
         ),
         propensity=_propensity(experiment, counts),
     )
+
+
+def results_view(
+    experiment: Experiment,
+    chosen: int,
+    counts: dict[str, VariantCounts],
+    now: datetime,
+    analysis: ExperimentAnalysis | None = None,
+) -> dict[str, Any]:
+    """The results endpoint's body: the compatible fields (:data:`RESULTS_FIELDS`), the full
+    analysis and the decision, with the users and days still needed at the observed traffic.
+    Power and the users still needed refer to the experiment's pre-registered minimum lift
+    and power. ``analysis`` is :func:`primary_analysis` of the same counts, when the caller
+    has it already."""
+    if analysis is None:
+        analysis = primary_analysis(experiment, counts)
     first = analysis.comparisons[0]
     control = analysis.variant(experiment.control.name)
     treatment = analysis.variant(first.variant)

@@ -64,6 +64,8 @@ __all__ = [
     "ExplainResponse",
     "ExposureStatus",
     "Figure",
+    "GateMetric",
+    "GateResponse",
     "Health",
     "PlanCharts",
     "ResultsResponse",
@@ -649,6 +651,39 @@ class ResultsResponse(_Open):
     srm_method: str
     adaptive_allocation_note: str | None
     decision: dict[str, Any] = Field(description="What the numbers allow one to decide.")
+    metrics: list[dict[str, Any]] = Field(
+        description="Every metric, the primary first: per variant its value, per treatment"
+        " its comparison (secondaries corrected across metrics x arms, guardrails judged"
+        " non-inferior, in breach or inconclusive)."
+    )
+    decision_rule: dict[str, Any] = Field(
+        description="The risk-aware decision: ship only when the primary wins and no"
+        " guardrail is worse than its margin; names the guardrail that blocks."
+    )
+    guardrail_status: Literal["passing", "failing", "inconclusive"]
+
+
+class GateMetric(_Open):
+    """One guardrail for one treatment arm, as the gate judged it."""
+
+    name: str = Field(description="The guardrail metric.")
+    variant: str = Field(description="The treatment arm, judged against the control.")
+    verdict: Literal["non_inferior", "breach", "inconclusive"]
+    estimate: float | None = Field(description="Relative change (treatment / control - 1).")
+    interval: list[float | None] | None = Field(description="Its always-valid bounds.")
+    margin: float = Field(description="The relative non-inferiority margin.")
+    reason: str | None = Field(description="A reason code, e.g. too_little_data.")
+    reason_text: str = Field(description="The verdict in a sentence.")
+
+
+class GateResponse(_Open):
+    """The deployment gate: pass (200), inconclusive (202) or fail (412)."""
+
+    experiment_id: str
+    verdict: Literal["pass", "fail", "inconclusive"]
+    status: Status = Field(description="The experiment's status.")
+    metrics: list[GateMetric] = Field(description="Each guardrail for each treatment arm.")
+    reasons: list[str] = Field(description="Why the verdict is what it is, in sentences.")
 
 
 class TimeseriesResponse(_Open):

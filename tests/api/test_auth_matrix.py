@@ -8,6 +8,7 @@ the app that is not open must have one, and every row must name a route the app 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,15 @@ from fastapi.routing import iter_route_contexts
 from starlette.routing import Mount
 
 from abscope.api.app import create_app
-from abscope.api.auth import BEARER_SCHEME, ROUTES, SCHEME, Role, RouteTable, is_open
+from abscope.api.auth import (
+    BASIC_SCHEME,
+    BEARER_SCHEME,
+    ROUTES,
+    SCHEME,
+    Role,
+    RouteTable,
+    is_open,
+)
 from tests.api.helpers import assert_status, make_settings, seed_body
 from tests.fixtures.uvicorn_server import ABSCOPE_APP, UvicornServer
 
@@ -43,8 +52,13 @@ CREDENTIALS: dict[str, str | None] = {
     "read bearer": KEYS["read"],
     "ingest bearer": KEYS["ingest"],
     "admin bearer": KEYS["admin"],
+    "wrong basic": "matrix-wrong-key-000000",
+    "read basic": KEYS["read"],
+    "ingest basic": KEYS["ingest"],
+    "admin basic": KEYS["admin"],
 }
-"""Each credential's key: in X-API-Key, or (a "bearer") in ``Authorization: Bearer``."""
+"""Each credential's key: in X-API-Key, or (a "bearer") in ``Authorization: Bearer``, or
+(a "basic") as the password of ``Authorization: Basic``."""
 
 
 def _headers(credential: str) -> dict[str, str]:
@@ -53,6 +67,8 @@ def _headers(credential: str) -> dict[str, str]:
         return {}
     if credential.endswith("bearer"):
         return {"Authorization": f"Bearer {key}"}
+    if credential.endswith("basic"):
+        return {"Authorization": "Basic " + base64.b64encode(f"flagger:{key}".encode()).decode()}
     return {"X-API-Key": key}
 
 
@@ -167,12 +183,16 @@ def test_the_openapi_document_gives_each_operation_its_key_and_role(
     assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-API-Key")
     bearer = schema["components"]["securitySchemes"][BEARER_SCHEME]
     assert (bearer["type"], bearer["scheme"]) == ("http", "bearer")
+    basic = schema["components"]["securitySchemes"][BASIC_SCHEME]
+    assert (basic["type"], basic["scheme"]) == ("http", "basic")
     for method, path, operation in _operations(schema):
         if is_open(path):
             assert "security" not in operation, f"{method} {path} is open"
             continue
-        # Either header: X-API-Key, or Authorization: Bearer with the same key.
-        assert operation["security"] == [{SCHEME: []}, {BEARER_SCHEME: []}], f"{method} {path}"
+        # Either header: X-API-Key, or Authorization: Bearer (or Basic) with the same key.
+        assert operation["security"] == [{SCHEME: []}, {BEARER_SCHEME: []}, {BASIC_SCHEME: []}], (
+            f"{method} {path}"
+        )
         assert operation["x-abscope-role"] == ROUTES[(method, path)]
         assert {"401", "403"} <= set(operation["responses"]), f"{method} {path}"
 
@@ -184,7 +204,8 @@ def test_the_table_gives_each_role_its_routes() -> None:
     reads = {(method, path) for (method, path), role in ROUTES.items() if role == "read"}
     gets = {(method, path) for method, path in ROUTES if method == "GET"}
     planner = {("POST", "/calculate"), ("POST", "/charts/plan"), ("POST", "/charts/simulate")}
-    assert reads == (gets - sdk) | planner
+    webhook = {("POST", "/experiments/{experiment_id}/gate")}  # Flagger POSTs to its hooks
+    assert reads == (gets - sdk) | planner | webhook
     admin = {(m, p) for (m, p), role in ROUTES.items() if role == "admin"}
     assert admin == set(ROUTES) - reads - ingest
     assert all(path.startswith("/experiments") for _, path in admin)

@@ -73,6 +73,8 @@ def test_every_error_status_is_documented_with_its_body(client: TestClient) -> N
                 continue
             ref = response["content"]["application/json"]["schema"]["$ref"]
             expected = "ValidationErrorBody" if status == "422" else "ErrorBody"
+            if path.endswith("/gate") and status == "412":
+                expected = "GateResponse"  # a failed gate is a verdict, with its reasons
             assert ref == f"#/components/schemas/{expected}", f"{label} {status}"
             if status == "503":
                 assert response["headers"]["Retry-After"]["required"] is True, label

@@ -7,12 +7,14 @@ Several workers: ``tests/api/test_metrics_workers.py``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from abscope.api.request_id import MAX_LENGTH
 from tests.api.helpers import MakeClient, TestClient, assert_status, route, started
+from tests.fixtures.guardrails import SCENARIOS, guarded_body, latency_traffic
 from tests.fixtures.redis_servers import RedisServer
 from tests.fixtures.scrape import Scrape
 
@@ -227,6 +229,9 @@ def test_every_metric_is_named_for_abscope_with_its_unit_and_a_help_string(
         "abscope_experiments_running",
         "abscope_experiment_users",
         "abscope_experiment_conversions",
+        "abscope_metric_estimate",
+        "abscope_guardrail_effect",
+        "abscope_gate_verdict",
     }
     for name, documentation in scrape.families.items():
         assert name.startswith("abscope_"), name
@@ -269,3 +274,40 @@ def test_the_request_id_is_the_clients_when_sane_else_a_new_one(
             assert len(echoed) == 32 and int(echoed, 16) >= 0, echoed
     fresh = {client.get("/health").headers["x-request-id"] for _ in range(3)}
     assert len(fresh) == 3
+
+
+def test_the_scrape_exports_each_metrics_estimates_and_the_gate_verdicts(
+    make_client: MakeClient,
+) -> None:
+    client = make_client(metrics_max_experiments=2)
+    verdicts = {}
+    for name in ("fail", "pass", "inconclusive"):  # the third is beyond the bound
+        assert_status(client.post("/experiments", json=guarded_body(f"gate-{name}")), 201)
+        assert_status(client.post(f"/experiments/gate-{name}/start"), 200)
+        scenario = SCENARIOS[name]
+        store = client.app.state.service.store  # type: ignore[attr-defined]
+        store.record_events(
+            latency_traffic(f"gate-{name}", scenario.users, scenario.treatment_latency,
+                            datetime.now(UTC))
+        )  # fmt: skip
+        verdicts[name] = client.get(f"/experiments/gate-{name}/gate?report=true").json()
+    scrape = _scrape(client)
+    for name in ("fail", "pass"):
+        experiment = f"gate-{name}"
+        results = client.get(f"/experiments/{experiment}/results").json()
+        for metric in results["metrics"]:
+            for variant, figures in metric["variants"].items():
+                labels = {"experiment": experiment, "metric": metric["name"], "variant": variant}
+                assert scrape.value("abscope_metric_estimate", **labels) == figures["value"]
+        (gate,) = verdicts[name]["metrics"]
+        effect = {"experiment": experiment, "metric": "latency_ms", "variant": "treatment"}
+        assert scrape.value("abscope_guardrail_effect", **effect) == gate["estimate"]
+        states = {
+            verdict: scrape.value("abscope_gate_verdict", experiment=experiment, verdict=verdict)
+            for verdict in ("pass", "fail", "inconclusive")
+        }
+        assert states == {v: float(v == verdicts[name]["verdict"]) for v in states}
+        assert verdicts[name]["verdict"] == name
+    shown = {labels["experiment"] for labels in scrape.labelled("abscope_gate_verdict")}
+    assert shown == {"gate-fail", "gate-pass"}  # metrics_max_experiments, the oldest first
+    assert len(scrape.labelled("abscope_gate_verdict")) == 2 * 3

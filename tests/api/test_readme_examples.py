@@ -20,28 +20,41 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 STATUS = re.compile(r"^HTTP (\d{3})$", re.MULTILINE)
 
 
-def _curl_block() -> str:
+def _curl_blocks() -> list[str]:
     blocks = re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.DOTALL)
-    curls = [b for b in blocks if "curl " in b]
-    assert len(curls) == 1, "the README has one block of curl examples"
+    return [b for b in blocks if "curl " in b]
+
+
+def _curl_block(marker: str = "ranker-v2") -> str:
+    """The block of curl examples about the experiment ``marker``: the service's
+    (``ranker-v2``) or the gate's (``model-v2``)."""
+    curls = [b for b in _curl_blocks() if f"/experiments/{marker}/" in b]
+    assert len(curls) == 1, f"the README has one block of curl examples of {marker}"
     return curls[0]
+
+
+def test_every_curl_block_is_run_here() -> None:
+    assert len(_curl_blocks()) == 2 == len({_curl_block(), _curl_block("model-v2")})
+
+
+def _run(block: str, host: str) -> tuple[list[str], list[str]]:
+    script = (
+        "set -euo pipefail\n"
+        "curl() { command curl -w '\\nHTTP %{http_code}\\n' \"$@\"; }\n"
+        + block.replace("localhost:8000", host)
+    )
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    replies = [part.strip() for part in STATUS.split(done.stdout)[::2] if part.strip()]
+    return STATUS.findall(done.stdout), replies
 
 
 def test_the_readme_curl_examples_run_as_pasted(make_server: MakeServer, tmp_path: Path) -> None:
     if shutil.which("curl") is None:
         pytest.fail("curl is missing: install Debian's curl package")
     server = make_server(ABSCOPE_DB_PATH=str(tmp_path / "abscope.db"))
-    host = server.url.removeprefix("http://")
-    script = (
-        "set -euo pipefail\n"
-        "curl() { command curl -w '\\nHTTP %{http_code}\\n' \"$@\"; }\n"
-        + _curl_block().replace("localhost:8000", host)
-    )
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    statuses = STATUS.findall(done.stdout)
-    assert statuses == ["201", "200", "200", "200", "201", "200", "200"], done.stdout
-    replies = [part.strip() for part in STATUS.split(done.stdout)[::2] if part.strip()]
+    statuses, replies = _run(_curl_block(), server.url.removeprefix("http://"))
+    assert statuses == ["201", "200", "200", "200", "201", "200", "200"], replies
     created = json.loads(replies[0])
     assert [m["name"] for m in created["metrics"]] == ["latency_ms"]
     route, logged, added, batch, results = (json.loads(r) for r in replies[2:7])
@@ -53,3 +66,30 @@ def test_the_readme_curl_examples_run_as_pasted(make_server: MakeServer, tmp_pat
     assert (batch["counted"], batch["rejected"]) == (2, 0), batch
     assert results["control_samples"] + results["treatment_samples"] == 1
     assert results["min_relative_lift"] == 0.05
+
+
+def test_the_readme_gate_examples_run_as_pasted(make_server: MakeServer, tmp_path: Path) -> None:
+    if shutil.which("curl") is None:
+        pytest.fail("curl is missing: install Debian's curl package")
+    server = make_server(ABSCOPE_DB_PATH=str(tmp_path / "abscope.db"))
+    block = _curl_block("model-v2")
+    statuses, replies = _run(block, server.url.removeprefix("http://"))
+    assert statuses == ["201", "200", "202", "200"], replies
+    created, _, gate, report = (json.loads(r) for r in replies)
+    assert [m["role"] for m in created["metrics"]] == ["primary", "guardrail"]
+    assert gate == report
+    assert gate["verdict"] == "inconclusive"
+    (metric,) = gate["metrics"]
+    assert (metric["name"], metric["reason"]) == ("latency_ms", "too_little_data")
+    # The reply the block shows after "# =>" is the server's (the "..." elides fields).
+    shown = " ".join(
+        line.lstrip("# ").strip()
+        for line in block.split("# =>", 1)[1].splitlines()
+        if line.startswith("#")
+    )
+    reason = gate["reasons"][0]
+    assert reason == (
+        "latency_ms (treatment): inconclusive: too little data (0 users in the smaller arm,"
+        " 100 needed)"
+    )
+    assert " ".join(reason.split()) in " ".join(shown.replace('"', " ").split())

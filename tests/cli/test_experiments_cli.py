@@ -366,7 +366,7 @@ def test_metrics_are_declared_at_creation_and_added_later(
         (("converted:binary",), 1, "error: 409: experiment checked has a metric named"),
         (("clicks:binary:primary",), 1, "error: 422: body.role: a metric added later is"),
         (("Lat:mean",), 1, "error: 422: body.name: String should match pattern"),
-        (("lat:ratio:guardrail:lower",), 1, "error: 422: body.margin: Value error, a guardrail needs"),
+        (("lat:ratio:guardrail:lower",), 1, "error: 422: body.margin: Value error, a guardrail"),
     ],
 )
 def test_add_metric_errors_name_the_part_and_exit_1_or_2(

@@ -25,7 +25,7 @@ def test_readme_python_examples_run() -> None:
 
 
 def test_readme_plan_output_matches_the_cli() -> None:
-    console = _blocks("console")[0]
+    console = next(b for b in _blocks("console") if b.startswith("$ .venv/bin/abscope plan "))
     shown = console.split("$ ")[1].split("\n", 1)[1].strip()
     result = CliRunner().invoke(
         app, ["plan", "--baseline-rate", "0.1", "--min-relative-lift", "0.05",

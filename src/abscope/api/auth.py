@@ -2,17 +2,21 @@
 fast path, FastAPI or the body parser sees the request.
 
 Three roles, each with its key in ``X-API-Key``, or in ``Authorization: Bearer <key>``
-(the same key; Prometheus' ``authorization`` scrape option sends that); when a request has
-both headers, ``X-API-Key`` is the one checked:
+(the same key; Prometheus' ``authorization`` scrape option sends that), or as the password
+of ``Authorization: Basic`` (any user name: Flagger's webhooks send no headers of their own,
+but Go's HTTP client sends a URL's user info, ``http://flagger:<key>@host/...``, as Basic);
+when a request has ``X-API-Key`` and ``Authorization``, ``X-API-Key`` is the one checked:
 
 ======  ========================  ==========================================================
 role    key                       routes
 ======  ========================  ==========================================================
 admin   ``ABSCOPE_ADMIN_API_KEY``   every route
 ingest  ``ABSCOPE_INGEST_API_KEY``  ``POST /route``, ``/log``, ``/events``; ``GET /sdk/config``
-read    ``ABSCOPE_READ_API_KEY``    every ``GET`` of experiments, results, timeseries, explain,
-                                  charts and ``/metrics``; ``POST /calculate``, ``/charts/plan`` and
-                                  ``/charts/simulate`` (the planner's and simulator's data)
+read    ``ABSCOPE_READ_API_KEY``    every ``GET`` of experiments, results, gate, timeseries,
+                                  explain, charts and ``/metrics``; ``POST /calculate``,
+                                  ``/charts/plan`` and ``/charts/simulate`` (the planner's
+                                  and simulator's data), ``POST /experiments/{id}/gate``
+                                  (the gate as a Flagger webhook)
 ======  ========================  ==========================================================
 
 With no key set, every route is open: the app logs a warning when it is built, and
@@ -38,6 +42,8 @@ each configured key.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 import re
@@ -52,6 +58,7 @@ __all__ = [
     "OPEN_PATHS",
     "OPEN_PREFIXES",
     "ROUTES",
+    "BASIC_SCHEME",
     "BEARER_SCHEME",
     "SCHEME",
     "Auth",
@@ -72,6 +79,8 @@ ROUTES: Final[Mapping[tuple[str, str], Role]] = {
     ("GET", "/experiments"): "read",
     ("GET", "/experiments/{experiment_id}"): "read",
     ("GET", "/experiments/{experiment_id}/results"): "read",
+    ("GET", "/experiments/{experiment_id}/gate"): "read",
+    ("POST", "/experiments/{experiment_id}/gate"): "read",
     ("GET", "/experiments/{experiment_id}/timeseries"): "read",
     ("GET", "/experiments/{experiment_id}/explain"): "read",
     ("GET", "/experiments/{experiment_id}/charts"): "read",
@@ -103,8 +112,12 @@ SCHEME: Final = "ApiKey"
 BEARER_SCHEME: Final = "Bearer"
 """The name of the same keys' ``Authorization: Bearer`` scheme in the OpenAPI document."""
 
+BASIC_SCHEME: Final = "Basic"
+"""The name of the same keys' ``Authorization: Basic`` scheme (the key as the password)."""
+
 _PARAMETER = re.compile(r"\{[^}/]+\}")
 _BEARER = b"bearer "
+_BASIC = b"basic "
 
 
 def is_open(path: str) -> bool:
@@ -182,12 +195,18 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
         "scheme": "bearer",
         "description": "The same keys as the ApiKey scheme, as Authorization: Bearer <key>.",
     }
+    schemes[BASIC_SCHEME] = {
+        "type": "http",
+        "scheme": "basic",
+        "description": "The same keys as the ApiKey scheme, as the password of Basic"
+        " authentication (any user name), e.g. from a URL's user info.",
+    }
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
             role = ROUTES.get((method.upper(), path))
             if role is None or not isinstance(operation, dict):
                 continue
-            operation["security"] = [{SCHEME: []}, {BEARER_SCHEME: []}]
+            operation["security"] = [{SCHEME: []}, {BEARER_SCHEME: []}, {BASIC_SCHEME: []}]
             operation["x-abscope-role"] = role
             responses = operation.setdefault("responses", {})
             responses.setdefault(
@@ -219,6 +238,17 @@ def _answer(status: int, detail: str) -> tuple[list[tuple[bytes, bytes]], bytes]
     if status == 401:
         headers.append((b"www-authenticate", b'ApiKey header="X-API-Key"'))
     return headers, body
+
+
+def _basic_password(credentials: bytes) -> bytes | None:
+    """The password of Basic credentials (``base64(user:password)``); ``None`` when they
+    are not valid base64 or hold no colon."""
+    try:
+        decoded = base64.b64decode(credentials, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    _, colon, password = decoded.partition(b":")
+    return password if colon else None
 
 
 def _unauthorized(role: Role) -> str:
@@ -275,8 +305,12 @@ class Auth:
             if name == b"x-api-key":
                 given = value
                 break
-            if name == b"authorization" and value[:7].lower() == _BEARER:
-                bearer = value[7:].strip(b" ")
+            if name == b"authorization":
+                scheme = value[:7].lower()
+                if scheme == _BEARER:
+                    bearer = value[7:].strip(b" ")
+                elif scheme[:6] == _BASIC:
+                    bearer = _basic_password(value[6:].strip(b" "))
         held = self._role_of(bearer if given is None else given)
         if held is None:
             status, (headers, body) = 401, self._unauthorized[needed]

@@ -11,7 +11,8 @@ metric                                    type       labels
 ========================================  =========  ===================================
 
 and, computed at each scrape by :class:`abscope.api.scrape.ScrapeCollector`, the routing
-snapshot's age and the running experiments' users and conversions per variant.
+snapshot's age, the running experiments' users and conversions per variant, each metric's
+estimate per variant, the guardrails' effects and the gate's verdicts.
 
 ``route`` is the route's template as the app declares it (``/experiments/{experiment_id}``,
 a mount as ``/static/{path}``), never the raw path, and ``unmatched`` for a path the app

@@ -12,6 +12,19 @@ metric                                         meaning                    labels
                                                phase                      ``variant``
 ``abscope_experiment_conversions``             users who converted,       ``experiment``,
                                                current phase              ``variant``
+``abscope_metric_estimate``                    each metric's value per    ``experiment``,
+                                               variant: rate, mean per    ``metric``,
+                                               user or ratio (left out    ``variant``
+                                               while undefined)
+``abscope_guardrail_effect``                   a guardrail's relative     ``experiment``,
+                                               change, treatment against  ``metric``,
+                                               the control (left out      ``variant``
+                                               while undefined)
+``abscope_gate_verdict``                       the gate's verdict, a      ``experiment``,
+                                               state set: 1 for the       ``verdict``
+                                               current one of ``pass``,
+                                               ``fail``, ``inconclusive``
+                                               and 0 for the others
 =============================================  =========================  ===============
 
 The snapshot is refreshed first if it is older than ``config_refresh_seconds`` (as a
@@ -19,8 +32,12 @@ request would), so its age stays under that while the store answers, and grows w
 is down. The per-variant gauges are read for at most ``metrics_max_experiments`` running
 experiments (the oldest first: the store's order), one store call each; every variant of
 each appears, 0 before its first user. They are the counts that
-``GET /experiments/{id}/results`` analyses. When the store cannot be read, the gauges
-that need it are left out of that scrape (and the store's error is counted).
+``GET /experiments/{id}/results`` analyses; the estimates, the guardrails' effects and the
+verdicts are those of its ``metrics`` and of ``GET /experiments/{id}/gate``, from one more
+store call per experiment (its metrics' counts). The series are bounded: at most
+``metrics_max_experiments`` experiments × 20 metrics × 32 variants, and three verdicts per
+experiment. When the store cannot be read, the gauges that need it are left out of that
+scrape (and the store's error is counted).
 """
 
 from __future__ import annotations
@@ -32,7 +49,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from abscope.errors import StorageUnavailable
-from abscope.models import Status, VariantCounts
+from abscope.metric_reports import GATE_STATUS, gate_view, variant_values
+from abscope.models import Experiment, MetricCounts, Status, VariantCounts
 from abscope.serving import Serving
 
 __all__ = ["ScrapeCollector"]
@@ -67,6 +85,7 @@ class ScrapeCollector(Collector):
             running = serving.store.list_experiments(Status.RUNNING)
             shown = running[: self._max_experiments]
             counts = [serving.store.get_counts(e.id, e.phase) for e in shown]
+            metric_counts = [serving.store.get_metric_counts(e.id, e.phase) for e in shown]
         except StorageUnavailable as error:
             _log.warning("/metrics: the experiments' counts could not be read: %s", error.message)
             return
@@ -94,3 +113,46 @@ class ScrapeCollector(Collector):
                 conversions.add_metric([experiment.id, variant.name], counted.conversions)
         yield users
         yield conversions
+        yield from _metric_gauges(shown, counts, metric_counts)
+
+
+def _metric_gauges(
+    shown: list[Experiment],
+    counts: list[dict[str, VariantCounts]],
+    metric_counts: list[dict[str, dict[str, MetricCounts]]],
+) -> Iterator[Metric]:
+    estimates = GaugeMetricFamily(
+        "abscope_metric_estimate",
+        "Each metric's value per variant, current phase: the rate, the mean per user or"
+        " the ratio (left out while undefined), as the results' metrics give it.",
+        labels=("experiment", "metric", "variant"),
+    )
+    effects = GaugeMetricFamily(
+        "abscope_guardrail_effect",
+        "A guardrail's relative change, treatment / control - 1 (left out while"
+        " undefined), as the gate judges it.",
+        labels=("experiment", "metric", "variant"),
+    )
+    verdicts = GaugeMetricFamily(
+        "abscope_gate_verdict",
+        "The deployment gate's verdict, a state set: 1 for the current verdict, 0 for the others.",
+        labels=("experiment", "verdict"),
+    )
+    for experiment, by_variant, by_metric in zip(shown, counts, metric_counts, strict=True):
+        for metric, values in variant_values(experiment, by_variant, by_metric).items():
+            for variant, value in values.items():
+                if value is not None:
+                    estimates.add_metric([experiment.id, metric, variant], value)
+        gate = gate_view(experiment, by_variant, by_metric)
+        for entry in gate["metrics"]:
+            if entry["estimate"] is not None:
+                effects.add_metric(
+                    [experiment.id, entry["name"], entry["variant"]], entry["estimate"]
+                )
+        for verdict in GATE_STATUS:
+            verdicts.add_metric(
+                [experiment.id, verdict], 1.0 if gate["verdict"] == verdict else 0.0
+            )
+    yield estimates
+    yield effects
+    yield verdicts

@@ -13,6 +13,7 @@ Examples::
     abscope experiments start ranker-v2
     abscope experiments add-metric ranker-v2 revenue:mean
     abscope experiments results ranker-v2
+    abscope experiments gate ranker-v2   # exit 0 pass, 1 fail, 3 inconclusive
     abscope experiments export ranker-v2 --what timeseries --format csv --output hours.csv
     abscope experiments complete ranker-v2 --winner treatment
 """
@@ -34,6 +35,7 @@ from abscope.cli.export import (
     to_csv,
 )
 from abscope.cli.metric_specs import SPEC_HELP, SPEC_METAVAR, metrics_file, parse_metric_spec
+from abscope.cli.metric_views import GATE_EXIT_CODES, format_gate, format_metrics, has_metrics
 from abscope.cli.remote import ApiKeyOption, JsonOption, TimeoutOption, UrlOption, connect
 from abscope.cli.tables import json_text
 from abscope.cli.views import (
@@ -451,10 +453,35 @@ def results(
     as_json: JsonOption = False,
 ) -> None:
     """The analysis: per-variant users and rate (or mean), each treatment's lift with its
-    interval, p-value and chance to beat the control, the sample-ratio check, the decision."""
+    interval, p-value and chance to beat the control, the sample-ratio check, the decision;
+    with declared metrics, a table of every metric (secondaries corrected, guardrails'
+    verdicts), the guardrails' status and the risk-aware decision."""
     with connect(url, api_key, timeout) as client:
         answer = client.results(experiment_id, phase)
-    typer.echo(json_text(answer) if as_json else format_results(answer))
+    if as_json:
+        typer.echo(json_text(answer))
+        return
+    text = format_results(answer)
+    if has_metrics(answer):
+        text += "\n\nMetrics:\n" + format_metrics(answer)
+    typer.echo(text)
+
+
+@app.command()
+def gate(
+    experiment_id: Id,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    as_json: JsonOption = False,
+) -> None:
+    """The deployment gate: pass, fail or inconclusive from the guardrails, with the
+    reasons. Exits 0 on pass, 1 on fail, 3 on inconclusive (and 1 on any error, 2 on a
+    usage error), for a deployment script."""
+    with connect(url, api_key, timeout) as client:
+        answer = client.gate(experiment_id)
+    typer.echo(json_text(answer) if as_json else format_gate(answer))
+    raise typer.Exit(GATE_EXIT_CODES[answer["verdict"]])
 
 
 @app.command()

@@ -270,6 +270,11 @@ class AsyncClient:
     async def results(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
         return dict(await self._call(calls.results(experiment_id, phase)))
 
+    async def gate(self, experiment_id: str) -> dict[str, Any]:
+        """The deployment gate's answer (``verdict``: pass, fail or inconclusive, with its
+        reasons), whatever the verdict (``GET /experiments/{id}/gate?report=true``)."""
+        return dict(await self._call(calls.gate(experiment_id)))
+
     async def timeseries(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
         return dict(await self._call(calls.timeseries(experiment_id, phase)))
 

@@ -109,6 +109,11 @@ class calls:  # noqa: N801 - a namespace of request builders
         return Call("GET", f"/experiments/{_id(experiment_id)}/results", params=params)
 
     @staticmethod
+    def gate(experiment_id: str) -> Call:
+        # report=true: always 200, the verdict in the body (a fail is an answer, not an error)
+        return Call("GET", f"/experiments/{_id(experiment_id)}/gate", params={"report": "true"})
+
+    @staticmethod
     def timeseries(experiment_id: str, phase: int | None = None) -> Call:
         params = {"phase": phase} if phase is not None else {}
         return Call("GET", f"/experiments/{_id(experiment_id)}/timeseries", params=params)

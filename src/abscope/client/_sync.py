@@ -339,6 +339,11 @@ class Client:
     def results(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
         return dict(self._call(calls.results(experiment_id, phase)))
 
+    def gate(self, experiment_id: str) -> dict[str, Any]:
+        """The deployment gate's answer (``verdict``: pass, fail or inconclusive, with its
+        reasons), whatever the verdict (``GET /experiments/{id}/gate?report=true``)."""
+        return dict(self._call(calls.gate(experiment_id)))
+
     def timeseries(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
         return dict(self._call(calls.timeseries(experiment_id, phase)))
 

@@ -10,7 +10,7 @@ module                          use cases
 :mod:`.traffic`                 route; ``/log`` and ``/events`` checks and events; the SDK's
                                 routing configuration
 :mod:`.batches`                 a checked ``/events`` batch and the answer per event
-:mod:`.analysis`                results, time series, explain, plans, charts, simulator
+:mod:`.analysis`                results, gate, time series, explain, plans, charts, simulator
 :mod:`.monitoring`              the guardrail monitor: one look at every running
                                 experiment's guardrails by the lease holder, a pause or
                                 an alert on a breach, and its background loop

@@ -1,5 +1,5 @@
-"""The analysis use cases: results, time series, a routing decision explained, plans, the
-charts and the bandit simulator.
+"""The analysis use cases: results, the deployment gate, time series, a routing decision
+explained, plans, the charts and the bandit simulator.
 
 Results read each variant's sufficient statistics from the store (one read per phase), so
 their cost never grows with the number of events; the plans and the simulator read nothing.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from abscope import charts, reports, schemas
+from abscope import charts, metric_reports, reports, schemas
 from abscope.assignment import assign
 from abscope.bandits import (
     EpsilonGreedyConfig,
@@ -55,11 +55,27 @@ class Analysis:
         self._clock = clock
 
     def results(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
-        """The full analysis of a phase (the current one by default), compatible fields included."""
+        """The full analysis of a phase (the current one by default), compatible fields
+        included, with every metric's results, the risk-aware decision and the guardrails'
+        status (:mod:`abscope.metric_reports`): one read of the counts and one of the
+        metrics' counts."""
         experiment = self.store.get_experiment(experiment_id)
         chosen = _phase(experiment, phase)
         counts = self.store.get_counts(experiment.id, chosen)
-        return reports.results_view(experiment, chosen, counts, self._clock())
+        metric_counts = self.store.get_metric_counts(experiment.id, chosen)
+        analysis = reports.primary_analysis(experiment, counts)
+        body = reports.results_view(experiment, chosen, counts, self._clock(), analysis)
+        return body | metric_reports.metrics_view(experiment, counts, metric_counts, analysis)
+
+    def gate(self, experiment_id: str) -> dict[str, Any]:
+        """The deployment gate of the current phase: ``pass``, ``fail`` or ``inconclusive``
+        from the guardrails' always-valid non-inferiority tests, with reasons per guardrail
+        and arm (:func:`abscope.metric_reports.gate_view`). An ended experiment is judged on
+        its data like any other."""
+        experiment = self.store.get_experiment(experiment_id)
+        counts = self.store.get_counts(experiment.id, experiment.phase)
+        metric_counts = self.store.get_metric_counts(experiment.id, experiment.phase)
+        return metric_reports.gate_view(experiment, counts, metric_counts)
 
     def timeseries(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
         """Hourly cumulative counts, rates with intervals, and lift with its sequence."""

@@ -1,18 +1,20 @@
-"""Results, time series, assignment explanations and the duration planner."""
+"""Results, the deployment gate, time series, assignment explanations and the planner."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from abscope.api.deps import Service
 from abscope.api.errors import documented
+from abscope.metric_reports import GATE_STATUS, gate_status_code
 from abscope.models import MAX_USER_ID_LENGTH
 from abscope.schemas import (
     CalculateRequest,
     CalculateResponse,
     ExplainResponse,
+    GateResponse,
     ResultsResponse,
     TimeseriesResponse,
 )
@@ -37,6 +39,69 @@ def results(experiment_id: str, service: Service, phase: Phase = None) -> dict[s
     the experiment says), the sample-ratio check and the decision the numbers allow.
     Values that cannot be computed are null, with the reason in ``null_reasons``."""
     return service.results(experiment_id, phase)
+
+
+_GATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    GATE_STATUS["inconclusive"]: {
+        "model": GateResponse,
+        "description": "inconclusive (412 instead with promotion=true)",
+    },
+    GATE_STATUS["fail"]: {
+        "model": GateResponse,
+        "description": "fail: a guardrail is in breach (or inconclusive with promotion=true)",
+    },
+    **documented(401, 403, 404, 422, 503),
+}
+Promotion = Annotated[
+    bool, Query(description="Answer 412 for inconclusive too: promote only on pass.")
+]
+Report = Annotated[
+    bool, Query(description="Always answer 200, the verdict in the body (Argo Rollouts).")
+]
+
+
+@router.get(
+    "/experiments/{experiment_id}/gate",
+    summary="The deployment gate",
+    response_model=GateResponse,
+    responses=_GATE_RESPONSES,
+)
+def gate(
+    experiment_id: str,
+    service: Service,
+    response: Response,
+    promotion: Promotion = False,
+    report: Report = False,
+) -> dict[str, Any]:
+    """``pass`` (200) when every guardrail is shown within its margin for every arm,
+    ``fail`` (412) when any is significantly beyond it, else ``inconclusive`` (202; e.g.
+    too little data, or no guardrails declared), with the reasons per guardrail and arm.
+    For an Argo Rollouts web metric (``report=true``, judged on ``verdict``)."""
+    body = service.gate(experiment_id)
+    response.status_code = gate_status_code(body["verdict"], promotion=promotion, report=report)
+    return body
+
+
+@router.post(
+    "/experiments/{experiment_id}/gate",
+    summary="The deployment gate, as a webhook",
+    response_model=GateResponse,
+    responses=_GATE_RESPONSES,
+)
+def gate_webhook(
+    experiment_id: str,
+    service: Service,
+    response: Response,
+    promotion: Promotion = False,
+    report: Report = False,
+) -> dict[str, Any]:
+    """The gate for a Flagger webhook, which POSTs its canary's name, namespace and phase
+    (the body is not read): the same verdict and statuses as ``GET``. A ``rollout``
+    webhook fails on 412 only (Flagger counts a status above 202 as a failure); a
+    ``confirm-promotion`` webhook takes ``promotion=true``, so that only a pass promotes."""
+    body = service.gate(experiment_id)
+    response.status_code = gate_status_code(body["verdict"], promotion=promotion, report=report)
+    return body
 
 
 @router.get(
