@@ -365,6 +365,49 @@ def lift_over_time(
     return _time_axis(figure, hours)
 
 
+def metric_effect_over_time(series: Mapping[str, Any], *, control: str | None = None) -> go.Figure:
+    """One declared metric's relative effect of each treatment by hour, with its interval.
+
+    ``series`` is one entry of :func:`abscope.metric_series.metric_series`: a guardrail's
+    band is its always-valid two-sided interval and a dashed red line marks its margin (the
+    effect it must not be shown beyond); a secondary's band is the interval of the
+    experiment's inference mode. The title names the metric, its role and that mode.
+    """
+    role = series.get("role", "secondary")
+    inference = "always-valid" if series.get("inference") == "sequential" else "fixed-horizon"
+    figure = _figure(
+        "Hour (UTC)", f"{series.get('metric', 'metric')}: change vs control", y_format=_RATE_TICKS
+    )
+    figure.update_layout(
+        title={
+            "text": f"{series.get('metric')} ({role}, {inference} interval)",
+            "font": {"size": 13},
+        },
+        margin={"l": 8, "r": 20, "t": 36, "b": 8},
+    )
+    figure.add_hline(y=0, line={"color": "#888888", "width": 1, "dash": "dot"})
+    threshold = series.get("threshold")
+    if _finite(threshold):
+        figure.add_hline(
+            y=threshold,
+            line={"color": "#c53030", "width": 1.5, "dash": "dash"},
+            annotation_text="margin",
+            annotation_position="top left",
+        )
+    hours = _hours(series.get("hours") or [])
+    effects: Mapping[str, Any] = series.get("effects") or {}
+    colors = variant_colors(list(effects), control)
+    for index, (name, data) in enumerate(effects.items()):
+        color = colors.get(name, TREATMENT_COLORS[index % len(TREATMENT_COLORS)])
+        band = _band(hours, data["lower"], data["upper"], name=name, color=color)
+        if band is not None:
+            figure.add_trace(band)
+        figure.add_trace(_hourly_line(hours, data["estimate"], name, color, "%{y:+.2%}"))
+    if not hours or not any(_finite(v) for d in effects.values() for v in d["estimate"]):
+        return _no_data(figure)
+    return _time_axis(figure, hours)
+
+
 def _lift_range(
     timeseries: Mapping[str, Any],
     lifts: Mapping[str, Any],

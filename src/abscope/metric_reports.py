@@ -60,7 +60,7 @@ from abscope.stats.decision_rule import (
     SuccessMetricResult,
     risk_aware_decision,
 )
-from abscope.stats.guardrails import GUARDRAIL_REASONS, GuardrailResult
+from abscope.stats.guardrails import DEFAULT_MIN_SAMPLES_PER_ARM, GUARDRAIL_REASONS, GuardrailResult
 from abscope.stats.means import mean_difference_ci, relative_mean_lift_ci, welch_ttest
 from abscope.stats.proportions import difference_ci, relative_lift_ci, two_proportion_ztest
 from abscope.stats.ratio import (
@@ -264,8 +264,14 @@ def metrics_view(
     counts: Mapping[str, VariantCounts],
     metric_counts: MetricCountsByName,
     analysis: ExperimentAnalysis,
+    *,
+    default_min_samples: int = DEFAULT_MIN_SAMPLES_PER_ARM,
 ) -> dict[str, Any]:
     """``metrics``, ``decision_rule`` and ``guardrail_status`` of the results body.
+
+    ``default_min_samples`` is the users per arm a guardrail without its own
+    ``min_samples`` needs before a verdict (the service's ``guardrail_min_samples``, which
+    the monitor uses too).
 
     ``analysis`` is the primary's full analysis (:func:`abscope.reports.primary_analysis`)
     of the same ``counts``; its figures are repeated for the primary, never recomputed.
@@ -282,7 +288,9 @@ def metrics_view(
 
     secondary_results: list[SuccessMetricResult] = []
     secondary_figures_of: list[tuple[int, str, SecondaryFigures]] = []
-    checks = guardrail_checks(experiment, counts, metric_counts)
+    checks = guardrail_checks(
+        experiment, counts, metric_counts, default_min_samples=default_min_samples
+    )
     by_metric: dict[str, list[GuardrailCheck]] = {}
     for check in checks:
         by_metric.setdefault(check.metric, []).append(check)
@@ -564,12 +572,16 @@ def gate_view(
     experiment: Experiment,
     counts: Mapping[str, VariantCounts],
     metric_counts: MetricCountsByName,
+    *,
+    default_min_samples: int = DEFAULT_MIN_SAMPLES_PER_ARM,
 ) -> dict[str, Any]:
     """The gate's body: ``verdict`` ``fail`` when any guardrail is in breach for any arm,
     ``pass`` when every guardrail is non-inferior for every arm, else ``inconclusive``
     (with no guardrails, too: a gate with nothing to judge never passes), with one entry
     per guardrail and arm and the reasons in sentences."""
-    checks = guardrail_checks(experiment, counts, metric_counts)
+    checks = guardrail_checks(
+        experiment, counts, metric_counts, default_min_samples=default_min_samples
+    )
     status = guardrail_status(checks)
     verdict: GateVerdict = {"passing": "pass", "failing": "fail"}.get(status, "inconclusive")  # type: ignore[assignment]
     metrics = [

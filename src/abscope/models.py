@@ -10,7 +10,7 @@ import math
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -442,6 +442,9 @@ class Event(_Model):
 _EVENT_FIELDS = set(Event.model_fields)
 
 
+_Counts = TypeVar("_Counts", "VariantCounts", "MetricCounts")
+
+
 class VariantCounts(_Model):
     """What the store keeps per variant (and per hour): exact counts and per-user sums.
 
@@ -459,6 +462,10 @@ class VariantCounts(_Model):
     value_sum_squares: float = 0.0
     inverse_probability_sum: float = 0.0
     inverse_probability_square_sum: float = 0.0
+
+    def __add__(self, other: VariantCounts) -> VariantCounts:
+        """Field by field: two hours' increments, or a total and an hour's increment."""
+        return _added(self, other)
 
 
 class MetricCounts(_Model):
@@ -482,6 +489,17 @@ class MetricCounts(_Model):
     denominator_sum: float = 0.0
     denominator_sum_squares: float = 0.0
     cross_sum: float = 0.0
+
+    def __add__(self, other: MetricCounts) -> MetricCounts:
+        """Field by field, as :class:`VariantCounts` add."""
+        return _added(self, other)
+
+
+def _added(a: _Counts, b: _Counts) -> _Counts:
+    # Both operands are valid already: sums of valid counts need no validation again.
+    return a.model_construct(
+        **{name: getattr(a, name) + getattr(b, name) for name in a.model_fields}
+    )
 
 
 def check_min_lift(lift: float | None) -> float | None:

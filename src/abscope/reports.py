@@ -218,7 +218,7 @@ def timeseries_view(experiment: Experiment, hours: list[HourCounts]) -> dict[str
     for hour in hours:
         for name, delta in hour.variants.items():
             if name in running:
-                running[name] = _add(running[name], delta)
+                running[name] = running[name] + delta
         points.append({"hour": hour.hour.isoformat(), "variants": dict(running)})
     series: dict[str, Any] = {
         "hours": [p["hour"] for p in points],
@@ -355,16 +355,3 @@ def _from_scale(bound: float | None, log_scale: bool) -> float | None:
     if bound is None or not log_scale:
         return bound
     return math.expm1(bound)
-
-
-def _add(a: VariantCounts, b: VariantCounts) -> VariantCounts:
-    return VariantCounts(
-        samples=a.samples + b.samples,
-        conversions=a.conversions + b.conversions,
-        value_sum=a.value_sum + b.value_sum,
-        value_sum_squares=a.value_sum_squares + b.value_sum_squares,
-        inverse_probability_sum=a.inverse_probability_sum + b.inverse_probability_sum,
-        inverse_probability_square_sum=(
-            a.inverse_probability_square_sum + b.inverse_probability_square_sum
-        ),
-    )

@@ -743,12 +743,14 @@ class Figure(_Open):
 
 
 class ExperimentCharts(BaseModel):
-    """The detail page's four figures."""
+    """The detail page's four figures, and one per declared metric other than the primary
+    (its relative effect by hour with its interval; a guardrail's margin as a line)."""
 
     conversion: Figure
     lift: Figure
     samples: Figure
     posterior: Figure
+    metrics: dict[str, Figure] = Field(default_factory=dict)
 
 
 class PlanCharts(BaseModel):

@@ -113,13 +113,16 @@ class ScrapeCollector(Collector):
                 conversions.add_metric([experiment.id, variant.name], counted.conversions)
         yield users
         yield conversions
-        yield from _metric_gauges(shown, counts, metric_counts)
+        yield from _metric_gauges(
+            shown, counts, metric_counts, serving.settings.guardrail_min_samples
+        )
 
 
 def _metric_gauges(
     shown: list[Experiment],
     counts: list[dict[str, VariantCounts]],
     metric_counts: list[dict[str, dict[str, MetricCounts]]],
+    min_samples: int,
 ) -> Iterator[Metric]:
     estimates = GaugeMetricFamily(
         "abscope_metric_estimate",
@@ -143,7 +146,7 @@ def _metric_gauges(
             for variant, value in values.items():
                 if value is not None:
                     estimates.add_metric([experiment.id, metric, variant], value)
-        gate = gate_view(experiment, by_variant, by_metric)
+        gate = gate_view(experiment, by_variant, by_metric, default_min_samples=min_samples)
         for entry in gate["metrics"]:
             if entry["estimate"] is not None:
                 effects.add_metric(

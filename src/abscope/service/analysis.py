@@ -21,10 +21,12 @@ from abscope.bandits import (
 )
 from abscope.errors import InvalidInput
 from abscope.jsonable import to_jsonable
+from abscope.metric_series import metric_series
 from abscope.models import Experiment
 from abscope.routing import compile_experiment
 from abscope.service._clock import Clock, utc_now
 from abscope.serving import STICKY_PHASE
+from abscope.stats.guardrails import DEFAULT_MIN_SAMPLES_PER_ARM
 from abscope.stats.planner import (
     DurationPlan,
     PowerGrid,
@@ -48,11 +50,22 @@ class Analysis:
     clock
         The wall clock the results are computed at: the days a running experiment has run,
         so its users per day.
+    guardrail_min_samples
+        Users per arm a guardrail without its own ``min_samples`` needs before a verdict:
+        the ``guardrail_min_samples`` setting, which the monitor reads too, so the results,
+        the gate and the monitor agree on "too little data".
     """
 
-    def __init__(self, store: Store, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock = utc_now,
+        guardrail_min_samples: int = DEFAULT_MIN_SAMPLES_PER_ARM,
+    ) -> None:
         self.store = store
         self._clock = clock
+        self._min_samples = guardrail_min_samples
 
     def results(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
         """The full analysis of a phase (the current one by default), compatible fields
@@ -65,7 +78,9 @@ class Analysis:
         metric_counts = self.store.get_metric_counts(experiment.id, chosen)
         analysis = reports.primary_analysis(experiment, counts)
         body = reports.results_view(experiment, chosen, counts, self._clock(), analysis)
-        return body | metric_reports.metrics_view(experiment, counts, metric_counts, analysis)
+        return body | metric_reports.metrics_view(
+            experiment, counts, metric_counts, analysis, default_min_samples=self._min_samples
+        )
 
     def gate(self, experiment_id: str) -> dict[str, Any]:
         """The deployment gate of the current phase: ``pass``, ``fail`` or ``inconclusive``
@@ -75,7 +90,9 @@ class Analysis:
         experiment = self.store.get_experiment(experiment_id)
         counts = self.store.get_counts(experiment.id, experiment.phase)
         metric_counts = self.store.get_metric_counts(experiment.id, experiment.phase)
-        return metric_reports.gate_view(experiment, counts, metric_counts)
+        return metric_reports.gate_view(
+            experiment, counts, metric_counts, default_min_samples=self._min_samples
+        )
 
     def timeseries(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
         """Hourly cumulative counts, rates with intervals, and lift with its sequence."""
@@ -129,18 +146,28 @@ class Analysis:
         }
 
     def experiment_charts(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
-        """The detail page's four figures as Plotly JSON.
+        """The detail page's four figures, and one per declared metric other than the
+        primary (:func:`abscope.metric_series.metric_series`), as Plotly JSON.
 
         The posteriors need only each variant's counts, so no analysis is run here: the page
         fetches the results separately, and analysing twice per page load is waste.
         """
         experiment = self.store.get_experiment(experiment_id)
         chosen = _phase(experiment, phase)
-        series = reports.timeseries_view(
-            experiment, self.store.get_timeseries(experiment.id, chosen)
-        )
+        hours = self.store.get_timeseries(experiment.id, chosen)
+        series = reports.timeseries_view(experiment, hours)
         summary = reports.variant_summary(experiment, self.store.get_counts(experiment.id, chosen))
         control = experiment.control.name
+        metrics = (
+            metric_series(
+                experiment,
+                hours,
+                self.store.get_metric_timeseries(experiment.id, chosen),
+                default_min_samples=self._min_samples,
+            )
+            if len(experiment.all_metrics) > 1
+            else {}
+        )
         return {
             "conversion": charts.figure_json(
                 charts.conversion_over_time(series, experiment.metric_type, control=control)
@@ -148,6 +175,10 @@ class Analysis:
             "lift": charts.figure_json(charts.lift_over_time(series, control=control)),
             "samples": charts.figure_json(charts.samples_over_time(series, control=control)),
             "posterior": charts.figure_json(charts.posteriors(summary)),
+            "metrics": {
+                name: charts.figure_json(charts.metric_effect_over_time(one, control=control))
+                for name, one in metrics.items()
+            },
         }
 
     def plan_charts(self, request: schemas.CalculateRequest) -> dict[str, Any]:

@@ -67,7 +67,9 @@ class ExperimentService:
             store, clock=clock, rng=randomness, on_change=self.serving.invalidate
         )
         self.traffic = Traffic(store, settings, self.serving, clock=clock)
-        self.analysis = Analysis(store, clock=clock)
+        self.analysis = Analysis(
+            store, clock=clock, guardrail_min_samples=settings.guardrail_min_samples
+        )
 
         experiments, traffic, analysis = self.experiments, self.traffic, self.analysis
         self.create = experiments.create
