@@ -105,6 +105,8 @@ LAYER_RULES = {
     "storage/base.py": {"abscope.api", "abscope.service", "fastapi", "redis", "sqlite3"},
     "routing.py": {"abscope.api", "abscope.service", "abscope.storage", "fastapi", "redis"},
     "reports.py": {"abscope.api", "abscope.service", "abscope.storage.redis", "fastapi", "redis"},
+    # Results, the gate and the monitor judge guardrails here: pure, over counts already read.
+    "metric_analysis.py": {"abscope.api", "abscope.service", "abscope.storage", "fastapi", "redis"},
     # The store's timing wrapper knows nothing of what the figures are for (Prometheus).
     "storage/instrumented.py": {"abscope.api", "abscope.service", "fastapi", "prometheus_client"},
     "logs.py": {"abscope.api", "abscope.service", "abscope.storage", "fastapi", "uvicorn"},

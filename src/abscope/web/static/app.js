@@ -11,6 +11,8 @@ const REASONS = {
   zero_variance: "every outcome is identical, so there is no measure of noise",
   zero_baseline: "the control has no conversions (or a zero mean), so a relative lift is undefined",
   zero_treatment: "the treatment has no conversions, so the relative interval is undefined",
+  too_little_data: "inconclusive: too little data (fewer users per arm than the guardrail needs)",
+  zero_denominator: "an arm's ratio has a zero denominator (no requests yet)",
   no_min_lift: "no minimum relative lift is set, so power cannot be computed",
   unreachable_target: "the minimum relative lift cannot be sized from this baseline",
 };
@@ -88,6 +90,13 @@ const abscope = {
   interval(ci, format) {
     if (!ci || ci.lower === null || ci.upper === null) return UNDEFINED;
     return abscope.range(ci.lower, ci.upper, format);
+  },
+  // A moment in words, in UTC: "1 Dec 2026 14:03 UTC".
+  when(iso) {
+    const d = new Date(iso);
+    const date = d.toLocaleDateString("en-GB", { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
+    const time = d.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: "UTC" });
+    return `${date} ${time} UTC`;
   },
   undefinedText: UNDEFINED,
   reasonText(reason) {

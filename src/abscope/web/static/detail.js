@@ -46,6 +46,7 @@ function renderConfig(x) {
   winner.disabled = !allowed.includes("complete");
   document.getElementById("ramp-value").value = x.traffic_percentage;
   document.getElementById("ramp").disabled = ["completed", "stopped"].includes(x.status);
+  renderGuardrailBanner(x);
   document.getElementById("audit").replaceChildren(...x.audit.map((entry) => {
     const when = new Date(entry.at).toLocaleString("en-GB", { timeZone: "UTC" });
     const changes = Object.keys(entry.changes || {}).length
@@ -53,6 +54,24 @@ function renderConfig(x) {
     return abscope.el("li", {}, abscope.el("strong", { text: entry.action }),
       ` ${when} UTC${changes}`);
   }));
+}
+
+// The latest guardrail breach the monitor recorded, as a banner in words.
+function renderGuardrailBanner(x) {
+  const banner = document.getElementById("guardrail-banner");
+  const breaches = x.audit.filter((entry) => entry.action === "guardrail_breach");
+  if (!breaches.length) { banner.classList.add("hidden"); return; }
+  const entry = breaches[breaches.length - 1];
+  const c = entry.changes || {};
+  const interval = Array.isArray(c.interval)
+    ? ` (interval ${abscope.signedPct(c.interval[0])} to ${abscope.signedPct(c.interval[1])})` : "";
+  const margin = c.margin === undefined || c.margin === null ? "" : ` against a margin of ${abscope.pct(c.margin, 1)}`;
+  const when = abscope.when(entry.at);
+  const acted = c.action === "pause"
+    ? `The monitor paused the experiment on ${when}: everyone is served the control.`
+    : `The monitor raised an alert on ${when}; traffic was not changed.`;
+  banner.textContent = `Guardrail ${c.metric} breached for ${c.variant}: ${abscope.signedPct(c.estimate)}${interval}${margin}. ${acted}`;
+  banner.classList.remove("hidden");
 }
 
 function describeDesign(x) {
@@ -136,18 +155,84 @@ function renderResults(r) {
   note.classList.toggle("hidden", !r.adaptive_allocation_note);
 }
 
+const VERDICTS = {
+  non_inferior: ["passing", "significant"],
+  breach: ["failing", "srm"],
+  better: ["better", "significant"],
+  worse: ["worse", "srm"],
+};
+
+function verdictBadge(verdict) {
+  const [text, kind] = VERDICTS[verdict] || ["inconclusive", "underpowered"];
+  return abscope.badge(text, kind);
+}
+
+function metricFormat(kind) {
+  return kind === "binary" ? (x) => abscope.pct(x, 2) : (x) => abscope.num(x);
+}
+
+function testText(metric, c) {
+  if (metric.role === "guardrail") {
+    const side = metric.higher_is_better ? "higher is better" : "lower is better";
+    return `non-inferiority, margin ${abscope.pct(metric.margin, 1)} (${side}), p ${abscope.pValue(c.p_value)}`;
+  }
+  if (metric.role === "secondary") {
+    return `p ${abscope.pValue(c.p_value)}, corrected ${abscope.pValue(c.adjusted_p_value)}`;
+  }
+  return `p ${abscope.pValue(c.p_value)}`;
+}
+
+function renderMetrics(r) {
+  const metrics = r.metrics || [];
+  const control = experiment.variants.find((v) => v.is_control) || experiment.variants[0];
+  const rows = [];
+  for (const m of metrics) {
+    const format = metricFormat(m.kind);
+    const base = (m.variants || {})[control.name] || {};
+    for (const c of m.comparisons || []) {
+      const own = (m.variants || {})[c.variant] || {};
+      const reason = c.reason || undefined;
+      const interval = Array.isArray(c.interval) ? { lower: c.interval[0], upper: c.interval[1] } : null;
+      rows.push(abscope.el("tr", { "data-metric": m.name, "data-variant": c.variant, "data-verdict": c.verdict },
+        abscope.el("td", { class: "wrap", text: m.name, title: `${m.kind} metric` }),
+        abscope.el("td", { text: m.role }),
+        abscope.el("td", { text: c.variant }),
+        abscope.cell(base.value, format(base.value), base.value_reason, { class: "num" }),
+        abscope.cell(own.value, format(own.value), own.value_reason, { class: "num" }),
+        abscope.cell(c.estimate, abscope.signedPct(c.estimate), reason, { class: "num" }),
+        abscope.cell(interval, abscope.interval(interval, abscope.signedPct), reason),
+        abscope.el("td", { class: "wrap", text: testText(m, c), title: c.inference === "sequential" ? "always-valid (sequential)" : "fixed-horizon" }),
+        abscope.el("td", { title: c.reason_text || "" }, verdictBadge(c.verdict))));
+    }
+  }
+  document.querySelector("#metrics-table tbody").replaceChildren(...rows);
+  const rule = r.decision_rule;
+  document.getElementById("decision-rule").textContent = rule ? rule.sentence : "";
+  const modes = new Set(metrics.flatMap((m) => (m.comparisons || []).map((c) => c.inference)));
+  const correction = { holm: "Holm", bh: "Benjamini-Hochberg" }[rule && rule.correction] || "no";
+  document.getElementById("metrics-note").textContent =
+    `Effects are relative to the control. Intervals and p-values are ${[...modes].map((x) => x === "sequential" ? "always-valid (sequential)" : "fixed-horizon").join(" and ") || "not available yet"}; secondary metrics get ${correction} correction across metrics and arms; guardrails are one-sided non-inferiority tests against their margin.`;
+}
+
 async function renderCharts() {
   const charts = await abscope.api("GET", `/experiments/${experimentId}/charts`);
   abscope.plot("chart-conversion", charts.conversion);
   abscope.plot("chart-lift", charts.lift);
   abscope.plot("chart-samples", charts.samples);
   abscope.plot("chart-posterior", charts.posterior);
+  const box = document.getElementById("metric-figures");
+  const figures = charts.metrics || {};
+  box.replaceChildren(...Object.keys(figures).map((name) =>
+    abscope.el("div", { class: "figure", id: `chart-metric-${name}`, "data-metric": name })));
+  for (const [name, figure] of Object.entries(figures)) abscope.plot(`chart-metric-${name}`, figure);
 }
 
 async function load() {
   try {
     renderConfig(await abscope.api("GET", `/experiments/${experimentId}`));
-    renderResults(await abscope.api("GET", `/experiments/${experimentId}/results`));
+    const results = await abscope.api("GET", `/experiments/${experimentId}/results`);
+    renderResults(results);
+    renderMetrics(results);
     await renderCharts();
   } catch (e) {
     showError(e.message);

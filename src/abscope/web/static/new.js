@@ -17,6 +17,62 @@ function variantRow(name, modelId, weight) {
   return row;
 }
 
+function option(value, text, selected) {
+  return abscope.el("option", { value, text, selected: selected ? true : null });
+}
+
+function metricRow(name, kind, role) {
+  const field = (label, control, key) => abscope.el("label", {}, label, control,
+    abscope.el("span", { class: "field-error", "data-metric-field": key }));
+  const margin = abscope.el("input", { name: "metric-margin", type: "number", step: "any", min: "0", value: "5" });
+  const action = abscope.el("select", { name: "metric-action" },
+    option("pause", "pause: serve the control"), option("alert", "alert only"));
+  const roleSelect = abscope.el("select", { name: "metric-role" },
+    option("secondary", "secondary", role === "secondary"), option("guardrail", "guardrail", role === "guardrail"));
+  const sync = () => {
+    const guardrail = roleSelect.value === "guardrail";
+    margin.disabled = action.disabled = !guardrail;
+  };
+  roleSelect.addEventListener("change", sync);
+  const row = abscope.el("div", { class: "metric-row" },
+    field("Name", abscope.el("input", { name: "metric-name", value: name }), "name"),
+    field("Kind", abscope.el("select", { name: "metric-kind" },
+      option("binary", "binary (converted)", kind === "binary"), option("mean", "mean per user", kind === "mean"),
+      option("ratio", "ratio (per request)", kind === "ratio")), "kind"),
+    field("Role", roleSelect, "role"),
+    field("Better when", abscope.el("select", { name: "metric-direction" },
+      option("lower", "lower"), option("higher", "higher")), "higher_is_better"),
+    field("Margin %", margin, "margin"),
+    field("On breach", action, "action"),
+    abscope.el("button", { type: "button", class: "secondary remove", text: "Remove",
+      onclick: () => { row.remove(); renumberMetrics(); } }));
+  sync();
+  return row;
+}
+
+function renumberMetrics() {
+  document.querySelectorAll("#metrics .metric-row").forEach((row, index) => {
+    row.dataset.index = String(index);
+  });
+}
+
+function metricsBody() {
+  return [...document.querySelectorAll("#metrics .metric-row")].map((row) => {
+    const value = (name) => row.querySelector(`[name=${name}]`).value;
+    const metric = {
+      name: value("metric-name").trim(),
+      kind: value("metric-kind"),
+      role: value("metric-role"),
+      higher_is_better: value("metric-direction") === "higher",
+    };
+    if (metric.role === "guardrail") {
+      metric.margin = Number(value("metric-margin")) / 100;
+      metric.action = value("metric-action");
+    }
+    return metric;
+  });
+}
+
 function renumber() {
   document.querySelectorAll("#variants .variant-row").forEach((row, index) => {
     row.dataset.index = String(index);
@@ -30,6 +86,11 @@ function clearErrors() {
 
 function showFieldError(loc, message) {
   const parts = (loc || []).filter((p) => p !== "body");
+  if (parts[0] === "metrics" && parts.length >= 2) {
+    const row = document.querySelector(`#metrics .metric-row[data-index="${parts[1]}"]`);
+    const slot = row && (row.querySelector(`[data-metric-field="${parts[2]}"]`) || row.querySelector("[data-metric-field=name]"));
+    if (slot) { slot.textContent = message; return true; }
+  }
   if (parts[0] === "variants" && parts.length >= 3) {
     const row = document.querySelector(`#variants .variant-row[data-index="${parts[1]}"]`);
     const slot = row && row.querySelector(`[data-variant-field="${parts[2]}"]`);
@@ -57,6 +118,8 @@ function formBody(form) {
     sticky: data.get("sticky") === "on",
     sequential: data.get("sequential") === "on",
   };
+  const metrics = metricsBody();
+  if (metrics.length) body.metrics = metrics;
   const lift = (data.get("min_relative_lift") || "").trim();
   if (lift !== "") body.min_relative_lift = Number(lift) / 100;
   const power = (data.get("power") || "").trim();
@@ -89,6 +152,11 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("add-variant").addEventListener("click", () => {
     box.append(variantRow(`variant-${variantCount}`, "", "0"));
     renumber();
+  });
+  const metrics = document.getElementById("metrics");
+  document.getElementById("add-metric").addEventListener("click", () => {
+    metrics.append(metricRow(`metric-${metrics.children.length + 1}`, "ratio", "guardrail"));
+    renumberMetrics();
   });
   document.getElementById("create").addEventListener("submit", submit);
 });
