@@ -139,3 +139,22 @@ def test_batch_verdicts() -> None:
     assert partial.again == (b"2",) and (stats.counted, stats.duplicates, stats.sent) == (1, 1, 2)
     short = judge_batch(events, 200, {"results": [], "counted": 0, "duplicates": 0}, stats)
     assert short.action == "retry"
+
+
+@pytest.mark.parametrize("user", ["user-1\n", "a\n"])
+def test_a_user_id_ending_in_a_newline_is_escaped_not_written_raw(user: str) -> None:
+    # Python's "$" matches before a final newline: the plain-id check must not let one
+    # through raw (hypothesis found "\n"-ended ids breaking the batch's JSON).
+    body = wire([(("exp-1", 0, "treatment"), user, 2e9)])
+    assert BatchRequest.model_validate_json(body).events[0].user_id == user
+
+
+def test_an_experiment_or_metric_ending_in_a_newline_is_refused_before_queueing() -> None:
+    for bad in ({"experiment_id": "exp\n"}, {"metric": "latency\n", "value": 1.0}):
+        fields = {"experiment_id": "exp", "converted": True, "value": None} | bad
+        if "metric" in bad:
+            fields["converted"] = False
+        with pytest.raises(ValueError):
+            outcome_event(
+                fields.pop("experiment_id"), "u", "control", event_id=None, at=2e9, **fields
+            )

@@ -38,9 +38,9 @@ __all__ = [
     "wire",
 ]
 
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_EVENT_ID = re.compile(r"^[A-Za-z0-9._:@/+=~-]{1,128}$")
-_PLAIN_USER = re.compile(r"^[A-Za-z0-9._:@/+=~-]{1,100}$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
+_EVENT_ID = re.compile(r"^[A-Za-z0-9._:@/+=~-]{1,128}\Z")
+_PLAIN_USER = re.compile(r"^[A-Za-z0-9._:@/+=~-]{1,100}\Z")
 _MAX_VALUE = 1e12
 _MAX_USER_ID = 256
 DEDUP_SIZE = 200_000
