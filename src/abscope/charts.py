@@ -402,10 +402,37 @@ def metric_effect_over_time(series: Mapping[str, Any], *, control: str | None = 
         band = _band(hours, data["lower"], data["upper"], name=name, color=color)
         if band is not None:
             figure.add_trace(band)
-        figure.add_trace(_hourly_line(hours, data["estimate"], name, color, "%{y:+.2%}"))
+        line = _hourly_line(hours, data["estimate"], name, color, "%{y:+.2%}")
+        if len(hours) <= _MARKERS_UP_TO:  # markers are drawn: each carries its interval
+            line.update(error_y=_error_bars(data["estimate"], data["lower"], data["upper"], color))
+        figure.add_trace(line)
     if not hours or not any(_finite(v) for d in effects.values() for v in d["estimate"]):
         return _no_data(figure)
     return _time_axis(figure, hours)
+
+
+def _error_bars(
+    estimate: Sequence[float | None],
+    lower: Sequence[float | None],
+    upper: Sequence[float | None],
+    color: str,
+) -> dict[str, Any]:
+    """Asymmetric error bars from an interval (none where it is undefined)."""
+
+    def gap(a: float | None, b: float | None) -> float | None:
+        return a - b if a is not None and b is not None and _finite(a) and _finite(b) else None
+
+    above = [gap(hi, mid) for mid, hi in zip(estimate, upper, strict=True)]
+    below = [gap(mid, lo) for mid, lo in zip(estimate, lower, strict=True)]
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": above,
+        "arrayminus": below,
+        "color": color,
+        "thickness": 1.5,
+        "width": 4,
+    }
 
 
 def _lift_range(

@@ -498,7 +498,7 @@ class MetricCounts(_Model):
 def _added(a: _Counts, b: _Counts) -> _Counts:
     # Both operands are valid already: sums of valid counts need no validation again.
     return a.model_construct(
-        **{name: getattr(a, name) + getattr(b, name) for name in a.model_fields}
+        **{name: getattr(a, name) + getattr(b, name) for name in type(a).model_fields}
     )
 
 

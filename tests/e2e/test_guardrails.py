@@ -93,9 +93,11 @@ def test_a_guardrail_breach_pauses_the_experiment_and_shows_a_banner(
         assert experiment["status"] == "paused", "the monitor did not pause the experiment"
         breach = [a for a in experiment["audit"] if a["action"] == "guardrail_breach"]  # type: ignore[union-attr,index]
         assert breach and breach[-1]["changes"]["metric"] == "latency_ms"
-        # Paused: everyone is served the control.
-        routed = route_users(api, experiment_id, USERS[:50])
-        assert set(routed.values()) == {"control"}
+        # Paused: everyone is served the control, outside the experiment.
+        for user in USERS[:50]:
+            body = {"user_id": user, "experiment_id": experiment_id, "expose": False}
+            answer = api.post("/route", json=body).json()
+            assert (answer["variant_name"], answer["in_experiment"]) == ("control", False), answer
 
     page.reload()
     expect(page.locator("#status .badge")).to_have_text("paused")

@@ -85,7 +85,7 @@ def test_no_alpha_correction_across_guardrails() -> None:
         (SuccessMetricResult("conversion", "v2", -0.05, 0.0004), CLEAR, False, "do_not_ship",
          "Do not ship: the primary conversion is down 5.0% (p < 0.001), significantly worse."),
         (SuccessMetricResult("conversion", "v2", None, None), CLEAR, False, "keep_running",
-         "conversion is undefined (p undefined)"),
+         "Keep running: the primary conversion cannot be estimated yet."),
     ],
 )  # fmt: skip
 def test_outcomes_and_their_sentences(

@@ -195,8 +195,10 @@ def _decide_arm(
     breaches = [g for g in guardrails if g.result.verdict == "breach"]
     pending = [g for g in guardrails if g.result.verdict == "inconclusive"]
     cleared = [g for g in guardrails if g.result.verdict == "non_inferior"]
-    headline = f"{primary.metric} is {_change(primary.estimate)}"
-    headline += f" ({_p(primary.p_value)})"
+    if primary.estimate is None:
+        headline = f"{primary.metric} cannot be estimated yet"
+    else:
+        headline = f"{primary.metric} is {_change(primary.estimate)} ({_p(primary.p_value)})"
     outcome: Outcome
     if breaches:
         outcome = "do_not_ship"
@@ -218,7 +220,9 @@ def _decide_arm(
     else:
         outcome = "do_not_ship" if final else "keep_running"
         reasons = []
-        if not wins:
+        if primary.estimate is None:
+            reasons.append(f"the primary {headline}")
+        elif not wins:
             reasons.append(f"the primary {headline} is not a significant win")
         for g in pending:
             if g.result.reason == "too_little_data":
