@@ -69,7 +69,8 @@ def test_an_experiments_charts_hold_a_trace_per_variant(make_client: MakeClient)
     tally = _log_users(client, experiment_id, 90)
     assert set(tally) == {"control", "treatment", "v3"}
     charts = _charts(client, experiment_id)
-    assert set(charts) == set(FIGURES)
+    assert set(charts) == {*FIGURES, "metrics"}
+    assert charts["metrics"] == {}  # no metric declared beside the primary
     for name in FIGURES:
         assert set(charts[name]) >= {"data", "layout"}
         assert "annotations" not in charts[name]["layout"], name
