@@ -339,19 +339,36 @@ def test_normal_thompson_allocation_tracks_the_exact_one() -> None:
 
 
 @pytest.mark.slow
-def test_thompson_traffic_biases_the_naive_mean_but_not_the_weighted_ones() -> None:
-    """1,000 Thompson experiments of 20,000 users (allocation refreshed every 100) on arms
-    converting at 10% and 12%: the naive mean of the starved arm is biased down, the weighted
-    estimates are not (bias within their standard error and within 3 MC errors), and their
-    95% intervals cover within 2 points."""
-    rates = (0.10, 0.12)
+@pytest.mark.parametrize("rates", [(0.10, 0.12), (0.10, 0.10)])
+def test_thompson_traffic_biases_the_naive_mean_but_not_the_weighted_ones(
+    rates: tuple[float, float],
+) -> None:
+    """1,000 Thompson experiments of 20,000 users (allocation refreshed every 100 users).
+
+    The naive mean is biased down (for the starved arm at 10% against 12%; for both arms of
+    an A/A test). The inverse-probability estimates are unbiased: bias within 3 MC errors and
+    within their standard error. The square-root-weighted intervals cover within 2 points of
+    95% in both cases; its bias is within a third of its standard error. The plain
+    (Horvitz-Thompson, Hájek, AIPW) intervals cover within 2 points when one arm is clearly
+    better; in the A/A case, whose allocation never settles, they are conservative (about
+    96-97% in ``benchmarks/calibration.py``), so only the square-root weights are held to
+    nominal there.
+    """
     runs = simulate_thompson(rates, runs=1000, batches=200, batch=100, seed=20261201)
-    result = calibrate(rates, runs, outcome_models=(0.11, 0.11))
+    model = sum(rates) / 2
+    result = calibrate(rates, runs, outcome_models=(model, model))
     naive = result.bias["naive"]
     assert naive[0] < -5.0 * result.mc_error["naive"][0]
-    for method in WEIGHTED:
+    if rates[0] == rates[1]:
+        assert naive[1] < -5.0 * result.mc_error["naive"][1]
+    for method in ("horvitz_thompson", "hajek", "aipw"):
         bias, mc, se = result.bias[method], result.mc_error[method], result.mean_se[method]
+        assert np.all(np.abs(bias) <= 3.0 * mc), (method, bias, mc)
         assert np.all(np.abs(bias) <= se), method
-        if method != "stabilized":  # the ratio with 1/√p weights has an O(1/n) bias
-            assert np.all(np.abs(bias) <= 3.0 * mc), method
-        assert np.all(np.abs(result.coverage[method] - 0.95) <= 0.02), (method, result.coverage)
+        if rates[0] != rates[1]:
+            assert np.all(np.abs(result.coverage[method] - 0.95) <= 0.02), (method, result)
+        else:
+            assert np.all(result.coverage[method] >= 0.93), (method, result)
+    stabilized = result.bias["stabilized"]
+    assert np.all(np.abs(stabilized) <= result.mean_se["stabilized"] / 3.0)
+    assert np.all(np.abs(result.coverage["stabilized"] - 0.95) <= 0.02), result.coverage

@@ -168,7 +168,7 @@ def test_invalid_arguments_name_themselves(kwargs: dict[str, object], name: str)
         sequential_sample_ratio_mismatch(**kwargs)  # type: ignore[arg-type]
 
 
-def _daily_looks(
+def daily_looks(
     rng: np.random.Generator, daily: npt.NDArray[np.int64], shares: list[float]
 ) -> tuple[Array, Array]:
     """Cumulative counts at each of 30 daily looks, per run: shape (runs, DAYS, K)."""
@@ -180,7 +180,7 @@ def _daily_looks(
     return counts, np.sum(counts, axis=-1)
 
 
-def _chi_square_p(counts: Array, total: Array, weights: list[float]) -> Array:
+def chi_square_p(counts: Array, total: Array, weights: list[float]) -> Array:
     expected = total[..., np.newaxis] * np.asarray(weights)
     statistic = np.sum((counts - expected) ** 2 / expected, axis=-1)
     return np.asarray(stats.chi2.sf(statistic, len(weights) - 1))
@@ -188,7 +188,7 @@ def _chi_square_p(counts: Array, total: Array, weights: list[float]) -> Array:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("weights", [[0.5, 0.5], [0.2, 0.3, 0.5]])
-def test_daily_looks_at_healthy_experiments_raise_at_most_alpha_false_alarms(
+def testdaily_looks_at_healthy_experiments_raise_at_most_alpha_false_alarms(
     weights: list[float],
 ) -> None:
     """A/A over 30 daily looks at 1,000-20,000 users a day: false alarms ≤ α (+ MC error),
@@ -196,9 +196,9 @@ def test_daily_looks_at_healthy_experiments_raise_at_most_alpha_false_alarms(
     rng = np.random.default_rng(20261201)
     runs = 2000
     daily = rng.integers(1000, 20001, size=runs)
-    counts, total = _daily_looks(rng, daily, weights)
+    counts, total = daily_looks(rng, daily, weights)
     running = np.max(np.maximum(log_bayes_factors(counts, weights, DEFAULT_CONCENTRATION), 0.0), 1)
-    chi_p = _chi_square_p(counts, total, weights)
+    chi_p = chi_square_p(counts, total, weights)
     for alpha in (0.05, 0.01):
         rate = float(np.mean(running >= math.log(1.0 / alpha)))
         error = math.sqrt(alpha * (1.0 - alpha) / runs)
@@ -215,7 +215,7 @@ def test_a_one_percent_imbalance_is_detected_at_realistic_traffic() -> None:
     """50.5/49.5 observed against 50/50 expected, 20,000 users a day, threshold 0.001."""
     rng = np.random.default_rng(14)
     runs = 500
-    counts, _ = _daily_looks(rng, np.full(runs, 20_000), [0.505, 0.495])
+    counts, _ = daily_looks(rng, np.full(runs, 20_000), [0.505, 0.495])
     log_bf = log_bayes_factors(counts, [0.5, 0.5], DEFAULT_CONCENTRATION)
     hit = log_bf >= math.log(1000.0)
     detected = np.any(hit, axis=1)

@@ -15,9 +15,22 @@ method                    estimate of arm ``a``'s mean ``μ_a`` and its standard
 ``"horvitz_thompson"``    ``Σ y/p / N`` over the ``N`` users randomised (every arm)
 ``"hajek"``               ``Σ y/p / Σ 1/p``: the weights normalised, no ``N`` needed
 ``"aipw"``                ``m_a + Σ (y − m_a)/p / N`` with a fixed outcome model ``m_a``
-``"stabilized"``          ``Σ y/√p / Σ 1/√p``: square-root weights, whose variance is stable
-                          under adaptivity; the method whose intervals keep their coverage
+``"stabilized"``          ``Σ y/√p / Σ 1/√p``: square-root weights, whose variance does not
+                          depend on the allocation; the intervals to show, but the point
+                          estimate has an ``O(1/n)`` bias towards the naive mean
 ========================  ==================================================================
+
+What the Thompson simulations (floor 0.01, ``benchmarks/calibration.py``, 2,000 runs of
+5,000 to 50,000 users) show: the naive mean is biased down, by up to 0.6 of its standard
+error, for an arm the policy starves and for both arms of an A/A test; Horvitz-Thompson,
+Hájek and AIPW are unbiased to within their Monte Carlo error. Their plain 95% intervals are
+not reliable under adaptivity: 93-96% when one arm is clearly better, but up to 98% for the
+difference in an A/A test, whose allocation never settles, and 88% when the starved arm has
+a dozen conversions. The square-root-weighted intervals stay within 2 points of 95% in every
+scenario from 20,000 users on; their point estimate's bias is at most about a quarter of
+its standard error and shrinks as ``1/n``. With a dozen conversions in an arm no Wald
+interval here covers. So report the Hájek estimate as the unbiased one, and the
+square-root-weighted interval as the interval.
 
 The sums (per variant, over its users; ``y`` is the user's outcome, 0/1 for a conversion, the
 user's total for a value metric):
@@ -317,7 +330,10 @@ def adaptive_mean(
 
     The numerator's error ``Σ_t I_t(a)(y_t − μ_a)/√π_t`` is a martingale whose conditional
     variance ``Σ_t π_t σ²/π_t = N σ²`` does not depend on the allocation, so the
-    self-normalised statistic is asymptotically normal whatever the policy does.
+    self-normalised statistic is asymptotically normal whatever the policy does. Its
+    denominator, though, estimates ``Σ_t √π_t``, which the policy moves with the arm's luck
+    (Hájek's estimates ``N``, which it cannot), so in finite samples it is biased towards the
+    naive mean: about a fifth of its standard error for the starved arm of the simulations.
 
     References
     ----------
