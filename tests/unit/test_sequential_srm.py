@@ -205,9 +205,21 @@ def testdaily_looks_at_healthy_experiments_raise_at_most_alpha_false_alarms(
         assert rate <= alpha + 2.0 * error
         chi_rate = float(np.mean(np.any(chi_p < alpha, axis=1)))
         assert chi_rate > 3.0 * alpha  # peeking inflates the fixed-sample test
-    # The stateless p-value (current counts only) flags the same runs: the event is sup BF ≥ 1/α.
-    final_only = log_bayes_factors(counts[:, -1], weights, DEFAULT_CONCENTRATION)
-    assert np.all(final_only <= running + 1e-12)
+    # The public function, looking day by day and carrying its maximum, flags the same runs.
+    alpha = 0.05
+    flagged = running >= math.log(1.0 / alpha)
+    for r in [*np.flatnonzero(flagged)[:5], *np.flatnonzero(~flagged)[:5]]:
+        carried: float | None = None
+        latched = False
+        for row in counts[r]:
+            look = sequential_sample_ratio_mismatch(
+                row.astype(int).tolist(),
+                weights,
+                threshold=alpha,
+                previous_max_log_bayes_factor=carried,
+            )
+            carried, latched = look.max_log_bayes_factor, look.mismatch
+        assert latched == flagged[r]
 
 
 @pytest.mark.slow
