@@ -198,11 +198,11 @@ def sequential_sample_ratio_mismatch(
     store has only the current counts) passes nothing and gets ``min(1, 1/BF_N)``. That is
     a valid p-value too, at every look and even at a look picked after the fact:
     it is never below the running-maximum one, so ``P(∃N: 1/BF_N ≤ α) = P(sup BF ≥ 1/α) ≤
-    α``, and "flag whenever the current p is below α" raises no more false alarms. It is only
-    less powerful (the maximum over the looks is at least the current value) and it can rise
-    again after a dip, so a flag from it should be latched by the caller. The running
-    maximum is a maximum over the looks made, not over every user, so it is still bounded
-    by ``sup BF``.
+    α``. Flagging at the first look where the current p is below α, and keeping the flag,
+    flags exactly the runs the running maximum flags; what is lost without the state is only
+    the p-value shown afterwards, which can rise again after a dip (and ``mismatch``, which
+    then clears, so a stateless caller must latch it). The running maximum is a maximum over
+    the looks made, not over every user, so it too is bounded by ``sup BF``.
 
     The counts must be of users randomised with probabilities ``w`` independently of one
     another (sticky hashing does this); a split that changes mid-phase (a ramp of the
