@@ -75,7 +75,8 @@ TREATMENT_COLORS = (
 )
 """Treatment colours, in the order of the experiment's variants (repeating past nine)."""
 NO_DATA = "No data yet"
-NO_LIFT = "No lift yet: the control has no conversions"
+NO_LIFT = "No lift yet:<br>the control has no conversions"
+"""On two lines, so that it fits a chart at phone width."""
 BURN_IN_SHARE = 0.1
 """Without a minimum sample size, the lift chart's y-axis follows the points at which every
 arm has at least this share of its final users (the first hours' intervals are too wide)."""
@@ -91,6 +92,9 @@ _WHEN_TICKS = "%-d %b %Y<br>%H:%M UTC"
 """Hour ticks in the pages' one date format ("1 Dec 2026 14:03 UTC"), on two lines."""
 _WHEN_HOVER = "%-d %b %Y %H:%M UTC"
 """The hovered hour, in the same format on one line."""
+_HOUR_MS = 3_600_000
+_FEW_HOURS = 6
+"""Up to this many hours apart, ticks are one hour apart (plotly would pick 30 minutes)."""
 _SMALL_COUNTS = 20
 """Below this many users plotly's own steps can be fractions (0.2 users): pick whole ones."""
 _TYPED_ARRAYS = {
@@ -195,7 +199,12 @@ def _hours(hours: Sequence[str]) -> list[str]:
 def _time_axis(figure: go.Figure, hours: Sequence[str]) -> go.Figure:
     """Hour ticks and hover in the pages' date format, and an axis two hours wide around a
     lone hour (not milliseconds)."""
-    figure.update_xaxes(tickformat=_WHEN_TICKS, hoverformat=_WHEN_HOVER)
+    figure.update_xaxes(tickformat=_WHEN_TICKS, hoverformat=_WHEN_HOVER, nticks=6)
+    if hours:
+        first = datetime.strptime(hours[0], "%Y-%m-%d %H:%M")
+        last = datetime.strptime(hours[-1], "%Y-%m-%d %H:%M")
+        if last - first <= timedelta(hours=_FEW_HOURS):
+            figure.update_xaxes(tick0=hours[0], dtick=_HOUR_MS)
     if len(hours) == 1:
         moment = datetime.strptime(hours[0], "%Y-%m-%d %H:%M")
         pad = timedelta(hours=1)

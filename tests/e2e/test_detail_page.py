@@ -31,6 +31,12 @@ WHEN = r"\d{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\
 THREE = (("control", "m1", 0.34), ("fast", "m2", 0.33), ("slow", "m3", 0.33))
 
 
+_CHARTS_FIT = """() => [...document.querySelectorAll(".figure")].every((box) => {
+  const svg = box.querySelector(".main-svg");
+  return svg && svg.getBoundingClientRect().right <= box.getBoundingClientRect().right + 0.5;
+})"""
+
+
 def _open(make_tab: MakeTab, server: UvicornServer, path: str, width: int) -> Page:
     return make_tab(server.url, viewport={"width": width, "height": 844}).open(path)
 
@@ -170,6 +176,7 @@ def test_three_arms_show_adjusted_p_and_whole_user_ticks(
     cell = page.locator('#comparisons-table tr[data-variant="fast"] td').nth(6)
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 844})
+        page.wait_for_function(_CHARTS_FIT)  # plotly redraws them to the new width
         expect(page.locator("#adjusted-p-heading")).not_to_have_class(re.compile(r"\bhidden\b"))
         expect(cell).to_be_visible()
         page.wait_for_selector("#chart-samples .ytick text", state="attached")
@@ -302,7 +309,9 @@ def test_completing_with_a_winner_that_is_not_significant_asks_first(
         page.set_viewport_size({"width": width, "height": 844})
         complete.click()
         expect(dialog).to_be_visible()
-        expect(dialog).to_contain_text("treatment is not significantly different from the control")
+        expect(dialog).to_contain_text(
+            "treatment is not significantly different from control, the control"
+        )
         expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
         _shot(page, f"detail-confirm-{width}")
         page.keyboard.press("Escape")  # the dialog's own cancel

@@ -71,7 +71,7 @@ function renderOutcome(x) {
   const verb = x.status === "completed" ? "Completed" : "Stopped";
   const on = x.ended_at ? ` on ${abscope.when(x.ended_at)}` : "";
   const chosen = x.winner ? ` with ${x.winner} chosen as the winner` : " with no winner chosen";
-  box.replaceChildren(abscope.badge(x.status, x.status), `${verb}${on}${chosen}. The figures are those at the end.`);
+  box.textContent = `${verb}${on}${chosen}. The figures are those at the end.`;
   box.classList.remove("hidden");
 }
 
@@ -256,12 +256,13 @@ function renderResults(r) {
   document.getElementById("decision").textContent = d.message;
   const ended = r.status === "completed" || r.status === "stopped";
   const extra = [];
-  if (d.remaining_samples) extra.push(`${abscope.int(d.remaining_samples)} more users`);
-  if (d.remaining_days) {
+  // Once it has ended nothing is still needed: only what it reached is shown.
+  if (!ended && d.remaining_samples) extra.push(`${abscope.int(d.remaining_samples)} more users`);
+  if (!ended && d.remaining_days) {
     const days = d.remaining_days === 1 ? "day" : "days";
     extra.push(`about ${abscope.int(d.remaining_days)} more ${days} at the observed traffic`);
   }
-  if (d.remaining_samples === null && d.remaining_reason) {
+  if (!ended && d.remaining_samples === null && d.remaining_reason) {
     extra.push(`users still needed: ${abscope.undefinedText} (${abscope.reasonText(d.remaining_reason)})`);
   }
   if (d.daily_users) {
@@ -421,13 +422,13 @@ function completionWarning(winner) {
   if (winner === control.name) {
     const better = comparisons.filter((c) => c.primary.significant && c.relative.estimate > 0);
     if (!better.length) return null;
-    return `${better.map((c) => c.variant).join(", ")} ${better.length === 1 ? "is" : "are"} significantly better than the control ${control.name}. Complete with ${winner} as the winner anyway?`;
+    return `${better.map((c) => c.variant).join(", ")} ${better.length === 1 ? "is" : "are"} significantly better than ${control.name}, the control. Complete with ${winner} as the winner anyway?`;
   }
   const c = comparisons.find((x) => x.variant === winner);
   if (!c || c.primary.significant) return null;
   const p = c.primary.p_value === null || c.primary.p_value === undefined
     ? "its p-value cannot be computed yet" : `p = ${abscope.pValue(c.primary.p_value)}`;
-  return `${winner} is not significantly different from the control ${control.name} (${p}; relative lift ${abscope.signedPct(c.relative.estimate)}, ${abscope.interval(c.primary.relative_ci, abscope.signedPct)}). Choosing it as the winner may ship a change that does nothing, or harm. Complete anyway?`;
+  return `${winner} is not significantly different from ${control.name}, the control (${p}; relative lift ${abscope.signedPct(c.relative.estimate)}, ${abscope.interval(c.primary.relative_ci, abscope.signedPct)}). Choosing it as the winner may ship a change that does nothing, or harm. Complete anyway?`;
 }
 
 // An accessible modal dialog (focus moves into it, Escape cancels): resolves to true when
