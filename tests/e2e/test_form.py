@@ -152,7 +152,7 @@ def test_refused_values_are_explained_in_sentences_beside_their_fields(
         page.locator("#submit").click()
     assert answer.value.status == 422
     expect(page.locator('.field-error[data-field="power"]')).to_have_text(
-        "Power must be above 5% (100% minus the confidence level)."
+        "Power must be above 5% (alpha: 100% minus the confidence level)."
     )
     page.locator("input[name=power]").fill("80")
     metric = page.locator("#metrics .metric-row")

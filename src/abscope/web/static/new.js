@@ -274,7 +274,7 @@ function humanMessage(issue) {
       : "The weights must add up to 100%.";
   }
   let m = msg.match(/power must be greater than alpha = 1 - confidence_level = ([0-9.e-]+)/);
-  if (m) return `Power must be above ${toPercent(Number(m[1]))}% (100% minus the confidence level).`;
+  if (m) return `Power must be above ${toPercent(Number(m[1]))}% (alpha: 100% minus the confidence level).`;
   if (/min_relative_lift must be nonzero/.test(msg)) return RANGES.min_relative_lift;
   if ((m = msg.match(/variant names must be unique; repeated: (.*)/))) return `Each variant needs its own name: ${m[1]} is repeated.`;
   if ((m = msg.match(/metric names must be unique; repeated: (.*)/))) return `Each metric needs its own name: ${m[1]} is repeated.`;
