@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.helpers import TestClient
+from tests.api.helpers import MakeClient, TestClient
 
 _DRAFT = {
     "id": "edit-me",
@@ -158,3 +158,24 @@ def test_unchanged_forced_variants_are_not_audited(client: TestClient) -> None:
     same = client.patch("/experiments/edit-me", json={"forced_variants": {"qa-1": "treatment"}})
     assert same.status_code == 200
     assert (same.json()["version"], same.json()["audit"]) == (before["version"], before["audit"])
+
+
+def test_the_edit_page_shell_is_open_and_its_changes_need_the_admin_key(
+    make_client: MakeClient,
+) -> None:
+    admin, read = "admin-secret-edit-0123456789", "read-secret-edit-0123456789"
+    client = make_client(admin_api_key=admin, read_api_key=read)
+    assert client.post("/experiments", json=_DRAFT, headers={"X-API-Key": admin}).status_code == 201
+    page = client.get("/edit/edit-me")  # the shell holds no data: open, as /view/{id} is
+    assert page.status_code == 200
+    assert '<script src="/static/new.js" defer></script>' in page.text
+    assert '<script src="/static/draft.js" defer></script>' in page.text
+    assert client.patch("/experiments/edit-me", json={"sticky": True}).status_code == 401
+    refused = client.patch(
+        "/experiments/edit-me", json={"sticky": True}, headers={"X-API-Key": read}
+    )
+    assert refused.status_code == 403
+    assert client.delete("/experiments/edit-me", headers={"X-API-Key": read}).status_code == 403
+    done = client.delete("/experiments/edit-me", headers={"X-API-Key": admin})
+    assert done.status_code == 204
+    assert client.get("/experiments/edit-me", headers={"X-API-Key": read}).status_code == 404
