@@ -169,3 +169,86 @@ def test_refused_values_are_explained_in_sentences_beside_their_fields(
     page.locator("#submit").click()
     page.wait_for_url("**/view/refused-at-*")
     assert name in {x["name"] for x in api.get("/experiments").json()["experiments"]}
+
+
+_SPLITS = """() => {
+  const out = [];
+  for (let n = 2; n <= 32; n++) {
+    const split = equalSplit(n);
+    const shares = fractions(split);
+    out.push({ n, split, shares, accepted: weightsAddUp(split) });
+  }
+  return out;
+}"""
+
+
+def test_every_equal_split_is_accepted_and_its_fractions_sum_to_one(
+    make_tab: MakeTab, server: UvicornServer
+) -> None:
+    # The page's own functions, for every row count the API allows (2-32).
+    page = _open(make_tab, server, 1280)
+    for case in page.evaluate(_SPLITS):
+        split, shares = case["split"], case["shares"]
+        assert case["accepted"], case
+        assert math.fsum(split) == pytest.approx(100.0, abs=1e-9), case
+        assert max(split) - min(split) <= 0.01 * len(split), case
+        assert abs(math.fsum(shares) - 1.0) <= 1e-9 and min(shares) > 0, case
+    # Rounded by hand, the weights may be off 100 by 0.05 points a row, and no more.
+    checks = page.evaluate(
+        "() => [[33.3, 33.3, 33.3], [33.33, 33.33, 33.33], [16.7, 16.7, 16.7, 16.7, 16.7, 16.7],"
+        " [33, 33, 33], [50, 49.8], [50, 50.2], [60, 40, 0]].map(weightsAddUp)"
+    )
+    assert checks == [True, True, True, False, False, False, False]
+    thirds = page.evaluate("fractions([33.33, 33.33, 33.33])")
+    assert thirds == pytest.approx([1 / 3] * 3, abs=1e-15)
+
+
+_VARIANTS = [
+    {"name": "control", "model_id": "m1", "weight": 0.5},
+    {"name": "treatment", "model_id": "m2", "weight": 0.5},
+]
+# A bad create body, and the sentence the page gives for the API's first issue with it.
+_IN_WORDS = [
+    ({"layer": "Checkout Page"}, SLUG_RULE),
+    ({"name": "x" * 201}, "Too long: at most 200 characters."),
+    ({"min_sample_size": -1}, "The minimum sample size is a whole number of users, 0 or more."),
+    ({"min_sample_size": 2.5}, "The minimum sample size is a whole number of users, 0 or more."),
+    ({"min_relative_lift": 0}, "The target lift is a percentage above -100 and not 0 (5 for +5%)."),
+    ({"power": 0.01}, "Power must be above 5% (alpha: 100% minus the confidence level)."),
+    (
+        {"variants": [{**v, "weight": 0.6} for v in _VARIANTS]},
+        "The weights add up to 120%; they must add up to 100%.",
+    ),
+    (
+        {"variants": [_VARIANTS[0], {**_VARIANTS[1], "name": "control"}]},
+        "Each variant needs its own name: control is repeated.",
+    ),
+    (
+        {"forced_variants": {"qa-1": "nobody"}},
+        "No variant is named nobody: choose one of the variants above.",
+    ),
+    (
+        {
+            "metric_type": "binary",
+            "metrics": [{"name": "revenue", "kind": "mean", "role": "primary"}],
+        },
+        "With metric type binary, the primary metric's kind is binary.",
+    ),
+    (
+        {"metrics": [{"name": "latency", "kind": "ratio", "role": "guardrail"}]},
+        "A guardrail needs a margin (5 allows 5% worse).",
+    ),
+]
+
+
+def test_the_apis_issues_are_put_in_words(
+    make_tab: MakeTab, server: UvicornServer, api: httpx.Client
+) -> None:
+    page = _open(make_tab, server, 390)
+    for change, sentence in _IN_WORDS:
+        body = {"name": "In words", "variants": _VARIANTS, **change}
+        response = api.post("/experiments", json=body)
+        assert response.status_code == 422, (change, response.text)
+        issue = response.json()["detail"][0]
+        assert page.evaluate("humanMessage", issue) == sentence, (change, issue)
+    assert "In words" not in {x["name"] for x in api.get("/experiments").json()["experiments"]}
