@@ -238,6 +238,31 @@ def test_the_audit_trail_is_in_words(
         _shot(page, f"detail-audit-{width}")
 
 
+def test_a_drafts_own_changes_are_in_words(
+    make_tab: MakeTab, server: UvicornServer, api: httpx.Client
+) -> None:
+    experiment_id = "e2e-detail-draft-audit"
+    create_experiment(api, experiment_id, start=False)
+    body = {
+        "variants": [
+            {"name": "control", "model_id": "m1", "weight": 0.5},
+            {"name": "treatment", "model_id": "m9", "weight": 0.5},
+        ],
+        "allocation": "thompson",
+        "sticky": True,
+        "sequential": False,
+    }
+    changed = api.patch(f"/experiments/{experiment_id}", json=body)
+    assert changed.status_code == 200, changed.text
+    entry = changed.json()["audit"][-1]
+    page = _open(make_tab, server, f"/view/{experiment_id}", WIDTHS[1])
+    expect(page.locator("#audit li").last).to_have_text(
+        "variants control (ranker-v1, 50%), treatment (ranker-v2, 50%) \u2192 control (m1, 50%),"
+        " treatment (m9, 50%); allocation fixed \u2192 thompson; sticky assignment off \u2192 on;"
+        f" testing sequential \u2192 fixed horizon, {_when(entry['at'])}"
+    )
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_charts_show_a_spinner_while_they_load(
     make_tab: MakeTab, server: UvicornServer, results_traffic: dict[str, Tally], width: int

@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from abscope.errors import NotFound
 
-__all__ = ["DETAIL", "NOT_FOUND", "PAGES", "Page", "render", "router", "static_files"]
+__all__ = ["DETAIL", "EDIT", "NOT_FOUND", "PAGES", "Page", "render", "router", "static_files"]
 
 _HERE = Path(__file__).parent
 
@@ -42,6 +42,8 @@ PAGES = {
 }
 DETAIL = Page("Experiment", "detail.html", "detail.js", charts=True)
 NOT_FOUND = Page("Experiment not found", "not_found.html", "")
+EDIT = Page("Edit experiment", "new.html", "new.js")
+"""The create form in edit mode: its script reads the draft's id from the path."""
 
 _LAYOUT = """<!doctype html>
 <html lang="en">
@@ -103,6 +105,12 @@ def experiment_page(experiment_id: str, request: Request) -> HTMLResponse:
         except NotFound:
             return _page(NOT_FOUND, 404)
     return _page(DETAIL)
+
+
+@router.get("/edit/{experiment_id}", response_class=HTMLResponse)
+def edit_page(experiment_id: str) -> HTMLResponse:
+    """The create form filled with a draft, to change it (or delete it)."""
+    return _page(EDIT)
 
 
 @router.get("/assets/plotly.min.js")

@@ -91,6 +91,14 @@ const FIELDS = {
   min_relative_lift: ["minimum lift", (v) => (v === null || v === undefined ? "none" : abscope.signedPct(v))],
   phase: ["phase", (v) => String(v)],
   weights: ["weights", (v) => Object.entries(v || {}).map(([name, w]) => `${name} ${percentText(w)}`).join(", ")],
+  // A draft's own fields (service/experiments.py _DRAFT_ONLY), each audited as from/to.
+  variants: ["variants", (v) => (v || []).map((x) => `${x.name} (${x.model_id}, ${percentText(x.weight)})`).join(", ") || "none"],
+  metric_type: ["metric type", (v) => String(v)],
+  allocation: ["allocation", (v) => String(v)],
+  layer: ["layer", (v) => (v === null || v === undefined || v === "" ? "none" : String(v))],
+  sticky: ["sticky assignment", (v) => (v ? "on" : "off")],
+  sequential: ["testing", (v) => (v ? "sequential" : "fixed horizon")],
+  metrics: ["metrics", (v) => (v || []).map((m) => `${m.name} (${m.role})`).join(", ") || "none"],
 };
 
 // A share (0.955) as a percent without trailing zeros ("95.5%").
