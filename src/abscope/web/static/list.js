@@ -152,7 +152,7 @@ function row(x) {
   const lift = f.lift.value === null
     ? undefinedCell("td", f.lift.reason, { class: "num list-lift" })
     : abscope.el("td", { class: "num list-lift", "data-variant": f.variant },
-      abscope.el("span", { class: "list-variant", text: f.variant }), ` ${f.lift.text}`);
+      abscope.el("span", { class: "list-variant", text: f.variant, title: f.variant }), ` ${f.lift.text}`);
   const interval = f.interval.value === null
     ? undefinedCell("td", f.interval.reason, { class: "list-interval" })
     : abscope.el("td", { class: "list-interval", text: f.interval.text, title: f.interval.mode.long,
