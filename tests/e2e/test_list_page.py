@@ -19,16 +19,10 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.helpers import (
-    MakeTab,
-    Tab,
-    Tally,
-    create_experiment,
-    log_events,
-    route_users,
-    send_traffic,
-    start_server,
-)
+from abscope.assignment import assign
+from abscope.models import Experiment
+from abscope.routing import compile_experiment
+from tests.e2e.helpers import MakeTab, Tab, create_experiment, log_events, start_server
 from tests.fixtures.uvicorn_server import UvicornServer
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -50,9 +44,39 @@ class Seeded:
     users: dict[str, int]
 
 
+def _assigned(api: httpx.Client, experiment_id: str, users: list[str]) -> dict[str, str]:
+    """The variant each user gets, by the service's own pure hashing of the stored
+    configuration (what ``POST /route`` answers, without a request per user)."""
+    compiled = compile_experiment(
+        Experiment.model_validate(api.get(f"/experiments/{experiment_id}").json())
+    )
+    out = {}
+    for user in users:
+        variant = assign(compiled.config, user, layer_slice=compiled.layer_slice).variant
+        assert variant is not None
+        out[user] = variant
+    return out
+
+
+def _traffic(api: httpx.Client, experiment_id: str, count: int, percent: dict[str, int]) -> int:
+    """``count`` users exposed; the k-th user of a variant converts when
+    ``k % 100 < percent[variant]``. The users logged."""
+    assigned = _assigned(api, experiment_id, [f"{experiment_id}-{i:04d}" for i in range(count)])
+    seen = dict.fromkeys(percent, 0)
+    events: list[dict[str, Any]] = []
+    for user, variant in assigned.items():
+        base = {"experiment_id": experiment_id, "user_id": user, "variant_name": variant}
+        events.append({**base, "kind": "exposure"})
+        if seen[variant] % 100 < percent[variant]:
+            events.append({**base, "kind": "conversion"})
+        seen[variant] += 1
+    log_events(api, events)
+    return len(assigned)
+
+
 def _srm_traffic(api: httpx.Client, experiment_id: str, count: int) -> int:
     """Every control user's exposure is logged, one treatment user in three: a mismatch."""
-    assigned = route_users(api, experiment_id, [f"srm-{i:04d}" for i in range(count)])
+    assigned = _assigned(api, experiment_id, [f"srm-{i:04d}" for i in range(count)])
     events, logged = [], 0
     for k, (user, variant) in enumerate(assigned.items()):
         if variant == "treatment" and k % 3:
@@ -66,7 +90,7 @@ def _srm_traffic(api: httpx.Client, experiment_id: str, count: int) -> int:
 
 def _latency_traffic(api: httpx.Client, experiment_id: str, count: int) -> int:
     """Treatment requests 40% slower than the control's: a guardrail breach."""
-    assigned = route_users(api, experiment_id, [f"lat-{i:04d}" for i in range(count)])
+    assigned = _assigned(api, experiment_id, [f"lat-{i:04d}" for i in range(count)])
     events: list[dict[str, Any]] = []
     for k, (user, variant) in enumerate(assigned.items()):
         base = {"experiment_id": experiment_id, "user_id": user, "variant_name": variant}
@@ -87,17 +111,11 @@ def seeded(api: httpx.Client) -> Seeded:
         f"{PREFIX}echo": "Echo latency guardrail",
     }
     users: dict[str, int] = {}
-
-    def total(tallies: dict[str, Tally]) -> int:
-        return sum(t.users for t in tallies.values())
-
     alpha, bravo, charlie, delta, echo = names
     create_experiment(api, alpha, name=names[alpha], min_relative_lift=0.05)
-    users[alpha] = total(send_traffic(api, alpha, [f"a-{i}" for i in range(400)],
-                                      {"control": 10, "treatment": 14}))  # fmt: skip
+    users[alpha] = _traffic(api, alpha, 400, {"control": 10, "treatment": 14})
     create_experiment(api, bravo, name=names[bravo], sequential=False)
-    users[bravo] = total(send_traffic(api, bravo, [f"b-{i}" for i in range(700)],
-                                      {"control": 10, "treatment": 22}))  # fmt: skip
+    users[bravo] = _traffic(api, bravo, 700, {"control": 10, "treatment": 22})
     create_experiment(api, charlie, name=names[charlie])
     users[charlie] = _srm_traffic(api, charlie, 500)
     create_experiment(api, delta, name=names[delta], start=False)
@@ -319,9 +337,7 @@ def test_a_long_name_never_widens_the_list(
     assert len(LONG_NAME) == 200
     if api.get(f"/experiments/{LONG_ID}").status_code == 404:
         create_experiment(api, LONG_ID, name=LONG_NAME, sequential=False)
-        send_traffic(
-            api, LONG_ID, [f"long-{i}" for i in range(200)], {"control": 10, "treatment": 12}
-        )
+        _traffic(api, LONG_ID, 200, {"control": 10, "treatment": 12})
     tab = make_tab(server.url, viewport={"width": width, "height": 900})
     page = tab.open("/")  # every experiment of the session, the long one among them
     if width == 1280:
