@@ -45,10 +45,11 @@ The gate (:func:`gate_view`) answers the same question for deployment controller
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from abscope.gate import guardrail_status
 from abscope.jsonable import to_jsonable
 from abscope.metric_analysis import ArmStats, MetricCountsByName, arm_stats, guardrail_checks
 from abscope.models import Experiment, Metric, Status, VariantCounts
@@ -81,47 +82,14 @@ from abscope.stats.sequential import (
 from abscope.stats.sufficient import MeanStats, ProportionStats
 
 __all__ = [
-    "GATE_STATUS",
-    "GateVerdict",
     "Inference",
     "SecondaryFigures",
-    "gate_status_code",
-    "gate_view",
-    "guardrail_status",
     "metrics_view",
     "secondary_figures",
     "variant_values",
 ]
 
 Inference = Literal["sequential", "fixed"]
-GateVerdict = Literal["pass", "fail", "inconclusive"]
-
-GATE_STATUS: dict[GateVerdict, int] = {"pass": 200, "inconclusive": 202, "fail": 412}
-"""The gate's HTTP status per verdict: pass is 200; inconclusive 202 (a 2xx, which a Flagger
-``rollout`` webhook does not count as a failure); fail 412."""
-
-NO_GUARDRAILS = "no guardrails declared"
-
-
-def gate_status_code(verdict: GateVerdict, *, promotion: bool = False, report: bool = False) -> int:
-    """The status of a gate's answer: :data:`GATE_STATUS`; with ``promotion`` an
-    inconclusive verdict is 412 too (promote only on pass); with ``report`` always 200 (the
-    verdict is read from the body, as an Argo Rollouts web metric does).
-
-    Examples
-    --------
-    >>> gate_status_code("inconclusive"), gate_status_code("inconclusive", promotion=True)
-    (202, 412)
-    >>> gate_status_code("fail", report=True)
-    200
-    """
-    if report:
-        return 200
-    if promotion and verdict == "inconclusive":
-        return GATE_STATUS["fail"]
-    return GATE_STATUS[verdict]
-
-
 # --- secondaries --------------------------------------------------------------------------
 
 
@@ -332,19 +300,6 @@ def metrics_view(
         "decision_rule": _decision_rule(experiment, counts, analysis, decision),
         "guardrail_status": guardrail_status(checks),
     }
-
-
-def guardrail_status(
-    checks: Sequence[GuardrailCheck],
-) -> Literal["passing", "failing", "inconclusive"]:
-    """``failing`` on any breach, ``passing`` when every check is non-inferior (and there is
-    at least one), else ``inconclusive``."""
-    verdicts = [c.result.verdict for c in checks]
-    if "breach" in verdicts:
-        return "failing"
-    if verdicts and all(v == "non_inferior" for v in verdicts):
-        return "passing"
-    return "inconclusive"
 
 
 def _final(experiment: Experiment, analysis: ExperimentAnalysis) -> bool:
@@ -562,54 +517,4 @@ def _decision_rule(
             }
             for d in decision.arms
         ],
-    }
-
-
-# --- the gate -----------------------------------------------------------------------------
-
-
-def gate_view(
-    experiment: Experiment,
-    counts: Mapping[str, VariantCounts],
-    metric_counts: MetricCountsByName,
-    *,
-    default_min_samples: int = DEFAULT_MIN_SAMPLES_PER_ARM,
-) -> dict[str, Any]:
-    """The gate's body: ``verdict`` ``fail`` when any guardrail is in breach for any arm,
-    ``pass`` when every guardrail is non-inferior for every arm, else ``inconclusive``
-    (with no guardrails, too: a gate with nothing to judge never passes), with one entry
-    per guardrail and arm and the reasons in sentences."""
-    checks = guardrail_checks(
-        experiment, counts, metric_counts, default_min_samples=default_min_samples
-    )
-    status = guardrail_status(checks)
-    verdict: GateVerdict = {"passing": "pass", "failing": "fail"}.get(status, "inconclusive")  # type: ignore[assignment]
-    metrics = [
-        {
-            "name": c.metric,
-            "variant": c.arm,
-            "verdict": c.result.verdict,
-            "estimate": c.result.estimate,
-            "interval": _pair(c.result.interval),
-            "margin": c.result.margin,
-            "reason": c.result.reason,
-            "reason_text": c.result.summary,
-        }
-        for c in checks
-    ]
-    if not checks:
-        reasons = [f"inconclusive: {NO_GUARDRAILS}"]
-    else:
-        shown = {"fail": ("breach",), "inconclusive": ("inconclusive",)}.get(
-            verdict, ("non_inferior",)
-        )
-        reasons = [
-            f"{c.metric} ({c.arm}): {c.result.summary}" for c in checks if c.result.verdict in shown
-        ]
-    return {
-        "experiment_id": experiment.id,
-        "verdict": verdict,
-        "status": experiment.status.value,
-        "metrics": to_jsonable(metrics),
-        "reasons": reasons,
     }

@@ -27,6 +27,7 @@ from abscope.stats.means import mean_interval, relative_mean_lift_ci
 from abscope.stats.proportions import relative_lift_ci, wilson_interval
 from abscope.stats.results import EffectEstimate, Interval
 from abscope.stats.sequential import sequential_path
+from abscope.stats.sequential_srm import sequential_sample_ratio_mismatch
 from abscope.storage.base import HourCounts
 
 __all__ = [
@@ -82,6 +83,27 @@ def primary_analysis(
         ),
         propensity=_propensity(experiment, counts),
     )
+
+
+SEQUENTIAL_SRM_NOT_APPLICABLE = "adaptive_allocation"
+"""Why an adaptively allocated experiment has no sequential SRM check: its split is meant
+to move, so it is tested against the logged probabilities instead (``srm``)."""
+
+
+def sequential_srm(experiment: Experiment, counts: dict[str, VariantCounts]) -> dict[str, Any]:
+    """The always-valid SRM check of the users per variant against the configured weights
+    (:func:`abscope.stats.sequential_srm.sequential_sample_ratio_mismatch`), safe to read at
+    every look, next to the chi-square check of ``srm``, which is valid at one look only.
+
+    Stateless: the p-value is ``min(1, 1/BF)`` of the current counts, valid at every look
+    (its running minimum, which a caller may keep, is the sequential p-value). An adaptively
+    allocated experiment has none: ``applicable`` is false with the reason.
+    """
+    if experiment.allocation != "fixed":
+        return {"applicable": False, "reason": SEQUENTIAL_SRM_NOT_APPLICABLE}
+    observed = [counts.get(v.name, VariantCounts()).samples for v in experiment.variants]
+    result = sequential_sample_ratio_mismatch(observed, [v.weight for v in experiment.variants])
+    return {"applicable": True, **to_jsonable(result)}
 
 
 def results_view(
@@ -175,6 +197,7 @@ def results_view(
         "comparisons": to_jsonable(analysis.comparisons),
         "srm": to_jsonable(analysis.srm),
         "srm_method": "chi_square" if experiment.allocation == "fixed" else "adaptive",
+        "srm_sequential": sequential_srm(experiment, counts),
         "adaptive_allocation_note": None if experiment.allocation == "fixed" else ADAPTIVE_NOTE,
         "decision": {
             **decision,

@@ -242,6 +242,10 @@ class CreateExperimentRequest(_Body):
 class PatchExperimentRequest(_Body):
     """Fields that may change. Weights outside draft open a new phase.
 
+    A draft may change in every field the create form sets: ``variants`` (in full),
+    ``metric_type``, ``allocation``, ``layer``, ``sticky``, ``sequential`` and ``metrics``
+    change only in draft (a 409 afterwards); the rest as before.
+
     ``min_relative_lift`` and ``power`` may change while the experiment runs (each change is
     audited); an explicit ``"min_relative_lift": null`` clears the minimum lift.
     """
@@ -264,11 +268,36 @@ class PatchExperimentRequest(_Body):
     min_relative_lift: float | None = Field(default=None, gt=-1.0, allow_inf_nan=False)
     power: float | None = Field(default=None, gt=0.0, lt=1.0, allow_inf_nan=False)
     forced_variants: dict[str, str] | None = Field(default=None, max_length=1000)
+    # Draft only: the rest of what the create form sets (a 409 once the experiment started).
+    variants: list[Variant] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=32,
+        description="Draft only: the variants in full (names, models, weights summing to 1).",
+    )
+    metric_type: MetricType | None = Field(default=None, description="Draft only.")
+    allocation: Allocation | None = Field(default=None, description="Draft only.")
+    layer: Slug | None = Field(
+        default=None, description="Draft only; an explicit null takes the draft out of its layer."
+    )
+    sticky: bool | None = Field(default=None, strict=True, description="Draft only.")
+    sequential: bool | None = Field(default=None, strict=True, description="Draft only.")
+    metrics: list[Metric] | None = Field(
+        default=None,
+        max_length=MAX_METRICS,
+        description="Draft only: the declared metrics in full (an empty list removes them).",
+    )
 
     @field_validator("min_relative_lift")
     @classmethod
     def _check_min_lift(cls, lift: float | None) -> float | None:
         return check_min_lift(lift)
+
+    @model_validator(mode="after")
+    def _weights_or_variants(self) -> Self:
+        if self.weights is not None and self.variants is not None:
+            raise ValueError("give either weights or variants (which carry their weights)")
+        return self
 
 
 class CompleteRequest(_Body):

@@ -28,9 +28,9 @@ from datetime import datetime
 from typing import Any
 
 from abscope import reports
+from abscope.gate import guardrail_status
 from abscope.jsonable import to_jsonable
 from abscope.metric_analysis import MetricCountsByName, guardrail_checks
-from abscope.metric_reports import guardrail_status
 from abscope.models import Experiment, Status, VariantCounts
 from abscope.stats.analysis import Comparison
 from abscope.stats.guardrails import DEFAULT_MIN_SAMPLES_PER_ARM

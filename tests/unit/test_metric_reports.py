@@ -26,8 +26,9 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportions_ztest
 
 from abscope.config import Settings
+from abscope.gate import gate_status_code
 from abscope.metric_analysis import guardrail_checks
-from abscope.metric_reports import gate_status_code, secondary_figures
+from abscope.metric_reports import secondary_figures
 from abscope.models import Event
 from abscope.schemas import CreateExperimentRequest
 from abscope.service import ExperimentService

@@ -169,3 +169,23 @@ def test_timeseries_lift_is_null_where_undefined_and_never_below_minus_100_perce
     assert lift["scale"] == "log_ratio"
     known = [v for v in lift["ci_lower"] + lift["cs_lower"] if v is not None]
     assert known and min(known) > -1.0
+
+
+def test_the_sequential_srm_check_sits_beside_the_chi_square_one() -> None:
+    from abscope.stats.sequential_srm import sequential_sample_ratio_mismatch
+
+    healthy = _results()["srm_sequential"]
+    direct = sequential_sample_ratio_mismatch([20_000, 20_000], [0.5, 0.5])
+    assert healthy["applicable"] and not healthy["mismatch"]
+    assert healthy["p_value"] == pytest.approx(direct.p_value, rel=1e-12)
+    skewed = _results(
+        counts={
+            "control": VariantCounts(samples=21_000, conversions=2000),
+            "treatment": VariantCounts(samples=19_000, conversions=2000),
+        }
+    )
+    assert skewed["srm_sequential"]["mismatch"] and skewed["srm"]["mismatch"]
+    none = _results(counts={})["srm_sequential"]
+    assert (none["p_value"], none["reason"], none["mismatch"]) == (None, "no_samples", False)
+    adaptive = _results(allocation="thompson")["srm_sequential"]
+    assert adaptive == {"applicable": False, "reason": "adaptive_allocation"}

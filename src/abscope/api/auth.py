@@ -26,7 +26,7 @@ any key set:
 
 * open to anyone: :data:`OPEN_PATHS` (health, ready, the pages' HTML shells, the API docs
   and their schema) and whatever starts with :data:`OPEN_PREFIXES` (static assets, Plotly.js,
-  the experiment pages ``/view/{id}``);
+  the experiment pages ``/view/{id}`` and the edit forms ``/edit/{id}``);
 * a route of :data:`ROUTES` needs a key of its role or the admin key: without a key, or
   with one that is none of the three, 401; with another role's key, 403. The body names the
   role needed and never the key;
@@ -105,8 +105,9 @@ ROUTES: Final[Mapping[tuple[str, str], Role]] = {
 OPEN_PATHS: Final = frozenset({"/health", "/ready", "/docs", "/openapi.json", *web.PAGES})
 """Paths that need no key: probes, page shells and the API's documentation (no data)."""
 
-OPEN_PREFIXES: Final = ("/static/", "/assets/", "/view/", "/docs/assets/")
-"""Path prefixes that need no key: assets (the docs' too) and the experiment page's shell."""
+OPEN_PREFIXES: Final = ("/static/", "/assets/", "/view/", "/edit/", "/docs/assets/")
+"""Path prefixes that need no key: assets (the docs' too) and the shells of the experiment
+page and of the draft's edit form."""
 
 SCHEME: Final = "ApiKey"
 """The name of the key's security scheme in the OpenAPI document."""

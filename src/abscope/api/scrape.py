@@ -49,7 +49,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from abscope.errors import StorageUnavailable
-from abscope.metric_reports import GATE_STATUS, gate_view, variant_values
+from abscope.gate import GATE_STATUS, gate_view
+from abscope.metric_reports import variant_values
 from abscope.models import Experiment, MetricCounts, Status, VariantCounts
 from abscope.serving import Serving
 

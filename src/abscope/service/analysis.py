@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from abscope import charts, metric_reports, reports, schemas, summaries
+from abscope import charts, gate, metric_reports, reports, schemas, summaries
 from abscope.assignment import assign
 from abscope.bandits import (
     EpsilonGreedyConfig,
@@ -106,12 +106,12 @@ class Analysis:
     def gate(self, experiment_id: str) -> dict[str, Any]:
         """The deployment gate of the current phase: ``pass``, ``fail`` or ``inconclusive``
         from the guardrails' always-valid non-inferiority tests, with reasons per guardrail
-        and arm (:func:`abscope.metric_reports.gate_view`). An ended experiment is judged on
+        and arm (:func:`abscope.gate.gate_view`). An ended experiment is judged on
         its data like any other."""
         experiment = self.store.get_experiment(experiment_id)
         counts = self.store.get_counts(experiment.id, experiment.phase)
         metric_counts = self.store.get_metric_counts(experiment.id, experiment.phase)
-        return metric_reports.gate_view(
+        return gate.gate_view(
             experiment, counts, metric_counts, default_min_samples=self._min_samples
         )
 

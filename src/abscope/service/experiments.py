@@ -1,6 +1,9 @@
 """The experiments' use cases: create, read, list, change, add a metric, move through their
 life, delete.
 
+A draft changes in every field it was created with; once started, only the fields of a
+running experiment (name, description, traffic, weights, design, forced variants) do.
+
 A change is saved with its audit entry and a new version; ``on_change`` is called after
 every change the store accepted, so that this process's routing snapshot is rebuilt at
 once (the facade passes :meth:`abscope.serving.Serving.invalidate`). An experiment in a
@@ -16,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from abscope import schemas
 from abscope.assignment import LayerSlice, allocate_layer
@@ -146,9 +149,12 @@ class Experiments:
             if lift != current.min_relative_lift:
                 changes["min_relative_lift"] = lift
                 audit["min_relative_lift"] = {"from": current.min_relative_lift, "to": lift}
-        if request.forced_variants is not None:
+        if request.forced_variants is not None and request.forced_variants != (
+            current.forced_variants
+        ):
             changes["forced_variants"] = request.forced_variants
             audit["forced_variants"] = request.forced_variants
+        self._draft_changes(current, request, changes, audit)
         if request.traffic_percentage is not None:
             if request.traffic_percentage != current.traffic_percentage:
                 changes["traffic_percentage"] = request.traffic_percentage
@@ -173,6 +179,42 @@ class Experiments:
             return current
         updated = self._save(current, changes, "update", audit)
         return updated
+
+    def _draft_changes(
+        self,
+        current: Experiment,
+        request: schemas.PatchExperimentRequest,
+        changes: dict[str, Any],
+        audit: dict[str, Any],
+    ) -> None:
+        """Add the draft-only fields of ``request`` that differ from ``current`` to
+        ``changes`` and ``audit`` (each as ``{"from", "to"}``, in JSON form).
+
+        Raises
+        ------
+        Conflict
+            One is given and ``current`` is no longer a draft.
+        """
+        given = [
+            name
+            for name in _DRAFT_ONLY
+            if getattr(request, name) is not None
+            or (name == "layer" and name in request.model_fields_set)
+        ]
+        if given and current.status != Status.DRAFT:
+            raise Conflict(
+                f"{', '.join(given)} can change only in draft; {current.id} is"
+                f" {current.status.value}"
+            )
+        for name in given:
+            value = getattr(request, name)
+            if value == getattr(current, name):
+                continue
+            changes[name] = value
+            audit[name] = {
+                "from": _plain(getattr(current, name)),
+                "to": _plain(value),
+            }
 
     def add_metric(self, experiment_id: str, metric: Metric) -> Experiment:
         """Declare a secondary or guardrail metric, in draft, running or paused.
@@ -361,6 +403,19 @@ class Experiments:
         self.store.save_experiment(updated)
         self._on_change()
         return updated
+
+
+_DRAFT_ONLY = ("variants", "metric_type", "allocation", "layer", "sticky", "sequential", "metrics")
+"""Fields of a patch that a draft alone may change: the rest of what the create form sets."""
+
+
+def _plain(value: object) -> object:
+    """``value`` as it is written in the audit (models and lists of them as JSON data)."""
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return value
 
 
 def _metric_type(request: schemas.CreateExperimentRequest) -> MetricType:

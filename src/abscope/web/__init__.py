@@ -16,7 +16,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-__all__ = ["DETAIL", "PAGES", "Page", "render", "router", "static_files"]
+__all__ = ["DETAIL", "EDIT", "PAGES", "Page", "render", "router", "static_files"]
 
 _HERE = Path(__file__).parent
 
@@ -39,6 +39,8 @@ PAGES = {
     "/simulator": Page("Bandit simulator", "simulator.html", "simulator.js", charts=True),
 }
 DETAIL = Page("Experiment", "detail.html", "detail.js", charts=True)
+EDIT = Page("Edit experiment", "new.html", "new.js")
+"""The create form in edit mode: its script reads the draft's id from the path."""
 
 _LAYOUT = """<!doctype html>
 <html lang="en">
@@ -90,6 +92,12 @@ for _path, _spec in PAGES.items():
 def experiment_page(experiment_id: str) -> HTMLResponse:
     """The detail page; its script reads the id from the path."""
     return _page(DETAIL)
+
+
+@router.get("/edit/{experiment_id}", response_class=HTMLResponse)
+def edit_page(experiment_id: str) -> HTMLResponse:
+    """The create form filled with a draft, to change it (or delete it)."""
+    return _page(EDIT)
 
 
 @router.get("/assets/plotly.min.js")

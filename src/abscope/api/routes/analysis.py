@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from abscope.api.deps import Service
 from abscope.api.errors import documented
-from abscope.metric_reports import GATE_STATUS, gate_status_code
+from abscope.gate import GATE_STATUS, gate_status_code
 from abscope.models import MAX_USER_ID_LENGTH, Status
 from abscope.schemas import (
     CalculateRequest,

@@ -65,8 +65,10 @@ def get(experiment_id: str, service: Service) -> Experiment:
     responses=documented(400, 401, 403, 404, 409, 413, 422, 503),
 )
 def patch(experiment_id: str, body: PatchExperimentRequest, service: Service) -> Experiment:
-    """Change the given fields (each change is audited). New weights outside draft open a
-    new phase, whose counts are kept apart; a concurrent change is a 409."""
+    """Change the given fields (each change is audited). A draft changes in every field it
+    was created with (``variants`` in full, ``metric_type``, ``allocation``, ``layer``,
+    ``sticky``, ``sequential``, ``metrics``: a 409 once started). New weights outside draft
+    open a new phase, whose counts are kept apart; a concurrent change is a 409."""
     return service.patch(experiment_id, body)
 
 
@@ -91,7 +93,7 @@ def add_metric(experiment_id: str, body: Metric, service: Service) -> Experiment
     responses=documented(401, 403, 404, 409, 422, 503),
 )
 def delete(experiment_id: str, service: Service) -> Response:
-    """Delete the experiment and all its counts."""
+    """Delete a draft (it has no counts yet); any other status is a 409."""
     service.delete(experiment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
