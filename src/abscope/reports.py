@@ -63,10 +63,12 @@ RESULTS_FIELDS: dict[str, str] = {
 
 
 def primary_analysis(
-    experiment: Experiment, counts: dict[str, VariantCounts]
+    experiment: Experiment, counts: dict[str, VariantCounts], *, bayesian: bool = True
 ) -> ExperimentAnalysis:
     """The full analysis of the primary metric (the variants' own counts), in the
-    experiment's inference mode and direction (the primary's ``higher_is_better``)."""
+    experiment's inference mode and direction (the primary's ``higher_is_better``).
+    ``bayesian=False`` leaves out the Bayesian view (``AnalysisOptions.bayesian``), which
+    no other figure reads: for summaries."""
     return analyze_experiment(
         _stats(experiment, counts),
         experiment.weights,
@@ -77,6 +79,7 @@ def primary_analysis(
             min_relative_lift=experiment.min_relative_lift,
             power=experiment.power,
             higher_is_better=experiment.primary_metric.higher_is_better,
+            bayesian=bayesian,
         ),
         propensity=_propensity(experiment, counts),
     )

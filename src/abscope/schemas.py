@@ -61,6 +61,7 @@ __all__ = [
     "ErrorBody",
     "ExperimentCharts",
     "ExperimentList",
+    "ExperimentSummary",
     "ExplainResponse",
     "ExposureStatus",
     "Figure",
@@ -70,6 +71,8 @@ __all__ = [
     "PlanCharts",
     "ResultsResponse",
     "SimulationCharts",
+    "SummaryLift",
+    "SummaryResponse",
     "TimeseriesResponse",
     "ValidationErrorBody",
     "ValidationIssue",
@@ -539,6 +542,72 @@ class ExperimentList(BaseModel):
     """Experiments (those in the ``status`` asked for, if one was)."""
 
     experiments: list[Experiment]
+
+
+class SummaryLift(BaseModel):
+    """The best treatment against the control, in the experiment's inference mode."""
+
+    variant: str = Field(description="The treatment with the best difference from the control.")
+    relative_lift: float | None = Field(description="treatment / control - 1 (0.05 is +5%).")
+    relative_lift_reason: str | None = Field(description="Why the lift is null, if it is.")
+    interval: list[float] | None = Field(
+        description="[lower, upper] of the relative lift from the mode in force: the"
+        " confidence sequence when sequential, else the fixed-horizon CI."
+    )
+    interval_reason: str | None = Field(description="Why the interval is null, if it is.")
+    absolute_difference: float | None
+    absolute_difference_reason: str | None
+    p_value: float | None = Field(description="Adjusted across arms, in the mode in force.")
+    p_value_reason: str | None
+    significant: bool
+    basis: Literal["sequential", "fixed_horizon"] = Field(description="The mode of the figures.")
+    level: float = Field(description="The interval's confidence level.")
+
+
+class ExperimentSummary(BaseModel):
+    """One experiment's line in the list: its configuration's headline, its users, the best
+    lift and the flags, each figure as its results give it (same mode, same counts).
+    Undefined values (and a draft's figures) are null, with the reason in ``null_reasons``."""
+
+    id: str
+    name: str
+    status: Status
+    phase: int = Field(ge=0)
+    variants: list[str]
+    control: str
+    metric_type: MetricType
+    primary_metric: str
+    higher_is_better: bool
+    inference: Literal["sequential", "fixed_horizon"]
+    confidence_level: float
+    allocation: Allocation
+    traffic_percentage: float
+    min_relative_lift: float | None
+    power: float
+    guardrails: list[str] = Field(description="The guardrail metrics' names.")
+    winner: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    users: int = Field(ge=0, description="Users in the current phase, every variant.")
+    best: SummaryLift | None
+    significant: bool | None = Field(description="Any treatment significant (mode in force).")
+    srm: bool | None = Field(description="A sample-ratio mismatch was detected.")
+    srm_p_value: float | None
+    underpowered: bool | None = Field(
+        description="Still running with less than the target power for the minimum lift."
+    )
+    verdict: Literal["winner", "no_difference", "keep_running", "invalid"] | None
+    guardrail_status: Literal["passing", "failing", "inconclusive"] | None = Field(
+        description="As the results' guardrail_status (inconclusive without guardrails)."
+    )
+    null_reasons: dict[str, str] = Field(description="Why each null top-level field is null.")
+
+
+class SummaryResponse(BaseModel):
+    """Every experiment (or those in ``status``), summarised for the list."""
+
+    experiments: list[ExperimentSummary]
 
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]

@@ -13,10 +13,11 @@ role    key                       routes
 admin   ``ABSCOPE_ADMIN_API_KEY``   every route
 ingest  ``ABSCOPE_INGEST_API_KEY``  ``POST /route``, ``/log``, ``/events``; ``GET /sdk/config``
 read    ``ABSCOPE_READ_API_KEY``    every ``GET`` of experiments, results, gate, timeseries,
-                                  explain, charts and ``/metrics``; ``POST /calculate``,
-                                  ``/charts/plan`` and ``/charts/simulate`` (the planner's
-                                  and simulator's data), ``POST /experiments/{id}/gate``
-                                  (the gate as a Flagger webhook)
+                                  explain, charts, ``/summary`` (the list's data) and
+                                  ``/metrics``; ``POST /calculate``, ``/charts/plan`` and
+                                  ``/charts/simulate`` (the planner's and simulator's
+                                  data), ``POST /experiments/{id}/gate`` (the gate as a
+                                  Flagger webhook)
 ======  ========================  ==========================================================
 
 With no key set, every route is open: the app logs a warning when it is built, and
@@ -77,6 +78,7 @@ ROUTES: Final[Mapping[tuple[str, str], Role]] = {
     ("POST", "/events"): "ingest",
     ("GET", "/sdk/config"): "ingest",
     ("GET", "/experiments"): "read",
+    ("GET", "/summary"): "read",
     ("GET", "/experiments/{experiment_id}"): "read",
     ("GET", "/experiments/{experiment_id}/results"): "read",
     ("GET", "/experiments/{experiment_id}/gate"): "read",

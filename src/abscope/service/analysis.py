@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from abscope import charts, gate, metric_reports, reports, schemas
+from abscope import charts, gate, metric_reports, reports, schemas, summaries
 from abscope.assignment import assign
 from abscope.bandits import (
     EpsilonGreedyConfig,
@@ -22,7 +22,7 @@ from abscope.bandits import (
 from abscope.errors import InvalidInput
 from abscope.jsonable import to_jsonable
 from abscope.metric_series import metric_series
-from abscope.models import Experiment
+from abscope.models import Experiment, Status
 from abscope.routing import compile_experiment
 from abscope.service._clock import Clock, utc_now
 from abscope.serving import STICKY_PHASE
@@ -81,6 +81,27 @@ class Analysis:
         return body | metric_reports.metrics_view(
             experiment, counts, metric_counts, analysis, default_min_samples=self._min_samples
         )
+
+    def summary(self, status: Status | None = None) -> dict[str, Any]:
+        """Every experiment (or those in ``status``) as the list shows it
+        (:func:`abscope.summaries.experiment_summary`): one read of the experiments, then
+        per started experiment one of its counts and one of its metrics' counts. The
+        figures are the results', from an analysis without the Bayesian view (which they
+        do not read and which is most of a full analysis' time)."""
+        now = self._clock()
+        lines = []
+        for experiment in self.store.list_experiments(status):
+            if experiment.status == Status.DRAFT:
+                counts, metric_counts = {}, {}
+            else:
+                counts = self.store.get_counts(experiment.id, experiment.phase)
+                metric_counts = self.store.get_metric_counts(experiment.id, experiment.phase)
+            lines.append(
+                summaries.experiment_summary(
+                    experiment, counts, metric_counts, now, default_min_samples=self._min_samples
+                )
+            )
+        return {"experiments": lines}
 
     def gate(self, experiment_id: str) -> dict[str, Any]:
         """The deployment gate of the current phase: ``pass``, ``fail`` or ``inconclusive``

@@ -92,6 +92,7 @@ class ExperimentService:
         self.check_batch_without_io = traffic.check_batch_without_io
 
         self.results = analysis.results
+        self.summary = analysis.summary
         self.gate = analysis.gate
         self.timeseries = analysis.timeseries
         self.explain = analysis.explain

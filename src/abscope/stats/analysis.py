@@ -113,6 +113,12 @@ class AnalysisOptions:
         Monte Carlo draws for the probability that each variant is best.
     seed : int
         Seed of those draws, so an analysis is reproducible.
+    bayesian : bool
+        Compute the Bayesian view (each comparison's posterior figures and each variant's
+        probability of being best). ``False`` leaves them undefined (``None``, reason
+        ``"not_computed"``) and changes nothing else: no frequentist figure, power, SRM
+        check or decision reads them. For summaries of many experiments, where the
+        posterior integrals and the Monte Carlo draws are most of the time.
     """
 
     alpha: float = 0.05
@@ -128,6 +134,7 @@ class AnalysisOptions:
     prior_beta: float = 1.0
     prob_best_draws: int = 100_000
     seed: int = 0
+    bayesian: bool = True
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
@@ -555,6 +562,8 @@ def _power_and_required(
 def _bayes(
     metric: MetricType, control: Stats, treatment: Stats, opts: AnalysisOptions
 ) -> BayesianComparison:
+    if not opts.bayesian:
+        return BayesianComparison(None, None, None, reason="not_computed")
     if metric == "binary":
         assert isinstance(control, ProportionStats) and isinstance(treatment, ProportionStats)
         result = compare_proportions_bayes(control, treatment, opts.prior_alpha, opts.prior_beta)
@@ -655,8 +664,10 @@ def _prob_best(
     """P(best) per variant; "best" is the lowest value when lower is better.
 
     ``None`` for every variant when a continuous one has no posterior (fewer than two users
-    or no spread): the ranking is then undefined.
+    or no spread): the ranking is then undefined; ``None`` too when ``opts.bayesian`` is off.
     """
+    if not opts.bayesian:
+        return tuple(None for _ in stats)
     posteriors: list[BetaPosterior] | list[NormalPosterior]
     if metric == "binary":
         posteriors = [

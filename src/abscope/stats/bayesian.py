@@ -42,14 +42,15 @@ __all__ = [
     "prob_best",
 ]
 
-BayesianReason = Literal["no_samples", "insufficient_samples", "zero_variance"]
-"""Why a comparison of means fell back to the neutral values (0.5, 0.0, 0.0).
+BayesianReason = Literal["no_samples", "insufficient_samples", "zero_variance", "not_computed"]
+"""Why a comparison's figures are undefined (``None``).
 
 The codes are those of :mod:`abscope.stats.results`. ``"no_samples"``: an arm has no users.
 ``"insufficient_samples"``: an arm has a single user, so the variance of its mean cannot be
 estimated. ``"zero_variance"``: within each arm every value is identical, so the normal
 approximation has no spread. A binary metric never needs them: without data the posterior
-is the prior.
+is the prior. ``"not_computed"``: the caller asked for no Bayesian view
+(:class:`abscope.stats.analysis.AnalysisOptions` ``bayesian=False``).
 """
 
 # Mass left out in each tail when integrating a Beta density: far below the 1e-10 target.

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Query, Response
 from abscope.api.deps import Service
 from abscope.api.errors import documented
 from abscope.gate import GATE_STATUS, gate_status_code
-from abscope.models import MAX_USER_ID_LENGTH
+from abscope.models import MAX_USER_ID_LENGTH, Status
 from abscope.schemas import (
     CalculateRequest,
     CalculateResponse,
     ExplainResponse,
     GateResponse,
     ResultsResponse,
+    SummaryResponse,
     TimeseriesResponse,
 )
 
@@ -39,6 +40,25 @@ def results(experiment_id: str, service: Service, phase: Phase = None) -> dict[s
     the experiment says), the sample-ratio check and the decision the numbers allow.
     Values that cannot be computed are null, with the reason in ``null_reasons``."""
     return service.results(experiment_id, phase)
+
+
+@router.get(
+    "/summary",
+    summary="Summarise every experiment",
+    response_model=SummaryResponse,
+    responses=documented(401, 403, 422, 503),
+)
+def summary(
+    service: Service,
+    status: Annotated[Status | None, Query(description="Only experiments in this state.")] = None,
+) -> dict[str, Any]:
+    """Each experiment (or those in ``status``) as the dashboard's list shows it, in one
+    request: its configuration's headline, its users, the best treatment's lift with its
+    interval and the flags (significant, sample-ratio mismatch, underpowered, guardrail
+    status). Every figure is the one ``/experiments/{id}/results`` gives, from the
+    experiment's inference mode (``best.basis``); null values carry their reason, a
+    draft's with ``not_started``."""
+    return service.summary(status)
 
 
 _GATE_RESPONSES: dict[int | str, dict[str, Any]] = {
