@@ -75,7 +75,8 @@ TREATMENT_COLORS = (
 )
 """Treatment colours, in the order of the experiment's variants (repeating past nine)."""
 NO_DATA = "No data yet"
-NO_LIFT = "No lift yet: the control has no conversions"
+NO_LIFT = "No lift yet:<br>the control has no conversions"
+"""On two lines, so that it fits a chart at phone width."""
 BURN_IN_SHARE = 0.1
 """Without a minimum sample size, the lift chart's y-axis follows the points at which every
 arm has at least this share of its final users (the first hours' intervals are too wide)."""
@@ -87,6 +88,15 @@ _MAX_REGRET_POINTS = 500
 _MARKERS_UP_TO = 24  # points; longer series are drawn as plain lines
 _RATE_TICKS = "~%"
 _COUNT_TICKS = ",~r"
+_WHEN_TICKS = "%-d %b %Y<br>%H:%M UTC"
+"""Hour ticks in the pages' one date format ("1 Dec 2026 14:03 UTC"), on two lines."""
+_WHEN_HOVER = "%-d %b %Y %H:%M UTC"
+"""The hovered hour, in the same format on one line."""
+_HOUR_MS = 3_600_000
+_FEW_HOURS = 6
+"""Up to this many hours apart, ticks are one hour apart (plotly would pick 30 minutes)."""
+_SMALL_COUNTS = 20
+"""Below this many users plotly's own steps can be fractions (0.2 users): pick whole ones."""
 _TYPED_ARRAYS = {
     "i1": np.int8,
     "u1": np.uint8,
@@ -187,13 +197,33 @@ def _hours(hours: Sequence[str]) -> list[str]:
 
 
 def _time_axis(figure: go.Figure, hours: Sequence[str]) -> go.Figure:
-    """Hour ticks, and an axis two hours wide around a lone hour (not milliseconds)."""
-    figure.update_xaxes(tickformat="%b %d, %H:%M")
+    """Hour ticks and hover in the pages' date format, and an axis two hours wide around a
+    lone hour (not milliseconds)."""
+    figure.update_xaxes(tickformat=_WHEN_TICKS, hoverformat=_WHEN_HOVER, nticks=6)
+    if hours:
+        first = datetime.strptime(hours[0], "%Y-%m-%d %H:%M")
+        last = datetime.strptime(hours[-1], "%Y-%m-%d %H:%M")
+        if last - first <= timedelta(hours=_FEW_HOURS):
+            figure.update_xaxes(tick0=hours[0], dtick=_HOUR_MS)
     if len(hours) == 1:
         moment = datetime.strptime(hours[0], "%Y-%m-%d %H:%M")
         pad = timedelta(hours=1)
         figure.update_xaxes(range=[str(moment - pad), str(moment + pad)])
     return figure
+
+
+def _count_step(top: float) -> int | None:
+    """A whole tick step for a users axis up to ``top``, or ``None`` to let plotly choose
+    (from :data:`_SMALL_COUNTS` users on its steps are whole numbers anyway).
+
+    Examples
+    --------
+    >>> [_count_step(top) for top in (0, 3, 9, 19, 20)]
+    [1, 1, 2, 5, None]
+    """
+    if top >= _SMALL_COUNTS:
+        return None
+    return 1 if top <= 6 else 2 if top <= 12 else 5
 
 
 def _hourly_line(
@@ -484,8 +514,13 @@ def samples_over_time(timeseries: Mapping[str, Any], *, control: str | None = No
     hours = _hours(timeseries.get("hours") or [])
     series: Mapping[str, Any] = timeseries.get("variants") or {}
     colors = variant_colors(list(series), _control_of(timeseries, control))
+    top = 0.0
     for name, data in series.items():
         figure.add_trace(_hourly_line(hours, data["samples"], name, colors[name], "%{y:,} users"))
+        top = max([top, *(float(n) for n in data["samples"] if _finite(n))])
+    step = _count_step(top)
+    if step is not None:  # whole users only: no 0.2-user ticks
+        figure.update_yaxes(tick0=0, dtick=step, range=[0, max(top, 1) * 1.05])
     return _time_axis(figure, hours) if hours else _no_data(figure)
 
 

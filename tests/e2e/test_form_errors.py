@@ -9,7 +9,9 @@ from tests.e2e.helpers import Tab
 
 
 def test_unknown_experiment_page_says_so(tab: Tab) -> None:
-    page = tab.open("/view/no-such-experiment")
-    error = page.locator("#error")
-    expect(error).to_be_visible()
-    expect(error).to_contain_text("no-such-experiment")
+    response = tab.page.goto(f"{tab.origin}/view/no-such-experiment")
+    assert response is not None and response.status == 404
+    expect(tab.page.locator("h1")).to_have_text("Experiment not found")
+    expect(tab.page.get_by_role("link", name="Back to the experiments")).to_have_attribute(
+        "href", "/"
+    )

@@ -9,6 +9,7 @@ not minutes, for the pause.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,6 +107,13 @@ def test_a_guardrail_breach_pauses_the_experiment_and_shows_a_banner(
     expect(banner).to_contain_text("Guardrail latency_ms breached for treatment")
     expect(banner).to_contain_text("margin of 5.0%")
     expect(banner).to_contain_text("paused the experiment")
+    # The audit trail in words: the monitor's breach, and its pause "by monitor".
+    expect(page.locator('#audit li[data-action="guardrail_breach"]')).to_contain_text(
+        "guardrail latency_ms breached for treatment"
+    )
+    expect(page.locator('#audit li[data-action="pause"]').last).to_have_text(
+        re.compile(r"^paused by monitor, \d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2} UTC$")
+    )
     row = page.locator('#metrics-table tr[data-metric="latency_ms"][data-variant="treatment"]')
     expect(row).to_have_attribute("data-verdict", "breach")
     expect(row.locator(".badge")).to_have_text("failing")

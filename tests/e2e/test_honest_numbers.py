@@ -166,4 +166,6 @@ def test_the_design_is_set_in_the_form_and_changed_on_the_detail_page(
         "power": {"from": 0.9, "to": 0.8},
         "min_relative_lift": {"from": 0.05, "to": None},
     }
-    expect(page.locator("#audit li").last).to_contain_text("min_relative_lift")
+    expect(page.locator("#audit li").last).to_contain_text(
+        "power 90% \u2192 80%; minimum lift +5.0% \u2192 none"
+    )

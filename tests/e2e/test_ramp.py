@@ -24,8 +24,7 @@ def test_ramp_changes_traffic_and_the_audit_trail(tab: Tab, api: httpx.Client) -
     expect(page.locator("#config-summary")).to_contain_text("25% of traffic")
     expect(page.locator("#audit li")).to_have_count(3)
     last = page.locator("#audit li").last
-    expect(last).to_contain_text("update")
-    expect(last).to_contain_text('"traffic_percentage":{"from":100,"to":25}')
+    expect(last).to_contain_text("traffic 100% \u2192 25%")
     expect(page.locator("#ramp-error")).to_be_empty()
     assert api.get("/experiments/e2e-ramp").json()["traffic_percentage"] == 25
 

@@ -12,19 +12,21 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-__all__ = ["DETAIL", "EDIT", "PAGES", "Page", "render", "router", "static_files"]
+from abscope.errors import NotFound
+
+__all__ = ["DETAIL", "EDIT", "NOT_FOUND", "PAGES", "Page", "render", "router", "static_files"]
 
 _HERE = Path(__file__).parent
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """A page: its title, its body file under ``pages/``, its script, and whether it draws
-    charts (and so loads Plotly.js)."""
+    """A page: its title, its body file under ``pages/``, its script (none when empty), and
+    whether it draws charts (and so loads Plotly.js)."""
 
     title: str
     body: str
@@ -39,6 +41,7 @@ PAGES = {
     "/simulator": Page("Bandit simulator", "simulator.html", "simulator.js", charts=True),
 }
 DETAIL = Page("Experiment", "detail.html", "detail.js", charts=True)
+NOT_FOUND = Page("Experiment not found", "not_found.html", "")
 EDIT = Page("Edit experiment", "new.html", "new.js")
 """The create form in edit mode: its script reads the draft's id from the path."""
 
@@ -51,8 +54,7 @@ _LAYOUT = """<!doctype html>
   <title>{title} · abscope</title>
   <link rel="stylesheet" href="/static/app.css">
 {plotly}  <script src="/static/app.js"></script>
-  <script src="/static/{script}" defer></script>
-</head>
+{script}</head>
 <body>
 {body}</body>
 </html>
@@ -67,13 +69,13 @@ def render(page: Page) -> str:
     return _LAYOUT.format(
         title=page.title,
         plotly='  <script src="/assets/plotly.min.js"></script>\n' if page.charts else "",
-        script=page.script,
+        script=f'  <script src="/static/{page.script}" defer></script>\n' if page.script else "",
         body=(_HERE / "pages" / page.body).read_text(encoding="utf-8"),
     )
 
 
-def _page(page: Page) -> HTMLResponse:
-    return HTMLResponse(render(page), headers={"Cache-Control": "no-cache"})
+def _page(page: Page, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(render(page), status_code, headers={"Cache-Control": "no-cache"})
 
 
 def _plotly_js() -> Path:
@@ -89,8 +91,19 @@ for _path, _spec in PAGES.items():
 
 
 @router.get("/view/{experiment_id}", response_class=HTMLResponse)
-def experiment_page(experiment_id: str) -> HTMLResponse:
-    """The detail page; its script reads the id from the path."""
+def experiment_page(experiment_id: str, request: Request) -> HTMLResponse:
+    """The detail page; its script reads the id from the path.
+
+    Without API keys an unknown id gets the not-found page with a 404. With keys the page is
+    open to anyone while the experiment is not, so the shell is served whatever the id (a
+    404 would tell a visitor without a key which ids exist) and the script shows the same
+    not-found state when the API, asked with the visitor's key, answers 404.
+    """
+    if not request.app.state.settings.has_keys:
+        try:
+            request.app.state.service.get(experiment_id)
+        except NotFound:
+            return _page(NOT_FOUND, 404)
     return _page(DETAIL)
 
 

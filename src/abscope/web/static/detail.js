@@ -12,6 +12,7 @@ const ACTIONS = {
 };
 
 let experiment = null;
+let lastResults = null; // the results on screen: the completion warning reads them
 
 function showError(message) {
   abscope.showError(document.getElementById("error"), message);
@@ -41,19 +42,119 @@ function renderConfig(x) {
     button.disabled = !allowed.includes(button.dataset.action);
   });
   const winner = document.getElementById("winner");
-  winner.replaceChildren(abscope.el("option", { value: "", text: "no winner" }),
-    ...x.variants.map((v) => abscope.el("option", { value: v.name, text: v.name })));
+  if (x.status === "completed" || x.status === "stopped") {
+    // Ended: the select shows the choice that was made, and nothing else.
+    const text = x.winner ? `winner: ${x.winner}` : "no winner chosen";
+    winner.replaceChildren(abscope.el("option", { value: x.winner || "", text, selected: true }));
+  } else {
+    winner.replaceChildren(abscope.el("option", { value: "", text: "no winner" }),
+      ...x.variants.map((v) => abscope.el("option", { value: v.name, text: v.name })));
+  }
   winner.disabled = !allowed.includes("complete");
+  renderOutcome(x);
   document.getElementById("ramp-value").value = x.traffic_percentage;
   document.getElementById("ramp").disabled = ["completed", "stopped"].includes(x.status);
   renderGuardrailBanner(x);
   document.getElementById("audit").replaceChildren(...x.audit.map((entry) => {
-    const when = new Date(entry.at).toLocaleString("en-GB", { timeZone: "UTC" });
-    const changes = Object.keys(entry.changes || {}).length
-      ? ` — ${JSON.stringify(entry.changes)}` : "";
-    return abscope.el("li", {}, abscope.el("strong", { text: entry.action }),
-      ` ${when} UTC${changes}`);
+    const c = entry.changes || {};
+    const by = c.by ? ` by ${c.by}` : "";
+    return abscope.el("li", { "data-action": entry.action },
+      abscope.el("span", { text: auditText(entry.action, c) }),
+      abscope.el("span", { class: "muted", text: `${by}, ${abscope.when(entry.at)}` }));
   }));
+}
+
+// How an ended experiment ended, in words, above the figures.
+function renderOutcome(x) {
+  const box = document.getElementById("outcome");
+  if (x.status !== "completed" && x.status !== "stopped") { box.classList.add("hidden"); return; }
+  const verb = x.status === "completed" ? "Completed" : "Stopped";
+  const on = x.ended_at ? ` on ${abscope.when(x.ended_at)}` : "";
+  const chosen = x.winner ? ` with ${x.winner} chosen as the winner` : " with no winner chosen";
+  box.textContent = `${verb}${on}${chosen}. The figures are those at the end.`;
+  box.classList.remove("hidden");
+}
+
+// --- the audit trail in words ------------------------------------------------------------
+
+const TRANSITIONS = {
+  start: "started", pause: "paused", resume: "resumed", complete: "completed", stop: "stopped",
+};
+
+const FIELDS = {
+  name: ["name", (v) => `\u201c${v}\u201d`],
+  description: ["description", (v) => (v ? `\u201c${v}\u201d` : "none")],
+  traffic_percentage: ["traffic", (v) => `${abscope.num(v, 6)}%`],
+  min_sample_size: ["minimum sample size", (v) => `${abscope.int(v)} users`],
+  confidence_level: ["confidence level", (v) => percentText(v)],
+  power: ["power", (v) => percentText(v)],
+  min_relative_lift: ["minimum lift", (v) => (v === null || v === undefined ? "none" : abscope.signedPct(v))],
+  phase: ["phase", (v) => String(v)],
+  weights: ["weights", (v) => Object.entries(v || {}).map(([name, w]) => `${name} ${percentText(w)}`).join(", ")],
+  // A draft's own fields (service/experiments.py _DRAFT_ONLY), each audited as from/to.
+  variants: ["variants", (v) => (v || []).map((x) => `${x.name} (${x.model_id}, ${percentText(x.weight)})`).join(", ") || "none"],
+  metric_type: ["metric type", (v) => String(v)],
+  allocation: ["allocation", (v) => String(v)],
+  layer: ["layer", (v) => (v === null || v === undefined || v === "" ? "none" : String(v))],
+  sticky: ["sticky assignment", (v) => (v ? "on" : "off")],
+  sequential: ["testing", (v) => (v ? "sequential" : "fixed horizon")],
+  metrics: ["metrics", (v) => (v || []).map((m) => `${m.name} (${m.role})`).join(", ") || "none"],
+};
+
+// A share (0.955) as a percent without trailing zeros ("95.5%").
+function percentText(x) {
+  if (x === null || x === undefined || !Number.isFinite(x)) return abscope.undefinedText;
+  return `${+(x * 100).toFixed(4)}%`;
+}
+
+function fieldChange(name, change) {
+  const [label, format] = FIELDS[name] || [name.replace(/_/g, " "), (v) => JSON.stringify(v)];
+  if (name === "forced_variants") {
+    const pairs = Object.entries(change || {});
+    return pairs.length
+      ? `forced variants set: ${pairs.map(([user, variant]) => `${user} \u2192 ${variant}`).join(", ")}`
+      : "forced variants cleared";
+  }
+  if (change && typeof change === "object" && "from" in change && "to" in change) {
+    if (name === "description") return "description changed";
+    return `${label} ${format(change.from)} \u2192 ${format(change.to)}`;
+  }
+  return `${label} ${format(change)}`;
+}
+
+function metricText(m) {
+  const parts = [m.kind, m.role];
+  if (m.role === "guardrail") {
+    if (m.margin !== null && m.margin !== undefined) parts.push(`margin ${percentText(m.margin)}`);
+    parts.push(m.higher_is_better === false ? "lower is better" : "higher is better");
+    if (m.action) parts.push(`on breach: ${m.action}`);
+  }
+  return `metric ${m.name} added (${parts.join(", ")})`;
+}
+
+function breachText(c) {
+  const interval = Array.isArray(c.interval)
+    ? ` (interval ${abscope.signedPct(c.interval[0])} to ${abscope.signedPct(c.interval[1])})` : "";
+  const margin = c.margin === null || c.margin === undefined ? "" : ` against a margin of ${percentText(c.margin)}`;
+  const action = c.action === "pause" ? "; the experiment is paused" : c.action === "alert" ? "; alert raised" : "";
+  return `guardrail ${c.metric} breached for ${c.variant}: ${abscope.signedPct(c.estimate)}${interval}${margin}${action}`;
+}
+
+// One audit entry's action and changes as a phrase ("traffic 10% → 50%"); who acted and
+// when are added by the caller.
+function auditText(action, c) {
+  if (action === "create") return "created";
+  if (TRANSITIONS[action]) {
+    let text = TRANSITIONS[action];
+    if (action === "complete") text += c.winner ? ` with ${c.winner} as the winner` : " with no winner";
+    return text;
+  }
+  if (action === "metric_added" && c.metric) return metricText(c.metric);
+  if (action === "guardrail_breach") return breachText(c);
+  const changes = Object.entries(c).filter(([name]) => name !== "by")
+    .map(([name, change]) => fieldChange(name, change));
+  if (action === "update") return changes.length ? changes.join("; ") : "updated";
+  return [action.replace(/_/g, " "), ...changes].join(": ");
 }
 
 // The latest guardrail breach the monitor recorded, as a banner in words.
@@ -85,7 +186,34 @@ const MODES = {
   fixed_horizon: { name: "fixed-horizon", interval: "CI", other: "Sequential" },
 };
 
+// A probability at a precision the data supports: never "100.0%" or "0.0%".
+function chance(p) {
+  if (p === null || p === undefined || !Number.isFinite(p)) return abscope.undefinedText;
+  if (p > 0.999) return ">99.9%";
+  if (p < 0.001) return "<0.1%";
+  return abscope.pct(p, 1);
+}
+
+// Each cell is labelled with its column's heading, for the stacked cards at phone width.
+// The roles are explicit because a table drawn as blocks loses them in some browsers.
+function labelCells(table) {
+  table.setAttribute("role", "table");
+  const headings = [...table.querySelectorAll("thead th")].map((th) => {
+    th.setAttribute("role", "columnheader");
+    return th.textContent.trim();
+  });
+  for (const group of table.querySelectorAll("thead, tbody")) group.setAttribute("role", "rowgroup");
+  for (const row of table.querySelectorAll("tr")) row.setAttribute("role", "row");
+  for (const row of table.querySelectorAll("tbody tr")) {
+    [...row.children].forEach((cell, index) => {
+      cell.setAttribute("role", "cell");
+      cell.setAttribute("data-label", headings[index] || "");
+    });
+  }
+}
+
 function renderResults(r) {
+  lastResults = r;
   const binary = r.metric_type === "binary";
   const format = binary ? abscope.pct : (x) => abscope.num(x);
   const diff = binary ? (x) => abscope.signedPct(x, 2) : abscope.num;
@@ -110,7 +238,7 @@ function renderResults(r) {
       abscope.el("td", { class: "num", text: abscope.int(v.n) }),
       abscope.cell(v.mean, format(v.mean), "no_samples", { class: "num" }),
       abscope.el("td", { text: abscope.range(v.ci.lower, v.ci.upper, format) }),
-      abscope.cell(v.prob_best, abscope.pct(v.prob_best, 1), "insufficient_samples", { class: "num" }))));
+      abscope.cell(v.prob_best, chance(v.prob_best), "insufficient_samples", { class: "num" }))));
   document.querySelector("#comparisons-table tbody").replaceChildren(...r.comparisons.map((c) => {
     const primary = c.primary, secondary = c.secondary;
     const verdict = primary.significant ? "significant" : "not yet";
@@ -123,23 +251,32 @@ function renderResults(r) {
       abscope.cell(c.relative.estimate, abscope.signedPct(c.relative.estimate), c.relative.reason, { class: "num" }),
       abscope.cell(primary.relative_ci, abscope.interval(primary.relative_ci, abscope.signedPct), relReason),
       abscope.cell(primary.p_value, abscope.pValue(primary.p_value), primary.reason, { class: "num" }),
-      abscope.cell(primary.adjusted_p_value, abscope.pValue(primary.adjusted_p_value), primary.reason, { class: "num" }),
-      abscope.cell(c.bayesian.chance_to_beat_control, abscope.pct(c.bayesian.chance_to_beat_control, 1), c.bayesian.reason, { class: "num" }),
+      abscope.cell(primary.adjusted_p_value, abscope.pValue(primary.adjusted_p_value), primary.reason, { class: "num adjusted-p" }),
+      abscope.cell(c.bayesian.chance_to_beat_control, chance(c.bayesian.chance_to_beat_control), c.bayesian.reason, { class: "num" }),
       abscope.el("td", { class: "wrap secondary", "data-basis": secondary.basis, text: secondaryText }),
       abscope.cell(c.power, abscope.pct(c.power, 0), c.power_reason, { class: "num" }));
   }));
+  // With one comparison there is nothing to adjust for: the column would repeat p.
+  const single = r.comparisons.length < 2;
+  document.querySelectorAll("#comparisons-table .adjusted-p").forEach((cell) => cell.classList.toggle("hidden", single));
+  for (const id of ["variants-table", "comparisons-table"]) labelCells(document.getElementById(id));
   const d = r.decision;
   document.getElementById("decision").textContent = d.message;
+  const ended = r.status === "completed" || r.status === "stopped";
   const extra = [];
-  if (d.remaining_samples) extra.push(`${abscope.int(d.remaining_samples)} more users`);
-  if (d.remaining_days) {
+  // Once it has ended nothing is still needed: only what it reached is shown.
+  if (!ended && d.remaining_samples) extra.push(`${abscope.int(d.remaining_samples)} more users`);
+  if (!ended && d.remaining_days) {
     const days = d.remaining_days === 1 ? "day" : "days";
     extra.push(`about ${abscope.int(d.remaining_days)} more ${days} at the observed traffic`);
   }
-  if (d.remaining_samples === null && d.remaining_reason) {
+  if (!ended && d.remaining_samples === null && d.remaining_reason) {
     extra.push(`users still needed: ${abscope.undefinedText} (${abscope.reasonText(d.remaining_reason)})`);
   }
-  if (d.daily_users) extra.push(`${abscope.int(d.daily_users)} users a day so far`);
+  if (d.daily_users) {
+    // An ended experiment's rate is over the days it ran (the service stops at ended_at).
+    extra.push(`${abscope.int(d.daily_users)} users a day ${ended ? "while it ran" : "so far"}`);
+  }
   document.getElementById("decision-detail").textContent = extra.join(" · ");
   const banner = document.getElementById("srm-banner");
   if (r.srm.mismatch) {
@@ -206,6 +343,7 @@ function renderMetrics(r) {
     }
   }
   document.querySelector("#metrics-table tbody").replaceChildren(...rows);
+  labelCells(document.getElementById("metrics-table"));
   const rule = r.decision_rule;
   document.getElementById("decision-rule").textContent = rule ? rule.sentence : "";
   const modes = new Set(metrics.flatMap((m) => (m.comparisons || []).map((c) => c.inference)));
@@ -214,12 +352,40 @@ function renderMetrics(r) {
     `Effects are relative to the control. Intervals and p-values are ${[...modes].map((x) => x === "sequential" ? "always-valid (sequential)" : "fixed-horizon").join(" and ") || "not available yet"}; secondary metrics get ${correction} correction across metrics and arms; guardrails are one-sided non-inferiority tests against their margin.`;
 }
 
+const CHARTS = ["chart-conversion", "chart-lift", "chart-samples", "chart-posterior"];
+
+// A chart box's spinner goes when its figure is drawn (or when the charts cannot load).
+function loaded(node, failed) {
+  node.classList.remove("detail-loading");
+  node.removeAttribute("aria-busy");
+  const spinner = node.querySelector(".detail-spinner");
+  if (failed) {
+    if (spinner) { spinner.textContent = "The chart could not be loaded."; spinner.classList.add("failed"); }
+  } else if (spinner) {
+    spinner.remove();
+  }
+}
+
+async function plotted(id, figure) {
+  const node = document.getElementById(id);
+  await abscope.plot(id, figure);
+  loaded(node, false);
+}
+
 async function renderCharts() {
-  const charts = await abscope.api("GET", `/experiments/${experimentId}/charts`);
-  abscope.plot("chart-conversion", charts.conversion);
-  abscope.plot("chart-lift", charts.lift);
-  abscope.plot("chart-samples", charts.samples);
-  abscope.plot("chart-posterior", charts.posterior);
+  let charts;
+  try {
+    charts = await abscope.api("GET", `/experiments/${experimentId}/charts`);
+  } catch (e) {
+    CHARTS.forEach((id) => loaded(document.getElementById(id), true));
+    throw e;
+  }
+  await Promise.all([
+    plotted("chart-conversion", charts.conversion),
+    plotted("chart-lift", charts.lift),
+    plotted("chart-samples", charts.samples),
+    plotted("chart-posterior", charts.posterior),
+  ]);
   const box = document.getElementById("metric-figures");
   const figures = charts.metrics || {};
   box.replaceChildren(...Object.keys(figures).map((name) =>
@@ -227,9 +393,24 @@ async function renderCharts() {
   for (const [name, figure] of Object.entries(figures)) abscope.plot(`chart-metric-${name}`, figure);
 }
 
+// The experiment is not there (or the key cannot see it): a not-found state, not a skeleton.
+function showNotFound() {
+  document.title = "Experiment not found · abscope";
+  document.querySelector("main").classList.add("detail-missing");
+  document.getElementById("not-found").classList.remove("hidden");
+  document.getElementById("title").textContent = "Experiment not found";
+}
+
 async function load() {
   try {
     renderConfig(await abscope.api("GET", `/experiments/${experimentId}`));
+  } catch (e) {
+    if (e.status === 404) showNotFound();
+    showError(e.message);
+    CHARTS.forEach((id) => loaded(document.getElementById(id), true));
+    return;
+  }
+  try {
     const results = await abscope.api("GET", `/experiments/${experimentId}/results`);
     renderResults(results);
     renderMetrics(results);
@@ -239,12 +420,52 @@ async function load() {
   }
 }
 
+// Why completing with this winner needs a second look, or null when it does not: a
+// treatment that is not significantly better than the control, or the control while a
+// treatment is significantly better.
+function completionWarning(winner) {
+  if (!winner || !lastResults || !experiment) return null;
+  const comparisons = lastResults.comparisons || [];
+  const control = experiment.variants.find((v) => v.is_control) || experiment.variants[0];
+  if (winner === control.name) {
+    const better = comparisons.filter((c) => c.primary.significant && c.relative.estimate > 0);
+    if (!better.length) return null;
+    return `${better.map((c) => c.variant).join(", ")} ${better.length === 1 ? "is" : "are"} significantly better than ${control.name}, the control. Complete with ${winner} as the winner anyway?`;
+  }
+  const c = comparisons.find((x) => x.variant === winner);
+  if (!c || c.primary.significant) return null;
+  const p = c.primary.p_value === null || c.primary.p_value === undefined
+    ? "its p-value cannot be computed yet" : `p = ${abscope.pValue(c.primary.p_value)}`;
+  return `${winner} is not significantly different from ${control.name}, the control (${p}; relative lift ${abscope.signedPct(c.relative.estimate)}, ${abscope.interval(c.primary.relative_ci, abscope.signedPct)}). Choosing it as the winner may ship a change that does nothing, or harm. Complete anyway?`;
+}
+
+// An accessible modal dialog (focus moves into it, Escape cancels): resolves to true when
+// the user confirms.
+function confirmComplete(text) {
+  const dialog = document.getElementById("confirm-complete");
+  document.getElementById("confirm-text").textContent = text;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+  });
+}
+
 async function act(action) {
-  const body = action === "complete" && document.getElementById("winner").value
-    ? { winner: document.getElementById("winner").value } : undefined;
+  const chosen = document.getElementById("winner").value;
+  const body = action === "complete" && chosen ? { winner: chosen } : undefined;
+  if (action === "complete") {
+    const warning = completionWarning(chosen);
+    if (warning && !(await confirmComplete(warning))) return;
+  }
   try {
     renderConfig(await abscope.api("POST", `/experiments/${experimentId}/${action}`, body));
     document.getElementById("error").classList.add("hidden");
+    if (action === "complete" || action === "stop") {
+      const results = await abscope.api("GET", `/experiments/${experimentId}/results`);
+      renderResults(results);
+      renderMetrics(results);
+    }
   } catch (e) {
     showError(e.message);
   }
