@@ -58,6 +58,7 @@ __all__ = [
     "RouteResponse",
     "Assignment",
     "CalculateResponse",
+    "PlanWarningBody",
     "ErrorBody",
     "ExperimentCharts",
     "ExperimentList",
@@ -477,22 +478,70 @@ class BatchResponse(BaseModel):
 
 
 class CalculateRequest(_Body):
-    """A duration plan's inputs: the baseline, the lift to detect, the traffic and the test."""
+    """A duration plan's inputs: the metric and its baseline, the effect to detect, the arms,
+    the traffic and the test.
+
+    Rates, shares and probabilities are fractions (``0.1`` is 10%), as they always were: the
+    planner page shows percent and sends fractions. A binary metric needs ``baseline_rate``, a
+    continuous one ``baseline_mean`` and ``standard_deviation``; the effect is exactly one of
+    ``min_relative_lift`` and ``min_absolute_effect``. With more than two arms each comparison
+    is sized at ``alpha / (arms − 1)``, which keeps its power under the analysis' Holm
+    correction (:mod:`abscope.stats.planner`).
+    """
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"baseline_rate": 0.1, "min_relative_lift": 0.05, "daily_traffic": 5000}]
+            "examples": [
+                {"baseline_rate": 0.1, "min_relative_lift": 0.05, "daily_traffic": 5000},
+                {
+                    "metric_type": "continuous",
+                    "baseline_mean": 42.0,
+                    "standard_deviation": 30.0,
+                    "min_absolute_effect": 1.5,
+                    "daily_traffic": 5000,
+                    "arms": 3,
+                },
+            ]
         },
     )
 
-    baseline_rate: float = Field(description="The control's conversion rate, in (0, 1).")
-    min_relative_lift: float = Field(description="Relative lift to detect (0.05 is +5%).")
+    metric_type: Literal["binary", "continuous"] = Field(
+        default="binary", description="A conversion rate (binary) or a mean (continuous)."
+    )
+    baseline_rate: float | None = Field(
+        default=None, description="Binary: the control's conversion rate, a fraction in (0, 1)."
+    )
+    baseline_mean: float | None = Field(
+        default=None, description="Continuous: the control's mean, in the metric's unit."
+    )
+    standard_deviation: float | None = Field(
+        default=None,
+        description="Continuous: the standard deviation of one user's value (every arm).",
+    )
+    min_relative_lift: float | None = Field(
+        default=None,
+        description="Relative effect to detect, a fraction (0.05 is +5%). This or"
+        " min_absolute_effect.",
+    )
+    min_absolute_effect: float | None = Field(
+        default=None,
+        description="Absolute effect to detect: a difference of rates (0.01 is one percentage"
+        " point) or of means. This or min_relative_lift.",
+    )
     daily_traffic: float = Field(description="Users a day who could enter the experiment.")
-    allocation: float = Field(default=1.0, description="Share of the traffic in the test.")
-    treatment_share: float = Field(default=0.5, description="Share of the test's users treated.")
-    power: float = Field(default=0.8, description="Chance of detecting the lift.")
-    alpha: float = Field(default=0.05, description="False-positive rate.")
+    allocation: float = Field(
+        default=1.0,
+        description="Traffic in the experiment: the fraction of daily_traffic that enters it.",
+    )
+    arms: int = Field(default=2, strict=True, description="Control plus treatments, 2 to 26.")
+    treatment_share: float | None = Field(
+        default=None,
+        description="Fraction of the experiment's users in each treatment arm (the control gets"
+        " the rest); an equal split (1/arms) when left out.",
+    )
+    power: float = Field(default=0.8, description="Chance of detecting the effect, a fraction.")
+    alpha: float = Field(default=0.05, description="False-positive rate across all comparisons.")
     two_sided: bool = Field(default=True, strict=True, description="A two-sided test.")
     # The test the analysis will run: sequential, as a new experiment is by default, with
     # the analysis' tuning; the plan carries the other mode's figures too.
@@ -503,6 +552,12 @@ class CalculateRequest(_Body):
         default=DEFAULT_TUNING_N,
         strict=True,
         description="Sample size the sequential test is tuned for.",
+    )
+    max_days: int | None = Field(
+        default=None,
+        strict=True,
+        description="The longest the experiment can run; a longer plan carries a"
+        " traffic_cannot_reach warning.",
     )
 
 
@@ -717,12 +772,28 @@ class ExplainResponse(_Open):
     allocation: Allocation
 
 
-class CalculateResponse(_Open):
-    """The duration plan (the request's fields echoed, then the plan) and the numbers
-    behind the planner's two charts."""
+class PlanWarningBody(BaseModel):
+    """A warning on a plan: ``longer_than_a_year`` or ``traffic_cannot_reach``."""
 
+    code: str
+    message: str
+
+
+class CalculateResponse(_Open):
+    """The duration plan (the request's fields echoed after validation, then the plan) and
+    the numbers behind the planner's two charts: :class:`abscope.stats.planner.DurationPlan`
+    as JSON (its fields are documented there), with ``sensitivity`` and ``power_grid``."""
+
+    metric_type: str
+    effect_scale: str
+    min_relative_lift: float | None
+    min_absolute_effect: float
+    arms: int
+    comparisons: int
+    alpha_per_comparison: float
     mode: str
-    treatment_rate: float
+    treatment_rate: float | None
+    treatment_mean: float | None
     exact_control_samples: float
     control_samples: int
     treatment_samples: int
@@ -731,6 +802,7 @@ class CalculateResponse(_Open):
     daily_users_in_test: float
     fixed_horizon: dict[str, Any]
     always_valid: dict[str, Any]
+    warnings: list[PlanWarningBody]
     sensitivity: dict[str, Any]
     power_grid: dict[str, Any]
 
