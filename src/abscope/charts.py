@@ -565,11 +565,12 @@ def posteriors(results: Mapping[str, Any]) -> go.Figure:
 
 def _effect_axis(metric_type: str, effect_scale: str) -> tuple[str, str, str]:
     """(axis title, tick format, hover format) for a planner's effect axis."""
+    # Short enough for a phone-width chart.
     if effect_scale == "relative":
         return "Minimum detectable lift (relative)", _RATE_TICKS, ".1%"
     if metric_type == "binary":
-        return "Minimum detectable difference (percentage points)", _RATE_TICKS, ".2%"
-    return "Minimum detectable difference (absolute)", ",~g", ",.4~g"
+        return "Minimum difference (% points)", _RATE_TICKS, ".2%"
+    return "Minimum difference (absolute)", ",~g", ",.4~g"
 
 
 def sensitivity_chart(curve: SensitivityCurve) -> go.Figure:
@@ -638,7 +639,7 @@ def power_heatmap(grid: PowerGrid, *, planned_samples: int | None = None) -> go.
     title, ticks, shown = _effect_axis(grid.metric_type, grid.effect_scale)
     figure = _figure(
         "Users per arm (control)",
-        title.replace("Minimum detectable ", "").capitalize(),
+        title.replace("Minimum detectable ", "").replace("Minimum ", "").capitalize(),
         x_format=_COUNT_TICKS,
         y_format=ticks,
         hovermode="closest",

@@ -72,6 +72,10 @@ def test_planner_in_percent_agrees_with_calculate(
     _expect_plan(page, api, defaults)  # 10% and 5% on the page: sequential, as by default
     expect(page.locator("input[name=baseline_pct]")).to_have_value("10")
     expect(page.locator("select[name=sequential]")).to_have_value("true")
+    # The share of traffic is not called "Allocation", the create form's bandit policy.
+    form = page.locator("#planner")
+    expect(form).to_contain_text("Traffic in the experiment (%)")
+    assert "allocation" not in form.inner_text().lower()
     _expect_charts(page)
     _fits(page)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -161,10 +165,3 @@ def test_planner_names_a_bad_baseline_in_its_words_and_hides_the_output(
     page.locator("input[name=baseline_pct]").fill("")
     expect(error).to_contain_text("Baseline conversion rate is required")
     assert "baseline_pct" not in _query(page), page.url  # emptied: left out, never "null"
-
-
-def test_the_share_of_traffic_is_not_called_allocation(tab: Tab) -> None:
-    page = tab.open("/planner")
-    form = page.locator("#planner")
-    expect(form).to_contain_text("Traffic in the experiment (%)")
-    assert "allocation" not in form.inner_text().lower()

@@ -71,13 +71,18 @@ def _cli_plan(arguments: list[str]) -> dict[str, Any]:
     return plan
 
 
+# Every case at 1280 px; at 390 px one (the layout, not the numbers, depends on the width).
+RUNS = [(1280, name) for name in CASES] + [(390, "absolute-three-arms")]
+
+
 @pytest.mark.parametrize("width", [1280, 390])
 def test_page_cli_and_api_give_the_same_plan(
     make_tab: MakeTab, server: UvicornServer, api: httpx.Client, width: int
 ) -> None:
     page = make_tab(server.url, viewport={"width": width, "height": 900}).open("/planner")
     expect(page.locator("#output")).to_be_visible()
-    for name, (fields, selects, arguments, body) in CASES.items():
+    for name in (name for run_width, name in RUNS if run_width == width):
+        fields, selects, arguments, body = CASES[name]
         response = api.post("/calculate", json=body)
         assert response.status_code == 200, response.text
         served = response.json()

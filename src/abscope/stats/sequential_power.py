@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from scipy import optimize as _opt
-from scipy import stats as _sp
+from scipy.special import ndtr
 
 from abscope.stats._validate import (
     check_alpha,
@@ -47,7 +47,8 @@ def _power(
 ) -> float:
     shift = abs(effect) * math.sqrt(n / unit_variance)
     c = _boundary(n, alpha, tuning_n, comparisons)
-    return float(_sp.norm.sf(c - shift) + _sp.norm.cdf(-c - shift))
+    # ndtr is Φ; scipy.stats.norm's methods cost ~20× more per scalar call.
+    return float(ndtr(shift - c) + ndtr(-c - shift))
 
 
 def _check_comparisons(comparisons: int) -> int:
