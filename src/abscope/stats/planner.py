@@ -660,11 +660,14 @@ def _warnings(inputs: _Inputs, chosen: ModeFigures) -> tuple[PlanWarning, ...]:
     found: list[PlanWarning] = []
     if chosen.days > _A_YEAR:
         years = chosen.days / _A_YEAR
+        remedies = "detect a larger effect" + (
+            ", put more of the traffic in the experiment" if inputs.allocation < 1.0 else ""
+        )
+        remedies += ", or use fewer arms" if inputs.arms > 2 else ""
         found.append(
             PlanWarning(
                 "longer_than_a_year",
-                f"The plan needs {chosen.days:,} days (about {years:,.1f} years): detect a "
-                "larger effect, put more of the traffic in the experiment, or use fewer arms.",
+                f"The plan needs {chosen.days:,} days (about {years:,.1f} years): {remedies}.",
             )
         )
     if inputs.max_days is not None and chosen.days > inputs.max_days:
