@@ -8,8 +8,9 @@ general forms (``variants`` lists, event batches) sit beside them.
 
 from __future__ import annotations
 
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_type_hints
 
 from pydantic import (
     BaseModel,
@@ -17,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -37,6 +39,7 @@ from abscope.models import (
     check_min_lift,
     check_power,
 )
+from abscope.stats.planner import DurationPlan
 from abscope.stats.sequential import DEFAULT_TUNING_N
 
 EVENT_ID_PATTERN = r"^[A-Za-z0-9._:@/+=~-]{1,128}$"
@@ -58,7 +61,6 @@ __all__ = [
     "RouteResponse",
     "Assignment",
     "CalculateResponse",
-    "PlanWarningBody",
     "ErrorBody",
     "ExperimentCharts",
     "ExperimentList",
@@ -772,39 +774,23 @@ class ExplainResponse(_Open):
     allocation: Allocation
 
 
-class PlanWarningBody(BaseModel):
-    """A warning on a plan: ``longer_than_a_year`` or ``traffic_cannot_reach``."""
+def _plan_fields() -> dict[str, Any]:
+    """:class:`~abscope.stats.planner.DurationPlan`'s fields with their types, so the
+    response's schema follows the plan instead of repeating it."""
+    hints = get_type_hints(DurationPlan)
+    return {field.name: (hints[field.name], ...) for field in dataclass_fields(DurationPlan)}
 
-    code: str
-    message: str
 
-
-class CalculateResponse(_Open):
-    """The duration plan (the request's fields echoed after validation, then the plan) and
-    the numbers behind the planner's two charts: :class:`abscope.stats.planner.DurationPlan`
-    as JSON (its fields are documented there), with ``sensitivity`` and ``power_grid``."""
-
-    metric_type: str
-    effect_scale: str
-    min_relative_lift: float | None
-    min_absolute_effect: float
-    arms: int
-    comparisons: int
-    alpha_per_comparison: float
-    mode: str
-    treatment_rate: float | None
-    treatment_mean: float | None
-    exact_control_samples: float
-    control_samples: int
-    treatment_samples: int
-    total_samples: int
-    days: int
-    daily_users_in_test: float
-    fixed_horizon: dict[str, Any]
-    always_valid: dict[str, Any]
-    warnings: list[PlanWarningBody]
-    sensitivity: dict[str, Any]
-    power_grid: dict[str, Any]
+CalculateResponse = create_model(
+    "CalculateResponse",
+    __base__=_Open,
+    __doc__="The duration plan, :class:`abscope.stats.planner.DurationPlan` as JSON (the"
+    " request's inputs after validation, then the plan and its warnings), with the numbers"
+    " behind the planner's two charts, ``sensitivity`` and ``power_grid``.",
+    **_plan_fields(),
+    sensitivity=(dict[str, Any], ...),
+    power_grid=(dict[str, Any], ...),
+)
 
 
 class Figure(_Open):
