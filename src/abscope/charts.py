@@ -16,7 +16,7 @@ function                     traces (``name``)
                              ``"<variant> (sequence)"`` dashed confidence sequence
 :func:`samples_over_time`    one line per variant
 :func:`posteriors`           one density curve per variant
-:func:`sensitivity_chart`    ``"Days needed"`` and ``"Planned lift"``
+:func:`sensitivity_chart`    ``"Days needed"`` and ``"Planned lift"`` (or ``"Planned effect"``)
 :func:`power_heatmap`        ``"Power"`` heatmap, ``"Target power"`` contour, ``"Plan"``
 :func:`regret_chart`         one line per policy, with the final ±SE as an error bar
 ===========================  ===============================================================
@@ -598,74 +598,88 @@ def posteriors(results: Mapping[str, Any]) -> go.Figure:
 # --- planner charts ----------------------------------------------------------------------
 
 
+def _effect_axis(metric_type: str, effect_scale: str) -> tuple[str, str, str]:
+    """(axis title, tick format, hover format) for a planner's effect axis."""
+    # Short enough for a phone-width chart.
+    if effect_scale == "relative":
+        return "Minimum detectable lift (relative)", _RATE_TICKS, ".1%"
+    if metric_type == "binary":
+        return "Minimum difference (% points)", _RATE_TICKS, ".2%"
+    return "Minimum difference (absolute)", ",~g", ",.4~g"
+
+
 def sensitivity_chart(curve: SensitivityCurve) -> go.Figure:
-    """Days needed against the smallest lift to detect, with the planned lift marked.
+    """Days needed against the smallest effect to detect, with the planned effect marked.
 
     Parameters
     ----------
     curve : SensitivityCurve
-        From :func:`abscope.stats.planner.sensitivity_curve`; ``lifts`` (x, relative, drawn
-        in percent) and ``days`` (y), with ``total_samples`` in the hover.
+        From :func:`abscope.stats.planner.sensitivity_curve`; ``effects`` (x, on the plan's
+        scale: relative lifts and differences of rates drawn in percent) and ``days`` (y),
+        with ``total_samples`` in the hover.
     """
+    title, ticks, shown = _effect_axis(curve.metric_type, curve.effect_scale)
     figure = _figure(
-        "Minimum detectable lift (relative)",
+        title,
         "Days needed",
-        x_format=_RATE_TICKS,
+        x_format=ticks,
         y_format=_COUNT_TICKS,
         hovermode="closest",
     )
     figure.update_yaxes(rangemode="tozero")
-    lifts, days = list(curve.lifts), list(curve.days)
+    effects, days = list(curve.effects), list(curve.days)
     figure.add_trace(
         go.Scatter(
-            x=lifts,
+            x=effects,
             y=days,
             customdata=list(curve.total_samples),
             name="Days needed",
-            mode=_mode(len(lifts)),
+            mode=_mode(len(effects)),
             line={"color": TREATMENT_COLORS[4], "width": 2},
-            hovertemplate="lift %{x:.1%}: %{y:,} days, %{customdata:,} users<extra></extra>",
+            hovertemplate=f"effect %{{x:{shown}}}: %{{y:,}} days, %{{customdata:,}} users"
+            "<extra></extra>",
         )
     )
-    planned = curve.min_relative_lift
-    if planned in curve.lifts:
-        index = curve.lifts.index(planned)
+    planned = curve.min_effect
+    if planned in curve.effects:
+        index = curve.effects.index(planned)
         figure.add_trace(
             go.Scatter(
                 x=[planned],
                 y=[curve.days[index]],
                 customdata=[curve.total_samples[index]],
-                name="Planned lift",
+                name="Planned lift" if curve.effect_scale == "relative" else "Planned effect",
                 mode="markers",
                 marker={"color": TREATMENT_COLORS[0], "size": 11, "symbol": "diamond"},
-                hovertemplate="planned lift %{x:.1%}: %{y:,} days, %{customdata:,} users"
-                "<extra></extra>",
+                hovertemplate=f"planned effect %{{x:{shown}}}: %{{y:,}} days, "
+                "%{customdata:,} users<extra></extra>",
             )
         )
-    if lifts:
+    if effects:
         figure.add_vline(x=planned, line={"color": "#888888", "width": 1, "dash": "dot"})
-    return figure if lifts else _no_data(figure)
+    return figure if effects else _no_data(figure)
 
 
 def power_heatmap(grid: PowerGrid, *, planned_samples: int | None = None) -> go.Figure:
-    """Power over users per arm (x) and relative lift (y), with the target power's contour.
+    """Power over users per arm (x) and effect (y), with the target power's contour.
 
     Parameters
     ----------
     grid : PowerGrid
         From :func:`abscope.stats.planner.power_grid`; ``power[i][j]`` is the heatmap's
-        ``z`` at ``lifts[i]`` and ``sample_sizes[j]``.
+        ``z`` at ``effects[i]`` (on the plan's scale) and ``sample_sizes[j]``.
     planned_samples : int, optional
         The plan's control users, marked with its lift as ``"Plan"``.
     """
+    title, ticks, shown = _effect_axis(grid.metric_type, grid.effect_scale)
     figure = _figure(
         "Users per arm (control)",
-        "Relative lift",
+        title.replace("Minimum detectable ", "").replace("Minimum ", "").capitalize(),
         x_format=_COUNT_TICKS,
-        y_format=_RATE_TICKS,
+        y_format=ticks,
         hovermode="closest",
     )
-    x, y = list(grid.sample_sizes), list(grid.lifts)
+    x, y = list(grid.sample_sizes), list(grid.effects)
     z = [list(row) for row in grid.power]
     if not (x and y):
         return _no_data(figure)
@@ -679,7 +693,8 @@ def power_heatmap(grid: PowerGrid, *, planned_samples: int | None = None) -> go.
             name="Power",
             colorscale="Blues",
             colorbar={"title": {"text": "Power"}, "tickformat": ".0%", "thickness": 10},
-            hovertemplate="%{x:,} users per arm, lift %{y:.1%}: power %{z:.1%}<extra></extra>",
+            hovertemplate=f"%{{x:,}} users per arm, effect %{{y:{shown}}}: power %{{z:.1%}}"
+            "<extra></extra>",
         )
     )
     target = grid.target_power
@@ -706,7 +721,7 @@ def power_heatmap(grid: PowerGrid, *, planned_samples: int | None = None) -> go.
         figure.add_trace(
             go.Scatter(
                 x=[planned_samples],
-                y=[grid.min_relative_lift],
+                y=[grid.min_effect],
                 name="Plan",
                 mode="markers",
                 marker={
@@ -715,7 +730,7 @@ def power_heatmap(grid: PowerGrid, *, planned_samples: int | None = None) -> go.
                     "symbol": "diamond",
                     "line": {"color": "white", "width": 1},
                 },
-                hovertemplate="plan: %{x:,} users per arm, lift %{y:.1%}<extra></extra>",
+                hovertemplate=f"plan: %{{x:,}} users per arm, effect %{{y:{shown}}}<extra></extra>",
             )
         )
     return figure

@@ -8,8 +8,9 @@ general forms (``variants`` lists, event batches) sit beside them.
 
 from __future__ import annotations
 
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_type_hints
 
 from pydantic import (
     BaseModel,
@@ -17,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -37,6 +39,7 @@ from abscope.models import (
     check_min_lift,
     check_power,
 )
+from abscope.stats.planner import DurationPlan
 from abscope.stats.sequential import DEFAULT_TUNING_N
 
 EVENT_ID_PATTERN = r"^[A-Za-z0-9._:@/+=~-]{1,128}$"
@@ -509,22 +512,70 @@ class BatchResponse(BaseModel):
 
 
 class CalculateRequest(_Body):
-    """A duration plan's inputs: the baseline, the lift to detect, the traffic and the test."""
+    """A duration plan's inputs: the metric and its baseline, the effect to detect, the arms,
+    the traffic and the test.
+
+    Rates, shares and probabilities are fractions (``0.1`` is 10%), as they always were: the
+    planner page shows percent and sends fractions. A binary metric needs ``baseline_rate``, a
+    continuous one ``baseline_mean`` and ``standard_deviation``; the effect is exactly one of
+    ``min_relative_lift`` and ``min_absolute_effect``. With more than two arms each comparison
+    is sized at ``alpha / (arms − 1)``, which keeps its power under the analysis' Holm
+    correction (:mod:`abscope.stats.planner`).
+    """
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"baseline_rate": 0.1, "min_relative_lift": 0.05, "daily_traffic": 5000}]
+            "examples": [
+                {"baseline_rate": 0.1, "min_relative_lift": 0.05, "daily_traffic": 5000},
+                {
+                    "metric_type": "continuous",
+                    "baseline_mean": 42.0,
+                    "standard_deviation": 30.0,
+                    "min_absolute_effect": 1.5,
+                    "daily_traffic": 5000,
+                    "arms": 3,
+                },
+            ]
         },
     )
 
-    baseline_rate: float = Field(description="The control's conversion rate, in (0, 1).")
-    min_relative_lift: float = Field(description="Relative lift to detect (0.05 is +5%).")
+    metric_type: Literal["binary", "continuous"] = Field(
+        default="binary", description="A conversion rate (binary) or a mean (continuous)."
+    )
+    baseline_rate: float | None = Field(
+        default=None, description="Binary: the control's conversion rate, a fraction in (0, 1)."
+    )
+    baseline_mean: float | None = Field(
+        default=None, description="Continuous: the control's mean, in the metric's unit."
+    )
+    standard_deviation: float | None = Field(
+        default=None,
+        description="Continuous: the standard deviation of one user's value (every arm).",
+    )
+    min_relative_lift: float | None = Field(
+        default=None,
+        description="Relative effect to detect, a fraction (0.05 is +5%). This or"
+        " min_absolute_effect.",
+    )
+    min_absolute_effect: float | None = Field(
+        default=None,
+        description="Absolute effect to detect: a difference of rates (0.01 is one percentage"
+        " point) or of means. This or min_relative_lift.",
+    )
     daily_traffic: float = Field(description="Users a day who could enter the experiment.")
-    allocation: float = Field(default=1.0, description="Share of the traffic in the test.")
-    treatment_share: float = Field(default=0.5, description="Share of the test's users treated.")
-    power: float = Field(default=0.8, description="Chance of detecting the lift.")
-    alpha: float = Field(default=0.05, description="False-positive rate.")
+    allocation: float = Field(
+        default=1.0,
+        description="Traffic in the experiment: the fraction of daily_traffic that enters it.",
+    )
+    arms: int = Field(default=2, strict=True, description="Control plus treatments, 2 to 26.")
+    treatment_share: float | None = Field(
+        default=None,
+        description="Fraction of the experiment's users in each treatment arm (the control gets"
+        " the rest); an equal split (1/arms) when left out.",
+    )
+    power: float = Field(default=0.8, description="Chance of detecting the effect, a fraction.")
+    alpha: float = Field(default=0.05, description="False-positive rate across all comparisons.")
     two_sided: bool = Field(default=True, strict=True, description="A two-sided test.")
     # The test the analysis will run: sequential, as a new experiment is by default, with
     # the analysis' tuning; the plan carries the other mode's figures too.
@@ -535,6 +586,12 @@ class CalculateRequest(_Body):
         default=DEFAULT_TUNING_N,
         strict=True,
         description="Sample size the sequential test is tuned for.",
+    )
+    max_days: int | None = Field(
+        default=None,
+        strict=True,
+        description="The longest the experiment can run; a longer plan carries a"
+        " traffic_cannot_reach warning.",
     )
 
 
@@ -815,22 +872,23 @@ class ExplainResponse(_Open):
     allocation: Allocation
 
 
-class CalculateResponse(_Open):
-    """The duration plan (the request's fields echoed, then the plan) and the numbers
-    behind the planner's two charts."""
+def _plan_fields() -> dict[str, Any]:
+    """:class:`~abscope.stats.planner.DurationPlan`'s fields with their types, so the
+    response's schema follows the plan instead of repeating it."""
+    hints = get_type_hints(DurationPlan)
+    return {field.name: (hints[field.name], ...) for field in dataclass_fields(DurationPlan)}
 
-    mode: str
-    treatment_rate: float
-    exact_control_samples: float
-    control_samples: int
-    treatment_samples: int
-    total_samples: int
-    days: int
-    daily_users_in_test: float
-    fixed_horizon: dict[str, Any]
-    always_valid: dict[str, Any]
-    sensitivity: dict[str, Any]
-    power_grid: dict[str, Any]
+
+CalculateResponse = create_model(
+    "CalculateResponse",
+    __base__=_Open,
+    __doc__="The duration plan, :class:`abscope.stats.planner.DurationPlan` as JSON (the"
+    " request's inputs after validation, then the plan and its warnings), with the numbers"
+    " behind the planner's two charts, ``sensitivity`` and ``power_grid``.",
+    **_plan_fields(),
+    sensitivity=(dict[str, Any], ...),
+    power_grid=(dict[str, Any], ...),
+)
 
 
 class Figure(_Open):

@@ -440,7 +440,8 @@ _FIELDS_OF = {
     "/log": [*_VALID["/log"], "timestamp"],
     "/events": ["events"],
     "/calculate": [*_VALID["/calculate"], "allocation", "treatment_share", "power", "alpha",
-                   "two_sided"],
+                   "two_sided", "metric_type", "baseline_mean", "standard_deviation",
+                   "min_absolute_effect", "arms", "max_days"],
 }  # fmt: skip
 
 

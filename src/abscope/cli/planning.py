@@ -7,6 +7,9 @@ that the rest of the command line runs without them.
 Examples::
 
     abscope plan --baseline-rate 0.1 --min-relative-lift 0.05 --daily-traffic 20000
+    abscope plan --baseline-rate 10% --min-absolute-effect 0.5% --arms 3 --daily-traffic 20000
+    abscope plan --metric continuous --baseline-mean 42 --std 30 --min-absolute-effect 1.5 \\
+        --daily-traffic 5000
     abscope analyze --counts control=150/1000 treatment=180/1000
     abscope analyze --means control=1000:10.2:3.1 treatment=1000:10.6:3.0 --json
 """
@@ -34,6 +37,7 @@ __all__ = [
     "format_analysis",
     "format_plan",
     "parse_counts",
+    "parse_fraction",
     "parse_means",
     "parse_weights",
     "plan",
@@ -113,18 +117,70 @@ def parse_weights(text: str | None, names: list[str]) -> list[float]:
         raise typer.BadParameter(str(error), param_hint="--weights") from None
 
 
+def parse_fraction(text: str | None, name: str) -> float | None:
+    """``"10%"`` or ``"0.1"`` as the fraction 0.1 (``None`` stays ``None``).
+
+    A number with a ``%`` sign is divided by 100 as a decimal (``"7.3%"`` is exactly the float
+    nearest 0.073); a plain number is a fraction, as the API takes it.
+    """
+    if text is None:
+        return None
+    raw = text.strip()
+    try:
+        if raw.endswith("%"):
+            from decimal import Decimal, InvalidOperation
+
+            try:
+                return float(Decimal(raw[:-1].strip()) / 100)
+            except InvalidOperation:
+                raise ValueError from None
+        return float(raw)
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected a number or a percentage such as 10%, got {text!r}", param_hint=name
+        ) from None
+
+
+_PERCENT = " A fraction or a percentage: 0.1 and 10% are the same."
+
+
 def plan(
-    baseline_rate: Annotated[float, typer.Option(help="Current conversion rate, e.g. 0.1.")],
-    min_relative_lift: Annotated[
-        float, typer.Option(help="Smallest relative lift worth detecting, e.g. 0.05 for +5%.")
-    ],
     daily_traffic: Annotated[float, typer.Option(help="Eligible users per day.")],
-    allocation: Annotated[float, typer.Option(help="Fraction of traffic in the test.")] = 1.0,
+    baseline_rate: Annotated[
+        str | None, typer.Option(help="Binary metric: current conversion rate." + _PERCENT)
+    ] = None,
+    min_relative_lift: Annotated[
+        str | None,
+        typer.Option(help="Smallest relative lift worth detecting, e.g. 5% (or 0.05)."),
+    ] = None,
+    min_absolute_effect: Annotated[
+        str | None,
+        typer.Option(
+            help="Smallest absolute effect instead: a difference of rates (1% is one"
+            " percentage point) or of means."
+        ),
+    ] = None,
+    metric: Annotated[
+        str, typer.Option(help="binary (a conversion rate) or continuous (a mean).")
+    ] = "binary",
+    baseline_mean: Annotated[
+        float | None, typer.Option(help="Continuous metric: the control's mean.")
+    ] = None,
+    std: Annotated[
+        float | None, typer.Option(help="Continuous metric: standard deviation of one user.")
+    ] = None,
+    arms: Annotated[int, typer.Option(help="Control plus treatments.")] = 2,
+    allocation: Annotated[
+        str, typer.Option(help="Traffic in the experiment (share of daily traffic)." + _PERCENT)
+    ] = "1",
     treatment_share: Annotated[
-        float, typer.Option(help="Fraction of tested users who see the treatment.")
-    ] = 0.5,
-    power: Annotated[float, typer.Option(help="Chance of detecting the lift.")] = 0.8,
-    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+        str | None,
+        typer.Option(help="Share of the tested users in each treatment arm (default: equal)."),
+    ] = None,
+    power: Annotated[str, typer.Option(help="Chance of detecting the effect.")] = "0.8",
+    alpha: Annotated[
+        str, typer.Option(help="Significance level, split over the comparisons.")
+    ] = "0.05",
     one_sided: Annotated[
         bool, typer.Option("--one-sided", help="One-sided fixed-horizon test.")
     ] = False,
@@ -133,12 +189,15 @@ def plan(
         typer.Option(
             "--sequential/--fixed-horizon",
             help="Plan for the always-valid sequential test (a new experiment's default) or "
-            "the fixed-horizon z-test read once. Both are shown.",
+            "the fixed-horizon test read once. Both are shown.",
         ),
     ] = True,
     sequential_tuning_n: Annotated[
         int, typer.Option(help="Tuning of the sequential test (total users).")
     ] = DEFAULT_TUNING_N,
+    max_days: Annotated[
+        int | None, typer.Option(help="The longest the experiment can run, in days.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """How many users and days an experiment needs, for the test the analysis will run."""
@@ -146,20 +205,46 @@ def plan(
 
     try:
         result = plan_duration(
-            baseline_rate=baseline_rate,
-            min_relative_lift=min_relative_lift,
+            baseline_rate=parse_fraction(baseline_rate, "--baseline-rate"),
+            min_relative_lift=parse_fraction(min_relative_lift, "--min-relative-lift"),
             daily_traffic=daily_traffic,
-            allocation=allocation,
-            treatment_share=treatment_share,
-            power=power,
-            alpha=alpha,
+            allocation=_fraction(parse_fraction(allocation, "--allocation")),
+            treatment_share=parse_fraction(treatment_share, "--treatment-share"),
+            power=_fraction(parse_fraction(power, "--power")),
+            alpha=_fraction(parse_fraction(alpha, "--alpha")),
             two_sided=not one_sided,
             sequential=sequential,
             sequential_tuning_n=sequential_tuning_n,
+            metric_type=metric,
+            baseline_mean=baseline_mean,
+            standard_deviation=std,
+            min_absolute_effect=parse_fraction(min_absolute_effect, "--min-absolute-effect")
+            if metric == "binary"
+            else _number(min_absolute_effect),
+            arms=arms,
+            max_days=max_days,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
     typer.echo(json_text(to_jsonable(result)) if as_json else format_plan(result))
+
+
+def _fraction(value: float | None) -> float:
+    assert value is not None  # parse_fraction gives None only for None
+    return value
+
+
+def _number(text: str | None) -> float | None:
+    """A continuous metric's absolute effect is in its own unit: no percent sign."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected a number in the metric's unit, got {text!r}",
+            param_hint="--min-absolute-effect",
+        ) from None
 
 
 def analyze(
@@ -248,24 +333,52 @@ def format_plan(plan: DurationPlan) -> str:
         else f"fixed-horizon ({sides}, read once)"
     )
     other_mode = "fixed-horizon" if plan.sequential else "sequential"
+    binary = plan.metric_type == "binary"
+    relative = (
+        UNDEFINED if plan.min_relative_lift is None else pct(plan.min_relative_lift, signed=True)
+    )
+    if binary:
+        assert plan.baseline_rate is not None and plan.treatment_rate is not None
+        absolute = f"{plan.min_absolute_effect * 100:+.4g} percentage points"
+        metric_rows = [
+            ["baseline rate", pct(plan.baseline_rate)],
+            ["minimum effect", f"{relative} ({absolute})"],
+            ["treatment rate to detect", pct(plan.treatment_rate)],
+        ]
+    else:
+        assert plan.baseline_mean is not None and plan.treatment_mean is not None
+        metric_rows = [
+            ["baseline mean / std", f"{plan.baseline_mean:,.6g} / {plan.standard_deviation:,.6g}"],
+            ["minimum effect", f"{relative} ({plan.min_absolute_effect:+,.6g} absolute)"],
+            ["treatment mean to detect", f"{plan.treatment_mean:,.6g}"],
+        ]
+    if plan.comparisons > 1:
+        arms_rows = [
+            ["arms", f"{plan.arms}: alpha {plan.alpha_per_comparison:.4g} per comparison (Holm)"],
+            ["share of each treatment", pct(plan.treatment_share, 1)],
+        ]
+    else:
+        arms_rows = [["split (treatment share)", pct(plan.treatment_share, 0)]]
     rows = [
         ["planned for", mode],
-        ["baseline rate", pct(plan.baseline_rate)],
-        ["minimum relative lift", f"{pct(plan.min_relative_lift, signed=True)}"],
-        ["treatment rate to detect", pct(plan.treatment_rate)],
+        *metric_rows,
         ["power / alpha", f"{plan.power:.0%} / {plan.alpha:g}"],
-        ["split (treatment share)", pct(plan.treatment_share, 0)],
+        *arms_rows,
         ["users in test per day", f"{plan.daily_users_in_test:,.0f}"],
         ["control samples", f"{plan.control_samples:,}"],
-        ["treatment samples", f"{plan.treatment_samples:,}"],
+        ["treatment samples" + (" per arm" if plan.comparisons > 1 else ""),
+         f"{plan.treatment_samples:,}"],
         ["total samples", f"{plan.total_samples:,}"],
         ["days", f"{plan.days:,}"],
         [f"{other_mode} instead", f"{other.total_samples:,} samples, {other.days:,} days"],
-    ]
+    ]  # fmt: skip
     width = max(len(label) for label, _ in rows)
-    return "Duration plan\n" + "\n".join(
+    text = "Duration plan\n" + "\n".join(
         f"  {label.ljust(width)}  {value}" for label, value in rows
     )
+    for warning in plan.warnings:
+        text += f"\nWarning ({warning.code}): {warning.message}"
+    return text
 
 
 def format_analysis(result: ExperimentAnalysis) -> str:

@@ -1,25 +1,61 @@
-"""Experiment planning: how many users, and how many days, a conversion test needs.
+"""Experiment planning: how many users, and how many days, a test needs.
 
-:func:`plan_duration` turns a baseline conversion rate, the smallest relative lift worth
-detecting and the daily traffic into a :class:`DurationPlan`: users per arm and days to run.
+:func:`plan_duration` turns a baseline (a conversion rate, or a mean and standard deviation),
+the smallest effect worth detecting (relative, or absolute) and the daily traffic into a
+:class:`DurationPlan`: users per arm and days to run, with warnings when the plan is long.
 :func:`sensitivity_curve` and :func:`power_grid` return the numbers behind the planner's charts
-(days against lift; power against sample size and lift) as plain tuples, leaving the drawing to
-:mod:`abscope.charts`.
+(days against effect; power against sample size and effect) as plain tuples, leaving the
+drawing to :mod:`abscope.charts`.
+
+Units
+-----
+Every rate, share and probability is a *fraction* (0.1 is 10%): ``baseline_rate``,
+``min_relative_lift``, ``allocation``, ``treatment_share``, ``power``, ``alpha``, and for a
+binary metric ``min_absolute_effect`` (0.01 is one percentage point). The planner page shows
+percent and converts; the API and the library take fractions. For a continuous metric
+``baseline_mean``, ``standard_deviation`` and ``min_absolute_effect`` are in the metric's unit.
+
+Metrics and effects
+-------------------
+A binary metric plans the two-proportion test (rates ``p`` and ``p_t``); a continuous one the
+difference of means with a common standard deviation ``σ`` (the analysis runs Welch's t-test;
+the plan uses its normal approximation, as ``statsmodels``' ``NormalIndPower``). The effect is
+relative (``p_t = p (1 + L)``) or absolute (``p_t = p + d``): give exactly one of
+``min_relative_lift`` and ``min_absolute_effect``; the plan carries both.
+
+Arms and the multiplicity correction
+------------------------------------
+With ``arms = k`` the analysis compares each of the ``m = k − 1`` treatments with the control
+and corrects the ``m`` p-values by Holm's method (:mod:`abscope.stats.multiple`, the analysis'
+default). A treatment with the planned effect is found by Holm whenever its p-value is below
+``alpha / m``, since Holm's first step is Bonferroni's and every later step is more lenient,
+so each comparison is sized at ``alpha / m`` (``alpha_per_comparison``): the plan keeps its
+power under Holm (and under Benjamini–Hochberg, which rejects at least what Holm does).
+Each treatment arm holds ``treatment_share`` of the experiment's users (by default an equal
+split, ``1/k``), the control the rest.
 
 Two tests can decide an experiment, and a plan is for the one that will. Experiments are
 sequential by default (:mod:`abscope.stats.sequential`: an always-valid mSPRT that may be read
 every day), so ``sequential=True`` is the default here too, with the analysis' tuning
 (``sequential_tuning_n``, 5000 as :class:`~abscope.stats.analysis.AnalysisOptions`). Its size
-comes from :func:`abscope.stats.sequential_power.sequential_sample_size`: the total at which the
-always-valid test of the difference of rates, read at that total, rejects with the target
-power. Every plan also carries both modes' figures, ``fixed_horizon`` and ``always_valid``
+comes from :func:`abscope.stats.sequential_power.sequential_sample_size`: the total of the two
+arms compared at which the always-valid test of the difference, read at that total, rejects
+at ``alpha / m`` with the target power (the mixture tuned at ``alpha``, as the analysis tunes
+it). Every plan also carries both modes' figures, ``fixed_horizon`` and ``always_valid``
 (:class:`ModeFigures`), so the price of peeking is visible next to the plan.
 
 The fixed-horizon size comes from :func:`abscope.stats.power.sample_size_proportions` (pooled
-z-test, R's ``power.prop.test`` convention, ``strict=False``) with ``ratio = s/(1 − s)`` for a
-treatment share ``s``. A one-sided plan (``two_sided=False``) tests in the direction of the lift,
-so a negative lift plans for detecting a decrease; the sequential test is always two-sided, so
+z-test, R's ``power.prop.test`` convention, ``strict=False``) or
+:func:`abscope.stats.power.sample_size_means`, with ``ratio = r`` treatment users per control
+user. A one-sided plan (``two_sided=False``) tests in the direction of the effect, so a
+negative one plans for detecting a decrease; the sequential test is always two-sided, so
 ``two_sided`` changes only the fixed-horizon figures.
+
+Warnings
+--------
+``warnings`` holds :class:`PlanWarning` codes: ``"longer_than_a_year"`` when the plan needs
+more than 365 days, and ``"traffic_cannot_reach"`` when ``max_days`` (the longest the
+experiment can run) is given and the daily traffic cannot bring the sample in that time.
 
 Rounding
 --------
@@ -27,9 +63,11 @@ Users are whole, and so are days, so every count is rounded *up*, and only once,
 values:
 
 * ``control_samples = ⌈n_c⌉`` where ``n_c`` is the exact control size (for the sequential
-  test, ``n_c = (1 − s) n`` of the exact total ``n``);
-* ``treatment_samples = ⌈r·n_c⌉``, the product taken in rational arithmetic;
-* ``days = ⌈(control_samples + treatment_samples) / (daily_traffic · allocation)⌉``.
+  test, ``n_c = n (1 − s')`` of the exact pair total ``n``, ``s' = r/(1 + r)``);
+* ``treatment_samples = ⌈r·n_c⌉`` in each treatment arm, the product taken in rational
+  arithmetic;
+* ``total_samples = control_samples + m · treatment_samples``;
+* ``days = ⌈total_samples / (daily_traffic · allocation)⌉``.
 
 Float inputs such as ``allocation = 0.3`` stand for the decimal the user typed, so they are read
 as the shortest decimal that round-trips (``Fraction(repr(x))``) and the divisions above are done
@@ -43,6 +81,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal
 
 from abscope.stats._types import Alternative
 from abscope.stats._validate import (
@@ -52,13 +91,22 @@ from abscope.stats._validate import (
     check_open_unit,
     check_positive,
 )
-from abscope.stats.power import power_proportions, sample_size_proportions
+from abscope.stats.power import (
+    power_means,
+    power_proportions,
+    sample_size_means,
+    sample_size_proportions,
+)
 from abscope.stats.sequential import DEFAULT_TUNING_N
 from abscope.stats.sequential_power import sequential_power, sequential_sample_size
 
 __all__ = [
+    "MAX_ARMS",
     "DurationPlan",
+    "EffectScale",
     "ModeFigures",
+    "PlanMetric",
+    "PlanWarning",
     "PowerGrid",
     "SensitivityCurve",
     "plan_duration",
@@ -66,7 +114,15 @@ __all__ = [
     "sensitivity_curve",
 ]
 
-# Default chart ranges, as multiples of the planned lift or the planned control size.
+PlanMetric = Literal["binary", "continuous"]
+EffectScale = Literal["relative", "absolute"]
+
+MAX_ARMS = 26
+"""The most arms a plan may have (as many as an experiment's variants)."""
+
+_A_YEAR = 365
+
+# Default chart ranges, as multiples of the planned effect or the planned control size.
 _LIFT_FACTORS = tuple(Fraction(k, 10) for k in range(5, 31))  # 0.5x .. 3x, 26 points
 _SIZE_FACTORS = tuple(Fraction(k, 10) for k in range(1, 21))  # 0.1x .. 2x, 20 points
 
@@ -81,8 +137,10 @@ class ModeFigures:
         The test these figures are for.
     exact_control_samples : float
         Unrounded control size.
-    control_samples, treatment_samples, total_samples : int
-        Users per arm, rounded up, and their sum.
+    control_samples, treatment_samples : int
+        Users in the control and in *each* treatment arm, rounded up.
+    total_samples : int
+        ``control_samples + (arms − 1) · treatment_samples``.
     days : int
         Whole days needed to collect ``total_samples`` users.
     """
@@ -96,22 +154,55 @@ class ModeFigures:
 
 
 @dataclass(frozen=True, slots=True)
-class DurationPlan:
-    """Users and days a conversion-rate experiment needs; built by :func:`plan_duration`.
+class PlanWarning:
+    """Something the plan's reader should know before starting.
 
     Attributes
     ----------
-    baseline_rate, min_relative_lift, daily_traffic, allocation, treatment_share, power, alpha,
-    two_sided, sequential, sequential_tuning_n
-        The inputs, as given (after validation).
+    code : {"longer_than_a_year", "traffic_cannot_reach"}
+        What is wrong (see the module docstring).
+    message : str
+        The same in words.
+    """
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class DurationPlan:
+    """Users and days an experiment needs; built by :func:`plan_duration`.
+
+    Attributes
+    ----------
+    metric_type, baseline_rate, baseline_mean, standard_deviation, daily_traffic, allocation,
+    arms, treatment_share, power, alpha, two_sided, sequential, sequential_tuning_n, max_days
+        The inputs after validation (``baseline_rate`` is ``None`` for a continuous metric,
+        ``baseline_mean`` and ``standard_deviation`` for a binary one); ``treatment_share``
+        is the share of each treatment arm, ``1/arms`` when not given.
+    effect_scale : {"relative", "absolute"}
+        Which of the two effects was given.
+    min_relative_lift : float or None
+        The relative effect ``δ / baseline``; ``None`` only for a continuous metric whose
+        baseline mean is 0 (a relative change of 0 is undefined).
+    min_absolute_effect : float
+        The absolute effect ``δ`` (a difference of rates or of means).
+    comparisons : int
+        ``arms − 1`` treatments compared with the control.
+    alpha_per_comparison : float
+        ``alpha / comparisons``, the level each comparison is sized at (see the module
+        docstring).
     mode : {"sequential", "fixed_horizon"}
         The test the headline figures below are for: ``"sequential"`` when ``sequential``.
-    treatment_rate : float
-        ``baseline_rate · (1 + min_relative_lift)``, the rate the test is powered to detect.
+    treatment_rate, treatment_mean : float or None
+        The rate (binary) or mean (continuous) the test is powered to detect; the other is
+        ``None``.
     exact_control_samples : float
         Unrounded control size from the sample-size formula.
-    control_samples, treatment_samples, total_samples : int
-        Users per arm, rounded up, and their sum.
+    control_samples, treatment_samples : int
+        Users in the control and in each treatment arm, rounded up.
+    total_samples : int
+        All arms' users.
     days : int
         Whole days needed to collect ``total_samples`` users.
     daily_users_in_test : float
@@ -119,20 +210,32 @@ class DurationPlan:
     fixed_horizon, always_valid : ModeFigures
         Both tests' figures; the headline ones equal one of them (``always_valid`` when
         ``sequential``).
+    warnings : tuple of PlanWarning
+        Empty when the plan is reasonable.
     """
 
-    baseline_rate: float
-    min_relative_lift: float
+    metric_type: str
+    baseline_rate: float | None
+    baseline_mean: float | None
+    standard_deviation: float | None
+    effect_scale: str
+    min_relative_lift: float | None
+    min_absolute_effect: float
     daily_traffic: float
     allocation: float
+    arms: int
+    comparisons: int
     treatment_share: float
     power: float
     alpha: float
+    alpha_per_comparison: float
     two_sided: bool
     sequential: bool
     sequential_tuning_n: int
+    max_days: int | None
     mode: str
-    treatment_rate: float
+    treatment_rate: float | None
+    treatment_mean: float | None
     exact_control_samples: float
     control_samples: int
     treatment_samples: int
@@ -141,40 +244,57 @@ class DurationPlan:
     daily_users_in_test: float
     fixed_horizon: ModeFigures
     always_valid: ModeFigures
+    warnings: tuple[PlanWarning, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class SensitivityCurve:
-    """Sample size and duration over a range of lifts; built by :func:`sensitivity_curve`.
+    """Sample size and duration over a range of effects; built by :func:`sensitivity_curve`.
 
-    All tuples have one entry per lift in ``lifts``; the headline tuples are for the plan's
+    All tuples have one entry per effect in ``effects``; the headline tuples are for the plan's
     ``mode``, and ``fixed_horizon_days`` / ``always_valid_days`` give both.
 
     Attributes
     ----------
     mode : {"sequential", "fixed_horizon"}
         The test the headline figures are for.
-    baseline_rate, min_relative_lift : float
-        The plan's baseline and chosen lift (the curve passes through the chosen lift when the
-        default range is used).
+    metric_type, effect_scale : str
+        As in :class:`DurationPlan`.
+    baseline_rate, baseline_mean : float or None
+        The plan's baseline (one of the two).
+    min_relative_lift : float or None
+        The plan's relative effect.
+    min_effect : float
+        The plan's effect on its own scale (the curve passes through it when the default
+        range is used).
     daily_users_in_test : float
         ``daily_traffic · allocation``.
-    lifts : tuple of float
-        Relative lifts, ordered as given (default: by increasing ``|lift|``).
-    treatment_rates : tuple of float
-        ``baseline_rate · (1 + lift)``.
+    effects : tuple of float
+        Effects on the plan's scale, ordered as given (default: by increasing ``|effect|``).
+    lifts : tuple of float or None
+        The same effects, relative (``None`` where undefined, see :class:`DurationPlan`).
+    absolute_effects : tuple of float
+        The same effects, absolute.
+    treatment_rates : tuple of float, or None
+        ``baseline_rate + δ`` for a binary metric, else ``None``.
     control_samples, treatment_samples, total_samples, days : tuple of int
-        As in :class:`DurationPlan`, for each lift.
+        As in :class:`DurationPlan`, for each effect.
     fixed_horizon_days, always_valid_days : tuple of int
-        Days for each lift with either test.
+        Days for each effect with either test.
     """
 
     mode: str
-    baseline_rate: float
-    min_relative_lift: float
+    metric_type: str
+    effect_scale: str
+    baseline_rate: float | None
+    baseline_mean: float | None
+    min_relative_lift: float | None
+    min_effect: float
     daily_users_in_test: float
-    lifts: tuple[float, ...]
-    treatment_rates: tuple[float, ...]
+    effects: tuple[float, ...]
+    lifts: tuple[float | None, ...]
+    absolute_effects: tuple[float, ...]
+    treatment_rates: tuple[float, ...] | None
     control_samples: tuple[int, ...]
     treatment_samples: tuple[int, ...]
     total_samples: tuple[int, ...]
@@ -185,63 +305,88 @@ class SensitivityCurve:
 
 @dataclass(frozen=True, slots=True)
 class PowerGrid:
-    """Power over control sample size × relative lift; built by :func:`power_grid`.
+    """Power over control sample size × effect; built by :func:`power_grid`.
 
     Attributes
     ----------
     mode : {"sequential", "fixed_horizon"}
         The test whose power ``power`` holds (the plan's); ``fixed_horizon_power`` holds the
         fixed-horizon test's when the mode is sequential, else ``None``.
-    baseline_rate, min_relative_lift, treatment_share, alpha, two_sided, sequential_tuning_n
-        The plan's inputs.
+    metric_type, effect_scale, baseline_rate, baseline_mean, min_relative_lift, arms,
+    treatment_share, alpha, alpha_per_comparison, two_sided, sequential_tuning_n
+        The plan's.
+    min_effect : float
+        The plan's effect on its own scale.
     target_power : float
         The plan's ``power``, for drawing a contour.
     sample_sizes : tuple of int
-        Control users per arm (the x axis), increasing.
+        Control users (the x axis), increasing.
     treatment_sample_sizes : tuple of int
-        ``⌈r · n⌉`` treatment users for each control size.
+        ``⌈r · n⌉`` users in each treatment arm for each control size.
     days : tuple of int
-        Days needed to collect each pair of arm sizes.
-    lifts : tuple of float
-        Relative lifts (the y axis).
+        Days needed to collect all arms at each control size.
+    effects : tuple of float
+        Effects on the plan's scale (the y axis).
+    lifts : tuple of float or None
+        The same effects, relative.
     power : tuple of tuple of float
-        ``power[i][j]`` is the power at ``lifts[i]`` and ``sample_sizes[j]``: one row per lift,
-        the layout of a heatmap's ``z``.
+        ``power[i][j]`` is the power of one comparison at ``effects[i]`` and
+        ``sample_sizes[j]``: one row per effect, the layout of a heatmap's ``z``.
     fixed_horizon_power : tuple of tuple of float, or None
         The same table for the fixed-horizon test, when ``mode`` is ``"sequential"``.
     """
 
     mode: str
-    baseline_rate: float
-    min_relative_lift: float
+    metric_type: str
+    effect_scale: str
+    baseline_rate: float | None
+    baseline_mean: float | None
+    min_relative_lift: float | None
+    min_effect: float
+    arms: int
     treatment_share: float
     alpha: float
+    alpha_per_comparison: float
     two_sided: bool
     sequential_tuning_n: int
     target_power: float
     sample_sizes: tuple[int, ...]
     treatment_sample_sizes: tuple[int, ...]
     days: tuple[int, ...]
-    lifts: tuple[float, ...]
+    effects: tuple[float, ...]
+    lifts: tuple[float | None, ...]
     power: tuple[tuple[float, ...], ...]
     fixed_horizon_power: tuple[tuple[float, ...], ...] | None
 
 
 @dataclass(frozen=True, slots=True)
 class _Inputs:
-    baseline_rate: float
-    min_relative_lift: float
+    metric_type: PlanMetric
+    baseline: float  # the rate or the mean
+    std: float | None  # continuous only
+    effect_scale: EffectScale
+    min_effect: float  # on effect_scale
     daily_traffic: float
     allocation: float
+    arms: int
     treatment_share: float
     power: float
     alpha: float
     two_sided: bool
     sequential: bool
     sequential_tuning_n: int
-    ratio: Fraction  # n_treatment / n_control, exactly
-    share: Fraction  # n_treatment / n, exactly
+    max_days: int | None
+    ratio: Fraction  # n_treatment / n_control in each comparison, exactly
+    pair_share: Fraction  # n_treatment / (n_control + n_treatment), exactly
     daily_users: Fraction  # daily_traffic · allocation, exactly
+
+    @property
+    def comparisons(self) -> int:
+        return self.arms - 1
+
+    @property
+    def alpha_per(self) -> float:
+        return self.alpha / self.comparisons
 
 
 def _decimal(value: float) -> Fraction:
@@ -249,22 +394,41 @@ def _decimal(value: float) -> Fraction:
     return Fraction(repr(float(value)))
 
 
-def _shifted_rate(baseline_rate: float, lift: float) -> float:
-    return baseline_rate * (1.0 + lift)
+def _absolute(metric: PlanMetric, baseline: float, scale: EffectScale, effect: float) -> float:
+    """``δ``: the effect on the absolute scale."""
+    if scale == "absolute":
+        return effect
+    return baseline * effect
 
 
-def _check_lift(name: str, lift: float, baseline_rate: float) -> float:
-    value = check_finite(name, lift)
+def _relative(baseline: float, delta: float) -> float | None:
+    return None if baseline == 0.0 else delta / baseline
+
+
+def _shifted(metric: PlanMetric, baseline: float, scale: EffectScale, effect: float) -> float:
+    """The treatment's rate or mean."""
+    if scale == "relative":
+        return baseline * (1.0 + effect)
+    return baseline + effect
+
+
+def _check_effect(
+    name: str, effect: float, metric: PlanMetric, baseline: float, scale: EffectScale
+) -> float:
+    value = check_finite(name, effect)
     if value == 0.0:
-        raise ValueError(f"{name} must be nonzero: a zero lift needs infinite samples")
-    rate = _shifted_rate(baseline_rate, value)
-    if not 0.0 < rate < 1.0:
+        raise ValueError(f"{name} must be nonzero: a zero effect needs infinite samples")
+    shifted = _shifted(metric, baseline, scale, value)
+    if metric == "binary" and not 0.0 < shifted < 1.0:
+        sign = "×" if scale == "relative" else "+"
+        factor = f"(1 + {value!r})" if scale == "relative" else repr(value)
         raise ValueError(
-            f"{name} must keep the treatment rate in (0, 1): baseline_rate {baseline_rate!r} "
-            f"× (1 + {value!r}) = {rate!r}"
+            f"{name} must keep the treatment rate in (0, 1): baseline_rate {baseline!r} "
+            f"{sign} {factor} = {shifted!r}"
         )
-    if rate == baseline_rate:
-        raise ValueError(f"{name} {value!r} is too small to change baseline_rate {baseline_rate!r}")
+    if shifted == baseline or not math.isfinite(shifted):
+        what = "baseline_rate" if metric == "binary" else "baseline_mean"
+        raise ValueError(f"{name} {value!r} is too small to change {what} {baseline!r}")
     return value
 
 
@@ -275,25 +439,82 @@ def _check_size(name: str, value: int) -> int:
     return size
 
 
+def _check_absent(name: str, value: float | None, metric: str) -> None:
+    if value is not None:
+        raise ValueError(f"{name} is for the other metric type; leave it out for {metric}")
+
+
 def _validate(
-    baseline_rate: float,
-    min_relative_lift: float,
+    metric_type: str,
+    baseline_rate: float | None,
+    baseline_mean: float | None,
+    standard_deviation: float | None,
+    min_relative_lift: float | None,
+    min_absolute_effect: float | None,
     daily_traffic: float,
     allocation: float,
-    treatment_share: float,
+    arms: int,
+    treatment_share: float | None,
     power: float,
     alpha: float,
     two_sided: bool,
     sequential: bool,
     sequential_tuning_n: int,
+    max_days: int | None,
 ) -> _Inputs:
-    baseline = check_open_unit("baseline_rate", baseline_rate)
-    lift = _check_lift("min_relative_lift", min_relative_lift, baseline)
+    metric: PlanMetric
+    std: float | None = None
+    if metric_type == "binary":
+        metric = "binary"
+        if baseline_rate is None:
+            raise ValueError("baseline_rate is required for a binary metric")
+        _check_absent("baseline_mean", baseline_mean, metric)
+        _check_absent("standard_deviation", standard_deviation, metric)
+        baseline = check_open_unit("baseline_rate", baseline_rate)
+    elif metric_type == "continuous":
+        metric = "continuous"
+        _check_absent("baseline_rate", baseline_rate, metric)
+        if baseline_mean is None:
+            raise ValueError("baseline_mean is required for a continuous metric")
+        if standard_deviation is None:
+            raise ValueError("standard_deviation is required for a continuous metric")
+        baseline = check_finite("baseline_mean", baseline_mean)
+        std = check_positive("standard_deviation", standard_deviation)
+    else:
+        raise ValueError(f"metric_type must be binary or continuous, got {metric_type!r}")
+    scale: EffectScale
+    if (min_relative_lift is None) == (min_absolute_effect is None):
+        raise ValueError(
+            "min_relative_lift or min_absolute_effect: give exactly one of the two, got "
+            + ("both" if min_relative_lift is not None else "neither")
+        )
+    if min_relative_lift is not None:
+        scale, name, given = "relative", "min_relative_lift", min_relative_lift
+        if metric == "continuous" and baseline == 0.0:
+            raise ValueError(
+                "min_relative_lift is undefined for a baseline_mean of 0: give min_absolute_effect"
+            )
+    else:
+        assert min_absolute_effect is not None
+        scale, name, given = "absolute", "min_absolute_effect", min_absolute_effect
+    effect = _check_effect(name, given, metric, baseline, scale)
     traffic = check_positive("daily_traffic", daily_traffic)
     share_of_traffic = check_finite("allocation", allocation)
     if not 0.0 < share_of_traffic <= 1.0:
         raise ValueError(f"allocation must be in (0, 1], got {allocation!r}")
-    share = check_open_unit("treatment_share", treatment_share)
+    if isinstance(arms, bool) or not isinstance(arms, int) or not 2 <= arms <= MAX_ARMS:
+        raise ValueError(f"arms must be a whole number from 2 to {MAX_ARMS}, got {arms!r}")
+    if treatment_share is None:
+        exact_share = Fraction(1, arms)
+        share = float(exact_share)
+    else:
+        share = check_open_unit("treatment_share", treatment_share)
+        exact_share = _decimal(share)
+        if exact_share * (arms - 1) >= 1:
+            raise ValueError(
+                f"treatment_share must leave users for the control: {arms - 1} treatment "
+                f"arm(s) × {share!r} is not below 1"
+            )
     level = check_alpha(alpha)
     target = check_open_unit("power", power)
     if target <= level:
@@ -303,47 +524,67 @@ def _validate(
     if not isinstance(sequential, bool):
         raise ValueError(f"sequential must be a bool, got {sequential!r}")
     tuning = _check_size("sequential_tuning_n", sequential_tuning_n)
-    exact_share = _decimal(share)
+    longest = None if max_days is None else _check_size("max_days", max_days)
+    control_share = 1 - (arms - 1) * exact_share
+    ratio = exact_share / control_share
     return _Inputs(
-        baseline_rate=baseline,
-        min_relative_lift=lift,
+        metric_type=metric,
+        baseline=baseline,
+        std=std,
+        effect_scale=scale,
+        min_effect=effect,
         daily_traffic=traffic,
         allocation=share_of_traffic,
+        arms=arms,
         treatment_share=share,
         power=target,
         alpha=level,
         two_sided=two_sided,
         sequential=sequential,
         sequential_tuning_n=tuning,
-        ratio=exact_share / (1 - exact_share),
-        share=exact_share,
+        max_days=longest,
+        ratio=ratio,
+        pair_share=ratio / (1 + ratio),
         daily_users=_decimal(traffic) * _decimal(share_of_traffic),
     )
 
 
 def _inputs_of(plan: DurationPlan) -> _Inputs:
+    # An equal split is kept as the exact 1/arms, not as its float.
+    equal = plan.treatment_share == float(Fraction(1, plan.arms))
+    relative = plan.effect_scale == "relative"
     return _validate(
+        plan.metric_type,
         plan.baseline_rate,
-        plan.min_relative_lift,
+        plan.baseline_mean,
+        plan.standard_deviation,
+        plan.min_relative_lift if relative else None,
+        None if relative else plan.min_absolute_effect,
         plan.daily_traffic,
         plan.allocation,
-        plan.treatment_share,
+        plan.arms,
+        None if equal else plan.treatment_share,
         plan.power,
         plan.alpha,
         plan.two_sided,
         plan.sequential,
         plan.sequential_tuning_n,
+        plan.max_days,
     )
 
 
-def _alternative(two_sided: bool, lift: float) -> Alternative:
+def _alternative(two_sided: bool, delta: float) -> Alternative:
     if two_sided:
         return "two-sided"
-    return "greater" if lift > 0 else "less"
+    return "greater" if delta > 0 else "less"
 
 
 def _treatment_size(inputs: _Inputs, control: float | int) -> int:
     return math.ceil(inputs.ratio * Fraction(control))
+
+
+def _total(inputs: _Inputs, control: int, treatment: int) -> int:
+    return control + inputs.comparisons * treatment
 
 
 def _days(inputs: _Inputs, total: int) -> int:
@@ -354,58 +595,124 @@ def _mode(inputs: _Inputs) -> str:
     return "sequential" if inputs.sequential else "fixed_horizon"
 
 
-def _unit_variance(inputs: _Inputs, rate: float) -> float:
-    """``n · Var(p̂_t − p̂_c)``: the unpooled variance the sequential test uses."""
-    share = float(inputs.share)
-    baseline = inputs.baseline_rate
+def _delta(inputs: _Inputs, effect: float) -> float:
+    return _absolute(inputs.metric_type, inputs.baseline, inputs.effect_scale, effect)
+
+
+def _unit_variance(inputs: _Inputs, effect: float) -> float:
+    """``n · Var(θ̂_t − θ̂_c)`` of one comparison, ``n`` its two arms' users: the variance the
+    sequential test uses (unpooled for rates)."""
+    share = float(inputs.pair_share)
+    if inputs.metric_type == "continuous":
+        assert inputs.std is not None
+        return inputs.std**2 * (1.0 / (1.0 - share) + 1.0 / share)
+    baseline = inputs.baseline
+    rate = _shifted(inputs.metric_type, baseline, inputs.effect_scale, effect)
     return baseline * (1.0 - baseline) / (1.0 - share) + rate * (1.0 - rate) / share
 
 
 def _figures(inputs: _Inputs, mode: str, exact_control: float) -> ModeFigures:
     control = math.ceil(exact_control)
     treatment = _treatment_size(inputs, exact_control)
-    total = control + treatment
+    total = _total(inputs, control, treatment)
     return ModeFigures(mode, exact_control, control, treatment, total, _days(inputs, total))
 
 
-def _both(inputs: _Inputs, lift: float) -> tuple[ModeFigures, ModeFigures]:
-    """(fixed-horizon, always-valid) figures for detecting ``lift``."""
-    rate = _shifted_rate(inputs.baseline_rate, lift)
-    fixed = sample_size_proportions(
-        inputs.baseline_rate,
-        rate,
-        alpha=inputs.alpha,
+def _fixed_size(inputs: _Inputs, effect: float) -> float:
+    delta = _delta(inputs, effect)
+    alternative = _alternative(inputs.two_sided, delta)
+    if inputs.metric_type == "continuous":
+        assert inputs.std is not None
+        return sample_size_means(
+            delta,
+            inputs.std,
+            alpha=inputs.alpha_per,
+            power=inputs.power,
+            ratio=float(inputs.ratio),
+            alternative=alternative,
+        )
+    return sample_size_proportions(
+        inputs.baseline,
+        _shifted(inputs.metric_type, inputs.baseline, inputs.effect_scale, effect),
+        alpha=inputs.alpha_per,
         power=inputs.power,
         ratio=float(inputs.ratio),
-        alternative=_alternative(inputs.two_sided, lift),
+        alternative=alternative,
     )
-    total = sequential_sample_size(
-        rate - inputs.baseline_rate,
-        _unit_variance(inputs, rate),
+
+
+def _both(inputs: _Inputs, effect: float) -> tuple[ModeFigures, ModeFigures]:
+    """(fixed-horizon, always-valid) figures for detecting ``effect``."""
+    fixed = _fixed_size(inputs, effect)
+    pair_total = sequential_sample_size(
+        _delta(inputs, effect),
+        _unit_variance(inputs, effect),
         alpha=inputs.alpha,
         power=inputs.power,
         tuning_n=inputs.sequential_tuning_n,
+        comparisons=inputs.comparisons,
     )
-    exact_control = float(Fraction(total) * (1 - inputs.share))
+    exact_control = float(Fraction(pair_total) * (1 - inputs.pair_share))
     return _figures(inputs, "fixed_horizon", fixed), _figures(inputs, "sequential", exact_control)
 
 
-def _plan(inputs: _Inputs, lift: float) -> DurationPlan:
-    fixed, always_valid = _both(inputs, lift)
+def _warnings(inputs: _Inputs, chosen: ModeFigures) -> tuple[PlanWarning, ...]:
+    found: list[PlanWarning] = []
+    if chosen.days > _A_YEAR:
+        years = chosen.days / _A_YEAR
+        remedies = "detect a larger effect" + (
+            ", put more of the traffic in the experiment" if inputs.allocation < 1.0 else ""
+        )
+        remedies += ", or use fewer arms" if inputs.arms > 2 else ""
+        found.append(
+            PlanWarning(
+                "longer_than_a_year",
+                f"The plan needs {chosen.days:,} days (about {years:,.1f} years): {remedies}.",
+            )
+        )
+    if inputs.max_days is not None and chosen.days > inputs.max_days:
+        reached = math.floor(inputs.daily_users * inputs.max_days)
+        found.append(
+            PlanWarning(
+                "traffic_cannot_reach",
+                f"In {inputs.max_days:,} days the traffic brings {reached:,} of the "
+                f"{chosen.total_samples:,} users the test needs.",
+            )
+        )
+    return tuple(found)
+
+
+def _plan(inputs: _Inputs, effect: float) -> DurationPlan:
+    fixed, always_valid = _both(inputs, effect)
     chosen = always_valid if inputs.sequential else fixed
+    binary = inputs.metric_type == "binary"
+    delta = _delta(inputs, effect)
+    shifted = _shifted(inputs.metric_type, inputs.baseline, inputs.effect_scale, effect)
     return DurationPlan(
-        baseline_rate=inputs.baseline_rate,
-        min_relative_lift=lift,
+        metric_type=inputs.metric_type,
+        baseline_rate=inputs.baseline if binary else None,
+        baseline_mean=None if binary else inputs.baseline,
+        standard_deviation=inputs.std,
+        effect_scale=inputs.effect_scale,
+        min_relative_lift=effect
+        if inputs.effect_scale == "relative"
+        else _relative(inputs.baseline, delta),
+        min_absolute_effect=delta,
         daily_traffic=inputs.daily_traffic,
         allocation=inputs.allocation,
+        arms=inputs.arms,
+        comparisons=inputs.comparisons,
         treatment_share=inputs.treatment_share,
         power=inputs.power,
         alpha=inputs.alpha,
+        alpha_per_comparison=inputs.alpha_per,
         two_sided=inputs.two_sided,
         sequential=inputs.sequential,
         sequential_tuning_n=inputs.sequential_tuning_n,
+        max_days=inputs.max_days,
         mode=_mode(inputs),
-        treatment_rate=_shifted_rate(inputs.baseline_rate, lift),
+        treatment_rate=shifted if binary else None,
+        treatment_mean=None if binary else shifted,
         exact_control_samples=chosen.exact_control_samples,
         control_samples=chosen.control_samples,
         treatment_samples=chosen.treatment_samples,
@@ -414,67 +721,99 @@ def _plan(inputs: _Inputs, lift: float) -> DurationPlan:
         daily_users_in_test=float(inputs.daily_users),
         fixed_horizon=fixed,
         always_valid=always_valid,
+        warnings=_warnings(inputs, chosen),
     )
 
 
-def _lifts(inputs: _Inputs, lifts: Sequence[float] | None) -> tuple[float, ...]:
-    """Explicit lifts, each validated, or the default range around the planned lift."""
+def _effects(inputs: _Inputs, lifts: Sequence[float] | None) -> tuple[float, ...]:
+    """Explicit effects, each validated, or the default range around the planned one."""
+    metric, baseline, scale = inputs.metric_type, inputs.baseline, inputs.effect_scale
     if lifts is not None:
         chosen = tuple(
-            _check_lift(f"lifts[{i}]", lift, inputs.baseline_rate) for i, lift in enumerate(lifts)
+            _check_effect(f"lifts[{i}]", lift, metric, baseline, scale)
+            for i, lift in enumerate(lifts)
         )
         if not chosen:
             raise ValueError("lifts must not be empty")
         return chosen
     result: list[float] = []
     for factor in _LIFT_FACTORS:
-        lift = float(factor * _decimal(inputs.min_relative_lift))
-        rate = _shifted_rate(inputs.baseline_rate, lift)
-        if 0.0 < rate < 1.0 and rate != inputs.baseline_rate:
-            result.append(lift)
+        effect = float(factor * _decimal(inputs.min_effect))
+        shifted = _shifted(metric, baseline, scale, effect)
+        if shifted != baseline and (metric == "continuous" or 0.0 < shifted < 1.0):
+            result.append(effect)
     return tuple(result)
 
 
+def _effect_of(plan: DurationPlan) -> float:
+    if plan.effect_scale == "relative":
+        assert plan.min_relative_lift is not None
+        return plan.min_relative_lift
+    return plan.min_absolute_effect
+
+
 def plan_duration(
-    baseline_rate: float,
-    min_relative_lift: float,
+    baseline_rate: float | None,
+    min_relative_lift: float | None,
     daily_traffic: float,
     allocation: float = 1.0,
-    treatment_share: float = 0.5,
+    treatment_share: float | None = None,
     power: float = 0.8,
     alpha: float = 0.05,
     two_sided: bool = True,
     sequential: bool = True,
     sequential_tuning_n: int = DEFAULT_TUNING_N,
+    *,
+    metric_type: str = "binary",
+    baseline_mean: float | None = None,
+    standard_deviation: float | None = None,
+    min_absolute_effect: float | None = None,
+    arms: int = 2,
+    max_days: int | None = None,
 ) -> DurationPlan:
-    r"""Users per arm and days needed to detect a relative lift in a conversion rate.
+    r"""Users per arm and days needed to detect an effect on a rate or a mean.
 
     Parameters
     ----------
-    baseline_rate : float
-        Control conversion rate ``p`` in (0, 1).
-    min_relative_lift : float
-        Smallest relative change worth detecting, ``L``; nonzero, with ``p(1 + L)`` in (0, 1).
-        Negative lifts plan for detecting a decrease.
+    baseline_rate : float or None
+        Control conversion rate ``p`` in (0, 1), for ``metric_type="binary"`` (else ``None``).
+    min_relative_lift : float or None
+        Smallest relative change worth detecting, ``L`` (0.05 is +5%); nonzero, with
+        ``p(1 + L)`` in (0, 1) for a rate. Negative lifts plan for detecting a decrease.
+        Give this or ``min_absolute_effect``.
     daily_traffic : float
         Eligible users per day, greater than zero.
     allocation : float, default 1.0
         Fraction of the traffic that enters the experiment, in (0, 1].
-    treatment_share : float, default 0.5
-        Fraction of the experiment's users sent to the treatment, ``s`` in (0, 1).
+    treatment_share : float, optional
+        Fraction of the experiment's users in *each* treatment arm, ``s``; the control gets
+        ``1 − (arms − 1) s``, which must be positive. By default ``1/arms`` (an equal split).
     power : float, default 0.8
-        Target power, in (alpha, 1).
+        Target power of each comparison, in (alpha, 1).
     alpha : float, default 0.05
-        Significance level in (0, 1).
+        Family-wise significance level in (0, 1), split over the comparisons.
     two_sided : bool, default True
-        Two-sided fixed-horizon test; ``False`` tests only in the direction of the lift. The
-        sequential test is always two-sided.
+        Two-sided fixed-horizon test; ``False`` tests only in the direction of the effect.
+        The sequential test is always two-sided.
     sequential : bool, default True
         Plan for the always-valid sequential test, which a new experiment runs by default;
-        ``False`` plans for the fixed-horizon z-test, read once. Both are in the result.
+        ``False`` plans for the fixed-horizon test, read once. Both are in the result.
     sequential_tuning_n : int, default 5000
         The sequential test's ``tuning_n``, as in
         :class:`~abscope.stats.analysis.AnalysisOptions`.
+    metric_type : {"binary", "continuous"}, default "binary"
+        A conversion rate, or a mean.
+    baseline_mean, standard_deviation : float, optional
+        The control's mean and the standard deviation of one user's value (assumed the same
+        in every arm), for ``metric_type="continuous"``.
+    min_absolute_effect : float, optional
+        The smallest absolute change worth detecting: a difference of rates (0.01 is one
+        percentage point) or of means. Give this or ``min_relative_lift``.
+    arms : int, default 2
+        Control plus treatments, 2 to :data:`MAX_ARMS`.
+    max_days : int, optional
+        The longest the experiment can run; a plan that needs longer has a
+        ``"traffic_cannot_reach"`` warning.
 
     Returns
     -------
@@ -487,20 +826,23 @@ def plan_duration(
 
     Notes
     -----
-    With ``r = s/(1 − s)`` and ``p_t = p(1 + L)``, the exact control size is
+    With ``m = arms − 1``, ``α' = α/m``, ``r = s/(1 − m s)`` and the treatment rate ``p_t``,
+    the exact control size of a rate is
 
     .. math::
 
-        n_c = \frac{\left(z_{1-α'}\sqrt{p̄ q̄ (1 + 1/r)} + z_{1-β}\sqrt{p q + p_t q_t / r}\right)^2}
+        n_c = \frac{\left(z_{1-α''}\sqrt{p̄ q̄ (1 + 1/r)} + z_{1-β}\sqrt{p q + p_t q_t / r}\right)^2}
                    {(p_t - p)^2}, \qquad p̄ = \frac{p + r p_t}{1 + r}
 
-    (``α' = α/2`` two-sided) for the fixed-horizon test. For the sequential test the total
-    ``n`` solves ``Φ(δ√n/σ − c(n)) + Φ(−δ√n/σ − c(n)) = power`` with ``δ = p_t − p``,
-    ``σ² = p q/(1 − s) + p_t q_t/s`` and ``c(n)`` the always-valid boundary
-    (:func:`~abscope.stats.sequential_power.sequential_sample_size`), and ``n_c = (1 − s) n``.
-    Then ``control = ⌈n_c⌉``, ``treatment = ⌈r n_c⌉`` and
-    ``days = ⌈(control + treatment) / (daily_traffic · allocation)⌉``, all computed exactly
-    (see the module docstring). An even split (``s = 0.5``) needs the fewest users.
+    (``α'' = α'/2`` two-sided) for the fixed-horizon test, and of a mean
+    ``n_c = (z_{1-α''} + z_{1-β})^2 σ^2 (1 + 1/r) / δ^2``. For the sequential test the pair
+    total ``n`` solves ``Φ(δ√n/σ_1 − c(n)) + Φ(−δ√n/σ_1 − c(n)) = power`` with
+    ``σ_1² = p q/(1 − s') + p_t q_t/s'`` (or ``σ²/(1 − s') + σ²/s'``), ``s' = r/(1 + r)``
+    and ``c(n)`` the always-valid boundary at ``α'``
+    (:func:`~abscope.stats.sequential_power.sequential_sample_size`), and ``n_c = (1 − s') n``.
+    Then ``control = ⌈n_c⌉``, ``treatment = ⌈r n_c⌉`` per arm,
+    ``total = control + m · treatment`` and ``days = ⌈total / (daily_traffic · allocation)⌉``,
+    all computed exactly (see the module docstring).
 
     The sequential test may be read every day and stopped at the first significant look. The
     plan's power is its chance of being significant when read at the planned total; earlier
@@ -510,7 +852,8 @@ def plan_duration(
     References
     ----------
     .. [1] R Core Team, ``power.prop.test``, package *stats*.
-    .. [2] R. Kohavi, D. Tang, Y. Xu, *Trustworthy Online Controlled Experiments*, Cambridge
+    .. [2] statsmodels, ``statsmodels.stats.power.NormalIndPower.solve_power``.
+    .. [3] R. Kohavi, D. Tang, Y. Xu, *Trustworthy Online Controlled Experiments*, Cambridge
        University Press, 2020, chapter 17 (statistics behind online experiments).
 
     Examples
@@ -521,20 +864,36 @@ def plan_duration(
     >>> plan = plan_duration(0.2, 0.25, daily_traffic=200)  # always-valid, as by default
     >>> plan.mode, plan.control_samples, plan.days, plan.fixed_horizon.days
     ('sequential', 2093, 21, 11)
+    >>> plan = plan_duration(0.2, None, 200, min_absolute_effect=0.05, sequential=False)
+    >>> plan.min_relative_lift, plan.control_samples
+    (0.25, 1094)
+    >>> three = plan_duration(0.2, 0.25, 200, arms=3, sequential=False)
+    >>> three.alpha_per_comparison, three.control_samples, three.total_samples
+    (0.025, 1325, 3975)
+    >>> plan = plan_duration(None, None, 1000, metric_type="continuous", baseline_mean=10.0,
+    ...                      standard_deviation=4.0, min_absolute_effect=1.0, sequential=False)
+    >>> plan.treatment_mean, plan.control_samples, plan.days
+    (11.0, 252, 1)
     """
     inputs = _validate(
+        metric_type,
         baseline_rate,
+        baseline_mean,
+        standard_deviation,
         min_relative_lift,
+        min_absolute_effect,
         daily_traffic,
         allocation,
+        arms,
         treatment_share,
         power,
         alpha,
         two_sided,
         sequential,
         sequential_tuning_n,
+        max_days,
     )
-    return _plan(inputs, inputs.min_relative_lift)
+    return _plan(inputs, inputs.min_effect)
 
 
 def sensitivity_curve(
@@ -542,17 +901,18 @@ def sensitivity_curve(
     *,
     lifts: Sequence[float] | None = None,
 ) -> SensitivityCurve:
-    """Users and days needed as the lift to detect varies: the planner's sensitivity chart.
+    """Users and days needed as the effect to detect varies: the planner's sensitivity chart.
 
     Parameters
     ----------
     plan : DurationPlan
-        The plan from :func:`plan_duration`; its inputs set the baseline, split, traffic,
-        power, alpha and sidedness.
+        The plan from :func:`plan_duration`; its inputs set the baseline, arms, split,
+        traffic, power, alpha and sidedness.
     lifts : sequence of float, optional
-        Relative lifts to evaluate, each valid as ``min_relative_lift`` would be (an invalid one
-        raises, naming ``lifts[i]``). By default 26 lifts from 0.5× to 3× ``min_relative_lift``
-        in steps of 0.1×, leaving out any that would push the rate outside (0, 1).
+        Effects to evaluate on the plan's scale (relative lifts, or absolute effects when the
+        plan was given ``min_absolute_effect``), each valid as the plan's effect would be (an
+        invalid one raises, naming ``lifts[i]``). By default 26 effects from 0.5× to 3× the
+        plan's in steps of 0.1×, leaving out any that would push a rate outside (0, 1).
 
     Returns
     -------
@@ -560,8 +920,8 @@ def sensitivity_curve(
 
     Notes
     -----
-    Each point is :func:`plan_duration` at that lift, with the same rounding and mode. Fewer
-    users are needed to detect bigger lifts, roughly as ``1/L²``.
+    Each point is :func:`plan_duration` at that effect, with the same rounding and mode. Fewer
+    users are needed to detect bigger effects, roughly as ``1/δ²``.
 
     Examples
     --------
@@ -570,14 +930,23 @@ def sensitivity_curve(
     (26, 0.1, 30, 64)
     """
     inputs = _inputs_of(plan)
-    plans = [_plan(inputs, lift) for lift in _lifts(inputs, lifts)]
+    plans = [_plan(inputs, effect) for effect in _effects(inputs, lifts)]
+    binary = inputs.metric_type == "binary"
     return SensitivityCurve(
         mode=_mode(inputs),
-        baseline_rate=inputs.baseline_rate,
-        min_relative_lift=inputs.min_relative_lift,
+        metric_type=inputs.metric_type,
+        effect_scale=inputs.effect_scale,
+        baseline_rate=plan.baseline_rate,
+        baseline_mean=plan.baseline_mean,
+        min_relative_lift=plan.min_relative_lift,
+        min_effect=inputs.min_effect,
         daily_users_in_test=float(inputs.daily_users),
+        effects=tuple(_effect_of(p) for p in plans),
         lifts=tuple(p.min_relative_lift for p in plans),
-        treatment_rates=tuple(p.treatment_rate for p in plans),
+        absolute_effects=tuple(p.min_absolute_effect for p in plans),
+        treatment_rates=tuple(p.treatment_rate for p in plans if p.treatment_rate is not None)
+        if binary
+        else None,
         control_samples=tuple(p.control_samples for p in plans),
         treatment_samples=tuple(p.treatment_samples for p in plans),
         total_samples=tuple(p.total_samples for p in plans),
@@ -587,23 +956,41 @@ def sensitivity_curve(
     )
 
 
+def _fixed_power(inputs: _Inputs, effect: float, n_c: int, n_t: int) -> float:
+    delta = _delta(inputs, effect)
+    alternative = _alternative(inputs.two_sided, delta)
+    if inputs.metric_type == "continuous":
+        assert inputs.std is not None
+        return power_means(
+            delta, inputs.std, n_c, n_t, alpha=inputs.alpha_per, alternative=alternative
+        )
+    return power_proportions(
+        inputs.baseline,
+        _shifted(inputs.metric_type, inputs.baseline, inputs.effect_scale, effect),
+        n_c,
+        n_t,
+        alpha=inputs.alpha_per,
+        alternative=alternative,
+    )
+
+
 def power_grid(
     plan: DurationPlan,
     *,
     sample_sizes: Sequence[int] | None = None,
     lifts: Sequence[float] | None = None,
 ) -> PowerGrid:
-    """Power over control sample size × relative lift: the planner's power heatmap.
+    """Power over control sample size × effect: the planner's power heatmap.
 
     Parameters
     ----------
     plan : DurationPlan
-        The plan from :func:`plan_duration`; its inputs set the baseline, split, traffic,
-        power, alpha and sidedness.
+        The plan from :func:`plan_duration`; its inputs set the baseline, arms, split,
+        traffic, power, alpha and sidedness.
     sample_sizes : sequence of int, optional
-        Control users per arm, whole numbers of at least 1 (returned sorted, without
-        duplicates). By default 0.1× to 2× the plan's ``control_samples`` in steps of 0.1×,
-        rounded up; the plan's own size is among them.
+        Control users, whole numbers of at least 1 (returned sorted, without duplicates). By
+        default 0.1× to 2× the plan's ``control_samples`` in steps of 0.1×, rounded up; the
+        plan's own size is among them.
     lifts : sequence of float, optional
         As in :func:`sensitivity_curve`, with the same default.
 
@@ -613,12 +1000,13 @@ def power_grid(
 
     Notes
     -----
-    The treatment arm of a control size ``n`` holds ``⌈r n⌉`` users, ``r = s/(1 − s)``. For a
-    sequential plan the power is :func:`abscope.stats.sequential_power.sequential_power` at the
-    total, with the plan's tuning (and the fixed-horizon table is alongside); otherwise it is
-    :func:`abscope.stats.power.power_proportions` with the plan's ``alpha`` and sidedness
-    (one-sided tests look in the direction of each lift). At the plan's control size and lift
-    the power is at least the target.
+    Each treatment arm of a control size ``n`` holds ``⌈r n⌉`` users. The power is that of
+    one comparison at ``alpha / (arms − 1)``: for a sequential plan
+    :func:`abscope.stats.sequential_power.sequential_power` at the pair total, with the
+    plan's tuning (and the fixed-horizon table is alongside); otherwise
+    :func:`abscope.stats.power.power_proportions` or :func:`~abscope.stats.power.power_means`
+    with the plan's sidedness (one-sided tests look in the direction of each effect). At the
+    plan's control size and effect the power is at least the target.
 
     Examples
     --------
@@ -629,9 +1017,9 @@ def power_grid(
     0.8
     """
     inputs = _inputs_of(plan)
-    chosen_lifts = _lifts(inputs, lifts)
+    chosen = _effects(inputs, lifts)
     if sample_sizes is None:
-        planned = _plan(inputs, inputs.min_relative_lift).control_samples
+        planned = _plan(inputs, inputs.min_effect).control_samples
         sizes = sorted({max(1, math.ceil(f * planned)) for f in _SIZE_FACTORS})
     else:
         sizes = sorted({_check_size(f"sample_sizes[{i}]", n) for i, n in enumerate(sample_sizes)})
@@ -640,47 +1028,46 @@ def power_grid(
     treatments = [_treatment_size(inputs, n) for n in sizes]
     pairs = list(zip(sizes, treatments, strict=True))
     fixed = tuple(
-        tuple(
-            power_proportions(
-                inputs.baseline_rate,
-                _shifted_rate(inputs.baseline_rate, lift),
-                n_c,
-                n_t,
-                alpha=inputs.alpha,
-                alternative=_alternative(inputs.two_sided, lift),
-            )
-            for n_c, n_t in pairs
-        )
-        for lift in chosen_lifts
+        tuple(_fixed_power(inputs, effect, n_c, n_t) for n_c, n_t in pairs) for effect in chosen
     )
     table = fixed
     if inputs.sequential:
         table = tuple(
             tuple(
                 sequential_power(
-                    _shifted_rate(inputs.baseline_rate, lift) - inputs.baseline_rate,
-                    _unit_variance(inputs, _shifted_rate(inputs.baseline_rate, lift)),
+                    _delta(inputs, effect),
+                    _unit_variance(inputs, effect),
                     n_c + n_t,
                     alpha=inputs.alpha,
                     tuning_n=inputs.sequential_tuning_n,
+                    comparisons=inputs.comparisons,
                 )
                 for n_c, n_t in pairs
             )
-            for lift in chosen_lifts
+            for effect in chosen
         )
     return PowerGrid(
         mode=_mode(inputs),
-        baseline_rate=inputs.baseline_rate,
-        min_relative_lift=inputs.min_relative_lift,
+        metric_type=inputs.metric_type,
+        effect_scale=inputs.effect_scale,
+        baseline_rate=plan.baseline_rate,
+        baseline_mean=plan.baseline_mean,
+        min_relative_lift=plan.min_relative_lift,
+        min_effect=inputs.min_effect,
+        arms=inputs.arms,
         treatment_share=inputs.treatment_share,
         alpha=inputs.alpha,
+        alpha_per_comparison=inputs.alpha_per,
         two_sided=inputs.two_sided,
         sequential_tuning_n=inputs.sequential_tuning_n,
         target_power=inputs.power,
         sample_sizes=tuple(sizes),
         treatment_sample_sizes=tuple(treatments),
-        days=tuple(_days(inputs, n_c + n_t) for n_c, n_t in zip(sizes, treatments, strict=True)),
-        lifts=chosen_lifts,
+        days=tuple(_days(inputs, _total(inputs, n_c, n_t)) for n_c, n_t in pairs),
+        effects=chosen,
+        lifts=chosen
+        if inputs.effect_scale == "relative"
+        else tuple(_relative(inputs.baseline, e) for e in chosen),
         power=table,
         fixed_horizon_power=fixed if inputs.sequential else None,
     )
