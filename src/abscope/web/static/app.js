@@ -137,10 +137,27 @@ const abscope = {
     target.classList.remove("hidden");
   },
 
-  plot(id, figure) {
+  // Plotly.js loads async (script#plotly-js), so that it holds up no table: this resolves
+  // once it has arrived (at once if it has).
+  plotlyReady() {
+    if (window.Plotly) return Promise.resolve(window.Plotly);
+    if (!abscope.plotlyLoading) {
+      abscope.plotlyLoading = new Promise((resolve, reject) => {
+        const script = document.getElementById("plotly-js");
+        if (!script) { reject(new Error("this page does not load Plotly.js")); return; }
+        script.addEventListener("load", () => resolve(window.Plotly));
+        script.addEventListener("error", () => reject(new Error("Plotly.js did not load")));
+      });
+    }
+    return abscope.plotlyLoading;
+  },
+  plotlyLoading: null,
+
+  async plot(id, figure) {
+    const plotly = await abscope.plotlyReady();
     const node = document.getElementById(id);
     const layout = Object.assign({}, figure.layout || {}, { autosize: true });
-    return Plotly.react(node, figure.data || [], layout, { responsive: true, displaylogo: false });
+    return plotly.react(node, figure.data || [], layout, { responsive: true, displaylogo: false });
   },
 
   header() {
