@@ -179,6 +179,8 @@ def test_every_page_passes_axe(
     tab = make_tab(server.url, viewport={"width": width, "height": 900}, bypass_csp=True)
     found: dict[str, list[str]] = {}
     for name, path, ready in PAGES:
+        if name == "docs" and width != 1280:  # Swagger UI's layout: checked once, at 1280
+            continue
         page = tab.open(path)
         ready(page)
         page.add_script_tag(path=str(AXE))

@@ -5,9 +5,9 @@ figures that the server builds (``abscope.charts``). Every asset is served local
 from the installed ``plotly`` package, so a page makes no request to any other host.
 
 The assets are served gzipped, and the pages link to them by versioned URLs that the browser
-keeps for a year (:mod:`abscope.web.assets`). Plotly.js (4.8 MB, 1.5 MB gzipped) loads
-``async``: the pages' own scripts and tables do not wait for it, and ``abscope.plot`` draws
-each chart once it has arrived.
+keeps for a year (:mod:`abscope.web.assets`). Plotly.js (4.8 MB, 1.5 MB gzipped) is
+preloaded, not run, by the head: the pages' own scripts and tables do not wait for it, and
+the first ``abscope.plot`` runs it and draws each chart once it has.
 """
 
 from __future__ import annotations
@@ -85,14 +85,16 @@ router = APIRouter(include_in_schema=False)
 @cache
 def render(page: Page) -> str:
     """The page's body file in the shared layout (one head for every page), linking to the
-    versioned URLs of its assets. Plotly.js is ``async``: it holds up neither the parsing
-    nor the page's script (``defer``), and ``abscope.plot`` waits for it."""
+    versioned URLs of its assets. Plotly.js is only preloaded: downloaded alongside the page
+    but run by the first ``abscope.plot``, after the page's tables are drawn."""
     static = static_files()
     plotly = plotly_files().url("plotly.min.js")
     return _LAYOUT.format(
         title=page.title,
         css=static.url("app.css"),
-        plotly=f'  <script id="plotly-js" src="{plotly}" async></script>\n' if page.charts else "",
+        plotly=f'  <link id="plotly-js" rel="preload" href="{plotly}" as="script">\n'
+        if page.charts
+        else "",
         app=static.url("app.js"),
         script=static.url(page.script),
         body=(_HERE / "pages" / page.body).read_text(encoding="utf-8"),

@@ -137,16 +137,19 @@ const abscope = {
     target.classList.remove("hidden");
   },
 
-  // Plotly.js loads async (script#plotly-js), so that it holds up no table: this resolves
-  // once it has arrived (at once if it has).
+  // Plotly.js (4.8 MB of script to compile) must hold up no table: the page's head only
+  // preloads it (link#plotly-js, downloaded alongside the page, not run), and the first
+  // chart to draw runs it. This resolves once it has run (at once if it has).
   plotlyReady() {
     if (window.Plotly) return Promise.resolve(window.Plotly);
     if (!abscope.plotlyLoading) {
       abscope.plotlyLoading = new Promise((resolve, reject) => {
-        const script = document.getElementById("plotly-js");
-        if (!script) { reject(new Error("this page does not load Plotly.js")); return; }
+        const link = document.getElementById("plotly-js");
+        if (!link) { reject(new Error("this page does not load Plotly.js")); return; }
+        const script = abscope.el("script", { src: link.href });
         script.addEventListener("load", () => resolve(window.Plotly));
         script.addEventListener("error", () => reject(new Error("Plotly.js did not load")));
+        document.head.append(script);
       });
     }
     return abscope.plotlyLoading;
