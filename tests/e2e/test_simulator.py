@@ -16,7 +16,7 @@ def test_simulator_draws_regret_of_four_policies(tab: Tab) -> None:
     assert list(chart.legend) == POLICIES, chart
     rows = page.locator("#final-regret tbody tr")
     expect(rows).to_have_count(len(POLICIES))
-    expect(rows.locator("td:first-child")).to_have_text(POLICIES)
+    expect(rows.locator("th")).to_have_text(POLICIES)
 
     page.locator("input[name=true_rates]").fill("0.02, 0.03, 0.05")
     page.locator("input[name=horizon]").fill("1000")

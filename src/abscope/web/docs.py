@@ -16,7 +16,8 @@ from typing import Final
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
+
+from abscope.web.assets import StaticAssets
 
 __all__ = ["ASSETS", "PAGE", "assets", "router"]
 
@@ -53,6 +54,7 @@ def _swagger_ui_files() -> Path:
     return Path(str(resources.files("fastapi_offline") / "static"))
 
 
-def assets() -> StaticFiles:
-    """Swagger UI's script and stylesheet, from the installed ``fastapi-offline`` package."""
-    return StaticFiles(directory=_swagger_ui_files())
+def assets() -> StaticAssets:
+    """Swagger UI's script and stylesheet, from the installed ``fastapi-offline`` package,
+    gzipped (:mod:`abscope.web.assets`)."""
+    return StaticAssets.directory(_swagger_ui_files(), ASSETS)

@@ -137,10 +137,79 @@ const abscope = {
     target.classList.remove("hidden");
   },
 
-  plot(id, figure) {
+  // Plotly.js (4.8 MB of script to compile) must hold up no table: the page's head only
+  // preloads it (link#plotly-js, downloaded alongside the page, not run), and the first
+  // chart to draw runs it. This resolves once it has run (at once if it has).
+  plotlyReady() {
+    if (window.Plotly) return Promise.resolve(window.Plotly);
+    if (!abscope.plotlyLoading) {
+      abscope.plotlyLoading = new Promise((resolve, reject) => {
+        const link = document.getElementById("plotly-js");
+        if (!link) { reject(new Error("this page does not load Plotly.js")); return; }
+        const script = abscope.el("script", { src: link.href });
+        script.addEventListener("load", () => resolve(window.Plotly));
+        script.addEventListener("error", () => reject(new Error("Plotly.js did not load")));
+        document.head.append(script);
+      });
+    }
+    return abscope.plotlyLoading;
+  },
+  plotlyLoading: null,
+
+  async plot(id, figure) {
+    const plotly = await abscope.plotlyReady();
     const node = document.getElementById(id);
     const layout = Object.assign({}, figure.layout || {}, { autosize: true });
-    return Plotly.react(node, figure.data || [], layout, { responsive: true, displaylogo: false });
+    const drawn = await plotly.react(node, figure.data || [], layout, { responsive: true, displaylogo: false });
+    abscope.describeChart(node, figure);
+    return drawn;
+  },
+
+  // A chart's text alternative: the box is a figure named by the chart's title (or the
+  // page's own aria-label), described by a visually hidden summary of its series.
+  describeChart(node, figure) {
+    const layout = figure.layout || {};
+    const text = (t) => (t && typeof t === "object" ? t.text : t) || "";
+    const axes = [text((layout.yaxis || {}).title), text((layout.xaxis || {}).title)].filter(Boolean);
+    const title = text(layout.title) || (axes.length === 2 ? `${axes[0]} against ${axes[1]}` : "Chart");
+    const value = (v) => (typeof v === "number" ? abscope.num(v) : String(v));
+    const series = (figure.data || []).map((trace, i) => {
+      const name = trace.name || `series ${i + 1}`;
+      if (trace.type === "heatmap" && Array.isArray(trace.z)) {
+        const cells = trace.z.flat().filter((z) => typeof z === "number");
+        if (!cells.length) return `${name}: no cells`;
+        return `${name}: ${trace.z.length} by ${(trace.z[0] || []).length} cells, from `
+          + `${value(Math.min(...cells))} to ${value(Math.max(...cells))}`;
+      }
+      const ys = Array.isArray(trace.y) ? trace.y : [];
+      const xs = Array.isArray(trace.x) ? trace.x : [];
+      if (!ys.length) return `${name}: no points`;
+      const last = ys.length - 1;
+      const at = xs.length > last ? ` at ${value(xs[last])}` : "";
+      return `${name}: ${ys.length} point${ys.length === 1 ? "" : "s"}, the last ${value(ys[last])}${at}`;
+    });
+    const summaryId = `${node.id}-summary`;
+    let summary = document.getElementById(summaryId);
+    if (!summary) {
+      summary = abscope.el("p", { id: summaryId, class: "visually-hidden" });
+      node.insertAdjacentElement("afterend", summary);
+    }
+    summary.textContent = `${title}. ${series.join("; ") || "No data"}.`;
+    node.setAttribute("role", "figure");
+    if (!node.dataset.label) node.dataset.label = node.getAttribute("aria-label") || "";
+    node.setAttribute("aria-label", node.dataset.label || `Chart: ${title}`);
+    node.setAttribute("aria-describedby", summaryId);
+  },
+
+  // Tables that scroll sideways can be scrolled from the keyboard: focusable, and named.
+  scrollables() {
+    for (const box of document.querySelectorAll(".table-wrap:not([tabindex])")) {
+      const heading = box.closest(".panel, section, main")?.querySelector("h2, h1");
+      const caption = box.querySelector("caption");
+      box.setAttribute("tabindex", "0");
+      box.setAttribute("role", "region");
+      box.setAttribute("aria-label", (caption || heading)?.textContent.trim() || "Table");
+    }
   },
 
   header() {
@@ -170,4 +239,4 @@ const abscope = {
   },
 };
 
-document.addEventListener("DOMContentLoaded", () => abscope.header());
+document.addEventListener("DOMContentLoaded", () => { abscope.header(); abscope.scrollables(); });
