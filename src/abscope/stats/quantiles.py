@@ -1,0 +1,706 @@
+r"""Quantile metrics (p50, p95, p99 of latency) with intervals that hold when users repeat.
+
+A latency metric counts requests, but the unit of randomisation is the user, and one user's
+requests are alike (a slow device, a long prompt). An interval built as if the requests were
+independent is too narrow (``tests/unit/test_quantiles.py`` shows it: about 70% coverage
+for a nominal 95% at 1-20 requests per user). Here each variant's requests are kept in a
+log-bucket sketch (:mod:`abscope.stats.sketch`), and the uncertainty comes from an *online
+bootstrap over users*: every user carries ``B`` deterministic replicate weights
+``w_{u,b}`` (Poisson(1) by default, see :func:`replicate_weights`), and every request is
+also added, with its user's weight ``w_{u,b}``, to ``B`` replicate sketches. A replicate is
+then the sketch of one bootstrap resample of *users* (each user drawn ``w_{u,b}`` times with
+all their requests), so the dependence within a user is kept, as in the pigeonhole
+bootstrap of Owen & Eckles (2012); the Poisson weights make it computable in one pass over a
+stream without knowing the number of users (Hanley & MacGibbon 2006; Chamandy et al. 2012).
+
+Counters a store keeps, per (phase, metric, variant)
+----------------------------------------------------
+All are integers, start at 0 and only grow, so they are kept with ``HINCRBY`` (or an SQL
+upsert ``count = count + ?``) and merge across shards, workers and hours by addition. With
+the defaults (``accuracy`` 1%, ``replicates`` ``B = 100``, ``coarsening`` ``k = 4``):
+
+==================  =========================================================================
+counter             meaning
+==================  =========================================================================
+``users``           users with at least one request of this metric
+``b:<i>``           requests in the fine bucket ``i = ⌈log_γ x⌉`` (``γ = 1.01/0.99``); only
+                    occupied indices exist (``<i>`` is a decimal integer, may be negative)
+``b:z``             requests with ``x ≤ 0`` (the zero bucket)
+``r<b>:<j>``        replicate ``b`` (``0 ≤ b < B``): the sum of the weights ``w_{u,b}`` of the
+                    requests in the coarse bucket ``j = ⌈i / k⌉`` (accuracy about 4%)
+``r<b>:z``          replicate ``b``: the sum of the weights of the zero bucket's requests
+==================  =========================================================================
+
+An event "user ``u``, variant ``v``, value ``x``" updates them as follows
+(:func:`request_increments` returns exactly this mapping):
+
+* ``users += 1`` if it is ``u``'s first request of this metric in the phase (the store
+  knows from its per-user metric state, as for the other named metrics);
+* ``b:<i(x)> += 1`` (or ``b:z``);
+* for each ``b`` with ``w_{u,b} > 0``: ``r<b>:<⌈i(x)/k⌉> += w_{u,b}`` (or ``r<b>:z``).
+
+The weights depend on the user id and the salt only, never on the request, so they are
+computed by the service (not in Lua) and passed to the store as plain increments; they need
+no storage, and the same user gets the same weights on every worker. Keep the salt fixed for
+the life of the counters (for example the experiment id and phase).
+
+Cost: one request adds 1 fine counter and, with Poisson(1) weights, about
+``B (1 − e^{−1}) ≈ 63`` replicate counters (``B/2 = 50`` with double-or-nothing weights).
+The number of counters does not grow with traffic: for latencies between 1 ms and 10 s it is
+at most ``⌈ln(10⁴)/ln γ⌉ = 461`` fine buckets plus ``B`` times ``⌈461/4⌉ = 116`` coarse ones,
+about 12,000 counters per variant and metric (plus the zero buckets and ``users``), and
+the actual figure is the range of latencies really seen. Why these sizes:
+
+* ``B = 100``: the interval is ``estimate ± t_{B−1} · SE_boot``; the relative error of a
+  bootstrap standard error from ``B`` replicates is about ``1/√(2B) = 7%``, and the
+  Student ``t`` critical value with ``B − 1`` degrees of freedom accounts for it (1.98
+  instead of 1.96), so more replicates would make the intervals only about 1% shorter on
+  average. ``B = 50`` halves storage and writes at the price of intervals about 2% longer.
+  Percentile intervals need more replicates (their ends are the 2.5% and 97.5% points of
+  ``B`` values) and are offered as an option, not the default.
+* ``k = 4``: a replicate only has to place a resample's quantile to well within its standard
+  error. The coarse counts tell which 4% bucket it falls in and how far into it, and the
+  position inside is read off the full-data fine sketch (the weights do not depend on the
+  values, so within one coarse bucket a resample has the data's shape); this cuts the
+  replicate counters by 4 without a visible effect on coverage (the simulations of the
+  test suite and ``benchmarks/quantiles.py``).
+
+Estimators
+----------
+The point estimate of the ``q``-quantile ``ξ_q`` is the DDSketch quantile of the fine
+sketch, within relative error ``α`` of the exact sample quantile. Replicate ``b``'s quantile
+``ξ*_b`` is the value where the replicate's cumulative weight reaches ``q W_b``
+(``W_b = Σ`` of its counters), interpolated as described above and log-linearly inside a
+fine bucket. With ``SE = sd_b(ξ*_b)`` (divisor ``B − 1``):
+
+* one arm, ``"normal"``: ``ξ̂ ± t_{B−1, (1+c)/2} · SE``; ``"percentile"``: the
+  ``(1 − c)/2`` and ``(1 + c)/2`` sample quantiles of the ``ξ*_b``;
+* the difference ``ξ_t − ξ_c``: the same on ``d*_b = ξ*_{t,b} − ξ*_{c,b}`` (the arms hold
+  disjoint users, so their replicates are independent, and pairing them by ``b`` is a
+  resample of both arms);
+* the relative difference ``ξ_t / ξ_c − 1``: the same on ``log ξ*_{t,b} − log ξ*_{c,b}``
+  around ``log(ξ̂_t / ξ̂_c)``, mapped back by ``exp(·) − 1`` (never below −100%).
+
+The intervals are for the quantile of the requests' distribution, up to the sketch's
+accuracy ``α``: once the standard error falls to about ``α ξ`` (millions of requests per arm
+at 1%), the sketch's error is no longer small beside it, and a finer ``accuracy`` is needed.
+
+Reason codes (see :data:`abscope.stats.results.REASONS`): ``no_samples`` (an arm has no
+requests), ``insufficient_samples`` (fewer than :data:`MIN_USERS` users, or fewer than
+:data:`MIN_TAIL` requests on either side of the quantile: the interval is ``None``, the
+estimate is kept), ``zero_variance`` (every replicate gives the same quantile),
+``zero_baseline`` / ``zero_treatment`` (a quantile in the zero bucket, so no relative
+difference).
+
+References
+----------
+.. [1] N. Chamandy, O. Muralidharan, A. Najmi and S. Naidu, "Estimating uncertainty for
+   massive data streams", Google technical report, 2012.
+.. [2] A. B. Owen and D. Eckles, "Bootstrapping data arrays of arbitrary order", Annals of
+   Applied Statistics 6(3), 895-927, 2012.
+.. [3] J. A. Hanley and B. MacGibbon, "Creating non-parametric bootstrap samples using
+   Poisson frequencies", Computer Methods and Programs in Biomedicine 83(1), 57-62, 2006.
+.. [4] C. Masson, J. E. Rim and H. K. Lee, "DDSketch: a fast and fully-mergeable quantile
+   sketch with relative-error guarantees", PVLDB 12(12), 2019.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats as _sp
+
+from abscope.stats._validate import check_count, check_finite, check_open_unit
+from abscope.stats.results import EffectEstimate, Interval
+from abscope.stats.sketch import (
+    DEFAULT_ACCURACY,
+    LogSketch,
+    bucket_index,
+    coarse_accuracy,
+    coarse_index,
+    gamma,
+)
+
+__all__ = [
+    "DEFAULT_QUANTILES",
+    "MIN_TAIL",
+    "MIN_USERS",
+    "IntervalMethod",
+    "QuantileComparison",
+    "QuantileConfig",
+    "QuantileCounters",
+    "QuantileEstimate",
+    "POISSON_THRESHOLDS",
+    "ReplicateScheme",
+    "compare_quantiles",
+    "quantile_estimate",
+    "replicate_weights",
+    "request_increments",
+]
+
+DEFAULT_QUANTILES = (0.5, 0.95, 0.99)
+"""The quantiles reported for a latency metric: p50, p95 and p99."""
+
+MIN_USERS = 20
+"""Users an arm needs before its bootstrap interval is reported (a bootstrap over fewer
+clusters underestimates the spread)."""
+
+MIN_TAIL = 5
+"""Requests an arm needs on each side of the ``q``-quantile, ``n · min(q, 1 − q)``, before its
+interval is reported: p99 needs 500 requests."""
+
+ReplicateScheme = Literal["poisson", "double_or_nothing"]
+"""The replicate weights: Poisson(1) (values 0-12) or double-or-nothing (0 or 2, each with
+probability 1/2); both have mean 1 and variance 1."""
+
+IntervalMethod = Literal["normal", "percentile"]
+"""``"normal"``: estimate ± ``t_{B−1}`` · bootstrap SE; ``"percentile"``: the replicates'
+quantiles."""
+
+_PERSON = b"abscope-quantile"  # blake2b personalisation: 16 bytes
+_WORDS_PER_BLOCK = 16  # 32-bit words in a 64-byte digest
+_BITS_PER_BLOCK = 512
+
+
+def _poisson_thresholds() -> tuple[int, ...]:
+    """``T_k = round(2³² · P(Poisson(1) ≤ k))`` for ``k = 0..11``; ``P(X ≥ 13) < 2⁻³²``."""
+    terms = [math.exp(-1.0) / math.factorial(j) for j in range(12)]
+    return tuple(round(math.fsum(terms[: k + 1]) * 2**32) for k in range(12))
+
+
+POISSON_THRESHOLDS = _poisson_thresholds()
+"""The integer thresholds of the Poisson(1) inverse CDF on 32-bit words (see
+:func:`replicate_weights`)."""
+_THRESHOLDS = np.array(POISSON_THRESHOLDS, dtype=np.uint64)
+
+
+@dataclass(frozen=True, slots=True)
+class QuantileConfig:
+    """How a quantile metric is counted: fixed for the life of its counters.
+
+    Attributes
+    ----------
+    accuracy : float
+        The fine sketch's relative accuracy ``α`` (default 1%).
+    replicates : int
+        The number ``B`` of bootstrap replicates (default 100, at least 2).
+    coarsening : int
+        A replicate bucket is ``k`` fine buckets wide (default 4: accuracy about 4%).
+    scheme : ReplicateScheme
+        The replicate weights' distribution.
+    salt : str
+        Mixed into the weights' hash; the same salt must be used for the whole phase.
+    """
+
+    accuracy: float = DEFAULT_ACCURACY
+    replicates: int = 100
+    coarsening: int = 4
+    scheme: ReplicateScheme = "poisson"
+    salt: str = ""
+
+    def __post_init__(self) -> None:
+        check_open_unit("accuracy", self.accuracy)
+        if check_count("replicates", self.replicates) < 2:
+            raise ValueError(f"replicates must be at least 2, got {self.replicates!r}")
+        if check_count("coarsening", self.coarsening) < 1:
+            raise ValueError(f"coarsening must be at least 1, got {self.coarsening!r}")
+        if self.scheme not in get_args(ReplicateScheme):
+            choices = ", ".join(get_args(ReplicateScheme))
+            raise ValueError(f"scheme must be one of {choices}; got {self.scheme!r}")
+        if not isinstance(self.salt, str):
+            raise ValueError(f"salt must be a string, got {self.salt!r}")
+
+    @property
+    def replicate_accuracy(self) -> float:
+        """The replicates' accuracy ``(γ^k − 1)/(γ^k + 1)``."""
+        return coarse_accuracy(self.accuracy, self.coarsening)
+
+
+def replicate_weights(user_id: str, config: QuantileConfig = QuantileConfig()) -> tuple[int, ...]:
+    """The user's ``B`` bootstrap weights: deterministic, mean 1, variance 1.
+
+    Notes
+    -----
+    Block ``m = 0, 1, …`` is the 64-byte BLAKE2b digest (personalisation
+    ``b"abscope-quantile"``) of the UTF-8 bytes of ``f"{salt}\x1f{user_id}\x1f{m}"``.
+
+    * ``"poisson"``: replicate ``b`` reads the big-endian 32-bit word ``h`` number
+      ``b mod 16`` of block ``⌊b/16⌋`` and returns the number of thresholds
+      ``T_k = round(2³² F(k)) ≤ h``, ``F`` the Poisson(1) distribution function
+      (:data:`POISSON_THRESHOLDS`): inverse-CDF sampling, exact to ``2⁻³²`` per
+      probability, so ``P(w = k) = e⁻¹/k!`` for ``k ≤ 11`` and the rest at 12.
+    * ``"double_or_nothing"``: replicate ``b`` reads bit ``b mod 512`` (most significant
+      first) of block ``⌊b/512⌋`` and returns twice it.
+
+    A good hash makes the weights of different users, and of different replicates of one
+    user, independent; they do not depend on any request.
+
+    Examples
+    --------
+    >>> w = replicate_weights("alice", QuantileConfig(replicates=8, salt="exp-1"))
+    >>> w
+    (1, 1, 2, 1, 3, 0, 3, 2)
+    >>> w == replicate_weights("alice", QuantileConfig(replicates=8, salt="exp-1"))
+    True
+    """
+    return _weights(user_id, config.salt, config.replicates, config.scheme)
+
+
+@functools.lru_cache(maxsize=8192)
+def _weights(user_id: str, salt: str, replicates: int, scheme: str) -> tuple[int, ...]:
+    per_block = _WORDS_PER_BLOCK if scheme == "poisson" else _BITS_PER_BLOCK
+    digest = b"".join(
+        [
+            hashlib.blake2b(
+                f"{salt}\x1f{user_id}\x1f{m}".encode(), digest_size=64, person=_PERSON
+            ).digest()
+            for m in range(-(-replicates // per_block))
+        ]
+    )
+    if scheme == "poisson":
+        words = np.frombuffer(digest, dtype=">u4")[:replicates]
+        draws = np.searchsorted(_THRESHOLDS, words, side="right")
+    else:
+        draws = 2 * np.unpackbits(np.frombuffer(digest, dtype=np.uint8))[:replicates]
+    return tuple(int(w) for w in draws)
+
+
+def request_increments(
+    value: float,
+    user_id: str,
+    config: QuantileConfig = QuantileConfig(),
+    *,
+    first_request: bool,
+) -> dict[str, int]:
+    """The counters one request adds to (see the module docstring's table), and by how much.
+
+    Examples
+    --------
+    >>> config = QuantileConfig(replicates=4, salt="exp-1")
+    >>> inc = request_increments(250.0, "alice", config, first_request=True)
+    >>> inc["users"], inc["b:277"], [inc[f"r{b}:70"] for b in range(4)]
+    (1, 1, [1, 1, 2, 1])
+    >>> request_increments(0.0, "alice", config, first_request=False)["b:z"]
+    1
+    """
+    fine = bucket_index(value, config.accuracy)
+    coarse = coarse_index(fine, config.coarsening)
+    increments: dict[str, int] = {"users": 1} if first_request else {}
+    increments["b:z" if fine is None else f"b:{fine}"] = 1
+    suffix = "z" if coarse is None else str(coarse)
+    for b, weight in enumerate(replicate_weights(user_id, config)):
+        if weight:
+            increments[f"r{b}:{suffix}"] = weight
+    return increments
+
+
+@dataclass(frozen=True, slots=True)
+class QuantileCounters:
+    """One variant's counters of a quantile metric, read back from a store.
+
+    ``sketch`` is the fine sketch (counters ``b:*``), ``replicates`` the ``B`` coarse
+    replicate sketches (``r<b>:*``, their indices coarse ones), ``users`` the ``users``
+    counter. Counters of disjoint users add (``a + b``). Build them with
+    :meth:`from_counters` (a store's mapping) or :meth:`from_requests` (raw data).
+
+    Examples
+    --------
+    >>> config = QuantileConfig(replicates=4, salt="exp-1")
+    >>> c = QuantileCounters.from_requests([10.0, 12.0, 250.0], ["a", "a", "b"], config)
+    >>> c.users, c.requests, len(c.replicates)
+    (2, 3, 4)
+    >>> QuantileCounters.from_counters(c.to_counters(), config) == c
+    True
+    """
+
+    config: QuantileConfig
+    users: int
+    sketch: LogSketch
+    replicates: tuple[LogSketch, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "users", check_count("users", self.users))
+        if self.sketch.accuracy != self.config.accuracy:
+            raise ValueError("sketch must have the config's accuracy")
+        if len(self.replicates) != self.config.replicates:
+            raise ValueError(f"replicates must hold {self.config.replicates} sketches")
+        if any(r.accuracy != self.config.replicate_accuracy for r in self.replicates):
+            raise ValueError("replicates must have the config's replicate accuracy")
+        if self.users > self.sketch.count:
+            raise ValueError("users must not exceed the number of requests")
+
+    @classmethod
+    def empty(cls, config: QuantileConfig = QuantileConfig()) -> QuantileCounters:
+        """No requests yet."""
+        replicate = LogSketch(config.replicate_accuracy)
+        return cls(config, 0, LogSketch(config.accuracy), (replicate,) * config.replicates)
+
+    @classmethod
+    def from_counters(
+        cls, counters: Mapping[str, int], config: QuantileConfig = QuantileConfig()
+    ) -> QuantileCounters:
+        """Parse a store's counters (names as in the module docstring); unknown names raise."""
+        fine: dict[int, int] = {}
+        fine_zero = 0
+        coarse: list[dict[int, int]] = [{} for _ in range(config.replicates)]
+        coarse_zero = [0] * config.replicates
+        users = 0
+        for name, raw in counters.items():
+            count = check_count(name, raw)
+            head, _, index = name.partition(":")
+            if name == "users":
+                users = count
+            elif head == "b" and index:
+                if index == "z":
+                    fine_zero = count
+                else:
+                    fine[_index(name, index)] = count
+            elif head.startswith("r") and head[1:].isdigit() and index:
+                b = int(head[1:])
+                if b >= config.replicates:
+                    raise ValueError(f"{name}: replicate {b} is beyond the config's replicates")
+                if index == "z":
+                    coarse_zero[b] = count
+                else:
+                    coarse[b][_index(name, index)] = count
+            else:
+                raise ValueError(f"{name}: not a quantile counter")
+        sketch = LogSketch.from_counts(fine, fine_zero, config.accuracy)
+        accuracy = config.replicate_accuracy
+        replicates = tuple(
+            LogSketch.from_counts(counts, zero, accuracy)
+            for counts, zero in zip(coarse, coarse_zero, strict=True)
+        )
+        return cls(config, users, sketch, replicates)
+
+    @classmethod
+    def from_requests(
+        cls,
+        values: Iterable[float],
+        user_ids: Iterable[str],
+        config: QuantileConfig = QuantileConfig(),
+    ) -> QuantileCounters:
+        """The counters a store holds after these requests, each through :func:`request_increments`."""
+        totals: dict[str, int] = {}
+        seen: set[str] = set()
+        for value, user in zip(values, user_ids, strict=True):
+            first = user not in seen
+            seen.add(user)
+            for name, amount in request_increments(value, user, config, first_request=first).items():
+                totals[name] = totals.get(name, 0) + amount
+        return cls.from_counters(totals, config)
+
+    def to_counters(self) -> dict[str, int]:
+        """The counters by name, as a store keeps them (zero counters left out)."""
+        out: dict[str, int] = {"users": self.users} if self.users else {}
+        if self.sketch.zero:
+            out["b:z"] = self.sketch.zero
+        out.update({f"b:{i}": c for i, c in self.sketch.buckets})
+        for b, replicate in enumerate(self.replicates):
+            if replicate.zero:
+                out[f"r{b}:z"] = replicate.zero
+            out.update({f"r{b}:{j}": c for j, c in replicate.buckets})
+        return out
+
+    def __add__(self, other: QuantileCounters) -> QuantileCounters:
+        if not isinstance(other, QuantileCounters):
+            return NotImplemented
+        if other.config != self.config:
+            raise ValueError("counters of different configs cannot be merged")
+        replicates = tuple(a + b for a, b in zip(self.replicates, other.replicates, strict=True))
+        return QuantileCounters(
+            self.config, self.users + other.users, self.sketch + other.sketch, replicates
+        )
+
+    @property
+    def requests(self) -> int:
+        """The number of requests counted."""
+        return self.sketch.count
+
+
+def _index(name: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{name}: the bucket index must be an integer") from None
+
+
+# --- estimators ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QuantileEstimate:
+    """One arm's ``q``-quantile, its bootstrap standard error and interval.
+
+    ``estimate`` is ``None`` without requests (``reason`` ``"no_samples"``); ``std_error``
+    and ``ci`` are ``None`` when the interval is not reported (``reason`` says why).
+    ``replicates`` is the number of bootstrap replicates used (those with a positive total
+    weight).
+    """
+
+    q: float
+    estimate: float | None
+    std_error: float | None
+    ci: Interval | None
+    users: int
+    requests: int
+    replicates: int
+    method: IntervalMethod
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuantileComparison:
+    """Both arms' ``q``-quantiles, their difference ``ξ_t − ξ_c`` and ``ξ_t / ξ_c − 1``.
+
+    ``relative.log_std_error`` is the bootstrap standard error of ``log(ξ_t / ξ_c)``, the
+    scale its interval is built on.
+    """
+
+    q: float
+    control: QuantileEstimate
+    treatment: QuantileEstimate
+    difference: EffectEstimate
+    relative: EffectEstimate
+
+
+Array = npt.NDArray[np.float64]
+
+
+def _check_q(q: float) -> float:
+    return check_open_unit("q", q)
+
+
+def _check_method(method: str) -> IntervalMethod:
+    if method == "normal":
+        return "normal"
+    if method == "percentile":
+        return "percentile"
+    raise ValueError(f"method must be one of {', '.join(get_args(IntervalMethod))}; got {method!r}")
+
+
+def _replicate_quantiles(counters: QuantileCounters, q: float) -> Array:
+    """``ξ*_b`` for every replicate (``nan`` for one of total weight 0); see the module notes."""
+    k = counters.config.coarsening
+    sketch = counters.sketch
+    fine_index = np.array([i for i, _ in sketch.buckets], dtype=np.int64)
+    fine_count = np.array([c for _, c in sketch.buckets], dtype=np.float64)
+    fine_coarse = -((-fine_index) // k)
+    columns = np.unique(fine_coarse)
+    width = columns.size
+    matrix = np.zeros((len(counters.replicates), width))
+    zero = np.array([r.zero for r in counters.replicates], dtype=np.float64)
+    for b, replicate in enumerate(counters.replicates):
+        if not replicate.buckets:
+            continue
+        index = np.array([j for j, _ in replicate.buckets], dtype=np.int64)
+        where = np.searchsorted(columns, index)
+        if np.any(where >= width) or np.any(columns[np.minimum(where, width - 1)] != index):
+            raise ValueError(f"replicate {b} counts a bucket that the sketch does not hold")
+        matrix[b, where] = [c for _, c in replicate.buckets]
+    total = zero + matrix.sum(axis=1)
+    target = q * total
+    out = np.full(total.shape, np.nan)
+    in_zero = (zero > 0) & (target <= zero) & (total > 0)
+    out[in_zero] = 0.0
+    rest = (total > 0) & ~in_zero
+    if not np.any(rest) or width == 0:
+        return out
+    cumulative = np.cumsum(matrix[rest], axis=1) + zero[rest, None]
+    t = target[rest]
+    col = np.argmax(cumulative >= t[:, None], axis=1)
+    rows = np.arange(col.size)
+    mass = matrix[rest][rows, col]
+    share = (t - (cumulative[rows, col] - mass)) / mass
+    # Inside coarse bucket `col`, place the share of its mass on the fine sketch.
+    fine_cumulative = np.cumsum(fine_count)
+    start = np.searchsorted(fine_coarse, columns)
+    before = np.where(start > 0, fine_cumulative[np.maximum(start - 1, 0)], 0.0)
+    end = np.searchsorted(fine_coarse, columns, side="right")
+    inside = fine_cumulative[end - 1] - before
+    position = before[col] + share * inside[col]
+    p = np.minimum(np.searchsorted(fine_cumulative, position), fine_index.size - 1)
+    below = np.where(p > 0, fine_cumulative[np.maximum(p - 1, 0)], 0.0)
+    g = np.clip((position - below) / fine_count[p], 0.0, 1.0)
+    out[rest] = np.exp((fine_index[p] - 1 + g) * math.log(gamma(counters.config.accuracy)))
+    return out
+
+
+def _arm_reason(counters: QuantileCounters, q: float) -> str | None:
+    if counters.requests == 0:
+        return "no_samples"
+    if counters.users < MIN_USERS or counters.requests * min(q, 1.0 - q) < MIN_TAIL:
+        return "insufficient_samples"
+    return None
+
+
+def _interval(
+    centre: float, draws: Array, confidence: float, method: IntervalMethod
+) -> tuple[float, Interval | None]:
+    """The bootstrap SE of ``draws`` and the interval around ``centre`` (``None`` if SE is 0)."""
+    se = float(np.std(draws, ddof=1))
+    if se == 0.0:
+        return 0.0, None
+    if method == "normal":
+        half = float(_sp.t.ppf(0.5 + confidence / 2.0, draws.size - 1)) * se
+        return se, Interval(centre - half, centre + half, confidence)
+    low, high = np.quantile(draws, [0.5 - confidence / 2.0, 0.5 + confidence / 2.0])
+    return se, Interval(float(low), float(high), confidence)
+
+
+def _estimate(
+    counters: QuantileCounters, q: float, confidence: float, method: IntervalMethod
+) -> tuple[QuantileEstimate, Array]:
+    reason = _arm_reason(counters, q)
+    estimate = counters.sketch.quantile(q)
+    base = (q, estimate)
+    tail = (counters.users, counters.requests)
+    if reason is not None:
+        return QuantileEstimate(*base, None, None, *tail, 0, method, reason), np.empty(0)
+    assert estimate is not None
+    draws = _replicate_quantiles(counters, q)
+    finite = draws[np.isfinite(draws)]
+    if finite.size < 2:
+        result = QuantileEstimate(*base, None, None, *tail, finite.size, method, "insufficient_samples")
+        return result, draws
+    se, ci = _interval(estimate, finite, confidence, method)
+    reason = None if ci is not None else "zero_variance"
+    return QuantileEstimate(*base, se, ci, *tail, finite.size, method, reason), draws
+
+
+def quantile_estimate(
+    counters: QuantileCounters,
+    q: float,
+    *,
+    confidence: float = 0.95,
+    method: IntervalMethod = "normal",
+) -> QuantileEstimate:
+    """One arm's ``q``-quantile with a bootstrap-over-users interval.
+
+    Parameters
+    ----------
+    counters : QuantileCounters
+        The arm's counters.
+    q : float
+        The quantile, in (0, 1): 0.5, 0.95, 0.99.
+    confidence : float
+        The interval's level.
+    method : IntervalMethod
+        ``"normal"`` (default) or ``"percentile"``.
+
+    Returns
+    -------
+    QuantileEstimate
+        See the module docstring for the formulas and reason codes.
+
+    Notes
+    -----
+    ``ξ̂`` is :meth:`LogSketch.quantile` of the fine sketch; ``SE = sd(ξ*_1, …, ξ*_B)``
+    over the replicate quantiles, and the normal interval is ``ξ̂ ± t_{B−1,(1+c)/2} SE``.
+
+    References
+    ----------
+    Chamandy et al. (2012); Owen & Eckles (2012); Masson, Rim & Lee (2019).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> users = [f"u{i}" for i in range(200) for _ in range(5)]
+    >>> values = rng.lognormal(5.0, 0.5, size=1000)
+    >>> c = QuantileCounters.from_requests(values, users, QuantileConfig(salt="doc"))
+    >>> e = quantile_estimate(c, 0.5)
+    >>> round(e.estimate, 1), e.ci.lower < e.estimate < e.ci.upper, e.reason
+    (147.0, True, None)
+    >>> quantile_estimate(QuantileCounters.empty(), 0.5).reason
+    'no_samples'
+    """
+    level = _check_q(q)
+    check_open_unit("confidence", confidence)
+    return _estimate(counters, level, confidence, _check_method(method))[0]
+
+
+def compare_quantiles(
+    control: QuantileCounters,
+    treatment: QuantileCounters,
+    q: float,
+    *,
+    confidence: float = 0.95,
+    method: IntervalMethod = "normal",
+) -> QuantileComparison:
+    """Both arms' ``q``-quantiles, ``ξ_t − ξ_c`` and ``ξ_t / ξ_c − 1``, with intervals.
+
+    Notes
+    -----
+    Replicate ``b`` of each arm resamples that arm's users; the arms' users are disjoint, so
+    ``d*_b = ξ*_{t,b} − ξ*_{c,b}`` is a bootstrap draw of the difference, and its standard
+    deviation the difference's standard error; the relative difference is built on
+    ``log ξ*_{t,b} − log ξ*_{c,b}`` and mapped back by ``exp(·) − 1``. Both arms must be
+    counted with the same :class:`QuantileConfig` (the same salt gives different users
+    independent weights; pairing replicates by index needs the same ``B``).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(2)
+    >>> config = QuantileConfig(salt="doc")
+    >>> def arm(name, scale):
+    ...     users = [f"{name}{i}" for i in range(300) for _ in range(4)]
+    ...     return QuantileCounters.from_requests(scale * rng.lognormal(5, 0.5, 1200), users, config)
+    >>> r = compare_quantiles(arm("c", 1.0), arm("t", 1.3), 0.95)
+    >>> round(r.relative.estimate, 2), r.relative.ci.lower > 0
+    (0.27, True)
+    """
+    level = _check_q(q)
+    check_open_unit("confidence", confidence)
+    how = _check_method(method)
+    if control.config != treatment.config:
+        raise ValueError("treatment must be counted with the control's config")
+    arm_c, draws_c = _estimate(control, level, confidence, how)
+    arm_t, draws_t = _estimate(treatment, level, confidence, how)
+    reason = arm_c.reason if arm_c.std_error is None else arm_t.reason
+    if arm_c.estimate is None or arm_t.estimate is None:
+        empty = EffectEstimate.undefined(reason or "no_samples")
+        return QuantileComparison(level, arm_c, arm_t, empty, empty)
+    xc, xt = arm_c.estimate, arm_t.estimate
+    if arm_c.std_error is None or arm_t.std_error is None:
+        code = reason or "insufficient_samples"
+        relative = EffectEstimate(xt / xc - 1.0, None, None, code) if xc > 0 else None
+        return QuantileComparison(
+            level,
+            arm_c,
+            arm_t,
+            EffectEstimate(xt - xc, None, None, code),
+            relative or EffectEstimate.undefined("zero_baseline"),
+        )
+    paired = np.isfinite(draws_c) & np.isfinite(draws_t)
+    dc, dt = draws_c[paired], draws_t[paired]
+    se, ci = _interval(xt - xc, dt - dc, confidence, how)
+    difference = EffectEstimate(xt - xc, se, ci, None if ci else "zero_variance")
+    return QuantileComparison(level, arm_c, arm_t, difference, _relative(xc, xt, dc, dt, confidence, how))
+
+
+def _relative(
+    xc: float, xt: float, dc: Array, dt: Array, confidence: float, method: IntervalMethod
+) -> EffectEstimate:
+    if xc <= 0.0:
+        return EffectEstimate.undefined("zero_baseline")
+    lift = xt / xc - 1.0
+    if xt <= 0.0:
+        return EffectEstimate(lift, None, None, "zero_treatment")
+    if np.any(dc <= 0.0):
+        return EffectEstimate(lift, None, None, "zero_baseline")
+    if np.any(dt <= 0.0):
+        return EffectEstimate(lift, None, None, "zero_treatment")
+    log_draws = np.log(dt) - np.log(dc)
+    log_se, log_ci = _interval(math.log(xt) - math.log(xc), log_draws, confidence, method)
+    se = float(np.std(np.exp(log_draws), ddof=1))
+    if log_ci is None:
+        return EffectEstimate(lift, 0.0, None, "zero_variance", 0.0)
+    ci = Interval(math.expm1(log_ci.lower), math.expm1(log_ci.upper), confidence)
+    return EffectEstimate(lift, se, ci, None, log_se)
