@@ -71,13 +71,19 @@ The point estimate of the ``q``-quantile ``ξ_q`` is the DDSketch quantile of th
 sketch, within relative error ``α`` of the exact sample quantile. Replicate ``b``'s quantile
 ``ξ*_b`` is the value where the replicate's cumulative weight reaches ``q W_b``
 (``W_b = Σ`` of its counters), interpolated as described above and log-linearly inside a
-fine bucket. With ``SE = sd_b(ξ*_b)`` (divisor ``B − 1``):
+fine bucket. With ``SE = sd_b(ξ*_b)`` (divisor ``B − 1``) and the level ``c``:
 
-* one arm, ``"normal"``: ``ξ̂ ± t_{B−1, (1+c)/2} · SE``; ``"percentile"``: the
-  ``(1 − c)/2`` and ``(1 + c)/2`` sample quantiles of the ``ξ*_b``;
-* the difference ``ξ_t − ξ_c``: the same on ``d*_b = ξ*_{t,b} − ξ*_{c,b}`` (the arms hold
-  disjoint users, so their replicates are independent, and pairing them by ``b`` is a
-  resample of both arms);
+* one arm (default, ``"woodruff"``): Woodruff's interval
+  ``[F̂⁻¹(q − t SE_F), F̂⁻¹(q + t SE_F)]``, ``t = t_{B−1,(1+c)/2}``, where
+  ``SE_F = sd_b F*_b(ξ̂)`` is the bootstrap standard error of the distribution function at
+  the estimate (each replicate's share of weight at or below ``ξ̂``) and ``F̂⁻¹`` the fine
+  sketch's quantile function; or, on the replicate quantiles, ``"normal"``
+  ``ξ̂ ± t · SE`` and ``"percentile"`` (the ``(1 − c)/2`` and ``(1 + c)/2`` quantiles of the
+  ``ξ*_b``), which under-cover a tail quantile (91-92% for p99 in the simulations);
+* the difference ``ξ_t − ξ_c``: ``ξ̂_t − ξ̂_c ± t · sd_b(d*_b)`` on
+  ``d*_b = ξ*_{t,b} − ξ*_{c,b}`` (the arms hold disjoint users, so their replicates are
+  independent, and pairing them by ``b`` is a resample of both arms), or the percentile
+  interval of the ``d*_b``;
 * the relative difference ``ξ_t / ξ_c − 1``: the same on ``log ξ*_{t,b} − log ξ*_{c,b}``
   around ``log(ξ̂_t / ξ̂_c)``, mapped back by ``exp(·) − 1`` (never below −100%).
 
@@ -102,6 +108,10 @@ References
    Poisson frequencies", Computer Methods and Programs in Biomedicine 83(1), 57-62, 2006.
 .. [4] C. Masson, J. E. Rim and H. K. Lee, "DDSketch: a fast and fully-mergeable quantile
    sketch with relative-error guarantees", PVLDB 12(12), 2019.
+.. [5] R. S. Woodruff, "Confidence intervals for medians and other position measures",
+   Journal of the American Statistical Association 47(260), 635-646, 1952.
+.. [6] R. R. Sitter and C. Wu, "A note on Woodruff confidence intervals for quantiles",
+   Statistics & Probability Letters 52(4), 353-358, 2001.
 """
 
 from __future__ import annotations
@@ -117,7 +127,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats as _sp
 
-from abscope.stats._validate import check_count, check_finite, check_open_unit
+from abscope.stats._validate import check_count, check_open_unit
 from abscope.stats.results import EffectEstimate, Interval
 from abscope.stats.sketch import (
     DEFAULT_ACCURACY,
@@ -129,6 +139,7 @@ from abscope.stats.sketch import (
 )
 
 __all__ = [
+    "ArmMethod",
     "DEFAULT_QUANTILES",
     "MIN_TAIL",
     "MIN_USERS",
@@ -140,6 +151,7 @@ __all__ = [
     "POISSON_THRESHOLDS",
     "ReplicateScheme",
     "compare_quantiles",
+    "quantile_comparisons",
     "quantile_estimate",
     "replicate_weights",
     "request_increments",
@@ -161,12 +173,17 @@ ReplicateScheme = Literal["poisson", "double_or_nothing"]
 probability 1/2); both have mean 1 and variance 1."""
 
 IntervalMethod = Literal["normal", "percentile"]
-"""``"normal"``: estimate ± ``t_{B−1}`` · bootstrap SE; ``"percentile"``: the replicates'
-quantiles."""
+"""For a difference: ``"normal"``, estimate ± ``t_{B−1}`` · bootstrap SE; ``"percentile"``,
+the replicates' quantiles."""
+
+ArmMethod = Literal["woodruff", "normal", "percentile"]
+"""For one arm's quantile: Woodruff's inversion of the distribution function (the default,
+see :func:`quantile_estimate`), or one of :data:`IntervalMethod` on the replicate quantiles."""
 
 _PERSON = b"abscope-quantile"  # blake2b personalisation: 16 bytes
 _WORDS_PER_BLOCK = 16  # 32-bit words in a 64-byte digest
 _BITS_PER_BLOCK = 512
+_NOISE = 1e-12  # a bootstrap SE below this share of the estimate is rounding: zero variance
 
 
 def _poisson_thresholds() -> tuple[int, ...]:
@@ -266,10 +283,9 @@ def _weights(user_id: str, salt: str, replicates: int, scheme: str) -> tuple[int
     )
     if scheme == "poisson":
         words = np.frombuffer(digest, dtype=">u4")[:replicates]
-        draws = np.searchsorted(_THRESHOLDS, words, side="right")
-    else:
-        draws = 2 * np.unpackbits(np.frombuffer(digest, dtype=np.uint8))[:replicates]
-    return tuple(int(w) for w in draws)
+        return tuple(np.searchsorted(_THRESHOLDS, words, side="right").tolist())
+    bits = np.unpackbits(np.frombuffer(digest, dtype=np.uint8))[:replicates]
+    return tuple(2 * bit for bit in bits.tolist())
 
 
 def request_increments(
@@ -387,13 +403,15 @@ class QuantileCounters:
         user_ids: Iterable[str],
         config: QuantileConfig = QuantileConfig(),
     ) -> QuantileCounters:
-        """The counters a store holds after these requests, each through :func:`request_increments`."""
+        """The counters a store holds after these requests (:func:`request_increments` each)."""
         totals: dict[str, int] = {}
         seen: set[str] = set()
         for value, user in zip(values, user_ids, strict=True):
             first = user not in seen
             seen.add(user)
-            for name, amount in request_increments(value, user, config, first_request=first).items():
+            for name, amount in request_increments(
+                value, user, config, first_request=first
+            ).items():
                 totals[name] = totals.get(name, 0) + amount
         return cls.from_counters(totals, config)
 
@@ -437,12 +455,13 @@ def _index(name: str, text: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class QuantileEstimate:
-    """One arm's ``q``-quantile, its bootstrap standard error and interval.
+    """One arm's ``q``-quantile, a standard error and an interval.
 
     ``estimate`` is ``None`` without requests (``reason`` ``"no_samples"``); ``std_error``
-    and ``ci`` are ``None`` when the interval is not reported (``reason`` says why).
-    ``replicates`` is the number of bootstrap replicates used (those with a positive total
-    weight).
+    and ``ci`` are ``None`` when the interval is not reported (``reason`` says why). With
+    ``method="woodruff"`` the interval is asymmetric and ``std_error`` is its half-width over
+    the critical value (the usual Woodruff standard error). ``replicates`` is the number of
+    bootstrap replicates used (those with a positive total weight).
     """
 
     q: float
@@ -452,7 +471,7 @@ class QuantileEstimate:
     users: int
     requests: int
     replicates: int
-    method: IntervalMethod
+    method: ArmMethod
     reason: str | None = None
 
 
@@ -483,15 +502,43 @@ def _check_method(method: str) -> IntervalMethod:
         return "normal"
     if method == "percentile":
         return "percentile"
-    raise ValueError(f"method must be one of {', '.join(get_args(IntervalMethod))}; got {method!r}")
+    choices = ", ".join(get_args(IntervalMethod))
+    raise ValueError(f"method must be one of {choices}; got {method!r}")
 
 
-def _replicate_quantiles(counters: QuantileCounters, q: float) -> Array:
-    """``ξ*_b`` for every replicate (``nan`` for one of total weight 0); see the module notes."""
+def _check_arm_method(method: str) -> ArmMethod:
+    if method == "woodruff":
+        return "woodruff"
+    if method in get_args(IntervalMethod):
+        return _check_method(method)
+    choices = ", ".join(get_args(ArmMethod))
+    raise ValueError(f"arm_method must be one of {choices}; got {method!r}")
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """One arm's counters as arrays: the fine sketch and the ``B × J`` replicate matrix."""
+
+    fine_index: npt.NDArray[np.int64]
+    fine_count: Array
+    fine_cumulative: Array  # running count over the fine buckets (zero bucket excluded)
+    fine_zero: float
+    columns: npt.NDArray[np.int64]  # the occupied coarse indices
+    before: Array  # fine requests below each coarse column (zero bucket excluded)
+    inside: Array  # fine requests in each coarse column
+    matrix: Array  # B × J replicate weights
+    cumulative: Array  # B × J running replicate weight, the zero bucket included
+    zero: Array  # B replicate zero-bucket weights
+    total: Array  # B total replicate weights
+    coarsening: int
+    log_gamma: float
+
+
+def _layout(counters: QuantileCounters) -> _Layout:
     k = counters.config.coarsening
     sketch = counters.sketch
-    fine_index = np.array([i for i, _ in sketch.buckets], dtype=np.int64)
-    fine_count = np.array([c for _, c in sketch.buckets], dtype=np.float64)
+    fine_index = np.fromiter((i for i, _ in sketch.buckets), np.int64, len(sketch.buckets))
+    fine_count = np.fromiter((c for _, c in sketch.buckets), np.float64, len(sketch.buckets))
     fine_coarse = -((-fine_index) // k)
     columns = np.unique(fine_coarse)
     width = columns.size
@@ -500,37 +547,109 @@ def _replicate_quantiles(counters: QuantileCounters, q: float) -> Array:
     for b, replicate in enumerate(counters.replicates):
         if not replicate.buckets:
             continue
-        index = np.array([j for j, _ in replicate.buckets], dtype=np.int64)
+        index = np.fromiter((j for j, _ in replicate.buckets), np.int64, len(replicate.buckets))
         where = np.searchsorted(columns, index)
         if np.any(where >= width) or np.any(columns[np.minimum(where, width - 1)] != index):
             raise ValueError(f"replicate {b} counts a bucket that the sketch does not hold")
         matrix[b, where] = [c for _, c in replicate.buckets]
-    total = zero + matrix.sum(axis=1)
+    fine_cumulative = np.cumsum(fine_count)
+    start = np.searchsorted(fine_coarse, columns)
+    end = np.searchsorted(fine_coarse, columns, side="right")
+    before = np.where(start > 0, fine_cumulative[np.maximum(start - 1, 0)], 0.0)
+    cumulative = np.cumsum(matrix, axis=1) + zero[:, None]
+    return _Layout(
+        fine_index=fine_index,
+        fine_count=fine_count,
+        fine_cumulative=fine_cumulative,
+        fine_zero=float(sketch.zero),
+        columns=columns,
+        before=before,
+        inside=fine_cumulative[end - 1] - before if width else before,
+        matrix=matrix,
+        cumulative=cumulative,
+        zero=zero,
+        total=cumulative[:, -1] if width else zero,
+        coarsening=k,
+        log_gamma=math.log(gamma(counters.config.accuracy)),
+    )
+
+
+def _fine_value(layout: _Layout, position: Array) -> Array:
+    """The value at which the fine sketch's running count (zero bucket excluded) reaches
+    ``position``, log-linear inside a fine bucket."""
+    fine = layout.fine_cumulative
+    p = np.minimum(np.searchsorted(fine, position), fine.size - 1)
+    below = np.where(p > 0, fine[np.maximum(p - 1, 0)], 0.0)
+    g = np.clip((position - below) / layout.fine_count[p], 0.0, 1.0)
+    values: Array = np.exp((layout.fine_index[p] - 1 + g) * layout.log_gamma)
+    return values
+
+
+def _replicate_quantiles(layout: _Layout, q: float) -> Array:
+    """``ξ*_b`` for every replicate (``nan`` for one of total weight 0); see the module notes."""
+    zero, total = layout.zero, layout.total
     target = q * total
     out = np.full(total.shape, np.nan)
     in_zero = (zero > 0) & (target <= zero) & (total > 0)
     out[in_zero] = 0.0
     rest = (total > 0) & ~in_zero
-    if not np.any(rest) or width == 0:
+    if not np.any(rest):
         return out
-    cumulative = np.cumsum(matrix[rest], axis=1) + zero[rest, None]
-    t = target[rest]
+    cumulative, t = layout.cumulative[rest], target[rest]
     col = np.argmax(cumulative >= t[:, None], axis=1)
     rows = np.arange(col.size)
-    mass = matrix[rest][rows, col]
+    mass = layout.matrix[rest][rows, col]
     share = (t - (cumulative[rows, col] - mass)) / mass
     # Inside coarse bucket `col`, place the share of its mass on the fine sketch.
-    fine_cumulative = np.cumsum(fine_count)
-    start = np.searchsorted(fine_coarse, columns)
-    before = np.where(start > 0, fine_cumulative[np.maximum(start - 1, 0)], 0.0)
-    end = np.searchsorted(fine_coarse, columns, side="right")
-    inside = fine_cumulative[end - 1] - before
-    position = before[col] + share * inside[col]
-    p = np.minimum(np.searchsorted(fine_cumulative, position), fine_index.size - 1)
-    below = np.where(p > 0, fine_cumulative[np.maximum(p - 1, 0)], 0.0)
-    g = np.clip((position - below) / fine_count[p], 0.0, 1.0)
-    out[rest] = np.exp((fine_index[p] - 1 + g) * math.log(gamma(counters.config.accuracy)))
+    out[rest] = _fine_value(layout, layout.before[col] + share * layout.inside[col])
     return out
+
+
+def _fine_below(layout: _Layout, x: float) -> tuple[float, int]:
+    """The fine sketch's requests ``≤ x`` (zero bucket excluded, interpolated), and ``i(x)``."""
+    position = math.log(x) / layout.log_gamma
+    i = math.ceil(position)
+    p = int(np.searchsorted(layout.fine_index, i))
+    below = float(layout.fine_cumulative[p - 1]) if p > 0 else 0.0
+    if p < layout.fine_index.size and layout.fine_index[p] == i:
+        below += (position - (i - 1)) * float(layout.fine_count[p])
+    return below, i
+
+
+def _replicate_cdf(layout: _Layout, x: float) -> Array:
+    """``F*_b(x)``: each replicate's share of weight at or below ``x`` (coarse counts, the
+    position inside a coarse bucket read off the fine sketch)."""
+    if x <= 0.0:
+        return layout.zero / layout.total
+    below, i = _fine_below(layout, x)
+    c = int(np.searchsorted(layout.columns, -((-i) // layout.coarsening)))
+    weight = layout.cumulative[:, c - 1] if c > 0 else layout.zero
+    if c < layout.columns.size and layout.columns[c] == -((-i) // layout.coarsening):
+        share = (below - layout.before[c]) / layout.inside[c]
+        weight = weight + share * layout.matrix[:, c]
+    return weight / layout.total
+
+
+def _inverse(layout: _Layout, share: float) -> float:
+    """The fine sketch's (interpolated) ``share``-quantile."""
+    target = share * (layout.fine_zero + float(layout.fine_cumulative[-1]))
+    if target <= layout.fine_zero:
+        return 0.0
+    return float(_fine_value(layout, np.array([target - layout.fine_zero]))[0])
+
+
+class _Arm:
+    """An arm's counters, with its array layout built once, on first use."""
+
+    def __init__(self, counters: QuantileCounters) -> None:
+        self.counters = counters
+        self._layout: _Layout | None = None
+
+    @property
+    def layout(self) -> _Layout:
+        if self._layout is None:
+            self._layout = _layout(self.counters)
+        return self._layout
 
 
 def _arm_reason(counters: QuantileCounters, q: float) -> str | None:
@@ -541,23 +660,45 @@ def _arm_reason(counters: QuantileCounters, q: float) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)
+def _t_critical(confidence: float, df: int) -> float:
+    return float(_sp.t.ppf(0.5 + confidence / 2.0, df))
+
+
 def _interval(
     centre: float, draws: Array, confidence: float, method: IntervalMethod
 ) -> tuple[float, Interval | None]:
     """The bootstrap SE of ``draws`` and the interval around ``centre`` (``None`` if SE is 0)."""
     se = float(np.std(draws, ddof=1))
-    if se == 0.0:
+    if se <= _NOISE * abs(centre):  # e.g. every request in one fine bucket
         return 0.0, None
     if method == "normal":
-        half = float(_sp.t.ppf(0.5 + confidence / 2.0, draws.size - 1)) * se
+        half = _t_critical(confidence, draws.size - 1) * se
         return se, Interval(centre - half, centre + half, confidence)
     low, high = np.quantile(draws, [0.5 - confidence / 2.0, 0.5 + confidence / 2.0])
     return se, Interval(float(low), float(high), confidence)
 
 
+def _woodruff(
+    layout: _Layout, estimate: float, q: float, confidence: float
+) -> tuple[float, Interval | None]:
+    """Woodruff's interval ``[F̂⁻¹(q − t SE_F), F̂⁻¹(q + t SE_F)]``, ``SE_F = sd_b F*_b(ξ̂)``."""
+    used = layout.total > 0
+    shares = _replicate_cdf(layout, estimate)[used]
+    se_share = float(np.std(shares, ddof=1))
+    if se_share <= _NOISE:
+        return 0.0, None
+    t = _t_critical(confidence, int(shares.size) - 1)
+    low = _inverse(layout, max(q - t * se_share, 0.0))
+    high = _inverse(layout, min(q + t * se_share, 1.0))
+    return (high - low) / (2.0 * t), Interval(low, high, confidence)
+
+
 def _estimate(
-    counters: QuantileCounters, q: float, confidence: float, method: IntervalMethod
+    arm: _Arm, q: float, confidence: float, method: ArmMethod
 ) -> tuple[QuantileEstimate, Array]:
+    """The arm's estimate and its replicate quantiles (empty when undefined)."""
+    counters = arm.counters
     reason = _arm_reason(counters, q)
     estimate = counters.sketch.quantile(q)
     base = (q, estimate)
@@ -565,12 +706,15 @@ def _estimate(
     if reason is not None:
         return QuantileEstimate(*base, None, None, *tail, 0, method, reason), np.empty(0)
     assert estimate is not None
-    draws = _replicate_quantiles(counters, q)
+    draws = _replicate_quantiles(arm.layout, q)
     finite = draws[np.isfinite(draws)]
     if finite.size < 2:
-        result = QuantileEstimate(*base, None, None, *tail, finite.size, method, "insufficient_samples")
-        return result, draws
-    se, ci = _interval(estimate, finite, confidence, method)
+        code = "insufficient_samples"
+        return QuantileEstimate(*base, None, None, *tail, finite.size, method, code), draws
+    if method == "woodruff":
+        se, ci = _woodruff(arm.layout, estimate, q, confidence)
+    else:
+        se, ci = _interval(estimate, finite, confidence, method)
     reason = None if ci is not None else "zero_variance"
     return QuantileEstimate(*base, se, ci, *tail, finite.size, method, reason), draws
 
@@ -580,9 +724,9 @@ def quantile_estimate(
     q: float,
     *,
     confidence: float = 0.95,
-    method: IntervalMethod = "normal",
+    method: ArmMethod = "woodruff",
 ) -> QuantileEstimate:
-    """One arm's ``q``-quantile with a bootstrap-over-users interval.
+    """One arm's ``q``-quantile with an interval from the bootstrap over users.
 
     Parameters
     ----------
@@ -591,23 +735,36 @@ def quantile_estimate(
     q : float
         The quantile, in (0, 1): 0.5, 0.95, 0.99.
     confidence : float
-        The interval's level.
-    method : IntervalMethod
-        ``"normal"`` (default) or ``"percentile"``.
+        The interval's level ``c``.
+    method : ArmMethod
+        ``"woodruff"`` (default), ``"normal"`` or ``"percentile"``.
 
     Returns
     -------
     QuantileEstimate
-        See the module docstring for the formulas and reason codes.
+        See the module docstring for the reason codes.
 
     Notes
     -----
-    ``ξ̂`` is :meth:`LogSketch.quantile` of the fine sketch; ``SE = sd(ξ*_1, …, ξ*_B)``
-    over the replicate quantiles, and the normal interval is ``ξ̂ ± t_{B−1,(1+c)/2} SE``.
+    ``ξ̂`` is :meth:`LogSketch.quantile` of the fine sketch. Woodruff's interval inverts the
+    distribution function: with ``F*_b(ξ̂)`` the share of replicate ``b``'s weight at or below
+    ``ξ̂`` and ``SE_F = sd_b F*_b(ξ̂)``, it is
+
+    ``[F̂⁻¹(q − t SE_F), F̂⁻¹(q + t SE_F)]``, ``t = t_{B−1,(1+c)/2}``,
+
+    with ``F̂⁻¹`` the fine sketch's quantile function, log-linear inside a bucket. ``F̂(ξ)`` at a
+    fixed ``ξ`` is a ratio of two sums over users, so its bootstrap standard error is
+    reliable, while the bootstrap distribution of a tail quantile is lumpy and skewed: in the
+    simulations the Woodruff interval of p99 keeps 95% where ``ξ̂ ± t sd_b(ξ*_b)``
+    (``"normal"``) or the percentile interval cover about 91-92%. ``std_error`` is
+    ``(upper − lower) / (2t)``.
 
     References
     ----------
-    Chamandy et al. (2012); Owen & Eckles (2012); Masson, Rim & Lee (2019).
+    R. S. Woodruff, "Confidence intervals for medians and other position measures", JASA
+    47(260), 635-646, 1952; R. R. Sitter and C. Wu, "A note on Woodruff confidence intervals
+    for quantiles", Statistics & Probability Letters 52(4), 353-358, 2001; Chamandy et al.
+    (2012); Owen & Eckles (2012); Masson, Rim & Lee (2019).
 
     Examples
     --------
@@ -623,7 +780,7 @@ def quantile_estimate(
     """
     level = _check_q(q)
     check_open_unit("confidence", confidence)
-    return _estimate(counters, level, confidence, _check_method(method))[0]
+    return _estimate(_Arm(counters), level, confidence, _check_arm_method(method))[0]
 
 
 def compare_quantiles(
@@ -633,17 +790,24 @@ def compare_quantiles(
     *,
     confidence: float = 0.95,
     method: IntervalMethod = "normal",
+    arm_method: ArmMethod = "woodruff",
 ) -> QuantileComparison:
     """Both arms' ``q``-quantiles, ``ξ_t − ξ_c`` and ``ξ_t / ξ_c − 1``, with intervals.
 
     Notes
     -----
     Replicate ``b`` of each arm resamples that arm's users; the arms' users are disjoint, so
-    ``d*_b = ξ*_{t,b} − ξ*_{c,b}`` is a bootstrap draw of the difference, and its standard
-    deviation the difference's standard error; the relative difference is built on
-    ``log ξ*_{t,b} − log ξ*_{c,b}`` and mapped back by ``exp(·) − 1``. Both arms must be
-    counted with the same :class:`QuantileConfig` (the same salt gives different users
-    independent weights; pairing replicates by index needs the same ``B``).
+    ``d*_b = ξ*_{t,b} − ξ*_{c,b}`` is a bootstrap draw of the difference. ``"normal"``:
+    ``ξ̂_t − ξ̂_c ± t_{B−1} sd_b(d*_b)``; ``"percentile"``: the quantiles of the ``d*_b``.
+    The relative difference is built the same way on ``log ξ*_{t,b} − log ξ*_{c,b}`` around
+    ``log(ξ̂_t / ξ̂_c)`` and mapped back by ``exp(·) − 1``. A difference of two quantiles is
+    much closer to normal than one tail quantile, and these intervals keep their level in
+    the simulations. Each arm's own interval is :func:`quantile_estimate`'s with
+    ``arm_method``. Both arms must be counted with the same :class:`QuantileConfig`.
+
+    References
+    ----------
+    Chamandy et al. (2012); Owen & Eckles (2012).
 
     Examples
     --------
@@ -651,38 +815,75 @@ def compare_quantiles(
     >>> config = QuantileConfig(salt="doc")
     >>> def arm(name, scale):
     ...     users = [f"{name}{i}" for i in range(300) for _ in range(4)]
-    ...     return QuantileCounters.from_requests(scale * rng.lognormal(5, 0.5, 1200), users, config)
+    ...     latencies = scale * rng.lognormal(5, 0.5, 1200)
+    ...     return QuantileCounters.from_requests(latencies, users, config)
     >>> r = compare_quantiles(arm("c", 1.0), arm("t", 1.3), 0.95)
     >>> round(r.relative.estimate, 2), r.relative.ci.lower > 0
     (0.27, True)
     """
-    level = _check_q(q)
+    return quantile_comparisons(
+        control, treatment, (q,), confidence=confidence, method=method, arm_method=arm_method
+    )[0]
+
+
+def quantile_comparisons(
+    control: QuantileCounters,
+    treatment: QuantileCounters,
+    quantiles: Iterable[float] = DEFAULT_QUANTILES,
+    *,
+    confidence: float = 0.95,
+    method: IntervalMethod = "normal",
+    arm_method: ArmMethod = "woodruff",
+) -> tuple[QuantileComparison, ...]:
+    """:func:`compare_quantiles` at several quantiles, reading each arm's counters once.
+
+    Examples
+    --------
+    >>> empty = QuantileCounters.empty()
+    >>> [r.difference.reason for r in quantile_comparisons(empty, empty)]
+    ['no_samples', 'no_samples', 'no_samples']
+    """
+    levels = tuple(_check_q(q) for q in quantiles)
     check_open_unit("confidence", confidence)
-    how = _check_method(method)
+    how, per_arm = _check_method(method), _check_arm_method(arm_method)
     if control.config != treatment.config:
         raise ValueError("treatment must be counted with the control's config")
-    arm_c, draws_c = _estimate(control, level, confidence, how)
-    arm_t, draws_t = _estimate(treatment, level, confidence, how)
-    reason = arm_c.reason if arm_c.std_error is None else arm_t.reason
+    arms = (_Arm(control), _Arm(treatment))
+    return tuple(_compare(*arms, level, confidence, how, per_arm) for level in levels)
+
+
+def _compare(
+    control: _Arm,
+    treatment: _Arm,
+    level: float,
+    confidence: float,
+    how: IntervalMethod,
+    per_arm: ArmMethod,
+) -> QuantileComparison:
+    arm_c, draws_c = _estimate(control, level, confidence, per_arm)
+    arm_t, draws_t = _estimate(treatment, level, confidence, per_arm)
     if arm_c.estimate is None or arm_t.estimate is None:
-        empty = EffectEstimate.undefined(reason or "no_samples")
+        empty = EffectEstimate.undefined("no_samples")
         return QuantileComparison(level, arm_c, arm_t, empty, empty)
     xc, xt = arm_c.estimate, arm_t.estimate
-    if arm_c.std_error is None or arm_t.std_error is None:
-        code = reason or "insufficient_samples"
-        relative = EffectEstimate(xt / xc - 1.0, None, None, code) if xc > 0 else None
-        return QuantileComparison(
-            level,
-            arm_c,
-            arm_t,
-            EffectEstimate(xt - xc, None, None, code),
-            relative or EffectEstimate.undefined("zero_baseline"),
+    if draws_c.size == 0 or draws_t.size == 0:
+        code = "insufficient_samples"
+        relative = (
+            EffectEstimate(xt / xc - 1.0, None, None, code)
+            if xc > 0
+            else EffectEstimate.undefined("zero_baseline")
         )
+        difference = EffectEstimate(xt - xc, None, None, code)
+        return QuantileComparison(level, arm_c, arm_t, difference, relative)
     paired = np.isfinite(draws_c) & np.isfinite(draws_t)
     dc, dt = draws_c[paired], draws_t[paired]
-    se, ci = _interval(xt - xc, dt - dc, confidence, how)
-    difference = EffectEstimate(xt - xc, se, ci, None if ci else "zero_variance")
-    return QuantileComparison(level, arm_c, arm_t, difference, _relative(xc, xt, dc, dt, confidence, how))
+    if dc.size < 2:
+        difference = EffectEstimate(xt - xc, None, None, "insufficient_samples")
+    else:
+        se, ci = _interval(xt - xc, dt - dc, confidence, how)
+        difference = EffectEstimate(xt - xc, se, ci, None if ci else "zero_variance")
+    relative = _relative(xc, xt, dc, dt, confidence, how)
+    return QuantileComparison(level, arm_c, arm_t, difference, relative)
 
 
 def _relative(
@@ -693,6 +894,8 @@ def _relative(
     lift = xt / xc - 1.0
     if xt <= 0.0:
         return EffectEstimate(lift, None, None, "zero_treatment")
+    if dc.size < 2:
+        return EffectEstimate(lift, None, None, "insufficient_samples")
     if np.any(dc <= 0.0):
         return EffectEstimate(lift, None, None, "zero_baseline")
     if np.any(dt <= 0.0):

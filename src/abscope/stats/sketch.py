@@ -131,7 +131,7 @@ def bucket_value(index: int | None, accuracy: float = DEFAULT_ACCURACY) -> float
 
 
 def coarse_index(index: int | None, factor: int) -> int | None:
-    """The bucket ``⌈i / k⌉`` of accuracy :func:`coarse_accuracy` ``(α, k)`` that holds bucket ``i``.
+    """The coarse bucket ``⌈i / k⌉`` (accuracy :func:`coarse_accuracy`) holding bucket ``i``.
 
     Examples
     --------
@@ -188,12 +188,13 @@ class LogSketch:
         object.__setattr__(self, "zero", check_count("zero", self.zero))
         previous: int | None = None
         for index, count in self.buckets:
-            if isinstance(index, bool) or not isinstance(index, int):
+            if type(index) is not int:
                 raise ValueError(f"buckets must have integer indices, got {index!r}")
             if previous is not None and index <= previous:
                 raise ValueError("buckets must be sorted by index, each index once")
-            if check_count("buckets", count) == 0:
-                raise ValueError(f"buckets must have positive counts, got {count!r}")
+            if type(count) is not int or count <= 0:
+                check_count("buckets", count)
+                raise ValueError(f"buckets must have positive integer counts, got {count!r}")
             previous = index
 
     @classmethod
