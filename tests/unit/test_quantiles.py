@@ -34,15 +34,16 @@ from abscope.stats.quantiles import (
     DEFAULT_QUANTILES,
     MIN_USERS,
     POISSON_THRESHOLDS,
-    IntervalMethod,
     QuantileConfig,
     QuantileCounters,
+    _Arm,
+    _compare,
     compare_quantiles,
-    quantile_comparisons,
     quantile_estimate,
     replicate_weights,
     request_increments,
 )
+from abscope.stats.results import Interval
 from abscope.stats.sketch import LogSketch, bucket_index, gamma
 
 Array = npt.NDArray[np.float64]
@@ -156,7 +157,13 @@ def simulate_arm(
 
 @dataclass
 class Coverage:
-    """Per quantile and target, how many runs' intervals held the truth, and the widths."""
+    """Per quantile, target and method, how many runs' intervals held the truth.
+
+    The keys are ``(q, "control[woodruff]")`` and so on: the arms under each of
+    ``woodruff``, ``normal`` and ``percentile``, the difference and relative difference
+    under ``normal`` and ``percentile``. The defaults are ``[woodruff]`` for the arms and
+    ``[normal]`` for the others.
+    """
 
     runs: int = 0
     hits: dict[tuple[float, str], int] = field(default_factory=dict)
@@ -165,10 +172,16 @@ class Coverage:
     def rate(self, q: float, target: str) -> float:
         return self.hits.get((q, target), 0) / self.runs
 
+    def defaults(self, q: float) -> dict[str, float]:
+        """The coverage of the default intervals at ``q``, by target."""
+        labels = ("control[woodruff]", "treatment[woodruff]", "difference[normal]")
+        return {label: self.rate(q, label) for label in (*labels, "relative[normal]")}
+
     def table(self) -> dict[str, dict[str, float]]:
+        labels = sorted({label for _, label in self.hits})
         return {
-            f"p{round(100 * q)}": {t: round(self.rate(q, t), 4) for t in TARGETS}
-            for q in DEFAULT_QUANTILES
+            f"p{round(100 * q)}": {label: round(self.rate(q, label), 4) for label in labels}
+            for q in sorted({q for q, _ in self.hits})
         }
 
 
@@ -179,7 +192,6 @@ def coverage(
     runs: int,
     seed: int,
     cluster: Cluster = "user",
-    method: IntervalMethod = "normal",
     hashed: bool = False,
     quantiles: Iterable[float] = DEFAULT_QUANTILES,
 ) -> Coverage:
@@ -188,27 +200,33 @@ def coverage(
     out = Coverage(runs=runs)
     qs = tuple(quantiles)
     truths = {q: scenario.truth(q) for q in qs}
+
+    def count(q: float, label: str, interval: Interval | None, truth: float) -> None:
+        if interval is None:
+            out.undefined += 1
+        elif interval.contains(truth):
+            out.hits[(q, label)] = out.hits.get((q, label), 0) + 1
+
     for run in range(runs):
         ids = (f"{seed}:{run}:c", f"{seed}:{run}:t") if hashed else (None, None)
-        control = simulate_arm(
-            rng, scenario, config, treatment=False, cluster=cluster, hashed_ids=ids[0]
-        )
-        treatment = simulate_arm(
-            rng, scenario, config, treatment=True, cluster=cluster, hashed_ids=ids[1]
-        )
-        for q, result in zip(
-            qs, quantile_comparisons(control, treatment, qs, method=method), strict=True
-        ):
-            for target, interval in (
-                ("control", result.control.ci),
-                ("treatment", result.treatment.ci),
-                ("difference", result.difference.ci),
-                ("relative", result.relative.ci),
+        arms = [
+            _Arm(simulate_arm(rng, scenario, config, treatment=t, cluster=cluster, hashed_ids=i))
+            for t, i in ((False, ids[0]), (True, ids[1]))
+        ]
+        for q in qs:
+            truth = truths[q]
+            # Each arm method once; the difference's two methods with two of them.
+            for arm_method, method in (
+                ("woodruff", "normal"),
+                ("percentile", "percentile"),
+                ("normal", None),
             ):
-                if interval is None:
-                    out.undefined += 1
-                elif interval.contains(truths[q][target]):
-                    out.hits[(q, target)] = out.hits.get((q, target), 0) + 1
+                result = _compare(*arms, q, 0.95, method or "normal", arm_method)
+                count(q, f"control[{arm_method}]", result.control.ci, truth["control"])
+                count(q, f"treatment[{arm_method}]", result.treatment.ci, truth["treatment"])
+                if method is not None:
+                    count(q, f"difference[{method}]", result.difference.ci, truth["difference"])
+                    count(q, f"relative[{method}]", result.relative.ci, truth["relative"])
     return out
 
 
@@ -435,24 +453,26 @@ def test_arms_must_share_a_config() -> None:
 
 # --- coverage -----------------------------------------------------------------------------
 
-SUITE_RUNS = 300
+SUITE_RUNS = 120  # about 3 s of CPU; benchmarks/quantiles.py runs 1,000 and more
 
 
 @pytest.mark.slow
 def test_bootstrap_over_users_covers_at_nominal_level() -> None:
-    result = coverage(Scenario(), QuantileConfig(), runs=SUITE_RUNS, seed=141)
+    result = coverage(Scenario(users=300), QuantileConfig(), runs=SUITE_RUNS, seed=141)
     assert result.undefined == 0
+    rates = [rate for q in DEFAULT_QUANTILES for rate in result.defaults(q).values()]
+    # Each interval within 2 points plus 3 Monte Carlo errors (±6 points at 120 runs), and
+    # the 12 together (correlated, so their error is about that of one) within 2 points plus 2.
     mc = math.sqrt(0.95 * 0.05 / SUITE_RUNS)
-    for q in DEFAULT_QUANTILES:
-        for target in TARGETS:
-            assert abs(result.rate(q, target) - 0.95) <= 0.02 + 2 * mc, (q, target, result.table())
+    assert all(abs(rate - 0.95) <= 0.02 + 3 * mc for rate in rates), result.table()
+    assert abs(float(np.mean(rates)) - 0.95) <= 0.02 + 2 * mc, result.table()
 
 
 @pytest.mark.slow
 def test_a_per_request_bootstrap_under_covers_with_clustering() -> None:
-    result = coverage(
-        Scenario(), QuantileConfig(replicates=50), runs=100, seed=142, cluster="request"
-    )
+    config = QuantileConfig(replicates=50)
+    result = coverage(Scenario(users=300), config, runs=60, seed=142, cluster="request")
     for q in DEFAULT_QUANTILES:
-        for target in ("control", "treatment", "difference"):
-            assert result.rate(q, target) < 0.85, (q, target, result.table())
+        for target, rate in result.defaults(q).items():
+            if not target.startswith("relative"):
+                assert rate < 0.85, (q, target, result.table())

@@ -51,13 +51,14 @@ at most ``⌈ln(10⁴)/ln γ⌉ = 461`` fine buckets plus ``B`` times ``⌈461/4
 about 12,000 counters per variant and metric (plus the zero buckets and ``users``), and
 the actual figure is the range of latencies really seen. Why these sizes:
 
-* ``B = 100``: the interval is ``estimate ± t_{B−1} · SE_boot``; the relative error of a
-  bootstrap standard error from ``B`` replicates is about ``1/√(2B) = 7%``, and the
-  Student ``t`` critical value with ``B − 1`` degrees of freedom accounts for it (1.98
-  instead of 1.96), so more replicates would make the intervals only about 1% shorter on
-  average. ``B = 50`` halves storage and writes at the price of intervals about 2% longer.
-  Percentile intervals need more replicates (their ends are the 2.5% and 97.5% points of
-  ``B`` values) and are offered as an option, not the default.
+* ``B = 100``: the intervals use a bootstrap standard error (of a quantile, of the
+  distribution function at it, of a difference); from ``B`` replicates its relative error
+  is about ``1/√(2B) = 7%``, and the Student ``t`` critical value with ``B − 1`` degrees of
+  freedom accounts for it (1.98 instead of 1.96), so more replicates would make the
+  intervals at most about 1% shorter on average. ``B = 50`` halves storage and writes for
+  a critical value of 2.01 (intervals about 1.5% longer). Percentile intervals need more
+  replicates (their ends are the 2.5% and 97.5% points of ``B`` values) and are offered as
+  an option, not the default.
 * ``k = 4``: a replicate only has to place a resample's quantile to well within its standard
   error. The coarse counts tell which 4% bucket it falls in and how far into it, and the
   position inside is read off the full-data fine sketch (the weights do not depend on the
