@@ -14,7 +14,7 @@ The counters are built with numpy (:func:`simulate_arm`), checked once against t
 request-by-request path (:func:`test_the_simulated_counters_are_the_stores_counters`); the
 in-suite runs draw the weights with ``rng.poisson`` (the hashed weights, which cost about
 30 µs a user, are checked to be Poisson(1) and independent separately, and
-``benchmarks/quantiles.py`` runs the large simulation with them).
+``benchmarks/quantiles.py`` runs the large simulation with them, and gives the figures).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from abscope.stats.quantiles import (
@@ -385,6 +387,27 @@ def test_replicate_quantiles_are_the_resamples_quantiles(q: float, coarsening: i
     # and on average within less than one *fine* bucket, coarse counters or not: the shape
     # inside a coarse bucket read off the fine sketch is the resample's, to that precision.
     assert np.mean(ratio) < 0.75 * math.log(gamma(config.accuracy))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.floats(min_value=1e-3, max_value=1e7), st.just(0.0)), min_size=1, max_size=200
+    ),
+    q=st.floats(min_value=0.001, max_value=0.999),
+)
+def test_the_estimate_is_in_the_bucket_of_the_exact_sample_quantile(
+    values: list[float], q: float
+) -> None:
+    config = QuantileConfig(replicates=2)
+    counters = QuantileCounters.from_requests(values, [str(i) for i in range(len(values))], config)
+    estimate = quantile_estimate(counters, q).estimate
+    exact = float(np.quantile(values, q, method="lower"))
+    assert estimate is not None
+    if exact == 0.0:
+        assert estimate == 0.0
+    else:
+        assert abs(math.log(estimate / exact)) <= math.log(gamma(config.accuracy)) * (1 + 1e-9)
 
 
 def test_degenerate_inputs_give_reasons_not_numbers() -> None:
