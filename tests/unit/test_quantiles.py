@@ -493,9 +493,14 @@ def test_bootstrap_over_users_covers_at_nominal_level() -> None:
 
 @pytest.mark.slow
 def test_a_per_request_bootstrap_under_covers_with_clustering() -> None:
+    # benchmarks/quantiles.py, 500 runs: 59-64% at p50, 67-69% at p95, 75-79% at p99.
     config = QuantileConfig(replicates=50)
-    result = coverage(Scenario(users=300), config, runs=60, seed=142, cluster="request")
+    runs = 60
+    result = coverage(Scenario(users=300), config, runs=runs, seed=142, cluster="request")
+    mc = math.sqrt(0.95 * 0.05 / runs)
     for q in DEFAULT_QUANTILES:
-        for target, rate in result.defaults(q).items():
-            if not target.startswith("relative"):
-                assert rate < 0.85, (q, target, result.table())
+        rates = [rate for target, rate in result.defaults(q).items() if "relative" not in target]
+        # Far below what the bootstrap over users reaches (each at least 0.95 − 0.02 − 3 mc).
+        assert float(np.mean(rates)) < 0.93 - 3 * mc, (q, result.table())
+    pooled = np.mean([rate for q in DEFAULT_QUANTILES for rate in result.defaults(q).values()])
+    assert pooled < 0.8, result.table()
