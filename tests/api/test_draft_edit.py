@@ -168,8 +168,8 @@ def test_the_edit_page_shell_is_open_and_its_changes_need_the_admin_key(
     assert client.post("/experiments", json=_DRAFT, headers={"X-API-Key": admin}).status_code == 201
     page = client.get("/edit/edit-me")  # the shell holds no data: open, as /view/{id} is
     assert page.status_code == 200
-    assert '<script src="/static/new.js" defer></script>' in page.text
-    assert '<script src="/static/draft.js" defer></script>' in page.text
+    assert '<script src="/static/new.js?v=' in page.text
+    assert '<script src="/static/draft.js?v=' in page.text
     assert client.patch("/experiments/edit-me", json={"sticky": True}).status_code == 401
     refused = client.patch(
         "/experiments/edit-me", json={"sticky": True}, headers={"X-API-Key": read}

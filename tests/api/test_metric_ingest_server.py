@@ -8,7 +8,6 @@ sums of the raw events (every value is a multiple of 0.25 and every sum is far b
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -22,6 +21,7 @@ from abscope.models import MetricCounts
 from abscope.service import ExperimentService
 from abscope.storage.sqlite import SQLiteStore
 from tests.api.helpers import MakeServer, assert_status
+from tests.fixtures.event_loop import run_async
 
 EXPERIMENT = "model-v2"
 METRICS = [
@@ -167,7 +167,7 @@ def test_metric_counts_are_exact_end_to_end(make_server: MakeServer, tmp_path: P
             assert client.stats.rejected == 0
         return tracked
 
-    assert asyncio.run(async_traffic()) == USERS - 2 * USERS // 3
+    assert run_async(async_traffic()) == USERS - 2 * USERS // 3
 
     settings = Settings(db_path=db_path, redis_url=None)
     service = ExperimentService(SQLiteStore(db_path), settings)

@@ -18,6 +18,7 @@ from abscope.api.simulations import RETRY_AFTER_SECONDS, SimulationPool
 from abscope.errors import Busy
 from abscope.schemas import SIMULATION_BUDGET, SIMULATION_MAX_HORIZON, SimulateRequest
 from tests.api.helpers import MakeClient, MakeServer, assert_status, route, started
+from tests.fixtures.event_loop import run_async
 
 # The largest requests the bounds allow (about 2 s of CPU each), and one just beyond.
 LARGEST = [
@@ -78,7 +79,7 @@ def test_the_pool_runs_one_lets_one_wait_and_refuses_the_next() -> None:
         return [await first, await second], refused.value
 
     try:
-        answers, refused = asyncio.run(scenario())
+        answers, refused = run_async(scenario())
     finally:
         gate.set()
         pool.close()

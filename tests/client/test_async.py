@@ -18,6 +18,7 @@ import pytest
 from abscope.client import AsyncClient
 from tests.client.conftest import MakeServer, create_running, samples
 from tests.client.slow_app import SLOW_SECONDS
+from tests.fixtures.event_loop import run_async
 from tests.fixtures.uvicorn_server import UvicornServer
 
 T = TypeVar("T")
@@ -71,7 +72,7 @@ def test_the_loop_runs_while_the_client_waits_on_a_slow_server(
             "stats": client.stats,
         }
 
-    outcome = asyncio.run(scenario())
+    outcome = run_async(scenario())
     assert all(t >= MIN_TICKS for t in outcome["ticks"]), outcome["ticks"]
     assert outcome["local"] is not None and outcome["local"].source == "local"
     assert (outcome["remote"].source, outcome["remote"].variant_name) == ("server", "treatment")
@@ -85,7 +86,7 @@ def test_a_timeout_is_a_fallback_and_the_loop_keeps_running(slow_server: Uvicorn
             assert client.stats.config_errors == 1  # the first config timed out too
             return await _ticking(client.route("carol", "sticky", default="control"))
 
-    decision, ticks = asyncio.run(scenario())
+    decision, ticks = run_async(scenario())
     assert decision.fallback and decision.variant_name == "control"
     assert "timed out" in (decision.error or "")
     assert ticks >= 5
@@ -99,7 +100,7 @@ def test_async_exposures_are_counted_by_a_real_server(make_server: MakeServer) -
         async with AsyncClient(server.url) as client:
             return [await client.route(f"user-{i}", "async-exp") for i in range(400)]
 
-    decisions = asyncio.run(scenario())
+    decisions = run_async(scenario())
     counted = samples(server.url, "async-exp")
     assert sum(counted.values()) == 400
     served: dict[str, int] = {}

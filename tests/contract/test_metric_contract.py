@@ -8,7 +8,6 @@ the stores use: with integer values both are exact, so the comparison is equalit
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from abscope.storage import keys
 from abscope.storage.base import EventResult, Store
 from tests.contract.conftest import MakeStore
 from tests.contract.test_store_contract import event, new_id
+from tests.fixtures.event_loop import run_async
 from tests.fixtures.factories import T0, experiment
 
 H0 = T0.replace(minute=0, second=0, microsecond=0)
@@ -149,7 +149,7 @@ def record(
         finally:
             await store.aclose()
 
-    return asyncio.run(write())
+    return run_async(write())
 
 
 specs = st.lists(
@@ -480,7 +480,7 @@ def test_the_async_write_counts_metrics_as_the_sync_one(make_store: MakeStore) -
         finally:
             await async_store.aclose()
 
-    assert asyncio.run(write()) == sync_store.record_events(batch)
+    assert run_async(write()) == sync_store.record_events(batch)
     for exp in (a, b):
         for phase in (0, 1):
             copy = "async-" + exp

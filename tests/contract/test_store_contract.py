@@ -7,7 +7,6 @@ statement of the counting semantics.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import math
 import uuid
@@ -22,6 +21,7 @@ from abscope.errors import Conflict, NotFound
 from abscope.models import AuditEntry, Event, Status, VariantCounts
 from abscope.storage.base import EventResult, Store
 from tests.contract.conftest import MakeStore
+from tests.fixtures.event_loop import run_async
 from tests.fixtures.factories import T0, experiment
 
 _ids = itertools.count()
@@ -481,7 +481,7 @@ def test_the_async_write_gives_what_the_sync_one_gives(make_store: MakeStore) ->
         return results
 
     expected = [sync_store.record_events(batch) for batch in batches]
-    assert asyncio.run(write_all()) == expected
+    assert run_async(write_all()) == expected
     for sync_id, async_id in ((a, c), (b, d)):
         for phase in (0, 1):
             assert async_store.get_counts(async_id, phase) == sync_store.get_counts(sync_id, phase)

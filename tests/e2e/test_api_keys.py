@@ -131,5 +131,5 @@ def test_the_list_asks_for_a_key_and_shows_the_experiments_with_the_read_key(
     page.locator("#api-key").press("Tab")
     expect(page.locator('#experiments tr[data-id="e2e-keyed-list"]')).to_be_visible()
     expect(page.locator("#error")).to_be_hidden()
-    listed = [r for r in tab.requests if r.url.startswith(f"{keyed_server.url}/experiments")]
+    listed = [r for r in tab.requests if r.url.startswith(f"{keyed_server.url}/summary")]
     assert listed and listed[-1].headers.get("x-api-key") == READ_KEY

@@ -162,7 +162,13 @@ def test_assets_are_gzipped_and_cached_by_version(
     urls = re.findall(r'(?:src|href)="(/(?:static|assets)/[^"]+\?v=[0-9a-f]+)"', html)
     names = sorted(url.split("?")[0] for url in urls)
     assert names == sorted(
-        ["/static/app.css", "/static/app.js", "/static/detail.js", "/assets/plotly.min.js"]
+        [
+            "/static/app.css",
+            "/static/app.js",
+            "/static/detail.js",
+            "/static/draft.js",
+            "/assets/plotly.min.js",
+        ]
     ), urls
     for url in urls:
         path, _, version = url.partition("?v=")

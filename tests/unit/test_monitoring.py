@@ -31,6 +31,7 @@ from abscope.service.monitoring import (
 )
 from abscope.storage.sqlite import SQLiteStore
 from tests.fixtures.clock import FakeClock
+from tests.fixtures.event_loop import run_async
 from tests.fixtures.guardrail_data import LATENCY, create_request, latency_guardrail, seed_latency
 
 INTERVAL = 60.0
@@ -410,5 +411,5 @@ def test_the_loop_looks_every_interval_and_gives_the_lease_up_when_stopped(
         await loop.stop()
         return loop.looks
 
-    assert asyncio.run(run()) >= 2
+    assert run_async(run()) >= 2
     assert store.acquire_lease(MONITOR_LEASE, "other", monitor.lease_ttl)

@@ -57,24 +57,25 @@ def plotly_files() -> StaticAssets:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """A page: its title, its body file under ``pages/``, its script (none when empty), and
-    whether it draws charts (and so loads Plotly.js)."""
+    """A page: its title, its body file under ``pages/``, its script (none when empty),
+    whether it draws charts (and so loads Plotly.js), and scripts it loads after its own."""
 
     title: str
     body: str
     script: str
     charts: bool = False
+    extra: tuple[str, ...] = ()
 
 
 PAGES = {
     "/": Page("Experiments", "list.html", "list.js"),
-    "/new": Page("New experiment", "new.html", "new.js"),
+    "/new": Page("New experiment", "new.html", "new.js", extra=("draft.js",)),
     "/planner": Page("Planner", "planner.html", "planner.js", charts=True),
     "/simulator": Page("Bandit simulator", "simulator.html", "simulator.js", charts=True),
 }
-DETAIL = Page("Experiment", "detail.html", "detail.js", charts=True)
+DETAIL = Page("Experiment", "detail.html", "detail.js", charts=True, extra=("draft.js",))
 NOT_FOUND = Page("Experiment not found", "not_found.html", "")
-EDIT = Page("Edit experiment", "new.html", "new.js")
+EDIT = Page("Edit experiment", "new.html", "new.js", extra=("draft.js",))
 """The create form in edit mode: its script reads the draft's id from the path."""
 
 _LAYOUT = """<!doctype html>
@@ -109,9 +110,11 @@ def render(page: Page) -> str:
         if page.charts
         else "",
         app=static.url("app.js"),
-        script=f'  <script src="{static.url(page.script)}" defer></script>\n'
-        if page.script
-        else "",
+        script="".join(
+            f'  <script src="{static.url(name)}" defer></script>\n'
+            for name in (page.script, *page.extra)
+            if name
+        ),
         body=(_HERE / "pages" / page.body).read_text(encoding="utf-8"),
     )
 
