@@ -677,7 +677,8 @@ class SQLiteStore(Store):
                     conn.execute(statement, {"now": now} if ":now" in statement else {})
             for statement in _METRIC_SCHEMA:  # version 3 (nothing when already there)
                 conn.execute(statement)
-            if 0 < version < 4:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(users)")}
+            if "covariate" not in columns:  # versions 1 to 3
                 for statement in _MIGRATE_TO_4:
                     conn.execute(statement)
             for statement in _COVARIATE_SCHEMA:  # version 4
