@@ -34,8 +34,8 @@ Key                                   Type    Meaning
                                               increments made in that UTC hour.
 ``abscope:{<id>}:p<p>:covariates``    hash    field user → the user's pre-exposure covariate
                                               (CUPED), set once.
-``abscope:{<id>}:p<p>:covariate_counts`` hash field ``<variant>|<counter>`` → a CUPED sum
-                                              over the variant's users with a covariate
+``abscope:{<id>}:p<p>:covariate_counts``      hash: field ``<variant>|<counter>`` → a CUPED
+                                              sum over the variant's users with a covariate
                                               (``<counter>``: :data:`COVARIATE_COUNTERS`).
 ``abscope:{lease:<name>}``            string  the holder of the lease ``<name>``, with a
                                               server-side expiry (PX). The hash tag starts

@@ -14,7 +14,8 @@ experiments     id, created_at (µs since the epoch, UTC), status,  id
                 version, body (``Experiment.model_dump_json()``)
 users           experiment_id, phase, user_id, variant (first      experiment_id, phase,
                 exposure), probability, converted (0/1), total     user_id
-                (running total of the continuous metric)
+                (running total of the continuous metric),
+                covariate (CUPED; NULL: none)
 counts          experiment_id, phase, variant, samples,            experiment_id, phase,
                 conversions, value_sum, value_sum_squares,         variant
                 inverse_probability_sum,
@@ -34,6 +35,9 @@ metric_counts   experiment_id, phase, metric, variant,             experiment_id
                 denominator_sum_squares, cross_sum
 metric_hourly   experiment_id, phase, hour, metric, variant, the   experiment_id, phase,
                 counters of ``metric_counts``                      hour, metric, variant
+covariate_      experiment_id, phase, variant, samples, sum,       experiment_id, phase,
+counts          sum_squares, conversions, conversion_cross_sum,    variant
+                value_sum, value_cross_sum (``CovariateCounts``)
 leases          name, holder, expires_at (µs since the epoch)      name
 ==============  =================================================  ==========================
 
@@ -43,7 +47,8 @@ duplicates and deleted (by the ``seen_at`` index) at most once every ``window / 
 table holds about one window of ids. Version 1 files (no ``seen_at`` and no
 ``inverse_probability_square_sum``) are migrated when opened: their ids count as seen at
 the migration, and their ``Σ 1/p²`` starts at 0. Version 2 files (and version 1 files,
-after that step) gain the metric and lease tables, empty. Rows of an experiment that was
+after that step) gain the metric and lease tables, empty; version 3 files gain the users'
+``covariate`` column (NULL) and ``covariate_counts``, empty. Rows of an experiment that was
 never created are accepted (the service checks existence); deleting an experiment removes
 its rows from every table but ``leases``, which belong to no experiment.
 
