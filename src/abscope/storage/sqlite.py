@@ -294,11 +294,14 @@ _UPSERT_HOURLY: Final = f"""
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (experiment_id, phase, hour, variant) DO UPDATE SET {_ADD_COUNTERS}"""
 _UPSERT_USER: Final = """
-    INSERT INTO users
-        (experiment_id, phase, user_id, variant, probability, converted, total, covariate)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO users (experiment_id, phase, user_id, variant, probability, converted, total)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (experiment_id, phase, user_id) DO UPDATE SET
-        converted = excluded.converted, total = excluded.total, covariate = excluded.covariate"""
+        converted = excluded.converted, total = excluded.total"""
+# A covariate is set once, so few rows need it: apart from the upsert the primary path makes.
+_SET_COVARIATE: Final = (
+    "UPDATE users SET covariate = ? WHERE experiment_id = ? AND phase = ? AND user_id = ?"
+)
 
 _INSERT_EVENT_ID: Final = """
     INSERT INTO event_ids (experiment_id, event_id, seen_at) VALUES (?, ?, ?)
@@ -614,11 +617,7 @@ class SQLiteStore(Store):
                     row[index] += increment
                 updates.append((value, experiment_id, phase, user_id))
                 outcomes.append("set")
-            conn.executemany(
-                "UPDATE users SET covariate = ?"
-                " WHERE experiment_id = ? AND phase = ? AND user_id = ?",
-                updates,
-            )
+            conn.executemany(_SET_COVARIATE, updates)
             conn.executemany(
                 _UPSERT_COVARIATE_COUNTS,
                 ((experiment_id, phase, variant, *row) for variant, row in totals.items()),
@@ -1039,6 +1038,7 @@ def _apply_batch(
     hourly: dict[tuple[str, int, int, str], list[float]] = {}
     # CovariateCounts' increments per (experiment, phase, variant), when any.
     covariate_totals: dict[tuple[str, int, str], list[float]] = {}
+    covariates_set: list[tuple[float, str, int, str]] = []
     results: list[EventResult] = []
     for event in events:
         experiment_id, event_id = event.experiment_id, event.event_id
@@ -1102,7 +1102,8 @@ def _apply_batch(
                 row[5] += value
                 row[6] += user.covariate * value
         elif covariate is not None:  # an exposure setting the user's covariate
-            user.covariate, user.dirty = covariate, True
+            user.covariate = covariate
+            covariates_set.append((covariate, *user_key))
             row = covariate_totals.setdefault(
                 (experiment_id, phase, variant), [0, 0.0, 0.0, 0, 0.0, 0.0, 0.0]
             )
@@ -1119,19 +1120,13 @@ def _apply_batch(
     conn.executemany(
         _UPSERT_USER,
         (
-            (
-                *key,
-                user.variant,
-                user.probability,
-                int(user.converted),
-                user.total,
-                user.covariate,
-            )
+            (*key, user.variant, user.probability, int(user.converted), user.total)
             for key, user in users.items()
             if user.dirty
         ),
     )
     if covariate_totals:
+        conn.executemany(_SET_COVARIATE, covariates_set)
         conn.executemany(
             _UPSERT_COVARIATE_COUNTS,
             ((*key, *increments) for key, increments in covariate_totals.items()),
