@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from abscope.stats.cuped import CupedArm, cuped_effect, theta_method_for_split
+from abscope.stats.cuped import CupedArm, cuped_effect, theta_method_for_split, variance_factor
 
 REL = 1e-9
 
@@ -120,6 +120,9 @@ def test_per_arm_theta_is_the_interacted_fit(
         sm.OLS(y_k, np.column_stack([np.ones_like(y_k), x_k - centre])).fit()
         for y_k, x_k in ((y_a, x_a), (y_b, x_b))
     ]
+    if result.reason == "zero_covariate_variance":  # e.g. one arm's covariates all equal:
+        assert np.var(x_a) < 1e-12 or np.var(x_b) < 1e-12  # OLS has no slope to fit there
+        return
     assert result.difference == pytest.approx(interacted.params[1], rel=REL, abs=1e-12)
     se = math.sqrt(per_arm[0].bse[0] ** 2 + per_arm[1].bse[0] ** 2)
     assert result.difference_se == pytest.approx(se, rel=REL)
@@ -150,6 +153,11 @@ def test_undefined_cases_are_null_with_a_reason() -> None:
         cuped_effect(CupedArm(1, 0.0, 0.0, 2), constant)
     with pytest.raises(ValueError, match="theta"):
         cuped_effect(constant, constant, theta="median")  # type: ignore[arg-type]
+
+
+def test_variance_factor_checks_rho() -> None:
+    with pytest.raises(ValueError, match="rho"):
+        variance_factor(1.5)
 
 
 def test_the_split_picks_theta() -> None:
@@ -236,6 +244,7 @@ def test_rho_07_removes_about_half_the_variance() -> None:
         f" {realised:.4f} (rho^2 = {rho**2:.2f}; what remains: 1 - rho^2 = {1 - rho**2:.2f})"
     )
     # the variance falls by rho^2 = 0.49, to 1 - rho^2 = 0.51 of the unadjusted one
+    assert 1 - reported == pytest.approx(variance_factor(rho), abs=0.01)
     assert reported == pytest.approx(rho**2, abs=0.01)
     assert realised == pytest.approx(rho**2, abs=0.06)
     assert float(np.mean(adjusted)) == pytest.approx(0.1, abs=0.005)  # unbiased

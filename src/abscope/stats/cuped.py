@@ -82,6 +82,7 @@ __all__ = [
     "ThetaMethod",
     "cuped_effect",
     "theta_method_for_split",
+    "variance_factor",
 ]
 
 ThetaMethod = Literal["pooled", "per_arm"]
@@ -178,6 +179,33 @@ class CupedResult:
     sequential_relative: SequentialResult | None
     confidence: float
     reason: CupedReason | None = None
+
+
+def variance_factor(rho: float) -> float:
+    """The share of the variance that remains after CUPED with correlation ``rho``: ``1 − ρ²``.
+
+    For planning: the adjusted effect's variance is about ``(1 − ρ²)`` times the plain one,
+    so the users needed for the same power (fixed-horizon, and to first order sequential,
+    whose boundary grows only like ``sqrt(log n)``) scale by the same factor.
+
+    Parameters
+    ----------
+    rho : float
+        The expected correlation of the covariate with the outcome, in [−1, 1].
+
+    References
+    ----------
+    .. [1] A. Deng, Y. Xu, R. Kohavi and T. Walker, WSDM 2013, section 3.
+
+    Examples
+    --------
+    >>> round(variance_factor(0.7), 2)
+    0.51
+    """
+    value = check_finite("rho", rho)
+    if not -1.0 <= value <= 1.0:
+        raise ValueError(f"rho must be in [-1, 1], got {rho!r}")
+    return 1.0 - value * value
 
 
 def theta_method_for_split(control_weight: float, treatment_weight: float) -> ThetaMethod:
