@@ -19,6 +19,7 @@ __all__ = [
     "Allocation",
     "AuditEntry",
     "BreachAction",
+    "CovariateCounts",
     "Event",
     "EventKind",
     "Experiment",
@@ -349,6 +350,8 @@ class Event(_Model):
     counted in the variant's own counts; any other name is counted in that metric's
     :class:`MetricCounts` (the service checks that it names a declared metric of a fitting
     kind). ``denominator`` is a ratio metric's denominator increment (value events only).
+    ``covariate`` (exposure events only) is the user's pre-exposure covariate for CUPED,
+    set once per phase (see :class:`CovariateCounts`).
     """
 
     experiment_id: Slug
@@ -365,6 +368,7 @@ class Event(_Model):
     )
     metric: Slug | None = None
     denominator: float | None = Field(default=None, allow_inf_nan=False, ge=-1e12, le=1e12)
+    covariate: float | None = Field(default=None, allow_inf_nan=False, ge=-1e12, le=1e12)
 
     @classmethod
     def exposure(
@@ -397,6 +401,7 @@ class Event(_Model):
         event_id: str | None = None,
         metric: str | None = None,
         denominator: float | None = None,
+        covariate: float | None = None,
     ) -> Event:
         """An event built from values that are valid already, without validating them
         again: the fields of a validated request body (``LogRequest``, ``BatchEvent``), a
@@ -416,6 +421,7 @@ class Event(_Model):
             "event_id": event_id,
             "metric": metric,
             "denominator": denominator,
+            "covariate": covariate,
         }
         set_attribute = object.__setattr__
         set_attribute(event, "__dict__", fields)
@@ -436,13 +442,15 @@ class Event(_Model):
             raise ValueError("an exposure names no metric")
         if self.denominator is not None and (self.kind != "value" or self.metric is None):
             raise ValueError("denominator belongs to a value event of a named ratio metric")
+        if self.covariate is not None and self.kind != "exposure":
+            raise ValueError("covariate belongs to an exposure event")
         return self
 
 
 _EVENT_FIELDS = set(Event.model_fields)
 
 
-_Counts = TypeVar("_Counts", "VariantCounts", "MetricCounts")
+_Counts = TypeVar("_Counts", "VariantCounts", "MetricCounts", "CovariateCounts")
 
 
 class VariantCounts(_Model):
@@ -491,6 +499,34 @@ class MetricCounts(_Model):
     cross_sum: float = 0.0
 
     def __add__(self, other: MetricCounts) -> MetricCounts:
+        """Field by field, as :class:`VariantCounts` add."""
+        return _added(self, other)
+
+
+class CovariateCounts(_Model):
+    """What the store keeps per variant for CUPED: sums over the users with a covariate.
+
+    Each user has at most one pre-exposure covariate ``c`` per phase (sent with an
+    exposure event or backfilled). The store does not know which outcome the primary
+    uses, so it keeps both: ``y`` = 1 once the user converted, else 0 (``conversions``,
+    ``conversion_cross_sum``), and ``y`` = the user's value total (``value_sum``,
+    ``value_cross_sum``). Over the variant's users with a covariate: ``samples`` counts
+    them, ``sum = Σc``, ``sum_squares = Σc²``, ``conversions``/``value_sum`` ``= Σy`` and
+    the cross sums ``= Σc·y``. The per-user update keeps them exact without reading every
+    user: when a user with a covariate adds ``dy`` to an outcome, ``Σy += dy`` and
+    ``Σc·y += c·dy``; when the covariate arrives after outcomes totalling ``y``,
+    ``samples += 1``, ``sum += c``, ``sum_squares += c²``, ``Σy += y`` and ``Σc·y += c·y``.
+    """
+
+    samples: int = 0
+    sum: float = 0.0
+    sum_squares: float = 0.0
+    conversions: int = 0
+    conversion_cross_sum: float = 0.0
+    value_sum: float = 0.0
+    value_cross_sum: float = 0.0
+
+    def __add__(self, other: CovariateCounts) -> CovariateCounts:
         """Field by field, as :class:`VariantCounts` add."""
         return _added(self, other)
 

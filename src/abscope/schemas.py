@@ -52,6 +52,10 @@ __all__ = [
     "BatchRequest",
     "BatchResponse",
     "CalculateRequest",
+    "CovariateItem",
+    "CovariateRequest",
+    "CovariateResponse",
+    "CovariateResult",
     "CompleteRequest",
     "CreateExperimentRequest",
     "LogRequest",
@@ -463,6 +467,15 @@ class BatchEvent(_Body):
     denominator: float | None = Field(
         default=None, allow_inf_nan=False, ge=-1e12, le=1e12, description=_DENOMINATOR_DESCRIPTION
     )
+    covariate: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        ge=-1e12,
+        le=1e12,
+        description="Exposure events only: the user's pre-exposure covariate for CUPED (the"
+        " primary metric's value before the experiment, say), set once per phase; another"
+        " value later is refused (covariate_mismatch).",
+    )
 
 
 class BatchRequest(_Body):
@@ -497,7 +510,9 @@ class BatchResult(BaseModel):
     store failed after the events of other experiments of the batch were applied: the
     answer then says exactly which events were applied (a 503 means none was)."""
 
-    status: Literal["counted", "duplicate", "variant_mismatch", "rejected", "unavailable"]
+    status: Literal[
+        "counted", "duplicate", "variant_mismatch", "covariate_mismatch", "rejected", "unavailable"
+    ]
     new_exposure: bool = False
     new_conversion: bool = False
     error: str | None = None
@@ -509,6 +524,56 @@ class BatchResponse(BaseModel):
     duplicates: int
     rejected: int
     unavailable: int = 0
+
+
+class CovariateItem(_Body):
+    """One user's pre-exposure covariate."""
+
+    user_id: UserId = Field(description="A user exposed in the experiment's current phase.")
+    value: float = Field(
+        allow_inf_nan=False, ge=-1e12, le=1e12, description="The covariate (finite)."
+    )
+
+
+class CovariateRequest(_Body):
+    """Covariates to backfill for users exposed already (CUPED)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "covariates": [
+                        {"user_id": "user-42", "value": 17.5},
+                        {"user_id": "user-43", "value": 0.0},
+                    ]
+                }
+            ]
+        },
+    )
+    covariates: list[CovariateItem] = Field(
+        min_length=1, description="At least one; at most the configured batch size."
+    )
+
+
+class CovariateResult(BaseModel):
+    """``set`` (counted), ``unchanged`` (the user has this value already), ``conflict``
+    (the user has another value, which is kept) or ``not_exposed`` (no exposure in the
+    current phase: nothing stored; send the covariate with the exposure instead)."""
+
+    user_id: str
+    status: Literal["set", "unchanged", "conflict", "not_exposed"]
+    error: str | None = None
+
+
+class CovariateResponse(BaseModel):
+    experiment_id: str
+    phase: int
+    results: list[CovariateResult]
+    set: int
+    unchanged: int
+    conflicts: int
+    not_exposed: int
 
 
 class CalculateRequest(_Body):
@@ -816,6 +881,12 @@ class ResultsResponse(_Open):
         " guardrail is worse than its margin; names the guardrail that blocks."
     )
     guardrail_status: Literal["passing", "failing", "inconclusive"]
+    cuped: dict[str, Any] | None = Field(
+        default=None,
+        description="The primary metric adjusted by the users' pre-exposure covariates"
+        " (CUPED): per treatment the adjusted effect, its interval, the variance reduction"
+        " and the θ used; null (reason in null_reasons.cuped) without covariates.",
+    )
 
 
 class GateMetric(_Open):

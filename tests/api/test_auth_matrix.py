@@ -200,7 +200,8 @@ def test_the_openapi_document_gives_each_operation_its_key_and_role(
 def test_the_table_gives_each_role_its_routes() -> None:
     ingest = {(method, path) for (method, path), role in ROUTES.items() if role == "ingest"}
     sdk = {("GET", "/sdk/config")}  # the SDK's routing configuration: the key that routes
-    assert ingest == {("POST", "/route"), ("POST", "/log"), ("POST", "/events")} | sdk
+    backfill = {("POST", "/experiments/{experiment_id}/covariates")}  # CUPED's covariates
+    assert ingest == {("POST", "/route"), ("POST", "/log"), ("POST", "/events")} | sdk | backfill
     reads = {(method, path) for (method, path), role in ROUTES.items() if role == "read"}
     gets = {(method, path) for method, path in ROUTES if method == "GET"}
     planner = {("POST", "/calculate"), ("POST", "/charts/plan"), ("POST", "/charts/simulate")}

@@ -108,6 +108,7 @@ LAYER_RULES = {
     # Results, the gate and the monitor judge guardrails here: pure, over counts already read.
     "metric_analysis.py": {"abscope.api", "abscope.service", "abscope.storage", "fastapi", "redis"},
     "metric_reports.py": {"abscope.api", "abscope.service", "abscope.storage", "fastapi", "redis"},
+    "cuped_reports.py": {"abscope.api", "abscope.service", "abscope.storage", "fastapi", "redis"},
     "gate.py": {"abscope.api", "abscope.service", "abscope.storage", "fastapi", "redis"},
     # The list's summary: pure, over counts already read.
     "summaries.py": {"abscope.api", "abscope.service", "abscope.storage", "fastapi", "redis"},

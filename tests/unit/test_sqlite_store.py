@@ -579,3 +579,19 @@ def test_expired_event_ids_are_deleted_from_the_file(path: Path) -> None:
         store.close()
     with raw(path) as conn:
         assert conn.execute("SELECT event_id FROM event_ids").fetchall() == [("late-1",)]
+
+
+def test_a_version_3_file_gains_the_covariates_and_keeps_its_users(path: Path) -> None:
+    with closing(SQLiteStore(path)) as old:
+        old.record_events([event("u1", kind="value", value=3.0)])
+    with raw(path) as conn:  # turn it back into a version 3 file: no covariate column
+        conn.execute("DROP TABLE covariate_counts")
+        conn.execute("ALTER TABLE users DROP COLUMN covariate")
+        conn.execute("PRAGMA user_version = 3")
+    with closing(SQLiteStore(path)) as migrated:
+        assert migrated.get_counts("ranking", 0)["control"].value_sum == 3.0
+        assert migrated.record_covariates("ranking", 0, [("u1", 2.0)]) == ["set"]
+        counts = migrated.get_covariate_counts("ranking", 0)["control"]
+        assert (counts.samples, counts.value_sum, counts.value_cross_sum) == (1, 3.0, 6.0)
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)

@@ -11,7 +11,8 @@ when a request has ``X-API-Key`` and ``Authorization``, ``X-API-Key`` is the one
 role    key                       routes
 ======  ========================  ==========================================================
 admin   ``ABSCOPE_ADMIN_API_KEY``   every route
-ingest  ``ABSCOPE_INGEST_API_KEY``  ``POST /route``, ``/log``, ``/events``; ``GET /sdk/config``
+ingest  ``ABSCOPE_INGEST_API_KEY``  ``POST /route``, ``/log``, ``/events``,
+                                  ``/experiments/{id}/covariates``; ``GET /sdk/config``
 read    ``ABSCOPE_READ_API_KEY``    every ``GET`` of experiments, results, gate, timeseries,
                                   explain, charts, ``/summary`` (the list's data) and
                                   ``/metrics``; ``POST /calculate``, ``/charts/plan`` and
@@ -76,6 +77,7 @@ ROUTES: Final[Mapping[tuple[str, str], Role]] = {
     ("POST", "/route"): "ingest",
     ("POST", "/log"): "ingest",
     ("POST", "/events"): "ingest",
+    ("POST", "/experiments/{experiment_id}/covariates"): "ingest",
     ("GET", "/sdk/config"): "ingest",
     ("GET", "/experiments"): "read",
     ("GET", "/summary"): "read",

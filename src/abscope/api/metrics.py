@@ -71,6 +71,7 @@ _OUTCOME_OF: Final = {
     "counted": "counted",
     "duplicate": "duplicate",
     "variant_mismatch": "rejected",
+    "covariate_mismatch": "rejected",
     "unavailable": "unavailable",
 }
 

@@ -198,7 +198,10 @@ def format_results(results: Json) -> str:
          p_label, "chance to beat", "power"],
         comparison_rows,
     )  # fmt: skip
-    lines = [head, variant_table, comparison_table, _srm_line(results)]
+    lines = [head, variant_table, comparison_table]
+    if "cuped" in results:  # servers before CUPED send none
+        lines.append(_cuped_block(results, level, sequential))
+    lines.append(_srm_line(results))
     if results.get("adaptive_allocation_note"):
         lines.append(textwrap.fill(str(results["adaptive_allocation_note"]), NOTE_WIDTH))
     lines.append(_decision_line(results.get("decision") or {}))
@@ -252,6 +255,54 @@ def _comparison_row(c: Json, sequential: bool) -> list[str]:
         pct(bayesian.get("chance_to_beat_control"), 1, reason=bayesian.get("reason")),
         pct(c.get("power"), 1, reason=c.get("power_reason")),
     ]
+
+
+def _cuped_block(results: Json, level: str, sequential: bool) -> str:
+    """The primary adjusted by the users' covariates: per treatment the adjusted
+    difference and lift with the interval of the inference mode, the θ used and the
+    variance removed; ``n/a (reason)`` without covariates."""
+    cuped = results.get("cuped")
+    if cuped is None:
+        return f"CUPED: {na((results.get('null_reasons') or {}).get('cuped'))}"
+    binary = results["metric_type"] == "binary"
+    rows = []
+    for c in cuped["comparisons"]:
+        reason = c.get("reason")
+        interval = c.get("difference_interval")
+        relative_interval = c.get("relative_interval")
+        if binary:
+            difference = pct(c.get("difference"), 2, True, reason=reason)
+            span = pct_span(interval[0], interval[1], 2) if interval else na(reason)
+        else:
+            difference = num(c.get("difference"), True, reason=reason)
+            span = f"{num(interval[0])} to {num(interval[1])}" if interval else na(reason)
+        rows.append(
+            [
+                c["variant"],
+                f"{c['theta_method'].replace('_', '-')} {num(c.get('theta_treatment'))}",
+                difference,
+                span,
+                pct(c.get("relative"), 2, True, reason=reason),
+                pct_span(relative_interval[0], relative_interval[1], 1)
+                if relative_interval
+                else na(reason),
+                p_value(c.get("p_value"), reason=reason),
+                pct(c.get("variance_reduction"), 1, reason=reason),
+            ]
+        )
+    kind = "CS" if sequential else "CI"
+    adjusted = table(
+        ["vs control", "θ", "difference", f"{level} {kind}", "lift", f"{level} {kind} of the lift",
+         "always-valid p" if sequential else "p-value", "variance removed"],
+        rows,
+    )  # fmt: skip
+    head = (
+        f"CUPED ({cuped['metric']} adjusted by a pre-exposure covariate):"
+        f" {cuped['covariate_users']:,} of {cuped['users']:,} users have one"
+    )
+    notes = {c["theta_reason"] for c in cuped["comparisons"]}
+    wrapped = [textwrap.fill(note, NOTE_WIDTH) for note in sorted(notes)]
+    return "\n".join([head, adjusted, *wrapped])
 
 
 def _srm_line(results: Json) -> str:

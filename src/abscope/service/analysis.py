@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from abscope import charts, gate, metric_reports, reports, schemas, summaries
+from abscope import charts, cuped_reports, gate, metric_reports, reports, schemas, summaries
 from abscope.assignment import assign
 from abscope.bandits import (
     EpsilonGreedyConfig,
@@ -70,14 +70,21 @@ class Analysis:
     def results(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
         """The full analysis of a phase (the current one by default), compatible fields
         included, with every metric's results, the risk-aware decision and the guardrails'
-        status (:mod:`abscope.metric_reports`): one read of the counts and one of the
-        metrics' counts."""
+        status (:mod:`abscope.metric_reports`) and the CUPED section
+        (:mod:`abscope.cuped_reports`): one read each of the counts, the metrics' counts and
+        the covariate counts."""
         experiment = self.store.get_experiment(experiment_id)
         chosen = _phase(experiment, phase)
         counts = self.store.get_counts(experiment.id, chosen)
         metric_counts = self.store.get_metric_counts(experiment.id, chosen)
         analysis = reports.primary_analysis(experiment, counts)
         body = reports.results_view(experiment, chosen, counts, self._clock(), analysis)
+        cuped, cuped_reason = cuped_reports.cuped_view(
+            experiment, counts, self.store.get_covariate_counts(experiment.id, chosen)
+        )
+        body["cuped"] = cuped
+        if cuped_reason is not None:
+            body["null_reasons"]["cuped"] = cuped_reason
         return body | metric_reports.metrics_view(
             experiment, counts, metric_counts, analysis, default_min_samples=self._min_samples
         )

@@ -48,13 +48,17 @@ class CheckedBatch:
             results=results,
             counted=sum(r.status == "counted" for r in results),
             duplicates=sum(r.status == "duplicate" for r in results),
-            rejected=sum(r.status in ("rejected", "variant_mismatch") for r in results),
+            rejected=sum(
+                r.status in ("rejected", "variant_mismatch", "covariate_mismatch") for r in results
+            ),
             unavailable=sum(r.status == "unavailable" for r in results),
         )
 
 
 _OUTCOME_ERRORS = {
     "variant_mismatch": "the user was first exposed to another variant",
+    "covariate_mismatch": "the user has another covariate in this phase (a covariate is set"
+    " once): nothing of this event was applied",
     "unavailable": "not applied: the store failed after other events of the batch were"
     " applied; send this event again (with its event_id, a retry is counted once)",
 }

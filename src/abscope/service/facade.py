@@ -21,6 +21,7 @@ import numpy as np
 from abscope.config import Settings
 from abscope.service._clock import Clock, utc_now
 from abscope.service.analysis import Analysis
+from abscope.service.covariates import Covariates
 from abscope.service.experiments import Experiments
 from abscope.service.traffic import Traffic
 from abscope.serving import Serving
@@ -67,6 +68,7 @@ class ExperimentService:
             store, clock=clock, rng=randomness, on_change=self.serving.invalidate
         )
         self.traffic = Traffic(store, settings, self.serving, clock=clock)
+        self.covariates = Covariates(store, settings)
         self.analysis = Analysis(
             store, clock=clock, guardrail_min_samples=settings.guardrail_min_samples
         )
@@ -90,6 +92,7 @@ class ExperimentService:
         self.ingest = traffic.ingest
         self.check_batch = traffic.check_batch
         self.check_batch_without_io = traffic.check_batch_without_io
+        self.backfill_covariates = self.covariates.backfill
 
         self.results = analysis.results
         self.summary = analysis.summary

@@ -216,6 +216,11 @@ class Traffic:
                     raise InvalidInput(f"events.{index}.value", "required for a value event")
                 if item.kind != "value" and item.value is not None:
                     raise InvalidInput(f"events.{index}.value", f"not allowed for {item.kind}")
+                if item.covariate is not None and item.kind != "exposure":
+                    raise InvalidInput(
+                        f"events.{index}.covariate",
+                        f"only exposure events carry a covariate, not {item.kind} events",
+                    )
                 at = now
                 if item.timestamp is not None:
                     at = self._event_time(
@@ -230,7 +235,7 @@ class Traffic:
                 event = Event.trusted(
                     experiment.id, experiment.phase, item.user_id, item.variant_name, item.kind,
                     item.value, probability, at if at.tzinfo else at.replace(tzinfo=UTC),
-                    item.event_id, metric, denominator,
+                    item.event_id, metric, denominator, item.covariate,
                 )  # fmt: skip
             except (NotFound, Conflict, InvalidInput) as error:
                 rejected[index] = error.message

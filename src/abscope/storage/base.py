@@ -45,6 +45,19 @@ variant, and again per UTC hour for the time-series charts.
   Its result's ``new_conversion`` says whether it added the user's conversion of that
   metric. A metric and a variant appear in the counts once an event was counted for them.
   The store does not check the name against the experiment's metrics: the service does.
+* A user may carry one pre-exposure *covariate* per phase, for CUPED: sent on an exposure
+  event (``Event.covariate``) or backfilled by :meth:`Store.record_covariates` for users
+  exposed already. It adjusts the primary metric only (named metrics are not adjusted).
+  The store keeps :class:`~abscope.models.CovariateCounts` per variant over the users with
+  a covariate (``Σc``, ``Σc²``, ``Σy``, ``Σc·y``, with ``y`` the user's primary outcome:
+  converted 0/1, or the value total) by the per-user update: a user with covariate ``c``
+  adding ``dy`` adds ``c·dy`` to ``Σc·y``; a covariate set after outcomes totalling ``y``
+  adds ``c·y``. A covariate is set once: the same value again changes nothing
+  (``unchanged``), another value is refused (an event: ``covariate_mismatch``, which
+  changes nothing, not even its exposure; a backfill: ``conflict``), never replaced. A
+  backfill for a user not exposed in the phase is ``not_exposed`` and changes nothing
+  (the covariate has no variant to count in; send it with the exposure). Covariate sums
+  are phase totals only (no hour buckets).
 * A lease (:meth:`Store.acquire_lease`) elects one holder among workers, for the monitor.
   Leases belong to no experiment: deleting one leaves them alone.
 
@@ -61,11 +74,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
-from abscope.models import Event, Experiment, MetricCounts, Status, VariantCounts
+from abscope.models import (
+    CovariateCounts,
+    Event,
+    Experiment,
+    MetricCounts,
+    Status,
+    VariantCounts,
+)
 
 __all__ = [
     "DEFAULT_EVENT_ID_WINDOW",
     "Clock",
+    "CovariateOutcome",
     "EventOutcome",
     "EventResult",
     "HourCounts",
@@ -74,7 +95,13 @@ __all__ = [
     "utc_now",
 ]
 
-EventOutcome = Literal["counted", "duplicate", "variant_mismatch", "unavailable"]
+EventOutcome = Literal[
+    "counted", "duplicate", "variant_mismatch", "covariate_mismatch", "unavailable"
+]
+CovariateOutcome = Literal["set", "unchanged", "conflict", "not_exposed"]
+"""What a backfilled covariate did: ``set`` (counted), ``unchanged`` (the user has this very
+value already), ``conflict`` (the user has another value: kept, this one refused) or
+``not_exposed`` (no exposure in the phase: nothing stored)."""
 
 DEFAULT_EVENT_ID_WINDOW: Final = timedelta(days=7)
 """How long a store remembers an applied event id, by default."""
@@ -205,6 +232,20 @@ class Store(ABC):
     @abstractmethod
     def get_metric_timeseries(self, experiment_id: str, phase: int) -> list[MetricHourCounts]:
         """Hourly increments of the named metrics, oldest hour first (hours with data only)."""
+
+    @abstractmethod
+    def record_covariates(
+        self, experiment_id: str, phase: int, covariates: Sequence[tuple[str, float]]
+    ) -> list[CovariateOutcome]:
+        """Backfill ``(user, covariate)`` pairs in order, atomically; one outcome each.
+
+        A user named twice in one call is judged against the first value (the second is
+        ``unchanged`` or ``conflict``). ``StorageUnavailable`` means nothing was applied.
+        """
+
+    @abstractmethod
+    def get_covariate_counts(self, experiment_id: str, phase: int) -> dict[str, CovariateCounts]:
+        """CUPED sums per variant (only variants with a user with a covariate appear)."""
 
     # --- leases --------------------------------------------------------------------------
 

@@ -18,8 +18,14 @@ from time import perf_counter
 from typing import Final, ParamSpec, Protocol, TypeVar
 
 from abscope.errors import StorageUnavailable
-from abscope.models import Event, Experiment, MetricCounts, Status, VariantCounts
-from abscope.storage.base import EventResult, HourCounts, MetricHourCounts, Store
+from abscope.models import CovariateCounts, Event, Experiment, MetricCounts, Status, VariantCounts
+from abscope.storage.base import (
+    CovariateOutcome,
+    EventResult,
+    HourCounts,
+    MetricHourCounts,
+    Store,
+)
 
 __all__ = ["OPERATIONS", "InstrumentedStore", "Observe", "StoreObserver"]
 
@@ -39,6 +45,8 @@ OPERATIONS: Final = (
     "get_timeseries",
     "get_metric_counts",
     "get_metric_timeseries",
+    "record_covariates",
+    "get_covariate_counts",
     "acquire_lease",
     "release_lease",
 )
@@ -149,6 +157,18 @@ class InstrumentedStore(Store):
     def get_metric_timeseries(self, experiment_id: str, phase: int) -> list[MetricHourCounts]:
         return self._call(
             "get_metric_timeseries", self.inner.get_metric_timeseries, experiment_id, phase
+        )
+
+    def record_covariates(
+        self, experiment_id: str, phase: int, covariates: Sequence[tuple[str, float]]
+    ) -> list[CovariateOutcome]:
+        return self._call(
+            "record_covariates", self.inner.record_covariates, experiment_id, phase, covariates
+        )
+
+    def get_covariate_counts(self, experiment_id: str, phase: int) -> dict[str, CovariateCounts]:
+        return self._call(
+            "get_covariate_counts", self.inner.get_covariate_counts, experiment_id, phase
         )
 
     def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:

@@ -32,6 +32,11 @@ Key                                   Type    Meaning
                                               phase's total of a named metric.
 ``abscope:{<id>}:p<p>:metric_hourly`` hash    field ``<hour>|<name>|<variant>|<counter>`` →
                                               increments made in that UTC hour.
+``abscope:{<id>}:p<p>:covariates``    hash    field user → the user's pre-exposure covariate
+                                              (CUPED), set once.
+``abscope:{<id>}:p<p>:covariate_counts``      hash: field ``<variant>|<counter>`` → a CUPED
+                                              sum over the variant's users with a covariate
+                                              (``<counter>``: :data:`COVARIATE_COUNTERS`).
 ``abscope:{lease:<name>}``            string  the holder of the lease ``<name>``, with a
                                               server-side expiry (PX). The hash tag starts
                                               with ``lease:``, which no experiment id can
@@ -70,6 +75,9 @@ __all__ = [
     "METRICS",
     "METRIC_COUNTERS",
     "BUCKETS_PER_WINDOW",
+    "COVARIATE_COUNTERS",
+    "covariate_counts",
+    "covariates",
     "applied_events",
     "assignments",
     "conversions",
@@ -112,6 +120,17 @@ METRICS: Final = (
     "inverse_probability_square_sum",
 )
 """Counter names, in the order of :class:`~abscope.models.VariantCounts`' fields."""
+
+COVARIATE_COUNTERS: Final = (
+    "samples",
+    "sum",
+    "sum_squares",
+    "conversions",
+    "conversion_cross_sum",
+    "value_sum",
+    "value_cross_sum",
+)
+"""CUPED counter names, in the order of :class:`~abscope.models.CovariateCounts`' fields."""
 
 METRIC_COUNTERS: Final = (
     "conversions",
@@ -219,6 +238,16 @@ def metric_hourly(experiment_id: str, phase: int) -> str:
     return f"{_phase(experiment_id, phase)}:metric_hourly"
 
 
+def covariates(experiment_id: str, phase: int) -> str:
+    """Hash user → the user's covariate in the phase."""
+    return f"{_phase(experiment_id, phase)}:covariates"
+
+
+def covariate_counts(experiment_id: str, phase: int) -> str:
+    """Hash ``variant|counter`` → a CUPED sum of the phase."""
+    return f"{_phase(experiment_id, phase)}:covariate_counts"
+
+
 def metric_phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str]:
     """The named metrics' keys ``record_events.lua`` takes for one phase, in its order.
 
@@ -245,10 +274,10 @@ def lease(name: str) -> str:
     return f"{_PREFIX}:{{lease:{name}}}"
 
 
-def phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str, str, str]:
+def phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str, str, str, str, str]:
     """The keys ``record_events.lua`` takes for one phase, in the script's order.
 
-    ``(exposures, conversions, user_totals, counts, hourly)``.
+    ``(exposures, conversions, user_totals, counts, hourly, covariates, covariate_counts)``.
     """
     return (
         exposures(experiment_id, phase),
@@ -256,6 +285,8 @@ def phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str, str, str]
         user_totals(experiment_id, phase),
         counts(experiment_id, phase),
         hourly(experiment_id, phase),
+        covariates(experiment_id, phase),
+        covariate_counts(experiment_id, phase),
     )
 
 

@@ -77,11 +77,19 @@ from redis.exceptions import DataError, NoScriptError, RedisClusterException, Re
 from redis.retry import Retry
 
 from abscope.errors import Conflict, NotFound, StorageUnavailable
-from abscope.models import Event, Experiment, MetricCounts, Status, VariantCounts
+from abscope.models import (
+    CovariateCounts,
+    Event,
+    Experiment,
+    MetricCounts,
+    Status,
+    VariantCounts,
+)
 from abscope.storage import keys
 from abscope.storage.base import (
     DEFAULT_EVENT_ID_WINDOW,
     Clock,
+    CovariateOutcome,
     EventOutcome,
     EventResult,
     HourCounts,
@@ -99,7 +107,18 @@ CONNECT_ATTEMPTS: Final = 3
 
 _CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 _DELETE_ATTEMPTS: Final = 5
-_OUTCOMES: Final[tuple[EventOutcome, ...]] = ("counted", "duplicate", "variant_mismatch")
+_OUTCOMES: Final[tuple[EventOutcome, ...]] = (
+    "counted",
+    "duplicate",
+    "variant_mismatch",
+    "covariate_mismatch",
+)
+_COVARIATE_OUTCOMES: Final[tuple[CovariateOutcome, ...]] = (
+    "set",
+    "unchanged",
+    "conflict",
+    "not_exposed",
+)
 _NEW_EXPOSURE: Final = 4
 _NEW_CONVERSION: Final = 8
 _INTEGER_METRICS: Final = frozenset({"samples", "conversions"})
@@ -613,7 +632,12 @@ class RedisStore(Store):
                 hour = hours[event.at] = _hour(event.at)
             kind: str = event.kind
             if event.metric is None:
-                value = "" if event.value is None else _float_text(event.value)
+                if event.value is not None:
+                    value = _float_text(event.value)
+                elif event.covariate is not None:
+                    value = _float_text(event.covariate)
+                else:
+                    value = ""
             else:
                 kind, value, named_metrics = _METRIC_KINDS[kind], event.metric, True
                 if event.value is not None:
@@ -686,6 +710,35 @@ class RedisStore(Store):
             MetricHourCounts(hour=datetime.fromtimestamp(hour, UTC), metrics=_metric_counts(values))
             for hour, values in sorted(hours.items())
         ]
+
+    def record_covariates(
+        self, experiment_id: str, phase: int, covariates: Sequence[tuple[str, float]]
+    ) -> list[CovariateOutcome]:
+        """Backfill covariates in one ``record_events.lua`` call (kind ``covariate``), so
+        they are counted atomically with the experiment's events, on its node."""
+        if not covariates:
+            return []
+        script_keys = [keys.phases(experiment_id), *keys.phase_keys(experiment_id, phase)]
+        args: list[str | int] = [0, 1, 1, phase]
+        for user_id, value in covariates:
+            args += (user_id, f"1||covariate|{_float_text(value)}|1|0|")
+        with _unavailable(f"record {len(covariates)} covariates"):
+            codes = self._run(self._record, script_keys, args)
+        return [_COVARIATE_OUTCOMES[int(code)] for code in codes]
+
+    def get_covariate_counts(self, experiment_id: str, phase: int) -> dict[str, CovariateCounts]:
+        key = keys.covariate_counts(experiment_id, phase)
+        with _unavailable(f"read the covariate counts of experiment {experiment_id!r}"):
+            stored = self._client.hgetall(key)
+        values: dict[str, dict[str, int | float]] = {}
+        for field, raw in stored.items():
+            variant, counter = keys.parse_count_field(_text(field))
+            text = _text(raw)
+            number = int(float(text)) if counter in _INTEGER_METRICS else float(text)
+            values.setdefault(variant, {})[counter] = number
+        return {
+            variant: CovariateCounts.model_validate(values[variant]) for variant in sorted(values)
+        }
 
     # --- leases --------------------------------------------------------------------------
 

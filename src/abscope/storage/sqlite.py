@@ -14,7 +14,8 @@ experiments     id, created_at (µs since the epoch, UTC), status,  id
                 version, body (``Experiment.model_dump_json()``)
 users           experiment_id, phase, user_id, variant (first      experiment_id, phase,
                 exposure), probability, converted (0/1), total     user_id
-                (running total of the continuous metric)
+                (running total of the continuous metric),
+                covariate (CUPED; NULL: none)
 counts          experiment_id, phase, variant, samples,            experiment_id, phase,
                 conversions, value_sum, value_sum_squares,         variant
                 inverse_probability_sum,
@@ -34,6 +35,9 @@ metric_counts   experiment_id, phase, metric, variant,             experiment_id
                 denominator_sum_squares, cross_sum
 metric_hourly   experiment_id, phase, hour, metric, variant, the   experiment_id, phase,
                 counters of ``metric_counts``                      hour, metric, variant
+covariate_      experiment_id, phase, variant, samples, sum,       experiment_id, phase,
+counts          sum_squares, conversions, conversion_cross_sum,    variant
+                value_sum, value_cross_sum (``CovariateCounts``)
 leases          name, holder, expires_at (µs since the epoch)      name
 ==============  =================================================  ==========================
 
@@ -43,7 +47,8 @@ duplicates and deleted (by the ``seen_at`` index) at most once every ``window / 
 table holds about one window of ids. Version 1 files (no ``seen_at`` and no
 ``inverse_probability_square_sum``) are migrated when opened: their ids count as seen at
 the migration, and their ``Σ 1/p²`` starts at 0. Version 2 files (and version 1 files,
-after that step) gain the metric and lease tables, empty. Rows of an experiment that was
+after that step) gain the metric and lease tables, empty; version 3 files gain the users'
+``covariate`` column (NULL) and ``covariate_counts``, empty. Rows of an experiment that was
 never created are accepted (the service checks existence); deleting an experiment removes
 its rows from every table but ``leases``, which belong to no experiment.
 
@@ -68,10 +73,18 @@ from pathlib import Path
 from typing import Any, Final
 
 from abscope.errors import Conflict, NotFound, StorageUnavailable
-from abscope.models import Event, Experiment, MetricCounts, Status, VariantCounts
+from abscope.models import (
+    CovariateCounts,
+    Event,
+    Experiment,
+    MetricCounts,
+    Status,
+    VariantCounts,
+)
 from abscope.storage.base import (
     DEFAULT_EVENT_ID_WINDOW,
     Clock,
+    CovariateOutcome,
     EventResult,
     HourCounts,
     MetricHourCounts,
@@ -81,7 +94,7 @@ from abscope.storage.base import (
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 """The schema this module writes; kept in ``PRAGMA user_version`` for future migrations."""
 
 _SCHEMA: Final = (
@@ -103,6 +116,7 @@ _SCHEMA: Final = (
         probability REAL NOT NULL,
         converted INTEGER NOT NULL,
         total REAL NOT NULL,
+        covariate REAL,
         PRIMARY KEY (experiment_id, phase, user_id)
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS counts (
@@ -189,6 +203,33 @@ _METRIC_SCHEMA: Final = (
         expires_at INTEGER NOT NULL
     ) WITHOUT ROWID""",
 )
+_COVARIATE_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS covariate_counts (
+        experiment_id TEXT NOT NULL,
+        phase INTEGER NOT NULL,
+        variant TEXT NOT NULL,
+        samples INTEGER NOT NULL,
+        sum REAL NOT NULL,
+        sum_squares REAL NOT NULL,
+        conversions INTEGER NOT NULL,
+        conversion_cross_sum REAL NOT NULL,
+        value_sum REAL NOT NULL,
+        value_cross_sum REAL NOT NULL,
+        PRIMARY KEY (experiment_id, phase, variant)
+    ) WITHOUT ROWID""",
+)
+# From versions 1 to 3: the users' covariate (NULL: none).
+_MIGRATE_TO_4: Final = ("ALTER TABLE users ADD COLUMN covariate REAL",)
+_COVARIATE_COUNTERS: Final = (
+    "samples, sum, sum_squares, conversions, conversion_cross_sum, value_sum, value_cross_sum"
+)
+_ADD_COVARIATE_COUNTERS: Final = ", ".join(
+    f"{name} = {name} + excluded.{name}" for name in _COVARIATE_COUNTERS.split(", ")
+)
+_UPSERT_COVARIATE_COUNTS: Final = f"""
+    INSERT INTO covariate_counts (experiment_id, phase, variant, {_COVARIATE_COUNTERS})
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (experiment_id, phase, variant) DO UPDATE SET {_ADD_COVARIATE_COUNTERS}"""
 _DATA_TABLES: Final = (
     "users",
     "counts",
@@ -198,6 +239,7 @@ _DATA_TABLES: Final = (
     "metric_users",
     "metric_counts",
     "metric_hourly",
+    "covariate_counts",
 )
 # From version 1: the Σ 1/p² counters and the age of event ids.
 _MIGRATE_1_TO_2: Final = (
@@ -256,6 +298,10 @@ _UPSERT_USER: Final = """
     VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (experiment_id, phase, user_id) DO UPDATE SET
         converted = excluded.converted, total = excluded.total"""
+# A covariate is set once, so few rows need it: apart from the upsert the primary path makes.
+_SET_COVARIATE: Final = (
+    "UPDATE users SET covariate = ? WHERE experiment_id = ? AND phase = ? AND user_id = ?"
+)
 
 _INSERT_EVENT_ID: Final = """
     INSERT INTO event_ids (experiment_id, event_id, seen_at) VALUES (?, ?, ?)
@@ -269,6 +315,7 @@ _MAX_IN_LIST: Final = 256  # ids per prefetch query; shorter lists are padded to
 
 _DUPLICATE: Final = EventResult("duplicate")
 _MISMATCH: Final = EventResult("variant_mismatch")
+_COVARIATE_MISMATCH: Final = EventResult("covariate_mismatch")
 _COUNTED: Final = {
     (exposure, conversion): EventResult("counted", exposure, conversion)
     for exposure in (False, True)
@@ -535,6 +582,57 @@ class SQLiteStore(Store):
             series[hour].metrics.setdefault(metric, {})[variant] = _metric_counts(counters)
         return list(series.values())
 
+    def record_covariates(
+        self, experiment_id: str, phase: int, covariates: Sequence[tuple[str, float]]
+    ) -> list[CovariateOutcome]:
+        """Backfill covariates in one transaction (see :class:`~abscope.storage.base.Store`)."""
+        if not covariates:
+            return []
+        with self._writing("record covariates") as conn:
+            users: dict[str, tuple[str, int, float, float | None]] = {}
+            for chunk in _padded_chunks(list(dict.fromkeys(user for user, _ in covariates))):
+                rows = conn.execute(
+                    "SELECT user_id, variant, converted, total, covariate FROM users"
+                    " WHERE experiment_id = ? AND phase = ?"
+                    f" AND user_id IN ({_in_list(len(chunk))})",
+                    (experiment_id, phase, *chunk),
+                )
+                for user_id, variant, converted, total, covariate in rows:
+                    users[user_id] = (variant, converted, total, covariate)
+            outcomes: list[CovariateOutcome] = []
+            totals: dict[str, list[float]] = {}
+            updates: list[tuple[float, str, int, str]] = []
+            for user_id, value in covariates:
+                state = users.get(user_id)
+                if state is None:
+                    outcomes.append("not_exposed")
+                    continue
+                variant, converted, total, stored = state
+                if stored is not None:
+                    outcomes.append("unchanged" if stored == value else "conflict")
+                    continue
+                users[user_id] = (variant, converted, total, value)
+                row = totals.setdefault(variant, [0, 0.0, 0.0, 0, 0.0, 0.0, 0.0])
+                for index, increment in enumerate(_covariate_increments(value, converted, total)):
+                    row[index] += increment
+                updates.append((value, experiment_id, phase, user_id))
+                outcomes.append("set")
+            conn.executemany(_SET_COVARIATE, updates)
+            conn.executemany(
+                _UPSERT_COVARIATE_COUNTS,
+                ((experiment_id, phase, variant, *row) for variant, row in totals.items()),
+            )
+        return outcomes
+
+    def get_covariate_counts(self, experiment_id: str, phase: int) -> dict[str, CovariateCounts]:
+        with self._reading("get covariate counts") as conn:
+            rows = conn.execute(
+                f"SELECT variant, {_COVARIATE_COUNTERS} FROM covariate_counts"
+                " WHERE experiment_id = ? AND phase = ? ORDER BY variant",
+                (experiment_id, phase),
+            ).fetchall()
+        return {variant: _covariate_counts(counters) for variant, *counters in rows}
+
     # --- leases --------------------------------------------------------------------------
 
     def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
@@ -582,6 +680,12 @@ class SQLiteStore(Store):
                 for statement in _MIGRATE_1_TO_2:
                     conn.execute(statement, {"now": now} if ":now" in statement else {})
             for statement in _METRIC_SCHEMA:  # version 3 (nothing when already there)
+                conn.execute(statement)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(users)")}
+            if "covariate" not in columns:  # versions 1 to 3
+                for statement in _MIGRATE_TO_4:
+                    conn.execute(statement)
+            for statement in _COVARIATE_SCHEMA:  # version 4
                 conn.execute(statement)
             if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -722,6 +826,36 @@ def _metric_counts(counters: Sequence[Any]) -> MetricCounts:
     )
 
 
+def _covariate_counts(counters: Sequence[Any]) -> CovariateCounts:
+    samples, total, squares, conversions, conversion_cross, values, value_cross = counters
+    return CovariateCounts(
+        samples=samples,
+        sum=total,
+        sum_squares=squares,
+        conversions=conversions,
+        conversion_cross_sum=conversion_cross,
+        value_sum=values,
+        value_cross_sum=value_cross,
+    )
+
+
+def _covariate_increments(
+    covariate: float, converted: int | bool, total: float
+) -> tuple[int, float, float, int, float, float, float]:
+    """A covariate's first count for a user with outcomes ``converted`` and ``total``:
+    ``CovariateCounts``' order (the backfill's ``c·y`` for both outcomes)."""
+    conversion = 1 if converted else 0
+    return (
+        1,
+        covariate,
+        covariate * covariate,
+        conversion,
+        covariate * conversion,
+        total,
+        covariate * total,
+    )
+
+
 def _padded_chunks(items: Sequence[str]) -> Iterator[tuple[str, ...]]:
     """Chunks of at most ``_MAX_IN_LIST`` items, padded (by repeating the last item) to a
     power of two so that only a few distinct statements reach the statement cache."""
@@ -738,15 +872,22 @@ def _in_list(size: int) -> str:
 class _User:
     """A user's state in one phase, as read at the start of a batch and updated by it."""
 
-    __slots__ = ("variant", "probability", "converted", "total", "dirty")
+    __slots__ = ("variant", "probability", "converted", "total", "covariate", "dirty")
 
     def __init__(
-        self, variant: str, probability: float, converted: bool, total: float, dirty: bool
+        self,
+        variant: str,
+        probability: float,
+        converted: bool,
+        total: float,
+        dirty: bool,
+        covariate: float | None = None,
     ) -> None:
         self.variant = variant
         self.probability = probability
         self.converted = converted
         self.total = total
+        self.covariate = covariate
         self.dirty = dirty
 
 
@@ -847,13 +988,13 @@ def _load_users(
     for (experiment_id, phase), user_ids in wanted.items():
         for chunk in _padded_chunks(list(user_ids)):
             rows = conn.execute(
-                "SELECT user_id, variant, probability, converted, total FROM users"
+                "SELECT user_id, variant, probability, converted, total, covariate FROM users"
                 f" WHERE experiment_id = ? AND phase = ? AND user_id IN ({_in_list(len(chunk))})",
                 (experiment_id, phase, *chunk),
             )
-            for user_id, variant, probability, converted, total in rows:
+            for user_id, variant, probability, converted, total, covariate in rows:
                 users[experiment_id, phase, user_id] = _User(
-                    variant, probability, bool(converted), total, dirty=False
+                    variant, probability, bool(converted), total, False, covariate
                 )
     return users
 
@@ -895,6 +1036,9 @@ def _apply_batch(
     # [samples, conversions, value_sum, value_sum_squares, Σ 1/p, Σ 1/p²].
     totals: dict[tuple[str, int, str], list[float]] = {}
     hourly: dict[tuple[str, int, int, str], list[float]] = {}
+    # CovariateCounts' increments per (experiment, phase, variant), when any.
+    covariate_totals: dict[tuple[str, int, str], list[float]] = {}
+    covariates_set: list[tuple[float, str, int, str]] = []
     results: list[EventResult] = []
     for event in events:
         experiment_id, event_id = event.experiment_id, event.event_id
@@ -907,6 +1051,12 @@ def _apply_batch(
         if user is not None and user.variant != variant:
             results.append(_MISMATCH)
             continue
+        covariate = event.covariate
+        if covariate is not None and user is not None and user.covariate is not None:
+            if user.covariate != covariate:
+                results.append(_COVARIATE_MISMATCH)
+                continue
+            covariate = None  # the same value again: nothing to set
         hour = ((_utc(event.at) - _EPOCH) // _HOUR) * 3600
         total = totals.setdefault((experiment_id, phase, variant), [0, 0, 0.0, 0.0, 0.0, 0.0])
         in_hour = hourly.setdefault(
@@ -930,6 +1080,12 @@ def _apply_batch(
             user.converted = user.dirty = True
             total[1] += 1
             in_hour[1] += 1
+            if user.covariate is not None:
+                row = covariate_totals.setdefault(
+                    (experiment_id, phase, variant), [0, 0.0, 0.0, 0, 0.0, 0.0, 0.0]
+                )
+                row[3] += 1
+                row[4] += user.covariate
         elif event.kind == "value" and event.value is not None:
             value, before = event.value, user.total
             square_increment = 2 * before * value + value**2
@@ -939,6 +1095,22 @@ def _apply_batch(
             total[3] += square_increment
             in_hour[2] += value
             in_hour[3] += square_increment
+            if user.covariate is not None:
+                row = covariate_totals.setdefault(
+                    (experiment_id, phase, variant), [0, 0.0, 0.0, 0, 0.0, 0.0, 0.0]
+                )
+                row[5] += value
+                row[6] += user.covariate * value
+        elif covariate is not None:  # an exposure setting the user's covariate
+            user.covariate = covariate
+            covariates_set.append((covariate, *user_key))
+            row = covariate_totals.setdefault(
+                (experiment_id, phase, variant), [0, 0.0, 0.0, 0, 0.0, 0.0, 0.0]
+            )
+            for index, increment in enumerate(
+                _covariate_increments(covariate, user.converted, user.total)
+            ):
+                row[index] += increment
         if event_id is not None:
             seen.add((experiment_id, event_id))
             new_ids.append((experiment_id, event_id, now))
@@ -953,6 +1125,12 @@ def _apply_batch(
             if user.dirty
         ),
     )
+    if covariate_totals:
+        conn.executemany(_SET_COVARIATE, covariates_set)
+        conn.executemany(
+            _UPSERT_COVARIATE_COUNTS,
+            ((*key, *increments) for key, increments in covariate_totals.items()),
+        )
     conn.executemany(
         _UPSERT_COUNTS,
         ((*key, *increments) for key, increments in totals.items() if any(increments)),

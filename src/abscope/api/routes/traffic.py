@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from abscope.api.deps import Service
 from abscope.api.errors import documented
 from abscope.api.hot_paths import events_body, log_body, route_body
 from abscope.schemas import (
     BatchRequest,
     BatchResponse,
+    CovariateRequest,
+    CovariateResponse,
     LogRequest,
     LogResponse,
     RouteRequest,
@@ -80,3 +83,20 @@ async def events(body: BatchRequest, request: Request) -> Response:
     traffic = request.app.state.service.traffic
     answer = await events_body(traffic, body, request.app.state.metrics)
     return Response(answer, media_type="application/json")
+
+
+@router.post(
+    "/experiments/{experiment_id}/covariates",
+    response_model=CovariateResponse,
+    summary="Backfill CUPED covariates",
+    responses=documented(400, 401, 403, 404, 409, 413, 422, 503),
+)
+def covariates(experiment_id: str, body: CovariateRequest, service: Service) -> CovariateResponse:
+    """Set the pre-exposure covariate of users exposed in the experiment's current phase.
+
+    Each user's covariate is set once: the same value again is ``unchanged``, another
+    value is a ``conflict`` (the first is kept), and a user not exposed yet is
+    ``not_exposed`` (nothing stored). The answer reports each user; the experiment must be
+    running or paused (409 otherwise). CUPED then adjusts the primary metric's results.
+    """
+    return service.backfill_covariates(experiment_id, body)

@@ -4,10 +4,11 @@
 -- KEYS[1 .. B]  abscope:{id}:events:<bucket>, sets of applied event ids, the current
 --                bucket first, then the older buckets still inside the window
 -- KEYS[B + 1]    abscope:{id}:phases   set of phases with data
--- then, for each phase group g = 1..G, five keys starting at KEYS[B + 2 + 5 (g - 1)]:
---          exposures (hash), converted (set), totals (hash), counts (hash), hourly (hash)
+-- then, for each phase group g = 1..G, seven keys starting at KEYS[B + 2 + 7 (g - 1)]:
+--          exposures (hash), converted (set), totals (hash), counts (hash), hourly (hash),
+--          covariates (hash), covariate_counts (hash)
 -- then, only when the batch holds events of named metrics, for each group g three keys
--- starting at KEYS[B + 2 + 5 G + 3 (g - 1)]:
+-- starting at KEYS[B + 2 + 7 G + 3 (g - 1)]:
 --          metric_users (hash), metric_counts (hash), metric_hourly (hash)
 -- ARGV[1]  B, the number of event-id buckets
 -- ARGV[2]  seconds the current bucket must live (set when the script adds an id to it)
@@ -19,10 +20,21 @@
 -- hour start) | event id ("" when none). None of these can hold a "|" (the variant is a
 -- slug, event ids are restricted, the rest are numbers or fixed words). An event of a
 -- named metric has kind "metric_conversion" (value: the metric's name) or "metric_value"
--- (value: name;dx;dy, the numerator's and the denominator's increments).
+-- (value: name;dx;dy, the numerator's and the denominator's increments). An exposure's
+-- value is its covariate ("" when none). Kind "covariate" backfills a covariate (value)
+-- for a user exposed already (variant "", hour 0, no event id).
 --
--- Returns one integer per event: outcome (0 counted, 1 duplicate, 2 variant_mismatch)
--- + 4 if it registered a new exposure + 8 if it registered a new conversion.
+-- Returns one integer per event: outcome (0 counted, 1 duplicate, 2 variant_mismatch,
+-- 3 covariate_mismatch) + 4 if it registered a new exposure + 8 if it registered a new
+-- conversion; for a "covariate" item: 0 set, 1 unchanged, 2 conflict, 3 not exposed.
+--
+-- CUPED: a user's covariate c is set once (never replaced). The covariate_counts hash
+-- keeps, per variant, samples, sum (c), sum_squares (c^2), and for the primary outcome y
+-- (converted 0/1, and the value total) conversions, conversion_cross_sum (c y),
+-- value_sum and value_cross_sum (c y): a covariate users' outcome increment dy adds
+-- c dy, a covariate set after outcomes y adds c y. Whether a group has any covariate is
+-- looked up once per call (EXISTS), so batches of experiments without covariates pay one
+-- call per group, not one per event.
 --
 -- Counters are read once per batch, updated in Lua float64 arithmetic event by event (the
 -- same roundings as any float64 accumulator) and written back at the end. A named metric
@@ -36,7 +48,9 @@ local COUNTED, DUPLICATE, MISMATCH = 0, 1, 2
 local NEW_EXPOSURE, NEW_CONVERSION = 4, 8
 local FIELDS_PER_EVENT = 2
 local PACKED = '^(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
-local KEYS_PER_GROUP = 5
+local KEYS_PER_GROUP = 7
+local COVARIATE_MISMATCH = 3
+local SET, UNCHANGED, CONFLICT, NOT_EXPOSED = 0, 1, 2, 3
 local METRIC_KEYS_PER_GROUP = 3
 local METRIC_VALUE = '^([^;]*);([^;]*);([^;]*)$'
 local METRIC_USER = '^(%d)|([^|]*)|([^|]*)$'
@@ -166,6 +180,40 @@ local function count_metric(group, user, variant, kind, packed, hour)
     return added
 end
 
+-- CUPED: the covariate of a user (nil when none), looked up only in groups that have any
+local has_covariates = {}
+local function covariate_of(group, covariates_key, user)
+    local known = has_covariates[group]
+    if known == nil then
+        known = redis.call('EXISTS', covariates_key) == 1
+        has_covariates[group] = known
+    end
+    if not known then
+        return nil
+    end
+    local stored = redis.call('HGET', covariates_key, user)
+    return stored and tonumber(stored) or nil
+end
+
+-- Set a user's covariate c (they have none) and count it with their outcomes so far.
+local function set_covariate(group, base, user, variant, c)
+    local converted_key, totals_key = KEYS[base + 2], KEYS[base + 3]
+    local covariates_key, sums_key = KEYS[base + 6], KEYS[base + 7]
+    redis.call('HSET', covariates_key, user, c)
+    has_covariates[group] = true
+    local converted = redis.call('SISMEMBER', converted_key, user)
+    local stored = redis.call('HGET', totals_key, user)
+    local t = stored and tonumber(stored) or 0
+    local prefix = variant .. '|'
+    add(sums_key, prefix .. 'samples', 1)
+    add(sums_key, prefix .. 'sum', c)
+    add(sums_key, prefix .. 'sum_squares', c * c)
+    add(sums_key, prefix .. 'conversions', converted)
+    add(sums_key, prefix .. 'conversion_cross_sum', c * converted)
+    add(sums_key, prefix .. 'value_sum', t)
+    add(sums_key, prefix .. 'value_cross_sum', c * t)
+end
+
 local results = {}
 local first = groups + 4
 local n = (#ARGV - first + 1) / FIELDS_PER_EVENT
@@ -178,18 +226,50 @@ for i = 0, n - 1 do
     local exposures_key, converted_key, totals_key = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
     local counts_key, hourly_key = KEYS[base + 4], KEYS[base + 5]
 
-    if event_id ~= '' and not claim(event_id) then
+    if kind == 'covariate' then
+        local c = tonumber(value)
+        local exposed = redis.call('HGET', exposures_key, user)
+        if not exposed then
+            results[i + 1] = NOT_EXPOSED
+        else
+            local stored = covariate_of(group, KEYS[base + 6], user)
+            if stored == nil then
+                set_covariate(group, base, user, exposed, c)
+                results[i + 1] = SET
+            elseif stored == c then
+                results[i + 1] = UNCHANGED
+            else
+                results[i + 1] = CONFLICT
+            end
+        end
+    elseif event_id ~= '' and not claim(event_id) then
         results[i + 1] = DUPLICATE
     else
         if event_id ~= '' then
             ids_added = true
         end
         local exposed = redis.call('HGET', exposures_key, user)
+        local c = nil
+        if kind == 'exposure' and value ~= '' then
+            c = tonumber(value)
+        end
+        local refused = nil
         if exposed and exposed ~= variant then
+            refused = MISMATCH
+        elseif c ~= nil and exposed then
+            local stored = covariate_of(group, KEYS[base + 6], user)
+            if stored ~= nil then
+                if stored ~= c then
+                    refused = COVARIATE_MISMATCH
+                end
+                c = nil -- set already (to this value, or refused)
+            end
+        end
+        if refused ~= nil then
             if event_id ~= '' then
                 redis.call('SREM', KEYS[1], event_id)
             end
-            results[i + 1] = MISMATCH
+            results[i + 1] = refused
         else
             local code = COUNTED
             local fields = field_names(hour, variant)
@@ -206,6 +286,11 @@ for i = 0, n - 1 do
                 if redis.call('SADD', converted_key, user) == 1 then
                     bump(counts_key, hourly_key, fields, 'conversions', 1)
                     code = code + NEW_CONVERSION
+                    local uc = covariate_of(group, KEYS[base + 6], user)
+                    if uc ~= nil then
+                        add(KEYS[base + 7], variant .. '|conversions', 1)
+                        add(KEYS[base + 7], variant .. '|conversion_cross_sum', uc)
+                    end
                 end
             elseif kind == 'value' then
                 local v = tonumber(value)
@@ -214,7 +299,16 @@ for i = 0, n - 1 do
                 redis.call('HSET', totals_key, user, t + v)
                 bump(counts_key, hourly_key, fields, 'value_sum', v)
                 bump(counts_key, hourly_key, fields, 'value_sum_squares', 2 * t * v + v * v)
-            elseif kind ~= 'exposure' then
+                local uc = covariate_of(group, KEYS[base + 6], user)
+                if uc ~= nil then
+                    add(KEYS[base + 7], variant .. '|value_sum', v)
+                    add(KEYS[base + 7], variant .. '|value_cross_sum', uc * v)
+                end
+            elseif kind == 'exposure' then
+                if c ~= nil then
+                    set_covariate(group, base, user, variant, c)
+                end
+            else
                 code = code + count_metric(group, user, variant, kind, value, hour)
             end
             results[i + 1] = code
