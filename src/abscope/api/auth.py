@@ -320,6 +320,8 @@ class Auth:
         if held is None:
             status, (headers, body) = 401, self._unauthorized[needed]
         elif held == needed or held == "admin":
+            # Who asked, for the audit trail: the role of the key (Request.state.role).
+            scope.setdefault("state", {})["role"] = held
             await self.app(scope, receive, send)
             return
         else:

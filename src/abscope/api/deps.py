@@ -1,4 +1,5 @@
-"""Request dependencies as ``Annotated`` aliases: the service and the simulations' thread.
+"""Request dependencies as ``Annotated`` aliases: the service, the simulations' thread and
+who asked (the role of the request's API key, for the audit trail).
 
 Keys are not dependencies: :mod:`abscope.api.auth` checks them, for every route, before
 the request reaches FastAPI.
@@ -16,7 +17,7 @@ from fastapi import Depends, Request
 from abscope.api.simulations import SimulationPool
 from abscope.service import ExperimentService
 
-__all__ = ["Service", "Simulations"]
+__all__ = ["Actor", "Service", "Simulations"]
 
 
 async def _service(request: Request) -> ExperimentService:
@@ -29,5 +30,12 @@ async def _simulations(request: Request) -> SimulationPool:
     return simulations
 
 
+async def _actor(request: Request) -> str | None:
+    """The role of the key that :mod:`abscope.api.auth` accepted; ``None`` without keys."""
+    role: str | None = getattr(request.state, "role", None)
+    return role
+
+
+Actor = Annotated[str | None, Depends(_actor)]
 Service = Annotated[ExperimentService, Depends(_service)]
 Simulations = Annotated[SimulationPool, Depends(_simulations)]

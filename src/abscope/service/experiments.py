@@ -95,7 +95,9 @@ class Experiments:
         self._rng = rng if rng is not None else np.random.default_rng()
         self._on_change = on_change
 
-    def create(self, request: schemas.CreateExperimentRequest) -> Experiment:
+    def create(
+        self, request: schemas.CreateExperimentRequest, *, by: str | None = None
+    ) -> Experiment:
         now = self._clock()
         experiment_id = request.id or self._new_id(request.name)
         try:
@@ -119,7 +121,7 @@ class Experiments:
                 forced_variants=request.forced_variants,
                 metrics=request.metrics or [],
                 metric_correction=request.metric_correction,
-                audit=[AuditEntry(at=now, action="create")],
+                audit=[AuditEntry(at=now, action="create", changes=_by(by))],
             )
         except ValidationError as error:
             raise _invalid(error) from None
@@ -132,7 +134,13 @@ class Experiments:
     def list_experiments(self, status: Status | None = None) -> list[Experiment]:
         return self.store.list_experiments(status)
 
-    def patch(self, experiment_id: str, request: schemas.PatchExperimentRequest) -> Experiment:
+    def patch(
+        self,
+        experiment_id: str,
+        request: schemas.PatchExperimentRequest,
+        *,
+        by: str | None = None,
+    ) -> Experiment:
         current = self.store.get_experiment(experiment_id)
         if current.status in (Status.COMPLETED, Status.STOPPED):
             raise Conflict(f"experiment {experiment_id} is {current.status}; it cannot change")
@@ -177,7 +185,7 @@ class Experiments:
                     audit["phase"] = {"from": current.phase, "to": current.phase + 1}
         if not changes:
             return current
-        updated = self._save(current, changes, "update", audit)
+        updated = self._save(current, changes, "update", audit | _by(by))
         return updated
 
     def _draft_changes(
@@ -216,7 +224,9 @@ class Experiments:
                 "to": _plain(value),
             }
 
-    def add_metric(self, experiment_id: str, metric: Metric) -> Experiment:
+    def add_metric(
+        self, experiment_id: str, metric: Metric, *, by: str | None = None
+    ) -> Experiment:
         """Declare a secondary or guardrail metric, in draft, running or paused.
 
         Audited as ``metric_added`` with the metric; saved as every change is (a concurrent
@@ -250,15 +260,22 @@ class Experiments:
             current,
             {"metrics": [*current.metrics, metric]},
             "metric_added",
-            {"metric": declared},
+            {"metric": declared} | _by(by),
         )
 
     def transition(
-        self, experiment_id: str, action: Action, winner: str | None = None
+        self,
+        experiment_id: str,
+        action: Action,
+        winner: str | None = None,
+        *,
+        by: str | None = None,
     ) -> Experiment:
+        """Move the experiment by ``action``; ``by`` names who did it in the audit entry
+        (the role of the API key that asked, when keys are set)."""
         current = self.store.get_experiment(experiment_id)
         changes, audit = self._transition(current, action, winner)
-        return self._save(current, changes, action, audit)
+        return self._save(current, changes, action, audit | _by(by))
 
     def record(
         self,
@@ -425,3 +442,8 @@ def _metric_type(request: schemas.CreateExperimentRequest) -> MetricType:
         if primary is not None:
             return "continuous" if primary.kind == "mean" else "binary"
     return request.metric_type
+
+
+def _by(actor: str | None) -> dict[str, Any]:
+    """An audit entry's ``by``: who made the change, when it is known."""
+    return {} if actor is None else {"by": actor}

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from abscope.api.deps import Service
+from abscope.api.deps import Actor, Service
 from abscope.api.errors import documented
 from abscope.models import Experiment, Metric, Status
 from abscope.schemas import (
@@ -28,11 +28,11 @@ _TRANSITION = documented(401, 403, 404, 409, 422, 503)
     summary="Create an experiment",
     responses=documented(400, 401, 403, 409, 413, 422, 503),
 )
-def create(body: CreateExperimentRequest, service: Service) -> Experiment:
+def create(body: CreateExperimentRequest, service: Service, actor: Actor) -> Experiment:
     """Create a draft experiment, in the two-model form (``control_model_id``,
     ``treatment_model_id``) or with a ``variants`` list. An ``id`` already taken is a 409;
     without one, an id is made from the name."""
-    return service.create(body)
+    return service.create(body, by=actor)
 
 
 @router.get(
@@ -64,12 +64,14 @@ def get(experiment_id: str, service: Service) -> Experiment:
     summary="Change an experiment",
     responses=documented(400, 401, 403, 404, 409, 413, 422, 503),
 )
-def patch(experiment_id: str, body: PatchExperimentRequest, service: Service) -> Experiment:
+def patch(
+    experiment_id: str, body: PatchExperimentRequest, service: Service, actor: Actor
+) -> Experiment:
     """Change the given fields (each change is audited). A draft changes in every field it
     was created with (``variants`` in full, ``metric_type``, ``allocation``, ``layer``,
     ``sticky``, ``sequential``, ``metrics``: a 409 once started). New weights outside draft
     open a new phase, whose counts are kept apart; a concurrent change is a 409."""
-    return service.patch(experiment_id, body)
+    return service.patch(experiment_id, body, by=actor)
 
 
 @router.post(
@@ -78,11 +80,11 @@ def patch(experiment_id: str, body: PatchExperimentRequest, service: Service) ->
     summary="Add a metric to an experiment",
     responses=documented(400, 401, 403, 404, 409, 413, 422, 503),
 )
-def add_metric(experiment_id: str, body: Metric, service: Service) -> Experiment:
+def add_metric(experiment_id: str, body: Metric, service: Service, actor: Actor) -> Experiment:
     """Declare a secondary or guardrail metric, in draft, running or paused (audited as
     ``metric_added``). A primary is a 422 (it is declared at creation); a name the
     experiment has, or an ended experiment, is a 409. Events may name it from now on."""
-    return service.add_metric(experiment_id, body)
+    return service.add_metric(experiment_id, body, by=actor)
 
 
 @router.delete(
@@ -99,21 +101,21 @@ def delete(experiment_id: str, service: Service) -> Response:
 
 
 @router.post("/{experiment_id}/start", summary="Start an experiment", responses=_TRANSITION)
-def start(experiment_id: str, service: Service) -> Experiment:
+def start(experiment_id: str, service: Service, actor: Actor) -> Experiment:
     """From draft to running: users are assigned and counted from now on."""
-    return service.transition(experiment_id, "start")
+    return service.transition(experiment_id, "start", by=actor)
 
 
 @router.post("/{experiment_id}/pause", summary="Pause an experiment", responses=_TRANSITION)
-def pause(experiment_id: str, service: Service) -> Experiment:
+def pause(experiment_id: str, service: Service, actor: Actor) -> Experiment:
     """From running to paused: everyone is served the control, nothing is counted."""
-    return service.transition(experiment_id, "pause")
+    return service.transition(experiment_id, "pause", by=actor)
 
 
 @router.post("/{experiment_id}/resume", summary="Resume an experiment", responses=_TRANSITION)
-def resume(experiment_id: str, service: Service) -> Experiment:
+def resume(experiment_id: str, service: Service, actor: Actor) -> Experiment:
     """From paused to running."""
-    return service.transition(experiment_id, "resume")
+    return service.transition(experiment_id, "resume", by=actor)
 
 
 @router.post(
@@ -122,14 +124,14 @@ def resume(experiment_id: str, service: Service) -> Experiment:
     responses=documented(400, 401, 403, 404, 409, 413, 422, 503),
 )
 def complete(
-    experiment_id: str, service: Service, body: CompleteRequest | None = None
+    experiment_id: str, service: Service, actor: Actor, body: CompleteRequest | None = None
 ) -> Experiment:
     """From running or paused to completed: everyone is served the ``winner`` (a variant
     of the experiment), or the control when none is given."""
-    return service.transition(experiment_id, "complete", body.winner if body else None)
+    return service.transition(experiment_id, "complete", body.winner if body else None, by=actor)
 
 
 @router.post("/{experiment_id}/stop", summary="Stop an experiment", responses=_TRANSITION)
-def stop(experiment_id: str, service: Service) -> Experiment:
+def stop(experiment_id: str, service: Service, actor: Actor) -> Experiment:
     """From running or paused to stopped: everyone is served the control, for good."""
-    return service.transition(experiment_id, "stop")
+    return service.transition(experiment_id, "stop", by=actor)
