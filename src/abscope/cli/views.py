@@ -109,10 +109,11 @@ def format_experiment(e: Json) -> str:
     audit = e.get("audit") or []
     recent = audit[-AUDIT_SHOWN:]
     audit_table = table(
-        ["at", "action", "changes"],
-        [[when(a["at"], reason="unknown"), a["action"], _changes(a.get("changes") or {})]
+        ["at", "by", "action", "changes"],
+        [[when(a["at"], reason="unknown"), (a.get("changes") or {}).get("by", ""), a["action"],
+          _changes({k: v for k, v in (a.get("changes") or {}).items() if k != "by"})]
          for a in recent],
-        "lll",
+        "llll",
     ) if recent else "  (none)"  # fmt: skip
     shown = f"last {len(recent)} of {len(audit)}" if len(audit) > len(recent) else "all"
     return "\n\n".join(
