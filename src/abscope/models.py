@@ -10,7 +10,7 @@ import math
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self, TypeVar
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -450,10 +450,19 @@ class Event(_Model):
 _EVENT_FIELDS = set(Event.model_fields)
 
 
-_Counts = TypeVar("_Counts", "VariantCounts", "MetricCounts", "CovariateCounts")
+class _Sums(_Model):
+    """Counters a store keeps: they add field by field (two hours' increments, or a total
+    and an hour's increment)."""
+
+    def __add__(self, other: Self) -> Self:
+        # Both operands are valid already: sums of valid counts need no validation again.
+        fields = type(self).model_fields
+        return self.model_copy(
+            update={name: getattr(self, name) + getattr(other, name) for name in fields}
+        )
 
 
-class VariantCounts(_Model):
+class VariantCounts(_Sums):
     """What the store keeps per variant (and per hour): exact counts and per-user sums.
 
     ``samples`` unique exposed users; ``conversions`` unique exposed users who converted;
@@ -471,12 +480,8 @@ class VariantCounts(_Model):
     inverse_probability_sum: float = 0.0
     inverse_probability_square_sum: float = 0.0
 
-    def __add__(self, other: VariantCounts) -> VariantCounts:
-        """Field by field: two hours' increments, or a total and an hour's increment."""
-        return _added(self, other)
 
-
-class MetricCounts(_Model):
+class MetricCounts(_Sums):
     """What the store keeps per metric other than the primary, per variant (and per hour).
 
     Sums run over the variant's exposed users (its ``samples``), a user without events
@@ -498,12 +503,8 @@ class MetricCounts(_Model):
     denominator_sum_squares: float = 0.0
     cross_sum: float = 0.0
 
-    def __add__(self, other: MetricCounts) -> MetricCounts:
-        """Field by field, as :class:`VariantCounts` add."""
-        return _added(self, other)
 
-
-class CovariateCounts(_Model):
+class CovariateCounts(_Sums):
     """What the store keeps per variant for CUPED: sums over the users with a covariate.
 
     Each user has at most one pre-exposure covariate ``c`` per phase (sent with an
@@ -525,17 +526,6 @@ class CovariateCounts(_Model):
     conversion_cross_sum: float = 0.0
     value_sum: float = 0.0
     value_cross_sum: float = 0.0
-
-    def __add__(self, other: CovariateCounts) -> CovariateCounts:
-        """Field by field, as :class:`VariantCounts` add."""
-        return _added(self, other)
-
-
-def _added(a: _Counts, b: _Counts) -> _Counts:
-    # Both operands are valid already: sums of valid counts need no validation again.
-    return a.model_construct(
-        **{name: getattr(a, name) + getattr(b, name) for name in type(a).model_fields}
-    )
 
 
 def check_min_lift(lift: float | None) -> float | None:
