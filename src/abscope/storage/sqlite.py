@@ -70,7 +70,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
+
+from pydantic import BaseModel
 
 from abscope.errors import Conflict, NotFound, StorageUnavailable
 from abscope.models import (
@@ -96,6 +98,19 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 SCHEMA_VERSION: Final = 4
 """The schema this module writes; kept in ``PRAGMA user_version`` for future migrations."""
+
+_Counts = TypeVar("_Counts", VariantCounts, MetricCounts, CovariateCounts)
+
+
+def _columns(model: type[BaseModel]) -> str:
+    """A counts table's counter columns: the model's fields, in their order."""
+    return ", ".join(model.model_fields)
+
+
+def _adding(model: type[BaseModel]) -> str:
+    """The upsert's ``SET`` list that adds each counter of ``model`` to the stored one."""
+    return ", ".join(f"{name} = {name} + excluded.{name}" for name in model.model_fields)
+
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS experiments (
@@ -220,12 +235,8 @@ _COVARIATE_SCHEMA: Final = (
 )
 # From versions 1 to 3: the users' covariate (NULL: none).
 _MIGRATE_TO_4: Final = ("ALTER TABLE users ADD COLUMN covariate REAL",)
-_COVARIATE_COUNTERS: Final = (
-    "samples, sum, sum_squares, conversions, conversion_cross_sum, value_sum, value_cross_sum"
-)
-_ADD_COVARIATE_COUNTERS: Final = ", ".join(
-    f"{name} = {name} + excluded.{name}" for name in _COVARIATE_COUNTERS.split(", ")
-)
+_COVARIATE_COUNTERS: Final = _columns(CovariateCounts)
+_ADD_COVARIATE_COUNTERS: Final = _adding(CovariateCounts)
 _UPSERT_COVARIATE_COUNTS: Final = f"""
     INSERT INTO covariate_counts (experiment_id, phase, variant, {_COVARIATE_COUNTERS})
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -250,12 +261,8 @@ _MIGRATE_1_TO_2: Final = (
     "CREATE INDEX IF NOT EXISTS event_ids_by_age ON event_ids (seen_at)",
 )
 
-_METRIC_COUNTERS: Final = (
-    "conversions, sum, sum_squares, denominator_sum, denominator_sum_squares, cross_sum"
-)
-_ADD_METRIC_COUNTERS: Final = ", ".join(
-    f"{name} = {name} + excluded.{name}" for name in _METRIC_COUNTERS.split(", ")
-)
+_METRIC_COUNTERS: Final = _columns(MetricCounts)
+_ADD_METRIC_COUNTERS: Final = _adding(MetricCounts)
 _UPSERT_METRIC_COUNTS: Final = f"""
     INSERT INTO metric_counts (experiment_id, phase, metric, variant, {_METRIC_COUNTERS})
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -273,18 +280,8 @@ _UPSERT_METRIC_USER: Final = """
         converted = excluded.converted, total = excluded.total,
         denominator_total = excluded.denominator_total"""
 
-_COUNTERS: Final = (
-    "samples, conversions, value_sum, value_sum_squares, inverse_probability_sum,"
-    " inverse_probability_square_sum"
-)
-_ADD_COUNTERS: Final = """
-    samples = samples + excluded.samples,
-    conversions = conversions + excluded.conversions,
-    value_sum = value_sum + excluded.value_sum,
-    value_sum_squares = value_sum_squares + excluded.value_sum_squares,
-    inverse_probability_sum = inverse_probability_sum + excluded.inverse_probability_sum,
-    inverse_probability_square_sum =
-        inverse_probability_square_sum + excluded.inverse_probability_square_sum"""
+_COUNTERS: Final = _columns(VariantCounts)
+_ADD_COUNTERS: Final = _adding(VariantCounts)
 _UPSERT_COUNTS: Final = f"""
     INSERT INTO counts (experiment_id, phase, variant, {_COUNTERS})
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -538,7 +535,7 @@ class SQLiteStore(Store):
                 " WHERE experiment_id = ? AND phase = ? ORDER BY variant",
                 (experiment_id, phase),
             ).fetchall()
-        return {variant: _variant_counts(counters) for variant, *counters in rows}
+        return {variant: _counts(VariantCounts, counters) for variant, *counters in rows}
 
     def get_timeseries(self, experiment_id: str, phase: int) -> list[HourCounts]:
         with self._reading("get timeseries") as conn:
@@ -551,7 +548,7 @@ class SQLiteStore(Store):
         for hour, variant, *counters in rows:
             if hour not in series:
                 series[hour] = HourCounts(datetime.fromtimestamp(hour, UTC), variants={})
-            series[hour].variants[variant] = _variant_counts(counters)
+            series[hour].variants[variant] = _counts(VariantCounts, counters)
         return list(series.values())
 
     def get_metric_counts(
@@ -565,7 +562,7 @@ class SQLiteStore(Store):
             ).fetchall()
         out: dict[str, dict[str, MetricCounts]] = {}
         for metric, variant, *counters in rows:
-            out.setdefault(metric, {})[variant] = _metric_counts(counters)
+            out.setdefault(metric, {})[variant] = _counts(MetricCounts, counters)
         return out
 
     def get_metric_timeseries(self, experiment_id: str, phase: int) -> list[MetricHourCounts]:
@@ -579,7 +576,7 @@ class SQLiteStore(Store):
         for hour, metric, variant, *counters in rows:
             if hour not in series:
                 series[hour] = MetricHourCounts(datetime.fromtimestamp(hour, UTC), metrics={})
-            series[hour].metrics.setdefault(metric, {})[variant] = _metric_counts(counters)
+            series[hour].metrics.setdefault(metric, {})[variant] = _counts(MetricCounts, counters)
         return list(series.values())
 
     def record_covariates(
@@ -631,7 +628,7 @@ class SQLiteStore(Store):
                 " WHERE experiment_id = ? AND phase = ? ORDER BY variant",
                 (experiment_id, phase),
             ).fetchall()
-        return {variant: _covariate_counts(counters) for variant, *counters in rows}
+        return {variant: _counts(CovariateCounts, counters) for variant, *counters in rows}
 
     # --- leases --------------------------------------------------------------------------
 
@@ -802,41 +799,9 @@ def _assignment(
     return None if row is None else str(row[0])
 
 
-def _variant_counts(counters: Sequence[Any]) -> VariantCounts:
-    samples, conversions, value_sum, squares, inverse_sum, inverse_square_sum = counters
-    return VariantCounts(
-        samples=samples,
-        conversions=conversions,
-        value_sum=value_sum,
-        value_sum_squares=squares,
-        inverse_probability_sum=inverse_sum,
-        inverse_probability_square_sum=inverse_square_sum,
-    )
-
-
-def _metric_counts(counters: Sequence[Any]) -> MetricCounts:
-    conversions, total, squares, denominator, denominator_squares, cross = counters
-    return MetricCounts(
-        conversions=conversions,
-        sum=total,
-        sum_squares=squares,
-        denominator_sum=denominator,
-        denominator_sum_squares=denominator_squares,
-        cross_sum=cross,
-    )
-
-
-def _covariate_counts(counters: Sequence[Any]) -> CovariateCounts:
-    samples, total, squares, conversions, conversion_cross, values, value_cross = counters
-    return CovariateCounts(
-        samples=samples,
-        sum=total,
-        sum_squares=squares,
-        conversions=conversions,
-        conversion_cross_sum=conversion_cross,
-        value_sum=values,
-        value_cross_sum=value_cross,
-    )
+def _counts(model: type[_Counts], counters: Sequence[Any]) -> _Counts:
+    """A row's counters (selected in :func:`_columns` order) as ``model``."""
+    return model(**dict(zip(model.model_fields, counters, strict=True)))
 
 
 def _covariate_increments(
