@@ -62,7 +62,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import hiredis
 from redis import Redis
@@ -255,34 +255,28 @@ def _float_text(value: float) -> str:
     return repr(float(value))
 
 
-def _variant_counts(values: dict[str, dict[str, str]]) -> dict[str, VariantCounts]:
-    result: dict[str, VariantCounts] = {}
-    for variant in sorted(values):
-        fields: dict[str, Any] = {
-            metric: int(raw) if metric in _INTEGER_METRICS else float(raw)
-            for metric, raw in values[variant].items()
-        }
-        result[variant] = VariantCounts(**fields)
-    return result
+_Counts = TypeVar("_Counts", VariantCounts, MetricCounts, CovariateCounts)
+
+
+def _per_variant(model: type[_Counts], values: dict[str, dict[str, str]]) -> dict[str, _Counts]:
+    """``{variant: model}`` from ``{variant: {counter: text}}``, in variant order: the user
+    counters (:data:`_INTEGER_METRICS`) as integers, the sums as floats."""
+    return {
+        variant: model(
+            **{
+                counter: int(float(raw)) if counter in _INTEGER_METRICS else float(raw)
+                for counter, raw in values[variant].items()
+            }
+        )
+        for variant in sorted(values)
+    }
 
 
 def _metric_counts(
     values: dict[str, dict[str, dict[str, str]]],
 ) -> dict[str, dict[str, MetricCounts]]:
     """``{metric: {variant: MetricCounts}}`` from ``{metric: {variant: {counter: text}}}``."""
-    result: dict[str, dict[str, MetricCounts]] = {}
-    for metric in sorted(values):
-        per_variant = values[metric]
-        result[metric] = {
-            variant: MetricCounts(
-                **{
-                    counter: int(raw) if counter == "conversions" else float(raw)
-                    for counter, raw in per_variant[variant].items()
-                }
-            )
-            for variant in sorted(per_variant)
-        }
-    return result
+    return {metric: _per_variant(MetricCounts, values[metric]) for metric in sorted(values)}
 
 
 _RESULTS: Final = tuple(
@@ -670,7 +664,7 @@ class RedisStore(Store):
         for field, raw in stored.items():
             variant, metric = keys.parse_count_field(_text(field))
             values.setdefault(variant, {})[metric] = _text(raw)
-        return _variant_counts(values)
+        return _per_variant(VariantCounts, values)
 
     def get_timeseries(self, experiment_id: str, phase: int) -> list[HourCounts]:
         key = keys.hourly(experiment_id, phase)
@@ -681,7 +675,9 @@ class RedisStore(Store):
             hour, variant, metric = keys.parse_hour_field(_text(field))
             hours.setdefault(hour, {}).setdefault(variant, {})[metric] = _text(raw)
         return [
-            HourCounts(hour=datetime.fromtimestamp(hour, UTC), variants=_variant_counts(values))
+            HourCounts(
+                hour=datetime.fromtimestamp(hour, UTC), variants=_per_variant(VariantCounts, values)
+            )
             for hour, values in sorted(hours.items())
         ]
 
@@ -730,15 +726,11 @@ class RedisStore(Store):
         key = keys.covariate_counts(experiment_id, phase)
         with _unavailable(f"read the covariate counts of experiment {experiment_id!r}"):
             stored = self._client.hgetall(key)
-        values: dict[str, dict[str, int | float]] = {}
+        values: dict[str, dict[str, str]] = {}
         for field, raw in stored.items():
             variant, counter = keys.parse_count_field(_text(field))
-            text = _text(raw)
-            number = int(float(text)) if counter in _INTEGER_METRICS else float(text)
-            values.setdefault(variant, {})[counter] = number
-        return {
-            variant: CovariateCounts.model_validate(values[variant]) for variant in sorted(values)
-        }
+            values.setdefault(variant, {})[counter] = _text(raw)
+        return _per_variant(CovariateCounts, values)
 
     # --- leases --------------------------------------------------------------------------
 
