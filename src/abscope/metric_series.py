@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from abscope.metric_analysis import arm_stats, guardrail_alpha, guardrail_checks
+from abscope.metric_analysis import arm_stats, guardrail_checks
 from abscope.metric_reports import secondary_figures
 from abscope.models import Experiment, Metric, MetricCounts, VariantCounts
 from abscope.storage.base import HourCounts, MetricHourCounts
@@ -46,7 +46,7 @@ def metric_series(
         better, ``−m`` otherwise; ``None`` for a secondary) and ``inference`` is
         ``"sequential"`` or ``"fixed"``.
     """
-    metrics = [m for m in experiment.all_metrics if m.role != "primary"]
+    metrics = experiment.all_metrics[1:]  # the primary first: its own lift chart has it
     if not metrics:
         return {}
     moments = sorted({h.hour for h in hours} | {h.hour for h in metric_hours})
@@ -90,7 +90,7 @@ def metric_series(
                     f = secondary_figures(
                         control,
                         stats[arm],
-                        alpha=guardrail_alpha(experiment),
+                        alpha=1.0 - experiment.confidence_level,  # as the results' view
                         sequential=experiment.sequential,
                     )
                     points[arm] = _point(

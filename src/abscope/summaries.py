@@ -95,7 +95,7 @@ def experiment_summary(
 
 def _headline(experiment: Experiment) -> dict[str, Any]:
     """The configuration the list shows and sorts by."""
-    guardrails = [m.name for m in experiment.all_metrics if m.role == "guardrail"]
+    guardrails = [m.name for m in experiment.guardrails]
     return {
         "id": experiment.id,
         "name": experiment.name,

@@ -119,9 +119,7 @@ def gate_webhook(
     (the body is not read): the same verdict and statuses as ``GET``. A ``rollout``
     webhook fails on 412 only (Flagger counts a status above 202 as a failure); a
     ``confirm-promotion`` webhook takes ``promotion=true``, so that only a pass promotes."""
-    body = service.gate(experiment_id)
-    response.status_code = gate_status_code(body["verdict"], promotion=promotion, report=report)
-    return body
+    return gate(experiment_id, service, response, promotion, report)
 
 
 @router.get(
