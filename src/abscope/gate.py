@@ -13,12 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from abscope.jsonable import to_jsonable
+from abscope.jsonable import interval_pair, to_jsonable
 from abscope.metric_analysis import MetricCountsByName, guardrail_checks
 from abscope.models import Experiment, VariantCounts
 from abscope.stats.decision_rule import GuardrailCheck
 from abscope.stats.guardrails import DEFAULT_MIN_SAMPLES_PER_ARM
-from abscope.stats.results import Interval
 
 __all__ = [
     "GATE_STATUS",
@@ -92,7 +91,7 @@ def gate_view(
             "variant": c.arm,
             "verdict": c.result.verdict,
             "estimate": c.result.estimate,
-            "interval": _pair(c.result.interval),
+            "interval": interval_pair(c.result.interval),
             "margin": c.result.margin,
             "reason": c.result.reason,
             "reason_text": c.result.summary,
@@ -115,7 +114,3 @@ def gate_view(
         "metrics": to_jsonable(metrics),
         "reasons": reasons,
     }
-
-
-def _pair(interval: Interval | None) -> list[float | None] | None:
-    return None if interval is None else to_jsonable([interval.lower, interval.upper])

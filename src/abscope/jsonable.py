@@ -6,9 +6,12 @@ import dataclasses
 import math
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["to_jsonable"]
+if TYPE_CHECKING:
+    from abscope.stats.results import Interval
+
+__all__ = ["interval_pair", "to_jsonable"]
 
 
 def to_jsonable(value: Any) -> Any:
@@ -33,3 +36,16 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     return value
+
+
+def interval_pair(interval: Interval | None) -> list[float | None] | None:
+    """An interval as JSON's ``[lower, upper]`` (an unbounded end ``None``), or ``None`` for
+    an undefined interval.
+
+    Examples
+    --------
+    >>> from abscope.stats.results import Interval
+    >>> interval_pair(Interval(-math.inf, 0.5, 0.95)), interval_pair(None)
+    ([None, 0.5], None)
+    """
+    return None if interval is None else to_jsonable([interval.lower, interval.upper])

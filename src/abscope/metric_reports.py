@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from abscope.gate import guardrail_status
-from abscope.jsonable import to_jsonable
+from abscope.jsonable import interval_pair
 from abscope.metric_analysis import ArmStats, MetricCountsByName, arm_stats, guardrail_checks
 from abscope.models import Experiment, Metric, Status, VariantCounts
 from abscope.stats.analysis import Comparison, ExperimentAnalysis
@@ -358,10 +358,6 @@ def _arm_value(stats: ArmStats) -> dict[str, Any]:
     return {"users": stats.n, "value": value, "value_reason": reason}
 
 
-def _pair(interval: Interval | None) -> list[float | None] | None:
-    return None if interval is None else to_jsonable([interval.lower, interval.upper])
-
-
 def _reason_text(reason: str | None, fallback: str) -> str:
     if reason is None:
         return fallback
@@ -406,10 +402,10 @@ def _primary_comparison(c: Comparison, metric: Metric) -> dict[str, Any]:
         "variant": c.variant,
         "estimate": c.relative.estimate,
         "estimate_reason": c.relative.reason,
-        "interval": _pair(mode.relative_ci),
+        "interval": interval_pair(mode.relative_ci),
         "interval_reason": relative_reason if mode.relative_ci is None else None,
         "difference": c.absolute.estimate,
-        "difference_interval": _pair(mode.absolute_ci),
+        "difference_interval": interval_pair(mode.absolute_ci),
         "p_value": mode.p_value,
         "adjusted_p_value": mode.adjusted_p_value,
         "verdict": verdict,
@@ -444,9 +440,9 @@ def _secondary_comparison(
     return {
         "variant": arm,
         "estimate": figures.relative,
-        "interval": _pair(figures.relative_interval),
+        "interval": interval_pair(figures.relative_interval),
         "difference": figures.absolute,
-        "difference_interval": _pair(figures.absolute_interval),
+        "difference_interval": interval_pair(figures.absolute_interval),
         "p_value": figures.p_value,
         "adjusted_p_value": outcome.adjusted_p_value,
         "verdict": verdict,
@@ -461,7 +457,7 @@ def _guardrail_comparison(arm: str, result: GuardrailResult) -> dict[str, Any]:
     return {
         "variant": arm,
         "estimate": result.estimate,
-        "interval": _pair(result.interval),
+        "interval": interval_pair(result.interval),
         "difference": None,
         "difference_interval": None,
         "p_value": p_value,

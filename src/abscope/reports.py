@@ -18,14 +18,14 @@ import math
 from datetime import datetime
 from typing import Any
 
-from abscope.jsonable import to_jsonable
+from abscope.jsonable import interval_pair, to_jsonable
 from abscope.models import Experiment, Status, VariantCounts
 from abscope.stats import AnalysisOptions, MeanStats, ProportionStats, analyze_experiment
 from abscope.stats.adaptive_srm import ADAPTIVE_NOTE
 from abscope.stats.analysis import ExperimentAnalysis
 from abscope.stats.means import mean_interval, relative_mean_lift_ci
 from abscope.stats.proportions import relative_lift_ci, wilson_interval
-from abscope.stats.results import EffectEstimate, Interval
+from abscope.stats.results import EffectEstimate
 from abscope.stats.sequential import sequential_path
 from abscope.stats.sequential_srm import sequential_sample_ratio_mismatch
 from abscope.storage.base import HourCounts
@@ -159,9 +159,9 @@ def results_view(
         "control_conversion_rate": control.mean,
         "treatment_conversion_rate": treatment.mean,
         "absolute_difference": first.absolute.estimate,
-        "confidence_interval": _pair(mode.absolute_ci),
+        "confidence_interval": interval_pair(mode.absolute_ci),
         "relative_lift": first.relative.estimate,
-        "relative_lift_interval": _pair(mode.relative_ci),
+        "relative_lift_interval": interval_pair(mode.relative_ci),
         "p_value": mode.adjusted_p_value,
         "is_significant": mode.significant,
         "inference": mode.basis,
@@ -228,11 +228,6 @@ def _propensity(
         )
         for v in experiment.variants
     }
-
-
-def _pair(interval: Interval | None) -> list[float | None] | None:
-    """``[lower, upper]``, or ``None`` for an undefined interval."""
-    return None if interval is None else [interval.lower, interval.upper]
 
 
 def timeseries_view(experiment: Experiment, hours: list[HourCounts]) -> dict[str, Any]:
