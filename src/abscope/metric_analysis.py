@@ -8,7 +8,7 @@ the monitor all judge guardrails here, so they can never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from abscope.models import Experiment, Metric, MetricCounts, VariantCounts
 from abscope.stats.decision_rule import GuardrailCheck
@@ -105,35 +105,24 @@ def guardrail_checks(
     return checks
 
 
+_GUARDRAIL_TESTS: dict[type, Callable[..., GuardrailResult]] = {
+    ProportionStats: proportion_guardrail,
+    MeanStats: mean_guardrail,
+    RatioStats: ratio_guardrail,
+}
+"""The guardrail test of each kind of arm statistics (both arms of a metric are alike)."""
+
+
 def _judge(
     control: ArmStats, treatment: ArmStats, metric: Metric, alpha: float, min_samples: int
 ) -> GuardrailResult:
     assert metric.margin is not None  # the model requires a guardrail's margin
-    margin, better = metric.margin, metric.higher_is_better
-    if isinstance(control, ProportionStats) and isinstance(treatment, ProportionStats):
-        return proportion_guardrail(
-            control,
-            treatment,
-            margin=margin,
-            higher_is_better=better,
-            alpha=alpha,
-            min_samples_per_arm=min_samples,
-        )
-    if isinstance(control, MeanStats) and isinstance(treatment, MeanStats):
-        return mean_guardrail(
-            control,
-            treatment,
-            margin=margin,
-            higher_is_better=better,
-            alpha=alpha,
-            min_samples_per_arm=min_samples,
-        )
-    assert isinstance(control, RatioStats) and isinstance(treatment, RatioStats)
-    return ratio_guardrail(
+    assert type(control) is type(treatment)
+    return _GUARDRAIL_TESTS[type(control)](
         control,
         treatment,
-        margin=margin,
-        higher_is_better=better,
+        margin=metric.margin,
+        higher_is_better=metric.higher_is_better,
         alpha=alpha,
         min_samples_per_arm=min_samples,
     )
