@@ -334,7 +334,10 @@ def test_metrics_are_declared_at_creation_and_added_later(
         stored = http.get("/experiments/guarded").json()
     assert stored == experiment
     declared = {m["name"]: m for m in stored["metrics"]}
-    assert declared["cost"] == {**cost, "action": None, "numerator": "", "denominator": ""}
+    assert declared["cost"] == {**cost, "action": None, "numerator": "", "denominator": ""} | {
+        "quantiles": None,
+        "guard_quantile": None,
+    }
     assert declared["latency_ms"]["higher_is_better"] is False
     assert (declared["latency_ms"]["margin"], declared["latency_ms"]["action"]) == (0.05, "pause")
     assert [entry["changes"]["metric"]["name"] for entry in stored["audit"]

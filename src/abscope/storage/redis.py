@@ -637,6 +637,11 @@ class RedisStore(Store):
                 if event.value is not None:
                     dy = 0.0 if event.denominator is None else event.denominator
                     value = f"{event.metric};{_float_text(event.value)};{_float_text(dy)}"
+                    if event.quantile_increments is not None:
+                        kind = "metric_quantile"
+                        value += ";" + ",".join(
+                            f"{name},{amount}" for name, amount in event.quantile_increments.items()
+                        )
             probability = probabilities.get(event.probability)
             if probability is None:
                 probability = probabilities[event.probability] = _float_text(event.probability)
@@ -706,6 +711,18 @@ class RedisStore(Store):
             MetricHourCounts(hour=datetime.fromtimestamp(hour, UTC), metrics=_metric_counts(values))
             for hour, values in sorted(hours.items())
         ]
+
+    def get_quantile_counters(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, dict[str, int]]]:
+        key = keys.quantiles(experiment_id, phase)
+        with _unavailable(f"read the quantile counters of experiment {experiment_id!r}"):
+            raw = self._client.hgetall(key)
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for field, count in raw.items():
+            metric, variant, counter = keys.parse_quantile_field(_text(field))
+            out.setdefault(metric, {}).setdefault(variant, {})[counter] = int(count)
+        return out
 
     def record_covariates(
         self, experiment_id: str, phase: int, covariates: Sequence[tuple[str, float]]

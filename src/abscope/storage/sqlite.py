@@ -38,6 +38,10 @@ metric_hourly   experiment_id, phase, hour, metric, variant, the   experiment_id
 covariate_      experiment_id, phase, variant, samples, sum,       experiment_id, phase,
 counts          sum_squares, conversions, conversion_cross_sum,    variant
                 value_sum, value_cross_sum (``CovariateCounts``)
+quantile_       experiment_id, phase, metric, variant, counter     experiment_id, phase,
+counts          (a quantile metric's counter name: ``users``,      metric, variant, counter
+                ``b:<i>``, ``r<b>:<j>``, see
+                :mod:`abscope.stats.quantiles`), count
 leases          name, holder, expires_at (µs since the epoch)      name
 ==============  =================================================  ==========================
 
@@ -48,7 +52,8 @@ table holds about one window of ids. Version 1 files (no ``seen_at`` and no
 ``inverse_probability_square_sum``) are migrated when opened: their ids count as seen at
 the migration, and their ``Σ 1/p²`` starts at 0. Version 2 files (and version 1 files,
 after that step) gain the metric and lease tables, empty; version 3 files gain the users'
-``covariate`` column (NULL) and ``covariate_counts``, empty. Rows of an experiment that was
+``covariate`` column (NULL) and ``covariate_counts``, empty; version 4 files (and the
+older ones, after those steps) gain ``quantile_counts``, empty. Rows of an experiment that was
 never created are accepted (the service checks existence); deleting an experiment removes
 its rows from every table but ``leases``, which belong to no experiment.
 
@@ -96,7 +101,7 @@ from abscope.storage.base import (
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 """The schema this module writes; kept in ``PRAGMA user_version`` for future migrations."""
 
 _Counts = TypeVar("_Counts", VariantCounts, MetricCounts, CovariateCounts)
@@ -233,6 +238,22 @@ _COVARIATE_SCHEMA: Final = (
         PRIMARY KEY (experiment_id, phase, variant)
     ) WITHOUT ROWID""",
 )
+_QUANTILE_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS quantile_counts (
+        experiment_id TEXT NOT NULL,
+        phase INTEGER NOT NULL,
+        metric TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        counter TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (experiment_id, phase, metric, variant, counter)
+    ) WITHOUT ROWID""",
+)
+_UPSERT_QUANTILE_COUNT: Final = """
+    INSERT INTO quantile_counts (experiment_id, phase, metric, variant, counter, count)
+    VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (experiment_id, phase, metric, variant, counter) DO UPDATE SET
+        count = count + excluded.count"""
 # From versions 1 to 3: the users' covariate (NULL: none).
 _MIGRATE_TO_4: Final = ("ALTER TABLE users ADD COLUMN covariate REAL",)
 _COVARIATE_COUNTERS: Final = _columns(CovariateCounts)
@@ -251,6 +272,7 @@ _DATA_TABLES: Final = (
     "metric_counts",
     "metric_hourly",
     "covariate_counts",
+    "quantile_counts",
 )
 # From version 1: the Σ 1/p² counters and the age of event ids.
 _MIGRATE_1_TO_2: Final = (
@@ -579,6 +601,20 @@ class SQLiteStore(Store):
             series[hour].metrics.setdefault(metric, {})[variant] = _counts(MetricCounts, counters)
         return list(series.values())
 
+    def get_quantile_counters(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, dict[str, int]]]:
+        with self._reading("get quantile counters") as conn:
+            rows = conn.execute(
+                "SELECT metric, variant, counter, count FROM quantile_counts"
+                " WHERE experiment_id = ? AND phase = ?",
+                (experiment_id, phase),
+            ).fetchall()
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for metric, variant, counter, count in rows:
+            out.setdefault(metric, {}).setdefault(variant, {})[counter] = int(count)
+        return out
+
     def record_covariates(
         self, experiment_id: str, phase: int, covariates: Sequence[tuple[str, float]]
     ) -> list[CovariateOutcome]:
@@ -683,6 +719,8 @@ class SQLiteStore(Store):
                 for statement in _MIGRATE_TO_4:
                     conn.execute(statement)
             for statement in _COVARIATE_SCHEMA:  # version 4
+                conn.execute(statement)
+            for statement in _QUANTILE_SCHEMA:  # version 5
                 conn.execute(statement)
             if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -900,16 +938,28 @@ def _apply_metric(
     totals: dict[tuple[str, int, str, str], list[float]],
     hourly: dict[tuple[str, int, int, str, str], list[float]],
     hour: int,
+    quantiles: dict[tuple[str, int, str, str, str], int],
 ) -> bool:
     """Count a named metric's conversion or value; return whether it is a new conversion.
 
-    Increments are ``[conversions, Σx, Σx², Σy, Σy², Σxy]`` (``MetricCounts``' order).
+    Increments are ``[conversions, Σx, Σx², Σy, Σy², Σxy]`` (``MetricCounts``' order). A
+    quantile metric's request adds its ``quantile_increments`` to ``quantiles``, and 1 to
+    ``users`` on the user's first event of the metric.
     """
     experiment_id, phase, variant = event.experiment_id, event.phase, event.variant
     key = (experiment_id, phase, metric, event.user_id)
     user = users.get(key)
+    first = user is None
     if user is None:
         user = users[key] = _MetricUser(False, 0.0, 0.0, dirty=True)
+    increments_of_request = event.quantile_increments
+    if increments_of_request is not None:
+        prefix = (experiment_id, phase, metric, variant)
+        if first:
+            quantiles[(*prefix, "users")] = quantiles.get((*prefix, "users"), 0) + 1
+        for counter, amount in increments_of_request.items():
+            slot = (*prefix, counter)
+            quantiles[slot] = quantiles.get(slot, 0) + amount
     increments = [0, 0.0, 0.0, 0.0, 0.0, 0.0]
     new_conversion = False
     if event.kind == "conversion":
@@ -995,6 +1045,7 @@ def _apply_batch(
     metric_users = _load_metric_users(conn, events)
     metric_totals: dict[tuple[str, int, str, str], list[float]] = {}
     metric_hourly: dict[tuple[str, int, int, str, str], list[float]] = {}
+    quantiles: dict[tuple[str, int, str, str, str], int] = {}
     seen = _load_event_ids(conn, events, cutoff)
     new_ids: list[tuple[str, str, int]] = []
     # Increments per (experiment, phase, variant) and per (experiment, phase, hour, variant):
@@ -1039,7 +1090,7 @@ def _apply_batch(
             in_hour[5] += weight * weight
         if event.metric is not None:
             new_conversion = _apply_metric(
-                event, event.metric, metric_users, metric_totals, metric_hourly, hour
+                event, event.metric, metric_users, metric_totals, metric_hourly, hour, quantiles
             )
         elif new_conversion := event.kind == "conversion" and not user.converted:
             user.converted = user.dirty = True
@@ -1120,5 +1171,9 @@ def _apply_batch(
         conn.executemany(
             _UPSERT_METRIC_HOURLY,
             ((*key, *increments) for key, increments in metric_hourly.items()),
+        )
+    if quantiles:
+        conn.executemany(
+            _UPSERT_QUANTILE_COUNT, ((*key, count) for key, count in quantiles.items())
         )
     return results
