@@ -1,4 +1,4 @@
-"""Metric declarations on the command line: ``NAME:KIND[:ROLE[:DIRECTION[:MARGIN[:ACTION]]]]``
+"""Metric declarations on the command line: ``NAME:KIND[:ROLE[:DIRECTION[:MARGIN[:ACTION[:QUANTILE]]]]]``
 specs and JSON files of them, as ``POST /experiments`` (``metrics``) and
 ``POST /experiments/{id}/metrics`` take them.
 
