@@ -356,7 +356,7 @@ def test_metrics_are_declared_at_creation_and_added_later(
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (("revenue:median",), 2, "Invalid value for SPEC: KIND must be binary, mean, ratio or quantile"),
+        (("revenue:median",), 2, "for SPEC: KIND must be binary, mean, ratio or quantile"),
         (("lat:ratio:guard",), 2, "ROLE must be primary, secondary or guardrail"),
         (("lat:ratio:guardrail:down:0.1",), 2, "DIRECTION must be higher or lower"),
         (("lat:ratio:guardrail:lower:five",), 2, "MARGIN must be a number such as 0.05"),

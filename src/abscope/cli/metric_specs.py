@@ -1,6 +1,6 @@
-"""Metric declarations on the command line: ``NAME:KIND[:ROLE[:DIRECTION[:MARGIN[:ACTION[:QUANTILE]]]]]``
-specs and JSON files of them, as ``POST /experiments`` (``metrics``) and
-``POST /experiments/{id}/metrics`` take them.
+"""Metric declarations on the command line:
+``NAME:KIND[:ROLE[:DIRECTION[:MARGIN[:ACTION[:QUANTILE]]]]]`` specs and JSON files of them,
+as ``POST /experiments`` (``metrics``) and ``POST /experiments/{id}/metrics`` take them.
 
 =========  ====================================================  =================
 part       values                                                default
