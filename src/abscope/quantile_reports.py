@@ -41,6 +41,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from abscope import schemas
 from abscope.jsonable import interval_pair
 from abscope.models import Experiment, Metric
 from abscope.stats.guardrails import GuardrailResult, guardrail_from_effect
@@ -187,7 +188,8 @@ def quantile_metric_entry(
     counters: QuantileCountersByName,
     guardrail_comparisons: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """The results' entry of a quantile metric (see the module docstring).
+    """The results' entry of a quantile metric (see the module docstring), typed by
+    :class:`abscope.schemas.QuantileMetricView`.
 
     ``guardrail_comparisons`` are the metric's guardrail comparisons, built from the same
     checks the gate and the monitor read (empty for a secondary metric).
@@ -205,27 +207,29 @@ def quantile_metric_entry(
         _row(q, control, {arm: by_arm[arm][i] for arm in treatments})
         for i, q in enumerate(quantiles)
     ]
-    return {
-        "name": metric.name,
-        "kind": metric.kind,
-        "role": metric.role,
-        "higher_is_better": metric.higher_is_better,
-        "margin": metric.margin,
-        "action": metric.breach_action if metric.role == "guardrail" else None,
-        "quantiles": list(quantiles),
-        "guard_quantile": metric.guard_quantile,
-        "variants": {
-            name: {
-                "users": c.users,
-                "requests": c.requests,
-                "value": None,
-                "value_reason": "quantile_metric" if c.requests else "no_samples",
-            }
-            for name, c in arms.items()
-        },
-        "quantile_results": table,
-        "quantile_inference": "fixed",
-        "quantile_method": QUANTILE_METHOD,
-        "confidence_level": confidence,
-        "comparisons": guardrail_comparisons,
-    }
+    return schemas.QuantileMetricView.model_validate(
+        {
+            "name": metric.name,
+            "kind": metric.kind,
+            "role": metric.role,
+            "higher_is_better": metric.higher_is_better,
+            "margin": metric.margin,
+            "action": metric.breach_action if metric.role == "guardrail" else None,
+            "quantiles": list(quantiles),
+            "guard_quantile": metric.guard_quantile,
+            "variants": {
+                name: {
+                    "users": c.users,
+                    "requests": c.requests,
+                    "value": None,
+                    "value_reason": "quantile_metric" if c.requests else "no_samples",
+                }
+                for name, c in arms.items()
+            },
+            "quantile_results": table,
+            "quantile_inference": "fixed",
+            "quantile_method": QUANTILE_METHOD,
+            "confidence_level": confidence,
+            "comparisons": guardrail_comparisons,
+        }
+    ).model_dump()
