@@ -595,3 +595,22 @@ def test_a_version_3_file_gains_the_covariates_and_keeps_its_users(path: Path) -
         assert (counts.samples, counts.value_sum, counts.value_cross_sum) == (1, 3.0, 6.0)
     with raw(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_a_version_4_file_gains_the_quantile_counts_and_keeps_its_data(path: Path) -> None:
+    with closing(SQLiteStore(path)) as old:
+        old.record_events([event("u1", kind="value", value=3.0, metric="spend")])
+    with raw(path) as conn:  # turn it back into a version 4 file: no quantile counts
+        conn.execute("DROP TABLE quantile_counts")
+        conn.execute("PRAGMA user_version = 4")
+    with closing(SQLiteStore(path)) as migrated:
+        assert migrated.get_metric_counts("ranking", 0)["spend"]["control"].sum == 3.0
+        assert migrated.get_quantile_counters("ranking", 0) == {}
+        migrated.record_events(
+            [event("u1", kind="value", value=8.0, metric="latency", quantile_increments={"b:3": 1})]
+        )
+        assert migrated.get_quantile_counters("ranking", 0) == {
+            "latency": {"control": {"b:3": 1, "users": 1}}
+        }
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (5,)
