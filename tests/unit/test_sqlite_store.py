@@ -614,3 +614,31 @@ def test_a_version_4_file_gains_the_quantile_counts_and_keeps_its_data(path: Pat
         }
     with raw(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (5,)
+
+
+def test_a_batch_whose_quantile_write_fails_applies_nothing(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quantile counters are written in the batch's transaction: when their upsert
+    fails, neither they nor the batch's exposures and event ids are kept."""
+    import abscope.storage.sqlite as sqlite_module
+
+    batch = [
+        event("u1", event_id="e1"),
+        event("u2", kind="value", value=8.0, metric="latency", event_id="e2",
+              quantile_increments={"b:3": 1}),
+    ]  # fmt: skip
+    with closing(SQLiteStore(path)) as store:
+        monkeypatch.setattr(
+            sqlite_module, "_UPSERT_QUANTILE_COUNT", "INSERT INTO nowhere VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        with pytest.raises(StorageUnavailable):
+            store.record_events(batch)
+        assert store.get_counts("ranking", 0) == {}
+        assert store.get_metric_counts("ranking", 0) == {}
+        assert store.get_quantile_counters("ranking", 0) == {}
+        monkeypatch.undo()
+        assert [r.outcome for r in store.record_events(batch)] == ["counted", "counted"]
+        assert store.get_quantile_counters("ranking", 0) == {
+            "latency": {"control": {"b:3": 1, "users": 1}}
+        }

@@ -19,7 +19,10 @@ are single Lua script calls, atomic on one server and on a cluster alike:
 The events of named metrics are counted by ``record_events.lua`` too, in the same call as
 the exposure they may register, so they are as atomic and idempotent as the primary's.
 A batch without them passes none of the metric keys, and the script's work for it is what
-it was before metrics existed, but for one string comparison per exposure.
+it was before metrics existed, but for one string comparison per exposure. A request of a
+quantile metric carries its counter increments in its packed argument (kind
+``metric_quantile``); the script sums them over the batch and applies them with ``HINCRBY``
+to the phase's quantiles hash at the end, in the same call, never reading them.
 
 Scripts are called by SHA1 (EVALSHA); only a server that answers NOSCRIPT (it restarted, or
 never ran the script) gets the source, once, by EVAL on the node that serves the keys.
