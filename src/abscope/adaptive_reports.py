@@ -211,10 +211,15 @@ def adaptive_view(
         else None
     )
 
-    def arm_figure(name: str, method: AdaptiveMethod) -> dict[str, Any]:
-        reason = _blocked(method, complete[name], total)
-        if reason is None and method == "aipw" and model is None:
+    def undefined(method: AdaptiveMethod, *arms: str) -> str | None:
+        """Why a figure of ``arms`` cannot be computed before any arithmetic, or ``None``."""
+        reason = _blocked(method, all(complete[arm] for arm in arms), total)
+        if reason is None and method == "aipw" and model is None:  # the pooled m needs all
             reason = "missing_probabilities" if not all(complete.values()) else "no_samples"
+        return reason
+
+    def arm_figure(name: str, method: AdaptiveMethod) -> dict[str, Any]:
+        reason = undefined(method, name)
         if reason is not None:
             return _figure(EffectEstimate.undefined(reason), method)
         result = adaptive_mean(
@@ -223,9 +228,7 @@ def adaptive_view(
         return _figure(result, method)
 
     def difference_figure(treatment: str, control: str, method: AdaptiveMethod) -> dict[str, Any]:
-        reason = _blocked(method, complete[treatment] and complete[control], total)
-        if reason is None and method == "aipw" and model is None:
-            reason = "no_samples"
+        reason = undefined(method, treatment, control)
         if reason is not None:
             return _figure(EffectEstimate.undefined(reason), method)
         m = model or 0.0

@@ -93,8 +93,10 @@ def test_the_card_shows_the_apis_corrected_figures(
         f"{level} interval (stabilized)"
     )
     # the policy moved the split, so the weights changed the figures
-    control = section["arms"][0]["estimates"]
-    assert control["hajek"]["estimate"] != control["naive"]["estimate"]
+    assert any(
+        arm["estimates"]["hajek"]["estimate"] != arm["estimates"]["naive"]["estimate"]
+        for arm in section["arms"]
+    )
 
     card.scroll_into_view_if_needed()
     SHOTS.mkdir(parents=True, exist_ok=True)
