@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from abscope.cli.adaptive_views import format_adaptive
 from abscope.cli.tables import fields, na, num, p_value, pct, pct_span, table, when
 
 __all__ = [
@@ -202,6 +203,8 @@ def format_results(results: Json) -> str:
     lines = [head, variant_table, comparison_table]
     if "cuped" in results:  # servers before CUPED send none
         lines.append(_cuped_block(results, level, sequential))
+    if results.get("adaptive_estimates") is not None:  # bandits only
+        lines.append(format_adaptive(results["adaptive_estimates"], results["metric_type"]))
     lines.append(_srm_line(results))
     if "srm_sequential" in results:  # servers before the sequential check send none
         lines.append(_sequential_srm_line(results["srm_sequential"]))
