@@ -40,6 +40,7 @@ __all__ = [
     "Variant",
     "VariantCounts",
     "WEIGHT_TOLERANCE",
+    "WeightedCounts",
     "check_min_lift",
     "check_power",
 ]
@@ -608,6 +609,36 @@ class CovariateCounts(_Sums):
     conversion_cross_sum: float = 0.0
     value_sum: float = 0.0
     value_cross_sum: float = 0.0
+
+
+class WeightedCounts(_Sums):
+    """What the store keeps per variant for estimates from adaptive (bandit) traffic.
+
+    Each user is weighted by ``p``, the probability of the exposure that registered them
+    (kept per user). The store does not know which outcome the primary uses, so it keeps
+    both readings of the user's outcome ``y``: converted 0/1 (the ``conversion_`` sums;
+    ``y² = y``, so their square sums are the linear ones) and the value total (the
+    ``value_`` and ``square_`` sums). Over the variant's users: ``samples`` counts the
+    users whose ``p`` was known when they were exposed (fewer than ``VariantCounts.samples``
+    when some were exposed before the store kept these sums),
+    ``inverse_sqrt_probability_sum = Σ 1/√p`` (added at the exposure), and
+    ``Σ y/p``, ``Σ y/p²``, ``Σ y/√p`` for each reading, plus ``Σ y²/p`` and ``Σ y²/p²``
+    for the value total. The per-user update keeps them exact: a conversion adds ``1/p``,
+    ``1/p²`` and ``1/√p``; a value ``v`` added to a running total ``t`` adds ``v/p``,
+    ``v/p²``, ``v/√p``, ``(2tv + v²)/p`` and ``(2tv + v²)/p²``. With the counts of
+    :class:`VariantCounts` they make :class:`~abscope.stats.adaptive_estimates.WeightedSums`.
+    """
+
+    samples: int = 0
+    inverse_sqrt_probability_sum: float = 0.0
+    conversion_inverse_probability_sum: float = 0.0
+    conversion_inverse_probability_square_sum: float = 0.0
+    conversion_inverse_sqrt_probability_sum: float = 0.0
+    value_inverse_probability_sum: float = 0.0
+    value_inverse_probability_square_sum: float = 0.0
+    value_inverse_sqrt_probability_sum: float = 0.0
+    square_inverse_probability_sum: float = 0.0
+    square_inverse_probability_square_sum: float = 0.0
 
 
 def check_min_lift(lift: float | None) -> float | None:

@@ -48,6 +48,11 @@ derives ``<event_id>#value`` for the value part of a ``/log`` call, which can th
 collide with a client's own id."""
 
 __all__ = [
+    "AdaptiveArm",
+    "AdaptiveComparison",
+    "AdaptiveEstimates",
+    "AdaptiveFigure",
+    "AdaptiveMethodName",
     "BatchEvent",
     "BatchRequest",
     "BatchResponse",
@@ -847,6 +852,69 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+AdaptiveMethodName = Literal["naive", "horvitz_thompson", "hajek", "aipw", "stabilized"]
+
+
+class AdaptiveFigure(BaseModel):
+    """One estimate from bandit traffic (an arm's mean, or a difference), by one method."""
+
+    method: AdaptiveMethodName
+    estimate: float | None
+    std_error: float | None
+    interval: list[float | None] | None = Field(
+        description="[lower, upper] at the experiment's confidence level; null when undefined."
+    )
+    recommended_estimate: bool = Field(description="The unbiased estimate to report (Hájek).")
+    recommended_interval: bool = Field(description="The interval to report (stabilized).")
+    inference: Literal["fixed_horizon"] = Field(
+        description="Fixed-horizon normal intervals: not always-valid."
+    )
+    reason: str | None = Field(description="Why a null figure is null.")
+    reason_text: str | None
+
+
+class AdaptiveArm(BaseModel):
+    """One arm's mean, by every method."""
+
+    variant: str
+    users: int = Field(ge=0)
+    weighted_users: int = Field(
+        ge=0, description="Users whose assignment probability the store kept."
+    )
+    estimates: dict[AdaptiveMethodName, AdaptiveFigure]
+
+
+class AdaptiveComparison(BaseModel):
+    """One treatment's mean minus the control's, by every method."""
+
+    variant: str
+    control: str
+    estimates: dict[AdaptiveMethodName, AdaptiveFigure]
+
+
+class AdaptiveEstimates(BaseModel):
+    """Estimates of a bandit experiment's primary metric weighted by the logged assignment
+    probabilities (:mod:`abscope.adaptive_reports`)."""
+
+    metric: str
+    outcome: Literal["conversion", "value total"]
+    allocation: str
+    inference: Literal["fixed_horizon"]
+    inference_note: str
+    confidence_level: float
+    users: int = Field(ge=0)
+    randomised_users: int | None = Field(
+        description="N of Horvitz-Thompson and AIPW; null unless all traffic enters."
+    )
+    recommended_estimate: AdaptiveMethodName
+    recommended_interval: AdaptiveMethodName
+    methods: dict[AdaptiveMethodName, str] = Field(description="What each method computes.")
+    outcome_model: float | None = Field(description="AIPW's m: the pooled Hájek mean.")
+    outcome_model_note: str
+    arms: list[AdaptiveArm]
+    comparisons: list[AdaptiveComparison]
+
+
 class ResultsResponse(_Open):
     """A phase's analysis: the compatible two-variant fields, then every variant and
     comparison. Undefined values are null, with the reason in ``null_reasons``."""
@@ -891,6 +959,14 @@ class ResultsResponse(_Open):
         description="The primary metric adjusted by the users' pre-exposure covariates"
         " (CUPED): per treatment the adjusted effect, its interval, the variance reduction"
         " and the θ used; null (reason in null_reasons.cuped) without covariates.",
+    )
+    adaptive_estimates: AdaptiveEstimates | None = Field(
+        default=None,
+        description="Bandit experiments: each arm's mean and each effect weighted by the"
+        " logged assignment probabilities (naive, Horvitz-Thompson, Hájek, AIPW and"
+        " square-root-weighted), Hájek recommended as the estimate and the square-root"
+        " weighted interval as the interval; null (reason in"
+        " null_reasons.adaptive_estimates) for fixed allocation.",
     )
 
 

@@ -114,7 +114,7 @@ def any_admin(any_store: RedisStore) -> Any:
 @pytest.mark.parametrize("experiment_id", ["checkout", "a", "ranking-v2_test", "x" * 64])
 def test_every_key_of_an_experiment_carries_its_hash_tag(experiment_id: str) -> None:
     built = keys.experiment_keys(experiment_id, [0, 1, 7], [20, 19])
-    assert len(built) == 1 + 2 + 3 * 12  # 7 phase keys, assignments, 4 metric keys
+    assert len(built) == 1 + 2 + 3 * 14  # 9 phase keys, assignments, 4 metric keys
     assert len(set(built)) == len(built)
     assert {keys.hash_tag(key) for key in built} == {experiment_id}
     assert {key_slot(key.encode()) for key in built} == {key_slot(experiment_id.encode())}

@@ -597,12 +597,46 @@ def test_a_version_3_file_gains_the_covariates_and_keeps_its_users(path: Path) -
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
 
 
-def test_a_version_4_file_gains_the_quantile_counts_and_keeps_its_data(path: Path) -> None:
+def test_a_version_4_file_gains_the_weighted_counts_from_its_users(path: Path) -> None:
+    events = [
+        event("u1", probability=0.25),
+        event("u1", kind="value", value=3.0, probability=0.5),
+        event("u1", kind="value", value=-1.0),
+        event("u1", kind="conversion"),
+        event("u2", "treatment", kind="conversion", probability=0.8),
+        event("u3", probability=0.5),
+    ]
+    with closing(SQLiteStore(path)) as old:
+        old.record_events(events)
+        recorded = old.get_weighted_counts("ranking", 0)
+    with raw(path) as conn:  # turn it back into a version 4 file: no weighted counts
+        conn.execute("DROP TABLE weighted_counts")
+        conn.execute("PRAGMA user_version = 4")
+    with closing(SQLiteStore(path)) as migrated:  # filled from the users' table
+        backfilled = migrated.get_weighted_counts("ranking", 0)
+        assert backfilled.keys() == recorded.keys() == {"control", "treatment"}
+        for variant, want in recorded.items():
+            have = backfilled[variant].model_dump()
+            for name, value in want.model_dump().items():
+                assert have[name] == pytest.approx(value, rel=1e-12), (variant, name)
+        # later events add to the backfilled sums, weighted by the stored probability
+        migrated.record_events([event("u3", kind="value", value=2.0, probability=1.0)])
+        after = migrated.get_weighted_counts("ranking", 0)["control"]
+        assert after.value_inverse_probability_sum == pytest.approx(
+            backfilled["control"].value_inverse_probability_sum + 4.0
+        )
+    with closing(SQLiteStore(path)) as reopened:  # no second backfill at the next open
+        assert reopened.get_weighted_counts("ranking", 0)["control"] == after
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_a_version_5_file_gains_the_quantile_counts_and_keeps_its_data(path: Path) -> None:
     with closing(SQLiteStore(path)) as old:
         old.record_events([event("u1", kind="value", value=3.0, metric="spend")])
-    with raw(path) as conn:  # turn it back into a version 4 file: no quantile counts
+    with raw(path) as conn:  # turn it back into a version 5 file: no quantile counts
         conn.execute("DROP TABLE quantile_counts")
-        conn.execute("PRAGMA user_version = 4")
+        conn.execute("PRAGMA user_version = 5")
     with closing(SQLiteStore(path)) as migrated:
         assert migrated.get_metric_counts("ranking", 0)["spend"]["control"].sum == 3.0
         assert migrated.get_quantile_counters("ranking", 0) == {}
@@ -613,7 +647,7 @@ def test_a_version_4_file_gains_the_quantile_counts_and_keeps_its_data(path: Pat
             "latency": {"control": {"b:3": 1, "users": 1}}
         }
     with raw(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (5,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (6,)
 
 
 def test_a_batch_whose_quantile_write_fails_applies_nothing(

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from abscope import charts, cuped_reports, gate, metric_reports, reports, schemas, summaries
+from abscope import (
+    adaptive_reports,
+    charts,
+    cuped_reports,
+    gate,
+    metric_reports,
+    reports,
+    schemas,
+    summaries,
+)
 from abscope.assignment import assign
 from abscope.bandits import (
     EpsilonGreedyConfig,
@@ -72,8 +81,9 @@ class Analysis:
         """The full analysis of a phase (the current one by default), compatible fields
         included, with every metric's results, the risk-aware decision and the guardrails'
         status (:mod:`abscope.metric_reports`) and the CUPED section
-        (:mod:`abscope.cuped_reports`): one read each of the counts, the metrics' counts and
-        the covariate counts."""
+        (:mod:`abscope.cuped_reports`) and the estimates weighted for adaptive allocation
+        (:mod:`abscope.adaptive_reports`): one read each of the counts, the metrics' counts,
+        the covariate counts and the weighted counts."""
         experiment = self.store.get_experiment(experiment_id)
         chosen = _phase(experiment, phase)
         counts = self.store.get_counts(experiment.id, chosen)
@@ -86,6 +96,15 @@ class Analysis:
         body["cuped"] = cuped
         if cuped_reason is not None:
             body["null_reasons"]["cuped"] = cuped_reason
+        weighted = (  # fixed allocation needs no weights: the read is skipped
+            {}
+            if experiment.allocation == "fixed"
+            else self.store.get_weighted_counts(experiment.id, chosen)
+        )
+        adaptive, adaptive_reason = adaptive_reports.adaptive_view(experiment, counts, weighted)
+        body["adaptive_estimates"] = adaptive
+        if adaptive_reason is not None:
+            body["null_reasons"]["adaptive_estimates"] = adaptive_reason
         return body | metric_reports.metrics_view(
             experiment,
             counts,

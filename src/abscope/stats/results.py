@@ -50,6 +50,10 @@ REASONS: dict[str, str] = {
     " value per arm",
     "no_min_lift": "no minimum relative lift is set, so power cannot be computed",
     "unreachable_target": "the minimum relative lift cannot be sized from this baseline",
+    "missing_probabilities": "some users of an arm were exposed before the store kept their"
+    " assignment probabilities, so a weighted estimate would leave them out",
+    "unknown_total": "Horvitz-Thompson and AIPW need the number of users randomised, which"
+    " the store knows only when all traffic enters the experiment (100%, no layer)",
 }
 """Each reason code with a plain-language sentence, for tooltips and reports."""
 

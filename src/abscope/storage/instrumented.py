@@ -18,7 +18,15 @@ from time import perf_counter
 from typing import Final, ParamSpec, Protocol, TypeVar
 
 from abscope.errors import StorageUnavailable
-from abscope.models import CovariateCounts, Event, Experiment, MetricCounts, Status, VariantCounts
+from abscope.models import (
+    CovariateCounts,
+    Event,
+    Experiment,
+    MetricCounts,
+    Status,
+    VariantCounts,
+    WeightedCounts,
+)
 from abscope.storage.base import (
     CovariateOutcome,
     EventResult,
@@ -48,6 +56,7 @@ OPERATIONS: Final = (
     "get_quantile_counters",
     "record_covariates",
     "get_covariate_counts",
+    "get_weighted_counts",
     "acquire_lease",
     "release_lease",
 )
@@ -177,6 +186,11 @@ class InstrumentedStore(Store):
     def get_covariate_counts(self, experiment_id: str, phase: int) -> dict[str, CovariateCounts]:
         return self._call(
             "get_covariate_counts", self.inner.get_covariate_counts, experiment_id, phase
+        )
+
+    def get_weighted_counts(self, experiment_id: str, phase: int) -> dict[str, WeightedCounts]:
+        return self._call(
+            "get_weighted_counts", self.inner.get_weighted_counts, experiment_id, phase
         )
 
     def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:

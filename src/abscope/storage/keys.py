@@ -41,6 +41,14 @@ Key                                   Type    Meaning
 ``abscope:{<id>}:p<p>:covariate_counts``      hash: field ``<variant>|<counter>`` → a CUPED
                                               sum over the variant's users with a covariate
                                               (``<counter>``: :data:`COVARIATE_COUNTERS`).
+``abscope:{<id>}:p<p>:probabilities`` hash    field user → ``p``, the probability of the
+                                              exposure that registered the user (weights
+                                              the user's later conversion and values).
+``abscope:{<id>}:p<p>:weighted_counts``       hash: field ``<variant>|<counter>`` → a
+                                              probability-weighted sum of the variant's
+                                              users (``<counter>``:
+                                              :data:`WEIGHTED_COUNTERS`), for estimates
+                                              from adaptive traffic.
 ``abscope:{lease:<name>}``            string  the holder of the lease ``<name>``, with a
                                               server-side expiry (PX). The hash tag starts
                                               with ``lease:``, which no experiment id can
@@ -80,6 +88,7 @@ __all__ = [
     "METRIC_COUNTERS",
     "BUCKETS_PER_WINDOW",
     "COVARIATE_COUNTERS",
+    "WEIGHTED_COUNTERS",
     "covariate_counts",
     "covariates",
     "applied_events",
@@ -106,10 +115,12 @@ __all__ = [
     "parse_metric_hour_field",
     "phase_keys",
     "phases",
+    "probabilities",
     "quantile_field",
     "parse_quantile_field",
     "quantiles",
     "user_totals",
+    "weighted_counts",
 ]
 
 _PREFIX: Final = "abscope"
@@ -138,6 +149,21 @@ COVARIATE_COUNTERS: Final = (
     "value_cross_sum",
 )
 """CUPED counter names, in the order of :class:`~abscope.models.CovariateCounts`' fields."""
+
+WEIGHTED_COUNTERS: Final = (
+    "samples",
+    "inverse_sqrt_probability_sum",
+    "conversion_inverse_probability_sum",
+    "conversion_inverse_probability_square_sum",
+    "conversion_inverse_sqrt_probability_sum",
+    "value_inverse_probability_sum",
+    "value_inverse_probability_square_sum",
+    "value_inverse_sqrt_probability_sum",
+    "square_inverse_probability_sum",
+    "square_inverse_probability_square_sum",
+)
+"""Probability-weighted counter names, in the order of :class:`~abscope.models.WeightedCounts`'
+fields."""
 
 METRIC_COUNTERS: Final = (
     "conversions",
@@ -263,6 +289,16 @@ def covariate_counts(experiment_id: str, phase: int) -> str:
     return f"{_phase(experiment_id, phase)}:covariate_counts"
 
 
+def probabilities(experiment_id: str, phase: int) -> str:
+    """Hash user → the probability of the user's first exposure in the phase."""
+    return f"{_phase(experiment_id, phase)}:probabilities"
+
+
+def weighted_counts(experiment_id: str, phase: int) -> str:
+    """Hash ``variant|counter`` → a probability-weighted sum of the phase."""
+    return f"{_phase(experiment_id, phase)}:weighted_counts"
+
+
 def metric_phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str, str]:
     """The named metrics' keys ``record_events.lua`` takes for one phase, in its order.
 
@@ -290,10 +326,13 @@ def lease(name: str) -> str:
     return f"{_PREFIX}:{{lease:{name}}}"
 
 
-def phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str, str, str, str, str]:
+def phase_keys(
+    experiment_id: str, phase: int
+) -> tuple[str, str, str, str, str, str, str, str, str]:
     """The keys ``record_events.lua`` takes for one phase, in the script's order.
 
-    ``(exposures, conversions, user_totals, counts, hourly, covariates, covariate_counts)``.
+    ``(exposures, conversions, user_totals, counts, hourly, covariates, covariate_counts,
+    probabilities, weighted_counts)``.
     """
     return (
         exposures(experiment_id, phase),
@@ -303,6 +342,8 @@ def phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str, str, str,
         hourly(experiment_id, phase),
         covariates(experiment_id, phase),
         covariate_counts(experiment_id, phase),
+        probabilities(experiment_id, phase),
+        weighted_counts(experiment_id, phase),
     )
 
 

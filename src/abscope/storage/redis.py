@@ -87,6 +87,7 @@ from abscope.models import (
     MetricCounts,
     Status,
     VariantCounts,
+    WeightedCounts,
 )
 from abscope.storage import keys
 from abscope.storage.base import (
@@ -258,7 +259,7 @@ def _float_text(value: float) -> str:
     return repr(float(value))
 
 
-_Counts = TypeVar("_Counts", VariantCounts, MetricCounts, CovariateCounts)
+_Counts = TypeVar("_Counts", VariantCounts, MetricCounts, CovariateCounts, WeightedCounts)
 
 
 def _per_variant(model: type[_Counts], values: dict[str, dict[str, str]]) -> dict[str, _Counts]:
@@ -751,6 +752,16 @@ class RedisStore(Store):
             variant, counter = keys.parse_count_field(_text(field))
             values.setdefault(variant, {})[counter] = _text(raw)
         return _per_variant(CovariateCounts, values)
+
+    def get_weighted_counts(self, experiment_id: str, phase: int) -> dict[str, WeightedCounts]:
+        key = keys.weighted_counts(experiment_id, phase)
+        with _unavailable(f"read the weighted counts of experiment {experiment_id!r}"):
+            stored = self._client.hgetall(key)
+        values: dict[str, dict[str, str]] = {}
+        for field, raw in stored.items():
+            variant, counter = keys.parse_count_field(_text(field))
+            values.setdefault(variant, {})[counter] = _text(raw)
+        return _per_variant(WeightedCounts, values)
 
     # --- leases --------------------------------------------------------------------------
 
