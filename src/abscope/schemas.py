@@ -976,7 +976,9 @@ class QuantileArmView(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     estimate: float | None = Field(description="The quantile; null without requests.")
-    interval: list[float] | None = Field(description="Woodruff's interval, bootstrap over users.")
+    interval: list[float | None] | None = Field(
+        description="Woodruff's interval, from the bootstrap over users."
+    )
     std_error: float | None
     reason: str | None = Field(description="Why the interval (or estimate) is null.")
     users: int
@@ -991,10 +993,10 @@ class QuantileChangeView(BaseModel):
 
     variant: str
     difference: float | None = Field(description="treatment − control.")
-    difference_interval: list[float] | None
+    difference_interval: list[float | None] | None
     difference_reason: str | None
     relative: float | None = Field(description="treatment / control − 1.")
-    relative_interval: list[float] | None
+    relative_interval: list[float | None] | None
     relative_reason: str | None
     inference: Literal["fixed"] = "fixed"
 
