@@ -78,6 +78,10 @@ __all__ = [
     "ExposureStatus",
     "Figure",
     "GateMetric",
+    "QuantileArmView",
+    "QuantileChangeView",
+    "QuantileMetricView",
+    "QuantileRowView",
     "GateResponse",
     "Health",
     "PlanCharts",
@@ -942,7 +946,8 @@ class ResultsResponse(_Open):
     metrics: list[dict[str, Any]] = Field(
         description="Every metric, the primary first: per variant its value, per treatment"
         " its comparison (secondaries corrected across metrics x arms, guardrails judged"
-        " non-inferior, in breach or inconclusive)."
+        " non-inferior, in breach or inconclusive); a quantile metric's entry is a"
+        " QuantileMetricView (quantile_results per quantile and arm)."
     )
     decision_rule: dict[str, Any] = Field(
         description="The risk-aware decision: ship only when the primary wins and no"
@@ -962,6 +967,75 @@ class ResultsResponse(_Open):
         " square-root-weighted), Hájek recommended as the estimate and the square-root"
         " weighted interval as the interval; null (reason in"
         " null_reasons.adaptive_estimates) for fixed allocation.",
+    )
+
+
+class QuantileArmView(BaseModel):
+    """One arm's quantile in a quantile metric's results (fixed-horizon interval)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    estimate: float | None = Field(description="The quantile; null without requests.")
+    interval: list[float | None] | None = Field(
+        description="Woodruff's interval, from the bootstrap over users."
+    )
+    std_error: float | None
+    reason: str | None = Field(description="Why the interval (or estimate) is null.")
+    users: int
+    requests: int
+    method: str = Field(description="The interval's method: woodruff, normal or percentile.")
+
+
+class QuantileChangeView(BaseModel):
+    """A treatment's quantile against the control's: difference and relative difference."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variant: str
+    difference: float | None = Field(description="treatment − control.")
+    difference_interval: list[float | None] | None
+    difference_reason: str | None
+    relative: float | None = Field(description="treatment / control − 1.")
+    relative_interval: list[float | None] | None
+    relative_reason: str | None
+    inference: Literal["fixed"] = "fixed"
+
+
+class QuantileRowView(BaseModel):
+    """One quantile of a quantile metric: every arm, and each treatment's change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: float
+    label: str = Field(description="p50, p95, p99, ...")
+    arms: dict[str, QuantileArmView]
+    comparisons: list[QuantileChangeView]
+
+
+class QuantileMetricView(BaseModel):
+    """A quantile (latency) metric's entry in the results' ``metrics``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["quantile"] = "quantile"
+    role: str
+    higher_is_better: bool
+    margin: float | None
+    action: str | None
+    quantiles: list[float]
+    guard_quantile: float | None
+    variants: dict[str, dict[str, Any]] = Field(
+        description="Per variant: users, requests, value (null: see quantile_results)."
+    )
+    quantile_results: list[QuantileRowView]
+    quantile_inference: Literal["fixed"] = Field(
+        default="fixed", description="The quantile table's intervals are fixed-horizon."
+    )
+    quantile_method: str
+    confidence_level: float
+    comparisons: list[dict[str, Any]] = Field(
+        description="A guardrail's always-valid verdicts per treatment (empty otherwise)."
     )
 
 

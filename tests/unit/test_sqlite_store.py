@@ -629,3 +629,50 @@ def test_a_version_4_file_gains_the_weighted_counts_from_its_users(path: Path) -
         assert reopened.get_weighted_counts("ranking", 0)["control"] == after
     with raw(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_a_version_5_file_gains_the_quantile_counts_and_keeps_its_data(path: Path) -> None:
+    with closing(SQLiteStore(path)) as old:
+        old.record_events([event("u1", kind="value", value=3.0, metric="spend")])
+    with raw(path) as conn:  # turn it back into a version 5 file: no quantile counts
+        conn.execute("DROP TABLE quantile_counts")
+        conn.execute("PRAGMA user_version = 5")
+    with closing(SQLiteStore(path)) as migrated:
+        assert migrated.get_metric_counts("ranking", 0)["spend"]["control"].sum == 3.0
+        assert migrated.get_quantile_counters("ranking", 0) == {}
+        migrated.record_events(
+            [event("u1", kind="value", value=8.0, metric="latency", quantile_increments={"b:3": 1})]
+        )
+        assert migrated.get_quantile_counters("ranking", 0) == {
+            "latency": {"control": {"b:3": 1, "users": 1}}
+        }
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (6,)
+
+
+def test_a_batch_whose_quantile_write_fails_applies_nothing(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quantile counters are written in the batch's transaction: when their upsert
+    fails, neither they nor the batch's exposures and event ids are kept."""
+    import abscope.storage.sqlite as sqlite_module
+
+    batch = [
+        event("u1", event_id="e1"),
+        event("u2", kind="value", value=8.0, metric="latency", event_id="e2",
+              quantile_increments={"b:3": 1}),
+    ]  # fmt: skip
+    with closing(SQLiteStore(path)) as store:
+        monkeypatch.setattr(
+            sqlite_module, "_UPSERT_QUANTILE_COUNT", "INSERT INTO nowhere VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        with pytest.raises(StorageUnavailable):
+            store.record_events(batch)
+        assert store.get_counts("ranking", 0) == {}
+        assert store.get_metric_counts("ranking", 0) == {}
+        assert store.get_quantile_counters("ranking", 0) == {}
+        monkeypatch.undo()
+        assert [r.outcome for r in store.record_events(batch)] == ["counted", "counted"]
+        assert store.get_quantile_counters("ranking", 0) == {
+            "latency": {"control": {"b:3": 1, "users": 1}}
+        }

@@ -137,6 +137,10 @@ def describe_metric(m: Json) -> str:
     role = m.get("role") or "secondary"
     better = "higher" if m.get("higher_is_better", True) else "lower"
     text = f"{m['name']}: {m['kind']} {role}, {better} is better"
+    if m.get("quantiles"):
+        text += ", " + "/".join(f"p{round(q * 100, 6):g}" for q in m["quantiles"])
+    if m.get("guard_quantile") is not None:
+        text += f", guards p{round(m['guard_quantile'] * 100, 6):g}"
     if role == "guardrail":
         text += f", margin {pct(m['margin'], 1)}" if m.get("margin") is not None else ""
         text += f", {m.get('action') or 'alert'} on breach"

@@ -34,6 +34,7 @@ from abscope.metric_series import metric_series
 from abscope.models import Experiment, Status
 from abscope.routing import compile_experiment
 from abscope.service._clock import Clock, utc_now
+from abscope.service._quantile_reads import quantile_counters
 from abscope.serving import STICKY_PHASE
 from abscope.stats.guardrails import DEFAULT_MIN_SAMPLES_PER_ARM
 from abscope.stats.planner import (
@@ -105,7 +106,12 @@ class Analysis:
         if adaptive_reason is not None:
             body["null_reasons"]["adaptive_estimates"] = adaptive_reason
         return body | metric_reports.metrics_view(
-            experiment, counts, metric_counts, analysis, default_min_samples=self._min_samples
+            experiment,
+            counts,
+            metric_counts,
+            analysis,
+            default_min_samples=self._min_samples,
+            quantile_counters=quantile_counters(self.store, experiment, chosen),
         )
 
     def summary(self, status: Status | None = None) -> dict[str, Any]:
@@ -117,15 +123,22 @@ class Analysis:
         now = self._clock()
         lines = []
         for experiment in self.store.list_experiments(status):
+            quantiles: dict[str, dict[str, dict[str, int]]] = {}
             if experiment.status == Status.DRAFT:
                 counts, metric_counts = {}, {}
             else:
                 counts = self.store.get_counts(experiment.id, experiment.phase)
                 metric_counts = self.store.get_metric_counts(experiment.id, experiment.phase)
+                quantiles = quantile_counters(self.store, experiment, experiment.phase)
             lines.append(
                 summaries.experiment_summary(
-                    experiment, counts, metric_counts, now, default_min_samples=self._min_samples
-                )
+                    experiment,
+                    counts,
+                    metric_counts,
+                    now,
+                    default_min_samples=self._min_samples,
+                    quantile_counters=quantiles,
+                )  # fmt: skip
             )
         return {"experiments": lines}
 
@@ -138,7 +151,11 @@ class Analysis:
         counts = self.store.get_counts(experiment.id, experiment.phase)
         metric_counts = self.store.get_metric_counts(experiment.id, experiment.phase)
         return gate.gate_view(
-            experiment, counts, metric_counts, default_min_samples=self._min_samples
+            experiment,
+            counts,
+            metric_counts,
+            default_min_samples=self._min_samples,
+            quantile_counters=quantile_counters(self.store, experiment, experiment.phase),
         )
 
     def timeseries(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:

@@ -70,6 +70,15 @@ variant, and again per UTC hour for the time-series charts.
   idempotent and all-or-nothing with the counts they belong to, and are phase totals only
   (no hour buckets). Users exposed before a store kept them are not in them (their
   ``samples`` falls short of the variant's).
+* A value event of a quantile metric carries ``quantile_increments``: the counters that
+  one request adds to that metric's log-bucket sketch and bootstrap replicates
+  (:mod:`abscope.stats.quantiles`). The store adds each to the counter of that name kept
+  per (phase, metric, variant), in the same atomic, idempotent step as the rest of the
+  event (a duplicate event id adds nothing), and adds 1 to the counter ``users`` on the
+  user's first event of that metric in the phase (per-user metric state, as for every
+  named metric). Such an event also updates the metric's :class:`MetricCounts` as a mean
+  metric's value does. Quantile counters are phase totals only (no hour buckets); an
+  event without ``quantile_increments`` never touches them.
 * A lease (:meth:`Store.acquire_lease`) elects one holder among workers, for the monitor.
   Leases belong to no experiment: deleting one leaves them alone.
 
@@ -245,6 +254,13 @@ class Store(ABC):
     @abstractmethod
     def get_metric_timeseries(self, experiment_id: str, phase: int) -> list[MetricHourCounts]:
         """Hourly increments of the named metrics, oldest hour first (hours with data only)."""
+
+    @abstractmethod
+    def get_quantile_counters(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, dict[str, int]]]:
+        """Quantile metrics' counters, per metric, then per variant, then counter name
+        (only those with data appear; counters are positive integers)."""
 
     @abstractmethod
     def record_covariates(

@@ -53,6 +53,7 @@ OPERATIONS: Final = (
     "get_timeseries",
     "get_metric_counts",
     "get_metric_timeseries",
+    "get_quantile_counters",
     "record_covariates",
     "get_covariate_counts",
     "get_weighted_counts",
@@ -166,6 +167,13 @@ class InstrumentedStore(Store):
     def get_metric_timeseries(self, experiment_id: str, phase: int) -> list[MetricHourCounts]:
         return self._call(
             "get_metric_timeseries", self.inner.get_metric_timeseries, experiment_id, phase
+        )
+
+    def get_quantile_counters(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, dict[str, int]]]:
+        return self._call(
+            "get_quantile_counters", self.inner.get_quantile_counters, experiment_id, phase
         )
 
     def record_covariates(

@@ -32,6 +32,10 @@ Key                                   Type    Meaning
                                               phase's total of a named metric.
 ``abscope:{<id>}:p<p>:metric_hourly`` hash    field ``<hour>|<name>|<variant>|<counter>`` →
                                               increments made in that UTC hour.
+``abscope:{<id>}:p<p>:quantiles``     hash    field ``<name>|<variant>|<counter>`` → a
+                                              quantile metric's integer counter
+                                              (``users``, ``b:<i>``, ``r<b>:<j>``: see
+                                              :mod:`abscope.stats.quantiles`), HINCRBY only.
 ``abscope:{<id>}:p<p>:covariates``    hash    field user → the user's pre-exposure covariate
                                               (CUPED), set once.
 ``abscope:{<id>}:p<p>:covariate_counts``      hash: field ``<variant>|<counter>`` → a CUPED
@@ -112,6 +116,9 @@ __all__ = [
     "phase_keys",
     "phases",
     "probabilities",
+    "quantile_field",
+    "parse_quantile_field",
+    "quantiles",
     "user_totals",
     "weighted_counts",
 ]
@@ -264,6 +271,14 @@ def metric_hourly(experiment_id: str, phase: int) -> str:
     return f"{_phase(experiment_id, phase)}:metric_hourly"
 
 
+def quantiles(experiment_id: str, phase: int) -> str:
+    """Hash ``metric|variant|counter`` → a quantile metric's counter in the phase.
+
+    One hash per phase (not one per metric and variant), so that deletion and the
+    script's keys stay a fixed list per phase, with no index of the metrics seen."""
+    return f"{_phase(experiment_id, phase)}:quantiles"
+
+
 def covariates(experiment_id: str, phase: int) -> str:
     """Hash user → the user's covariate in the phase."""
     return f"{_phase(experiment_id, phase)}:covariates"
@@ -284,16 +299,17 @@ def weighted_counts(experiment_id: str, phase: int) -> str:
     return f"{_phase(experiment_id, phase)}:weighted_counts"
 
 
-def metric_phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str]:
+def metric_phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str, str]:
     """The named metrics' keys ``record_events.lua`` takes for one phase, in its order.
 
-    ``(metric_users, metric_counts, metric_hourly)``; only batches with metric events
-    pass them.
+    ``(metric_users, metric_counts, metric_hourly, quantiles)``; only batches with metric
+    events pass them.
     """
     return (
         metric_users(experiment_id, phase),
         metric_counts(experiment_id, phase),
         metric_hourly(experiment_id, phase),
+        quantiles(experiment_id, phase),
     )
 
 
@@ -398,3 +414,14 @@ def parse_metric_hour_field(field: str) -> tuple[int, str, str, str]:
     """``(hour, metric, variant, counter)`` of a metric hourly field."""
     hour, metric, variant, counter = field.split(_SEPARATOR)
     return int(hour), metric, variant, counter
+
+
+def quantile_field(metric: str, variant: str, counter: str) -> str:
+    """Field of the quantiles hash, e.g. ``latency_ms|control|r7:-3``."""
+    return f"{metric}{_SEPARATOR}{variant}{_SEPARATOR}{counter}"
+
+
+def parse_quantile_field(field: str) -> tuple[str, str, str]:
+    """``(metric, variant, counter)`` of a quantiles field."""
+    metric, variant, counter = field.split(_SEPARATOR)
+    return metric, variant, counter

@@ -40,6 +40,10 @@ counts          sum_squares, conversions, conversion_cross_sum,    variant
                 value_sum, value_cross_sum (``CovariateCounts``)
 weighted_       experiment_id, phase, variant, samples and the     experiment_id, phase,
 counts          probability-weighted sums of ``WeightedCounts``    variant
+quantile_       experiment_id, phase, metric, variant, counter     experiment_id, phase,
+counts          (a quantile metric's counter name: ``users``,      metric, variant, counter
+                ``b:<i>``, ``r<b>:<j>``, see
+                :mod:`abscope.stats.quantiles`), count
 leases          name, holder, expires_at (µs since the epoch)      name
 ==============  =================================================  ==========================
 
@@ -52,7 +56,8 @@ the migration, and their ``Σ 1/p²`` starts at 0. Version 2 files (and version 
 after that step) gain the metric and lease tables, empty; version 3 files gain the users'
 ``covariate`` column (NULL) and ``covariate_counts``, empty; version 4 files (and older
 ones, after those steps) gain ``weighted_counts``, filled from the ``users`` table (each
-user's probability, conversion and total are there, so the sums are exact at once). Rows
+user's probability, conversion and total are there, so the sums are exact at once);
+version 5 files (and older ones, after those steps) gain ``quantile_counts``, empty. Rows
 of an experiment that was never created are accepted (the service checks existence);
 deleting an experiment removes its rows from every table but ``leases``, which belong to
 no experiment.
@@ -102,7 +107,7 @@ from abscope.storage.base import (
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 """The schema this module writes; kept in ``PRAGMA user_version`` for future migrations."""
 
 _Counts = TypeVar("_Counts", VariantCounts, MetricCounts, CovariateCounts, WeightedCounts)
@@ -263,6 +268,22 @@ _UPSERT_WEIGHTED_COUNTS: Final = f"""
     INSERT INTO weighted_counts (experiment_id, phase, variant, {_WEIGHTED_COUNTERS})
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (experiment_id, phase, variant) DO UPDATE SET {_ADD_WEIGHTED_COUNTERS}"""
+_QUANTILE_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS quantile_counts (
+        experiment_id TEXT NOT NULL,
+        phase INTEGER NOT NULL,
+        metric TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        counter TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (experiment_id, phase, metric, variant, counter)
+    ) WITHOUT ROWID""",
+)
+_UPSERT_QUANTILE_COUNT: Final = """
+    INSERT INTO quantile_counts (experiment_id, phase, metric, variant, counter, count)
+    VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (experiment_id, phase, metric, variant, counter) DO UPDATE SET
+        count = count + excluded.count"""
 # From versions 1 to 3: the users' covariate (NULL: none).
 _MIGRATE_TO_4: Final = ("ALTER TABLE users ADD COLUMN covariate REAL",)
 _COVARIATE_COUNTERS: Final = _columns(CovariateCounts)
@@ -282,6 +303,7 @@ _DATA_TABLES: Final = (
     "metric_hourly",
     "covariate_counts",
     "weighted_counts",
+    "quantile_counts",
 )
 # From version 1: the Σ 1/p² counters and the age of event ids.
 _MIGRATE_1_TO_2: Final = (
@@ -610,6 +632,20 @@ class SQLiteStore(Store):
             series[hour].metrics.setdefault(metric, {})[variant] = _counts(MetricCounts, counters)
         return list(series.values())
 
+    def get_quantile_counters(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, dict[str, int]]]:
+        with self._reading("get quantile counters") as conn:
+            rows = conn.execute(
+                "SELECT metric, variant, counter, count FROM quantile_counts"
+                " WHERE experiment_id = ? AND phase = ?",
+                (experiment_id, phase),
+            ).fetchall()
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for metric, variant, counter, count in rows:
+            out.setdefault(metric, {}).setdefault(variant, {})[counter] = int(count)
+        return out
+
     def record_covariates(
         self, experiment_id: str, phase: int, covariates: Sequence[tuple[str, float]]
     ) -> list[CovariateOutcome]:
@@ -729,6 +765,8 @@ class SQLiteStore(Store):
                 for statement in _WEIGHTED_SCHEMA:
                     conn.execute(statement)
                 _backfill_weighted_counts(conn)  # from the users (none in a new file)
+            for statement in _QUANTILE_SCHEMA:  # version 6
+                conn.execute(statement)
             if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
@@ -986,16 +1024,28 @@ def _apply_metric(
     totals: dict[tuple[str, int, str, str], list[float]],
     hourly: dict[tuple[str, int, int, str, str], list[float]],
     hour: int,
+    quantiles: dict[tuple[str, int, str, str, str], int],
 ) -> bool:
     """Count a named metric's conversion or value; return whether it is a new conversion.
 
-    Increments are ``[conversions, Σx, Σx², Σy, Σy², Σxy]`` (``MetricCounts``' order).
+    Increments are ``[conversions, Σx, Σx², Σy, Σy², Σxy]`` (``MetricCounts``' order). A
+    quantile metric's request adds its ``quantile_increments`` to ``quantiles``, and 1 to
+    ``users`` on the user's first event of the metric.
     """
     experiment_id, phase, variant = event.experiment_id, event.phase, event.variant
     key = (experiment_id, phase, metric, event.user_id)
     user = users.get(key)
+    first = user is None
     if user is None:
         user = users[key] = _MetricUser(False, 0.0, 0.0, dirty=True)
+    increments_of_request = event.quantile_increments
+    if increments_of_request is not None:
+        prefix = (experiment_id, phase, metric, variant)
+        if first:
+            quantiles[(*prefix, "users")] = quantiles.get((*prefix, "users"), 0) + 1
+        for counter, amount in increments_of_request.items():
+            slot = (*prefix, counter)
+            quantiles[slot] = quantiles.get(slot, 0) + amount
     increments = [0, 0.0, 0.0, 0.0, 0.0, 0.0]
     new_conversion = False
     if event.kind == "conversion":
@@ -1081,6 +1131,7 @@ def _apply_batch(
     metric_users = _load_metric_users(conn, events)
     metric_totals: dict[tuple[str, int, str, str], list[float]] = {}
     metric_hourly: dict[tuple[str, int, int, str, str], list[float]] = {}
+    quantiles: dict[tuple[str, int, str, str, str], int] = {}
     seen = _load_event_ids(conn, events, cutoff)
     new_ids: list[tuple[str, str, int]] = []
     # Increments per (experiment, phase, variant) and per (experiment, phase, hour, variant):
@@ -1132,7 +1183,7 @@ def _apply_batch(
             in_hour[5] += weight * weight
         if event.metric is not None:
             new_conversion = _apply_metric(
-                event, event.metric, metric_users, metric_totals, metric_hourly, hour
+                event, event.metric, metric_users, metric_totals, metric_hourly, hour, quantiles
             )
         elif new_conversion := event.kind == "conversion" and not user.converted:
             user.converted = user.dirty = True
@@ -1227,5 +1278,9 @@ def _apply_batch(
         conn.executemany(
             _UPSERT_METRIC_HOURLY,
             ((*key, *increments) for key, increments in metric_hourly.items()),
+        )
+    if quantiles:
+        conn.executemany(
+            _UPSERT_QUANTILE_COUNT, ((*key, count) for key, count in quantiles.items())
         )
     return results

@@ -74,7 +74,11 @@ PAGES = {
     "/simulator": Page("Bandit simulator", "simulator.html", "simulator.js", charts=True),
 }
 DETAIL = Page(
-    "Experiment", "detail.html", "detail.js", charts=True, extra=("draft.js", "adaptive.js")
+    "Experiment",
+    "detail.html",
+    "detail.js",
+    charts=True,
+    extra=("draft.js", "adaptive.js", "quantiles.js"),
 )
 NOT_FOUND = Page("Experiment not found", "not_found.html", "")
 EDIT = Page("Edit experiment", "new.html", "new.js", extra=("draft.js",))

@@ -8,9 +8,10 @@
 --          exposures (hash), converted (set), totals (hash), counts (hash), hourly (hash),
 --          covariates (hash), covariate_counts (hash), probabilities (hash),
 --          weighted_counts (hash)
--- then, only when the batch holds events of named metrics, for each group g three keys
--- starting at KEYS[B + 2 + 9 G + 3 (g - 1)]:
---          metric_users (hash), metric_counts (hash), metric_hourly (hash)
+-- then, only when the batch holds events of named metrics, for each group g four keys
+-- starting at KEYS[B + 2 + 9 G + 4 (g - 1)]:
+--          metric_users (hash), metric_counts (hash), metric_hourly (hash),
+--          quantiles (hash)
 -- ARGV[1]  B, the number of event-id buckets
 -- ARGV[2]  seconds the current bucket must live (set when the script adds an id to it)
 -- ARGV[3]  G, the number of phase groups
@@ -21,7 +22,9 @@
 -- hour start) | event id ("" when none). None of these can hold a "|" (the variant is a
 -- slug, event ids are restricted, the rest are numbers or fixed words). An event of a
 -- named metric has kind "metric_conversion" (value: the metric's name) or "metric_value"
--- (value: name;dx;dy, the numerator's and the denominator's increments). An exposure's
+-- (value: name;dx;dy, the numerator's and the denominator's increments), or, for a
+-- request of a quantile metric, "metric_quantile" (value: name;dx;dy;c1,n1,c2,n2,...: a
+-- metric value as above plus the request's quantile counter increments). An exposure's
 -- value is its covariate ("" when none). Kind "covariate" backfills a covariate (value)
 -- for a user exposed already (variant "", hour 0, no event id).
 --
@@ -48,7 +51,11 @@
 -- same roundings as any float64 accumulator) and written back at the end. A named metric
 -- keeps, per user, "converted|x|y" (formatted with %.17g) and, per variant, the counters
 -- of MetricCounts with the per-user update: dx, 2x dx + dx^2, dy, 2y dy + dy^2 and
--- x dy + y dx + dx dy. Numbers are passed
+-- x dy + y dx + dx dy. A quantile metric's request also adds its counter increments
+-- (integers) to the fields <name>|<variant>|<counter> of the quantiles hash, and 1 to
+-- <name>|<variant>|users on the user's first request of the metric (no metric_users
+-- entry yet); they are summed over the batch and applied by HINCRBY at the end, never
+-- read. Numbers are passed
 -- to redis.call as Lua numbers, which Redis formats with %.17g (exact round trip); never
 -- tostring(), which keeps only 14 digits.
 
@@ -59,8 +66,9 @@ local PACKED = '^(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
 local KEYS_PER_GROUP = 9
 local COVARIATE_MISMATCH = 3
 local SET, UNCHANGED, CONFLICT, NOT_EXPOSED = 0, 1, 2, 3
-local METRIC_KEYS_PER_GROUP = 3
+local METRIC_KEYS_PER_GROUP = 4
 local METRIC_VALUE = '^([^;]*);([^;]*);([^;]*)$'
+local QUANTILE_VALUE = '^([^;]*);([^;]*);([^;]*);(.*)$'
 local METRIC_USER = '^(%d)|([^|]*)|([^|]*)$'
 local HSET_CHUNK = 500
 
@@ -149,15 +157,36 @@ local function metric_field_names(hour, metric, variant)
     return known
 end
 
+-- quantile counter increments: quantile_adds[key][field] = integer, applied at the end
+local quantile_adds = {}
+local function add_quantiles(key, prefix, counters, first)
+    local fields = quantile_adds[key]
+    if fields == nil then
+        fields = {}
+        quantile_adds[key] = fields
+    end
+    if first then
+        local f = prefix .. 'users'
+        fields[f] = (fields[f] or 0) + 1
+    end
+    for counter, amount in string.gmatch(counters, '([^,]+),([^,]+)') do
+        local f = prefix .. counter
+        fields[f] = (fields[f] or 0) + tonumber(amount)
+    end
+end
+
 -- Count a named metric's conversion or value (the exposure is registered already);
 -- return NEW_CONVERSION when it added the user's conversion, else 0.
 local metric_base = buckets + 1 + groups * KEYS_PER_GROUP
 local function count_metric(group, user, variant, kind, packed, hour)
     local base = metric_base + (tonumber(group) - 1) * METRIC_KEYS_PER_GROUP
     local users_key, counts_key, hourly_key = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
-    local metric, dx, dy = packed, nil, nil
+    local metric, dx, dy, counters = packed, nil, nil, nil
     if kind == 'metric_value' then
         metric, dx, dy = string.match(packed, METRIC_VALUE)
+        dx, dy = tonumber(dx), tonumber(dy)
+    elseif kind == 'metric_quantile' then
+        metric, dx, dy, counters = string.match(packed, QUANTILE_VALUE)
         dx, dy = tonumber(dx), tonumber(dy)
     end
     local field = metric .. '|' .. user
@@ -166,6 +195,9 @@ local function count_metric(group, user, variant, kind, packed, hour)
     if stored then
         converted, x, y = string.match(stored, METRIC_USER)
         converted, x, y = tonumber(converted), tonumber(x), tonumber(y)
+    end
+    if counters ~= nil then
+        add_quantiles(KEYS[base + 4], metric .. '|' .. variant .. '|', counters, not stored)
     end
     local fields = metric_field_names(hour, metric, variant)
     local added = 0
@@ -390,6 +422,12 @@ for key, fields in pairs(cache) do
     end
     if #args > 0 then
         redis.call('HSET', key, unpack(args))
+    end
+end
+
+for key, fields in pairs(quantile_adds) do
+    for field, amount in pairs(fields) do
+        redis.call('HINCRBY', key, field, amount)
     end
 end
 
