@@ -167,6 +167,8 @@ def test_assets_are_gzipped_and_cached_by_version(
             "/static/app.js",
             "/static/detail.js",
             "/static/draft.js",
+            "/static/adaptive.js",
+            "/static/quantiles.js",
             "/assets/plotly.min.js",
         ]
     ), urls
