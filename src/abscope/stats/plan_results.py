@@ -99,6 +99,16 @@ class DurationPlan:
     fixed_horizon, always_valid : ModeFigures
         Both tests' figures; the headline ones equal one of them (``always_valid`` when
         ``sequential``).
+    covariate_correlation : float or None
+        The expected correlation ``ρ`` of the metric with its pre-exposure covariate (CUPED),
+        in [0, 1); ``None`` when not given. Every figure above (headline, ``fixed_horizon``,
+        ``always_valid``) is then for the CUPED-adjusted test.
+    variance_factor : float
+        ``1 − ρ²``, the share of each user's outcome variance left after the adjustment
+        (1.0 without a correlation).
+    unadjusted : ModeFigures or None
+        The headline mode's figures without CUPED (``ρ = 0``), to set beside the shorter
+        adjusted ones; ``None`` when ``ρ`` is ``None`` or 0.
     warnings : tuple of PlanWarning
         Empty when the plan is reasonable.
     """
@@ -133,6 +143,9 @@ class DurationPlan:
     daily_users_in_test: float
     fixed_horizon: ModeFigures
     always_valid: ModeFigures
+    covariate_correlation: float | None
+    variance_factor: float
+    unadjusted: ModeFigures | None
     warnings: tuple[PlanWarning, ...]
 
 
@@ -170,6 +183,11 @@ class SensitivityCurve:
         As in :class:`DurationPlan`, for each effect.
     fixed_horizon_days, always_valid_days : tuple of int
         Days for each effect with either test.
+    covariate_correlation : float or None
+        The plan's ``ρ``: every figure above is CUPED-adjusted when it is given.
+    unadjusted_days : tuple of int, or None
+        Days for each effect in the plan's mode without CUPED; ``None`` without a ``ρ``
+        above 0.
     """
 
     mode: str
@@ -190,6 +208,8 @@ class SensitivityCurve:
     days: tuple[int, ...]
     fixed_horizon_days: tuple[int, ...]
     always_valid_days: tuple[int, ...]
+    covariate_correlation: float | None
+    unadjusted_days: tuple[int, ...] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +243,8 @@ class PowerGrid:
         ``sample_sizes[j]``: one row per effect, the layout of a heatmap's ``z``.
     fixed_horizon_power : tuple of tuple of float, or None
         The same table for the fixed-horizon test, when ``mode`` is ``"sequential"``.
+    covariate_correlation : float or None
+        The plan's ``ρ``: the powers are those of the CUPED-adjusted test when it is given.
     """
 
     mode: str
@@ -246,3 +268,4 @@ class PowerGrid:
     lifts: tuple[float | None, ...]
     power: tuple[tuple[float, ...], ...]
     fixed_horizon_power: tuple[tuple[float, ...], ...] | None
+    covariate_correlation: float | None

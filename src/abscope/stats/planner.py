@@ -51,6 +51,22 @@ user. A one-sided plan (``two_sided=False``) tests in the direction of the effec
 negative one plans for detecting a decrease; the sequential test is always two-sided, so
 ``two_sided`` changes only the fixed-horizon figures.
 
+CUPED
+-----
+With ``covariate_correlation = ρ`` (the expected correlation of the metric with its
+pre-exposure covariate, in [0, 1)) the plan is for the CUPED-adjusted test the analysis runs
+when users carry a covariate (:mod:`abscope.stats.cuped`): the adjustment leaves
+``1 − ρ²`` (:func:`abscope.stats.cuped.variance_factor`) of each user's outcome variance, so
+every variance in the sizing is multiplied by it, the ``p(1 − p)`` terms of a rate and the
+``σ²`` of a mean alike. For the fixed-horizon test both standard deviations of the formula
+(under the null and the alternative) then shrink by ``√(1 − ρ²)``, so the exact size is
+``1 − ρ²`` times the unadjusted one; the sequential size solves the same equation with the
+unit variance ``(1 − ρ²) σ_1²``, about ``1 − ρ²`` times the unadjusted size too (not exactly:
+the always-valid boundary depends on ``n``).
+The plan keeps the unadjusted figures of its mode beside the adjusted ones (``unadjusted``),
+and the charts follow the adjusted plan. ``ρ = 0``, or leaving it out, is the plan without
+CUPED, figure for figure.
+
 Warnings
 --------
 ``warnings`` holds :class:`PlanWarning` codes: ``"longer_than_a_year"`` when the plan needs
@@ -79,7 +95,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Literal
 
@@ -91,6 +107,7 @@ from abscope.stats._validate import (
     check_open_unit,
     check_positive,
 )
+from abscope.stats.cuped import variance_factor
 from abscope.stats.plan_results import (
     DurationPlan,
     ModeFigures,
@@ -151,6 +168,8 @@ class _Inputs:
     sequential: bool
     sequential_tuning_n: int
     max_days: int | None
+    covariate_correlation: float | None
+    variance_factor: float  # 1 − ρ², 1.0 without CUPED
     ratio: Fraction  # n_treatment / n_control in each comparison, exactly
     pair_share: Fraction  # n_treatment / (n_control + n_treatment), exactly
     daily_users: Fraction  # daily_traffic · allocation, exactly
@@ -162,6 +181,10 @@ class _Inputs:
     @property
     def alpha_per(self) -> float:
         return self.alpha / self.comparisons
+
+    @property
+    def cuped(self) -> bool:
+        return self.variance_factor != 1.0
 
 
 def _decimal(value: float) -> Fraction:
@@ -214,6 +237,19 @@ def _check_size(name: str, value: int) -> int:
     return size
 
 
+def _check_correlation(value: float | None) -> float | None:
+    if value is None:
+        return None
+    rho = check_finite("covariate_correlation", value)
+    if not 0.0 <= rho < 1.0:
+        raise ValueError(
+            f"covariate_correlation must be in [0, 1) (0 or left out: no CUPED), got {value!r}:"
+            " the correlation of the metric with the same metric in a pre-period; for a"
+            " negative one give its absolute value, which reduces the variance as much"
+        )
+    return rho
+
+
 def _check_absent(name: str, value: float | None, metric: str) -> None:
     if value is not None:
         raise ValueError(f"{name} is for the other metric type; leave it out for {metric}")
@@ -236,6 +272,7 @@ def _validate(
     sequential: bool,
     sequential_tuning_n: int,
     max_days: int | None,
+    covariate_correlation: float | None,
 ) -> _Inputs:
     metric: PlanMetric
     std: float | None = None
@@ -300,6 +337,7 @@ def _validate(
         raise ValueError(f"sequential must be a bool, got {sequential!r}")
     tuning = _check_size("sequential_tuning_n", sequential_tuning_n)
     longest = None if max_days is None else _check_size("max_days", max_days)
+    rho = _check_correlation(covariate_correlation)
     control_share = 1 - (arms - 1) * exact_share
     ratio = exact_share / control_share
     return _Inputs(
@@ -318,6 +356,8 @@ def _validate(
         sequential=sequential,
         sequential_tuning_n=tuning,
         max_days=longest,
+        covariate_correlation=rho,
+        variance_factor=1.0 if rho is None else variance_factor(rho),
         ratio=ratio,
         pair_share=ratio / (1 + ratio),
         daily_users=_decimal(traffic) * _decimal(share_of_traffic),
@@ -345,6 +385,7 @@ def _inputs_of(plan: DurationPlan) -> _Inputs:
         plan.sequential,
         plan.sequential_tuning_n,
         plan.max_days,
+        plan.covariate_correlation,
     )
 
 
@@ -376,14 +417,16 @@ def _delta(inputs: _Inputs, effect: float) -> float:
 
 def _unit_variance(inputs: _Inputs, effect: float) -> float:
     """``n · Var(θ̂_t − θ̂_c)`` of one comparison, ``n`` its two arms' users: the variance the
-    sequential test uses (unpooled for rates)."""
+    sequential test uses (unpooled for rates), times ``1 − ρ²`` with CUPED."""
     share = float(inputs.pair_share)
     if inputs.metric_type == "continuous":
         assert inputs.std is not None
-        return inputs.std**2 * (1.0 / (1.0 - share) + 1.0 / share)
-    baseline = inputs.baseline
-    rate = _shifted(inputs.metric_type, baseline, inputs.effect_scale, effect)
-    return baseline * (1.0 - baseline) / (1.0 - share) + rate * (1.0 - rate) / share
+        variance = inputs.std**2 * (1.0 / (1.0 - share) + 1.0 / share)
+    else:
+        baseline = inputs.baseline
+        rate = _shifted(inputs.metric_type, baseline, inputs.effect_scale, effect)
+        variance = baseline * (1.0 - baseline) / (1.0 - share) + rate * (1.0 - rate) / share
+    return variance * inputs.variance_factor if inputs.cuped else variance
 
 
 def _figures(inputs: _Inputs, mode: str, exact_control: float) -> ModeFigures:
@@ -394,6 +437,13 @@ def _figures(inputs: _Inputs, mode: str, exact_control: float) -> ModeFigures:
 
 
 def _fixed_size(inputs: _Inputs, effect: float) -> float:
+    """The exact fixed-horizon control size, ``1 − ρ²`` times the unadjusted one with CUPED
+    (both standard deviations of the formula scale by ``√(1 − ρ²)``)."""
+    unadjusted = _unadjusted_fixed_size(inputs, effect)
+    return unadjusted * inputs.variance_factor if inputs.cuped else unadjusted
+
+
+def _unadjusted_fixed_size(inputs: _Inputs, effect: float) -> float:
     delta = _delta(inputs, effect)
     alternative = _alternative(inputs.two_sided, delta)
     if inputs.metric_type == "continuous":
@@ -457,6 +507,14 @@ def _warnings(inputs: _Inputs, chosen: ModeFigures) -> tuple[PlanWarning, ...]:
     return tuple(found)
 
 
+def _unadjusted(inputs: _Inputs, effect: float) -> ModeFigures | None:
+    """The plan's mode's figures without CUPED, or ``None`` when the plan has none."""
+    if not inputs.cuped:
+        return None
+    fixed, always_valid = _both(replace(inputs, variance_factor=1.0), effect)
+    return always_valid if inputs.sequential else fixed
+
+
 def _plan(inputs: _Inputs, effect: float) -> DurationPlan:
     fixed, always_valid = _both(inputs, effect)
     chosen = always_valid if inputs.sequential else fixed
@@ -496,6 +554,9 @@ def _plan(inputs: _Inputs, effect: float) -> DurationPlan:
         daily_users_in_test=float(inputs.daily_users),
         fixed_horizon=fixed,
         always_valid=always_valid,
+        covariate_correlation=inputs.covariate_correlation,
+        variance_factor=inputs.variance_factor,
+        unadjusted=_unadjusted(inputs, effect),
         warnings=_warnings(inputs, chosen),
     )
 
@@ -545,6 +606,7 @@ def plan_duration(
     min_absolute_effect: float | None = None,
     arms: int = 2,
     max_days: int | None = None,
+    covariate_correlation: float | None = None,
 ) -> DurationPlan:
     r"""Users per arm and days needed to detect an effect on a rate or a mean.
 
@@ -589,6 +651,12 @@ def plan_duration(
     max_days : int, optional
         The longest the experiment can run; a plan that needs longer has a
         ``"traffic_cannot_reach"`` warning.
+    covariate_correlation : float, optional
+        CUPED: the expected correlation ``ρ`` in [0, 1) of the metric with a covariate
+        measured before exposure (typically the same metric over a pre-period, e.g. the
+        last 28 days: estimate it from past data). Every outcome variance is multiplied by
+        ``1 − ρ²``; the plan's figures are for the adjusted test and ``unadjusted`` keeps
+        the plan without it. ``None`` or 0: no CUPED (the same plan as without).
 
     Returns
     -------
@@ -615,7 +683,9 @@ def plan_duration(
     ``σ_1² = p q/(1 − s') + p_t q_t/s'`` (or ``σ²/(1 − s') + σ²/s'``), ``s' = r/(1 + r)``
     and ``c(n)`` the always-valid boundary at ``α'``
     (:func:`~abscope.stats.sequential_power.sequential_sample_size`), and ``n_c = (1 − s') n``.
-    Then ``control = ⌈n_c⌉``, ``treatment = ⌈r n_c⌉`` per arm,
+    With CUPED every variance above (``p q``, ``p̄ q̄``, ``p_t q_t``, ``σ²``) is multiplied by
+    ``1 − ρ²`` (Deng et al., 2013), so the fixed-horizon ``n_c`` is ``1 − ρ²`` times the
+    unadjusted one. Then ``control = ⌈n_c⌉``, ``treatment = ⌈r n_c⌉`` per arm,
     ``total = control + m · treatment`` and ``days = ⌈total / (daily_traffic · allocation)⌉``,
     all computed exactly (see the module docstring).
 
@@ -630,6 +700,8 @@ def plan_duration(
     .. [2] statsmodels, ``statsmodels.stats.power.NormalIndPower.solve_power``.
     .. [3] R. Kohavi, D. Tang, Y. Xu, *Trustworthy Online Controlled Experiments*, Cambridge
        University Press, 2020, chapter 17 (statistics behind online experiments).
+    .. [4] A. Deng, Y. Xu, R. Kohavi and T. Walker, "Improving the sensitivity of online
+       controlled experiments by utilizing pre-experiment data", WSDM 2013 (CUPED).
 
     Examples
     --------
@@ -649,6 +721,9 @@ def plan_duration(
     ...                      standard_deviation=4.0, min_absolute_effect=1.0, sequential=False)
     >>> plan.treatment_mean, plan.control_samples, plan.days
     (11.0, 252, 1)
+    >>> cuped = plan_duration(0.2, 0.25, 200, sequential=False, covariate_correlation=0.7)
+    >>> cuped.variance_factor, cuped.control_samples, cuped.days, cuped.unadjusted.days
+    (0.51, 558, 6, 11)
     """
     inputs = _validate(
         metric_type,
@@ -667,6 +742,7 @@ def plan_duration(
         sequential,
         sequential_tuning_n,
         max_days,
+        covariate_correlation,
     )
     return _plan(inputs, inputs.min_effect)
 
@@ -728,22 +804,30 @@ def sensitivity_curve(
         days=tuple(p.days for p in plans),
         fixed_horizon_days=tuple(p.fixed_horizon.days for p in plans),
         always_valid_days=tuple(p.always_valid.days for p in plans),
+        covariate_correlation=inputs.covariate_correlation,
+        unadjusted_days=tuple(p.unadjusted.days for p in plans if p.unadjusted is not None)
+        if inputs.cuped
+        else None,
     )
 
 
 def _fixed_power(inputs: _Inputs, effect: float, n_c: int, n_t: int) -> float:
+    """The fixed-horizon power; with CUPED every variance is ``(1 − ρ²)`` times smaller,
+    which is the unadjusted test's power with ``1/(1 − ρ²)`` times the users."""
     delta = _delta(inputs, effect)
     alternative = _alternative(inputs.two_sided, delta)
+    factor = inputs.variance_factor if inputs.cuped else 1.0
+    control, treatment = (n_c / factor, n_t / factor) if inputs.cuped else (n_c, n_t)
     if inputs.metric_type == "continuous":
         assert inputs.std is not None
         return power_means(
-            delta, inputs.std, n_c, n_t, alpha=inputs.alpha_per, alternative=alternative
+            delta, inputs.std, control, treatment, alpha=inputs.alpha_per, alternative=alternative
         )
     return power_proportions(
         inputs.baseline,
         _shifted(inputs.metric_type, inputs.baseline, inputs.effect_scale, effect),
-        n_c,
-        n_t,
+        control,
+        treatment,
         alpha=inputs.alpha_per,
         alternative=alternative,
     )
@@ -845,4 +929,5 @@ def power_grid(
         else tuple(_relative(inputs.baseline, e) for e in chosen),
         power=table,
         fixed_horizon_power=fixed if inputs.sequential else None,
+        covariate_correlation=inputs.covariate_correlation,
     )
