@@ -41,14 +41,23 @@ def _pct(x: float, digits: int) -> str:
     return f"{_fixed(x * 100, digits)}%"
 
 
+def _js_num(x: float) -> str:
+    """``abscope.num``: ``toLocaleString("en-US", {maximumSignificantDigits: 4})``."""
+    text = f"{float(f'{x:.4g}'):,.10f}".rstrip("0").rstrip(".")
+    return text
+
+
 def _p_value(p: float) -> str:
     return "<0.0001" if p < 0.0001 else _fixed(p, 4)
 
 
-def _cuped_experiment(api: httpx.Client, experiment_id: str) -> dict[str, Any]:
+def _cuped_experiment(
+    api: httpx.Client, experiment_id: str, weights: tuple[float, float] = (0.5, 0.5)
+) -> dict[str, Any]:
     """600 users, nine in ten with a covariate that predicts conversion (seeded), the
     treatment converting a little more; the results after logging them."""
-    create_experiment(api, experiment_id)
+    variants = (("control", "ranker-v1", weights[0]), ("treatment", "ranker-v2", weights[1]))
+    create_experiment(api, experiment_id, variants=variants)
     assigned = route_users(api, experiment_id, [f"cu-{i:04d}" for i in range(600)])
     rng = random.Random(2013)
     events: list[dict[str, Any]] = []
@@ -128,6 +137,21 @@ def test_the_cuped_section_shows_the_apis_figures_beside_the_unadjusted_ones(
     panel.screenshot(path=SHOTS / f"detail-cuped-{width}.png")
     page.screenshot(path=SHOTS / f"detail-cuped-page-{width}.png", full_page=True)
     assert tab.script_errors == []
+
+
+def test_an_unequal_split_shows_both_slopes_and_why(
+    make_tab: MakeTab, server: UvicornServer, api: httpx.Client
+) -> None:
+    results = _cuped_experiment(api, "e2e-cuped-unequal", weights=(0.7, 0.3))
+    (c,) = results["cuped"]["comparisons"]
+    assert c["theta_method"] == "per_arm" and c["theta_control"] != c["theta_treatment"]
+    page = make_tab(server.url).open("/view/e2e-cuped-unequal")
+    theta = page.locator('#cuped-table tr[data-variant="treatment"] [data-field="theta"]')
+    expect(theta).to_have_text(
+        f"per arm, θ = {_js_num(c['theta_control'])} (control),"
+        f" {_js_num(c['theta_treatment'])} (treatment)"
+    )
+    expect(page.locator("#cuped-theta")).to_contain_text("Lin (2013)")
 
 
 def test_without_covariates_a_quiet_line_says_how_to_send_them(

@@ -10,6 +10,7 @@ must match too), at 1280 and 390 px.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,8 @@ def test_page_cli_and_api_give_the_same_plan(
                 f" {js_int(without['days'])} days without it)"
             )
             assert without["days"] > served["days"], name
+            # The correlation lives in the link, as every other input does.
+            expect(page).to_have_url(re.compile(r"[?&]covariate_correlation=0\.7(&|$)"))
         if served["arms"] > 2:
             expect(page.locator("#plan-arms")).to_contain_text(
                 f"{served['comparisons']} comparisons"
