@@ -82,8 +82,8 @@ def _cli_plan(arguments: list[str]) -> dict[str, Any]:
     return plan
 
 
-# Every case at 1280 px; at 390 px one (the layout, not the numbers, depends on the width).
-RUNS = [(1280, name) for name in CASES] + [(390, "absolute-three-arms")]
+# Every case at 1280 px; at 390 px two (the layout, not the numbers, depends on the width).
+RUNS = [(1280, name) for name in CASES] + [(390, "absolute-three-arms"), (390, "cuped-three-arms")]
 
 
 @pytest.mark.parametrize("width", [1280, 390])
