@@ -584,6 +584,7 @@ async function act(action) {
       const results = await abscope.api("GET", `/experiments/${experimentId}/results`);
       renderResults(results);
       renderMetrics(results);
+      renderCuped(results);
     }
   } catch (e) {
     showError(e.message);
