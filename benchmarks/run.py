@@ -24,7 +24,10 @@ Sections, in the order they run:
    (``benchmarks/memory.py``);
 7. the guardrail monitor's seeded simulation: false pauses on A/A traffic and at the margin
    looked at every minute for two weeks, and the users per arm at the pause of a treatment
-   20% slower, against the prediction (``benchmarks/monitor.py``; figures, not speed).
+   20% slower, against the prediction (``benchmarks/monitor.py``; figures, not speed);
+8. the A/A gate, larger than the test suite's: seeded A/A traffic routed, logged and analysed
+   through a real server's API every simulated day, with the realised rate of declared
+   winners and of SRM alarms (``benchmarks/aa_gate.py``; figures, not speed).
 
 A redis-server of our own is started on a free port for sections 3 to 6, and stopped at the
 end. In the ratio column a time is divided by its baseline's time (higher is slower) and a
@@ -41,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tests.fixtures.aa_gate import monte_carlo_bound
 
 from abscope.assignment import AssignmentConfig, Router
 from abscope.bandits import (
@@ -53,7 +57,7 @@ from abscope.bandits import (
 )
 from abscope.stats import ProportionStats, analyze_experiment
 from abscope.stats.proportions import two_proportion_ztest
-from benchmarks import assignment, http, ingest, memory, monitor, sdk, workers
+from benchmarks import aa_gate, assignment, http, ingest, memory, monitor, sdk, workers
 
 RUNS, HORIZON, RATES = 200, 10_000, (0.05, 0.10)
 ROUTING_USERS = 300_000
@@ -428,6 +432,35 @@ def monitor_rows() -> list[Row]:
     return rows
 
 
+def aa_gate_rows() -> list[Row]:
+    outcome, seconds = aa_gate.run()
+    g = outcome.gate
+    winners = outcome.share(outcome.winners)
+    sequential = outcome.share(outcome.sequential_alarms)
+    bound = monte_carlo_bound(g.alpha, g.experiments)
+    srm_bound = monte_carlo_bound(outcome.threshold, g.experiments)
+    return [
+        Row(
+            f"A/A gate through a real server: {g.experiments} experiments, {g.days} daily"
+            f" looks, {g.users_per_day} users a day, sequential on ({seconds:.0f} s)"
+        ),
+        Row(
+            "winner declared at any look",
+            f"{winners:.3f}",
+            target=_verdict(winners <= bound, f"<= alpha {g.alpha} + 2 MC errors = {bound:.3f}"),
+        ),
+        Row(
+            "always-valid SRM alarm at any look",
+            f"{sequential:.3f}",
+            target=_verdict(sequential <= srm_bound, f"<= {srm_bound:.3f}"),
+        ),
+        Row(
+            "daily chi-square SRM alarm at any look (not valid under peeking)",
+            f"{outcome.share(outcome.daily_alarms):.3f}",
+        ),
+    ]
+
+
 def print_table(rows: list[Row]) -> None:
     header = Row("benchmark", "figure", "p99", "server CPU/req", "ratio", "target")
     items = [r for r in rows if r.figure]
@@ -470,6 +503,7 @@ def main() -> None:
             rows += workers_rows(workdir, redis_server.url)
             rows += memory_rows(workdir, redis_server.url)
     rows += monitor_rows()
+    rows += aa_gate_rows()
     print_table(rows)
     print(f"measured in {time.perf_counter() - started:.0f} s")
 

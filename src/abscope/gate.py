@@ -16,6 +16,7 @@ from typing import Any, Literal
 from abscope.jsonable import interval_pair, to_jsonable
 from abscope.metric_analysis import MetricCountsByName, guardrail_checks
 from abscope.models import Experiment, VariantCounts
+from abscope.quantile_reports import QuantileCountersByName
 from abscope.stats.decision_rule import GuardrailCheck
 from abscope.stats.guardrails import DEFAULT_MIN_SAMPLES_PER_ARM
 
@@ -75,13 +76,18 @@ def gate_view(
     metric_counts: MetricCountsByName,
     *,
     default_min_samples: int = DEFAULT_MIN_SAMPLES_PER_ARM,
+    quantile_counters: QuantileCountersByName | None = None,
 ) -> dict[str, Any]:
     """The gate's body: ``verdict`` ``fail`` when any guardrail is in breach for any arm,
     ``pass`` when every guardrail is non-inferior for every arm, else ``inconclusive``
     (with no guardrails, too: a gate with nothing to judge never passes), with one entry
     per guardrail and arm and the reasons in sentences."""
     checks = guardrail_checks(
-        experiment, counts, metric_counts, default_min_samples=default_min_samples
+        experiment,
+        counts,
+        metric_counts,
+        default_min_samples=default_min_samples,
+        quantile_counters=quantile_counters or {},
     )
     status = guardrail_status(checks)
     verdict: GateVerdict = {"passing": "pass", "failing": "fail"}.get(status, "inconclusive")  # type: ignore[assignment]

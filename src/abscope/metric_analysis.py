@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from abscope.models import Experiment, Metric, MetricCounts, VariantCounts
+from abscope.quantile_reports import QuantileCountersByName, arm_counters, quantile_guardrail
 from abscope.stats.decision_rule import GuardrailCheck
 from abscope.stats.guardrails import (
     DEFAULT_MIN_SAMPLES_PER_ARM,
@@ -45,7 +46,9 @@ def arm_stats(
 
     The primary reads the variant's own counts; a named metric reads its ``MetricCounts``
     over the variant's exposed users (a variant without data has zero sums). A ratio's
-    ``x`` is the denominator and ``y`` the numerator, as :class:`RatioStats` has them.
+    ``x`` is the denominator and ``y`` the numerator, as :class:`RatioStats` has them. A
+    quantile metric's ``MetricCounts`` hold its per-user totals like a mean's (its
+    quantiles are in :mod:`abscope.quantile_reports`).
     """
     rows = {v.name: counts.get(v.name, VariantCounts()) for v in experiment.variants}
     if metric.role == "primary":
@@ -58,7 +61,7 @@ def arm_stats(
         m = own.get(name, MetricCounts())
         if metric.kind == "binary":
             out[name] = ProportionStats(row.samples, min(m.conversions, row.samples))
-        elif metric.kind == "mean":
+        elif metric.kind in ("mean", "quantile"):
             out[name] = MeanStats(row.samples, m.sum, m.sum_squares)
         else:
             out[name] = RatioStats(
@@ -89,15 +92,34 @@ def guardrail_checks(
     metric_counts: MetricCountsByName,
     *,
     default_min_samples: int = DEFAULT_MIN_SAMPLES_PER_ARM,
+    quantile_counters: QuantileCountersByName | None = None,
 ) -> list[GuardrailCheck]:
     """The always-valid non-inferiority test of every guardrail for every treatment arm,
-    against the control, in declaration order then variant order."""
+    against the control, in declaration order then variant order.
+
+    A quantile guardrail is judged on ``quantile_counters`` (the store's
+    ``get_quantile_counters``) by :func:`abscope.quantile_reports.quantile_guardrail`;
+    with ``quantile_counters`` ``None`` (hourly series, which keep no quantile counters)
+    quantile guardrails are left out.
+    """
     control = experiment.control.name
     alpha = guardrail_alpha(experiment)
     checks: list[GuardrailCheck] = []
     for metric in experiment.guardrails:
-        stats = arm_stats(experiment, metric, counts, metric_counts)
         min_samples = min_samples_of(metric, default_min_samples)
+        if metric.kind == "quantile":
+            if quantile_counters is None:
+                continue
+            arms = arm_counters(experiment, metric, quantile_counters)
+            for variant in experiment.variants:
+                if variant.name != control:
+                    result = quantile_guardrail(
+                        metric, arms[control], arms[variant.name], alpha=alpha,
+                        min_samples=min_samples,
+                    )  # fmt: skip
+                    checks.append(GuardrailCheck(metric.name, variant.name, result))
+            continue
+        stats = arm_stats(experiment, metric, counts, metric_counts)
         for variant in experiment.variants:
             if variant.name != control:
                 result = _judge(stats[control], stats[variant.name], metric, alpha, min_samples)

@@ -53,6 +53,7 @@ from abscope.gate import guardrail_status
 from abscope.jsonable import interval_pair
 from abscope.metric_analysis import ArmStats, MetricCountsByName, arm_stats, guardrail_checks
 from abscope.models import Experiment, Metric, Status, VariantCounts
+from abscope.quantile_reports import QuantileCountersByName, quantile_metric_entry
 from abscope.stats.analysis import Comparison, ExperimentAnalysis
 from abscope.stats.decision_rule import (
     GuardrailCheck,
@@ -234,8 +235,13 @@ def metrics_view(
     analysis: ExperimentAnalysis,
     *,
     default_min_samples: int = DEFAULT_MIN_SAMPLES_PER_ARM,
+    quantile_counters: QuantileCountersByName | None = None,
 ) -> dict[str, Any]:
     """``metrics``, ``decision_rule`` and ``guardrail_status`` of the results body.
+
+    A quantile metric's entry is :func:`abscope.quantile_reports.quantile_metric_entry`
+    over ``quantile_counters`` (the store's ``get_quantile_counters``; ``None`` reads as
+    no requests yet); it takes part in the decision rule as a guardrail only.
 
     ``default_min_samples`` is the users per arm a guardrail without its own
     ``min_samples`` needs before a verdict (the service's ``guardrail_min_samples``, which
@@ -256,13 +262,24 @@ def metrics_view(
 
     secondary_results: list[SuccessMetricResult] = []
     secondary_figures_of: list[tuple[int, str, SecondaryFigures]] = []
+    quantiles = quantile_counters or {}
     checks = guardrail_checks(
-        experiment, counts, metric_counts, default_min_samples=default_min_samples
+        experiment,
+        counts,
+        metric_counts,
+        default_min_samples=default_min_samples,
+        quantile_counters=quantiles,
     )
     by_metric: dict[str, list[GuardrailCheck]] = {}
     for check in checks:
         by_metric.setdefault(check.metric, []).append(check)
     for metric in experiment.all_metrics[1:]:
+        if metric.kind == "quantile":
+            guarding = [
+                _guardrail_comparison(c.arm, c.result) for c in by_metric.get(metric.name, [])
+            ]
+            entries.append(quantile_metric_entry(experiment, metric, quantiles, guarding))
+            continue
         head = _metric_head(experiment, metric, counts, metric_counts)
         if metric.role == "guardrail":
             head["comparisons"] = [
@@ -333,13 +350,15 @@ def variant_values(
     metric_counts: MetricCountsByName,
 ) -> dict[str, dict[str, float | None]]:
     """Each metric's value per variant (rate, mean per user or ratio; ``None`` when
-    undefined), the primary first: what ``/metrics`` exports as estimates."""
+    undefined), the primary first: what ``/metrics`` exports as estimates. Quantile
+    metrics have no one value per variant and are left out."""
     return {
         metric.name: {
             name: _arm_value(s)["value"]
             for name, s in arm_stats(experiment, metric, counts, metric_counts).items()
         }
         for metric in experiment.all_metrics
+        if metric.kind != "quantile"
     }
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from abscope.metric_analysis import arm_stats, guardrail_checks
 from abscope.metric_reports import secondary_figures
 from abscope.models import Experiment, Metric, MetricCounts, VariantCounts
+from abscope.stats.guardrails import DEFAULT_MIN_SAMPLES_PER_ARM
 from abscope.storage.base import HourCounts, MetricHourCounts
 
 __all__ = ["metric_series"]
@@ -46,7 +47,9 @@ def metric_series(
         better, ``−m`` otherwise; ``None`` for a secondary) and ``inference`` is
         ``"sequential"`` or ``"fixed"``.
     """
-    metrics = experiment.all_metrics[1:]  # the primary first: its own lift chart has it
+    # The primary first: its own lift chart has it. Quantile metrics keep no hourly
+    # counters: their figures are the results' quantile table, not a series.
+    metrics = [m for m in experiment.all_metrics[1:] if m.kind != "quantile"]
     if not metrics:
         return {}
     moments = sorted({h.hour for h in hours} | {h.hour for h in metric_hours})
@@ -56,9 +59,7 @@ def metric_series(
     out = {m.name: _empty(experiment, m, treatments) for m in metrics}
     counts: dict[str, VariantCounts] = {}
     sums: dict[str, dict[str, MetricCounts]] = {}
-    checks_options = (
-        {} if default_min_samples is None else {"default_min_samples": default_min_samples}
-    )
+    minimum = DEFAULT_MIN_SAMPLES_PER_ARM if default_min_samples is None else default_min_samples
     for moment in moments:
         for variant, increment in samples_by_hour.get(moment, {}).items():
             counts[variant] = counts.get(variant, VariantCounts()) + increment
@@ -68,7 +69,7 @@ def metric_series(
                 own[variant] = own.get(variant, MetricCounts()) + delta
         checks = {
             (c.metric, c.arm): c.result
-            for c in guardrail_checks(experiment, counts, sums, **checks_options)
+            for c in guardrail_checks(experiment, counts, sums, default_min_samples=minimum)
         }
         for metric in metrics:
             series = out[metric.name]

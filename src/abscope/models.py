@@ -23,7 +23,9 @@ __all__ = [
     "Event",
     "EventKind",
     "Experiment",
+    "DEFAULT_QUANTILES",
     "MAX_METRICS",
+    "MAX_QUANTILES",
     "Metric",
     "MetricCorrection",
     "MetricCounts",
@@ -38,6 +40,7 @@ __all__ = [
     "Variant",
     "VariantCounts",
     "WEIGHT_TOLERANCE",
+    "WeightedCounts",
     "check_min_lift",
     "check_power",
 ]
@@ -53,7 +56,7 @@ Slug = Annotated[str, Field(pattern=SLUG_PATTERN, description="Lower-case slug, 
 UserId = Annotated[str, Field(min_length=1, max_length=MAX_USER_ID_LENGTH)]
 MetricType = Literal["binary", "continuous"]
 Allocation = Literal["fixed", "epsilon_greedy", "ucb1", "thompson"]
-MetricKind = Literal["binary", "mean", "ratio"]
+MetricKind = Literal["binary", "mean", "ratio", "quantile"]
 MetricRole = Literal["primary", "secondary", "guardrail"]
 BreachAction = Literal["pause", "alert"]
 MetricCorrection = Literal["holm", "bh"]
@@ -61,6 +64,10 @@ MetricCorrection = Literal["holm", "bh"]
 (family-wise error) or Benjamini–Hochberg (false discovery rate)."""
 MAX_METRICS = 20
 """Metrics per experiment, the primary included."""
+DEFAULT_QUANTILES = (0.5, 0.95, 0.99)
+"""The quantiles a quantile metric reports when it names none: p50, p95 and p99."""
+MAX_QUANTILES = 5
+"""Quantiles per quantile metric: each costs the results a bootstrap read of the counters."""
 PRIMARY_KINDS: dict[str, MetricKind] = {"binary": "binary", "continuous": "mean"}
 """The primary metric's kind for each ``metric_type``: the primary is counted in the
 variant's own counts (conversions or value sums), which the full analysis reads."""
@@ -121,7 +128,14 @@ class Metric(_Model):
     * ``ratio``: the per-user total of a numerator over the per-user total of a denominator
       (``value`` events carrying ``value``, the numerator's increment, and ``denominator``,
       its increment, 1 by default: one event per request gives "latency per request"),
-      analysed by the delta method with the user as the cluster.
+      analysed by the delta method with the user as the cluster;
+    * ``quantile``: quantiles of a per-request value, e.g. latency in ms (``value``
+      events, one per request, each ``>= 0``): ``quantiles`` are reported (default p50,
+      p95 and p99) with intervals from a bootstrap over users
+      (:mod:`abscope.stats.quantiles`). Lower is better unless ``higher_is_better`` says
+      otherwise. A quantile guardrail guards ONE quantile, ``guard_quantile`` (one of
+      ``quantiles``), whose relative change may not be worse than ``margin``. A quantile
+      metric cannot be the primary (the primary is counted in the variant's own counts).
 
     ``role``: at most one ``primary`` (binary or mean: it drives the decision and gets the
     full analysis; without one, the experiment's implicit primary, ``converted`` or
@@ -144,12 +158,26 @@ class Metric(_Model):
     numerator: str = Field(default="", max_length=64)
     denominator: str = Field(default="", max_length=64)
     description: str = Field(default="", max_length=MAX_TEXT_LENGTH)
+    quantiles: list[float] | None = Field(
+        default=None, min_length=1, max_length=MAX_QUANTILES, validate_default=True
+    )
+    guard_quantile: float | None = Field(default=None, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lower_is_better_for_quantiles(cls, data: Any) -> Any:
+        # A latency is better when lower: the default of a quantile metric.
+        if isinstance(data, dict) and data.get("kind") == "quantile":
+            if "higher_is_better" not in data:
+                return {**data, "higher_is_better": False}
+        return data
 
     @field_validator("role")
     @classmethod
     def _check_role(cls, role: MetricRole, info: ValidationInfo) -> MetricRole:
-        if role == "primary" and info.data.get("kind") == "ratio":
-            raise ValueError("the primary metric must be binary or mean, not ratio")
+        kind = info.data.get("kind")
+        if role == "primary" and kind in ("ratio", "quantile"):
+            raise ValueError(f"the primary metric must be binary or mean, not {kind}")
         return role
 
     @field_validator("margin")
@@ -178,6 +206,42 @@ class Metric(_Model):
         if label and info.data.get("kind", "ratio") != "ratio":
             raise ValueError(f"{info.field_name} labels ratio metrics only")
         return label
+
+    @field_validator("quantiles")
+    @classmethod
+    def _check_quantiles(
+        cls, quantiles: list[float] | None, info: ValidationInfo
+    ) -> list[float] | None:
+        if info.data.get("kind", "quantile") != "quantile":
+            if quantiles is not None:
+                raise ValueError("quantiles apply to quantile metrics only")
+            return None
+        if quantiles is None:
+            return list(DEFAULT_QUANTILES)
+        for q in quantiles:
+            if not (math.isfinite(q) and 0.0 < q < 1.0):
+                raise ValueError(f"each quantile must be strictly between 0 and 1, got {q!r}")
+        if any(b <= a for a, b in zip(quantiles, quantiles[1:], strict=False)):
+            raise ValueError("quantiles must be sorted in increasing order, each once")
+        return quantiles
+
+    @field_validator("guard_quantile")
+    @classmethod
+    def _check_guard_quantile(cls, q: float | None, info: ValidationInfo) -> float | None:
+        quantile_guardrail = (
+            info.data.get("kind") == "quantile" and info.data.get("role") == "guardrail"
+        )
+        if not quantile_guardrail:
+            if q is not None:
+                raise ValueError("guard_quantile applies to quantile guardrails only")
+            return None
+        if q is None:
+            raise ValueError("a quantile guardrail needs guard_quantile (e.g. 0.95 for p95)")
+        quantiles = info.data.get("quantiles")
+        if quantiles is not None and q not in quantiles:
+            listed = ", ".join(f"{x:g}" for x in quantiles)
+            raise ValueError(f"guard_quantile must be one of the metric's quantiles ({listed})")
+        return q
 
     @property
     def breach_action(self) -> BreachAction:
@@ -337,6 +401,8 @@ class Experiment(_Model):
 
 
 EventKind = Literal["exposure", "conversion", "value"]
+_MAX_INCREMENT = 2**20
+"""A request adds at most a replicate weight (at most 12) to a counter: far below this."""
 
 
 class Event(_Model):
@@ -351,7 +417,12 @@ class Event(_Model):
     :class:`MetricCounts` (the service checks that it names a declared metric of a fitting
     kind). ``denominator`` is a ratio metric's denominator increment (value events only).
     ``covariate`` (exposure events only) is the user's pre-exposure covariate for CUPED,
-    set once per phase (see :class:`CovariateCounts`).
+    set once per phase (see :class:`CovariateCounts`). ``quantile_increments`` (value
+    events of a named quantile metric only) are the counters this one request adds to the
+    metric's sketch and bootstrap replicates (:func:`abscope.stats.quantiles.
+    request_increments` without ``users``, which the store adds on the user's first
+    request of the metric in the phase); the service computes them, the store adds them in
+    the same atomic, idempotent step as the rest of the event.
     """
 
     experiment_id: Slug
@@ -369,6 +440,7 @@ class Event(_Model):
     metric: Slug | None = None
     denominator: float | None = Field(default=None, allow_inf_nan=False, ge=-1e12, le=1e12)
     covariate: float | None = Field(default=None, allow_inf_nan=False, ge=-1e12, le=1e12)
+    quantile_increments: dict[str, int] | None = None
 
     @classmethod
     def exposure(
@@ -402,6 +474,7 @@ class Event(_Model):
         metric: str | None = None,
         denominator: float | None = None,
         covariate: float | None = None,
+        quantile_increments: dict[str, int] | None = None,
     ) -> Event:
         """An event built from values that are valid already, without validating them
         again: the fields of a validated request body (``LogRequest``, ``BatchEvent``), a
@@ -422,6 +495,7 @@ class Event(_Model):
             "metric": metric,
             "denominator": denominator,
             "covariate": covariate,
+            "quantile_increments": quantile_increments,
         }
         set_attribute = object.__setattr__
         set_attribute(event, "__dict__", fields)
@@ -444,6 +518,15 @@ class Event(_Model):
             raise ValueError("denominator belongs to a value event of a named ratio metric")
         if self.covariate is not None and self.kind != "exposure":
             raise ValueError("covariate belongs to an exposure event")
+        if self.quantile_increments is not None:
+            if self.kind != "value" or self.metric is None:
+                raise ValueError(
+                    "quantile_increments belong to a value event of a named quantile metric"
+                )
+            if "users" in self.quantile_increments:
+                raise ValueError("quantile_increments must not hold users: the store counts it")
+            if any(not 0 < count <= _MAX_INCREMENT for count in self.quantile_increments.values()):
+                raise ValueError(f"quantile_increments must be in 1..{_MAX_INCREMENT}")
         return self
 
 
@@ -526,6 +609,36 @@ class CovariateCounts(_Sums):
     conversion_cross_sum: float = 0.0
     value_sum: float = 0.0
     value_cross_sum: float = 0.0
+
+
+class WeightedCounts(_Sums):
+    """What the store keeps per variant for estimates from adaptive (bandit) traffic.
+
+    Each user is weighted by ``p``, the probability of the exposure that registered them
+    (kept per user). The store does not know which outcome the primary uses, so it keeps
+    both readings of the user's outcome ``y``: converted 0/1 (the ``conversion_`` sums;
+    ``y² = y``, so their square sums are the linear ones) and the value total (the
+    ``value_`` and ``square_`` sums). Over the variant's users: ``samples`` counts the
+    users whose ``p`` was known when they were exposed (fewer than ``VariantCounts.samples``
+    when some were exposed before the store kept these sums),
+    ``inverse_sqrt_probability_sum = Σ 1/√p`` (added at the exposure), and
+    ``Σ y/p``, ``Σ y/p²``, ``Σ y/√p`` for each reading, plus ``Σ y²/p`` and ``Σ y²/p²``
+    for the value total. The per-user update keeps them exact: a conversion adds ``1/p``,
+    ``1/p²`` and ``1/√p``; a value ``v`` added to a running total ``t`` adds ``v/p``,
+    ``v/p²``, ``v/√p``, ``(2tv + v²)/p`` and ``(2tv + v²)/p²``. With the counts of
+    :class:`VariantCounts` they make :class:`~abscope.stats.adaptive_estimates.WeightedSums`.
+    """
+
+    samples: int = 0
+    inverse_sqrt_probability_sum: float = 0.0
+    conversion_inverse_probability_sum: float = 0.0
+    conversion_inverse_probability_square_sum: float = 0.0
+    conversion_inverse_sqrt_probability_sum: float = 0.0
+    value_inverse_probability_sum: float = 0.0
+    value_inverse_probability_square_sum: float = 0.0
+    value_inverse_sqrt_probability_sum: float = 0.0
+    square_inverse_probability_sum: float = 0.0
+    square_inverse_probability_square_sum: float = 0.0
 
 
 def check_min_lift(lift: float | None) -> float | None:

@@ -48,6 +48,11 @@ derives ``<event_id>#value`` for the value part of a ``/log`` call, which can th
 collide with a client's own id."""
 
 __all__ = [
+    "AdaptiveArm",
+    "AdaptiveComparison",
+    "AdaptiveEstimates",
+    "AdaptiveFigure",
+    "AdaptiveMethodName",
     "BatchEvent",
     "BatchRequest",
     "BatchResponse",
@@ -73,6 +78,10 @@ __all__ = [
     "ExposureStatus",
     "Figure",
     "GateMetric",
+    "QuantileArmView",
+    "QuantileChangeView",
+    "QuantileMetricView",
+    "QuantileRowView",
     "GateResponse",
     "Health",
     "PlanCharts",
@@ -858,6 +867,69 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+AdaptiveMethodName = Literal["naive", "horvitz_thompson", "hajek", "aipw", "stabilized"]
+
+
+class AdaptiveFigure(BaseModel):
+    """One estimate from bandit traffic (an arm's mean, or a difference), by one method."""
+
+    method: AdaptiveMethodName
+    estimate: float | None
+    std_error: float | None
+    interval: list[float | None] | None = Field(
+        description="[lower, upper] at the experiment's confidence level; null when undefined."
+    )
+    recommended_estimate: bool = Field(description="The unbiased estimate to report (Hájek).")
+    recommended_interval: bool = Field(description="The interval to report (stabilized).")
+    inference: Literal["fixed_horizon"] = Field(
+        description="Fixed-horizon normal intervals: not always-valid."
+    )
+    reason: str | None = Field(description="Why a null figure is null.")
+    reason_text: str | None
+
+
+class AdaptiveArm(BaseModel):
+    """One arm's mean, by every method."""
+
+    variant: str
+    users: int = Field(ge=0)
+    weighted_users: int = Field(
+        ge=0, description="Users whose assignment probability the store kept."
+    )
+    estimates: dict[AdaptiveMethodName, AdaptiveFigure]
+
+
+class AdaptiveComparison(BaseModel):
+    """One treatment's mean minus the control's, by every method."""
+
+    variant: str
+    control: str
+    estimates: dict[AdaptiveMethodName, AdaptiveFigure]
+
+
+class AdaptiveEstimates(BaseModel):
+    """Estimates of a bandit experiment's primary metric weighted by the logged assignment
+    probabilities (:mod:`abscope.adaptive_reports`)."""
+
+    metric: str
+    outcome: Literal["conversion", "value total"]
+    allocation: str
+    inference: Literal["fixed_horizon"]
+    inference_note: str
+    confidence_level: float
+    users: int = Field(ge=0)
+    randomised_users: int | None = Field(
+        description="N of Horvitz-Thompson and AIPW; null unless all traffic enters."
+    )
+    recommended_estimate: AdaptiveMethodName
+    recommended_interval: AdaptiveMethodName
+    methods: dict[AdaptiveMethodName, str] = Field(description="What each method computes.")
+    outcome_model: float | None = Field(description="AIPW's m: the pooled Hájek mean.")
+    outcome_model_note: str
+    arms: list[AdaptiveArm]
+    comparisons: list[AdaptiveComparison]
+
+
 class ResultsResponse(_Open):
     """A phase's analysis: the compatible two-variant fields, then every variant and
     comparison. Undefined values are null, with the reason in ``null_reasons``."""
@@ -889,7 +961,8 @@ class ResultsResponse(_Open):
     metrics: list[dict[str, Any]] = Field(
         description="Every metric, the primary first: per variant its value, per treatment"
         " its comparison (secondaries corrected across metrics x arms, guardrails judged"
-        " non-inferior, in breach or inconclusive)."
+        " non-inferior, in breach or inconclusive); a quantile metric's entry is a"
+        " QuantileMetricView (quantile_results per quantile and arm)."
     )
     decision_rule: dict[str, Any] = Field(
         description="The risk-aware decision: ship only when the primary wins and no"
@@ -901,6 +974,83 @@ class ResultsResponse(_Open):
         description="The primary metric adjusted by the users' pre-exposure covariates"
         " (CUPED): per treatment the adjusted effect, its interval, the variance reduction"
         " and the θ used; null (reason in null_reasons.cuped) without covariates.",
+    )
+    adaptive_estimates: AdaptiveEstimates | None = Field(
+        default=None,
+        description="Bandit experiments: each arm's mean and each effect weighted by the"
+        " logged assignment probabilities (naive, Horvitz-Thompson, Hájek, AIPW and"
+        " square-root-weighted), Hájek recommended as the estimate and the square-root"
+        " weighted interval as the interval; null (reason in"
+        " null_reasons.adaptive_estimates) for fixed allocation.",
+    )
+
+
+class QuantileArmView(BaseModel):
+    """One arm's quantile in a quantile metric's results (fixed-horizon interval)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    estimate: float | None = Field(description="The quantile; null without requests.")
+    interval: list[float | None] | None = Field(
+        description="Woodruff's interval, from the bootstrap over users."
+    )
+    std_error: float | None
+    reason: str | None = Field(description="Why the interval (or estimate) is null.")
+    users: int
+    requests: int
+    method: str = Field(description="The interval's method: woodruff, normal or percentile.")
+
+
+class QuantileChangeView(BaseModel):
+    """A treatment's quantile against the control's: difference and relative difference."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variant: str
+    difference: float | None = Field(description="treatment − control.")
+    difference_interval: list[float | None] | None
+    difference_reason: str | None
+    relative: float | None = Field(description="treatment / control − 1.")
+    relative_interval: list[float | None] | None
+    relative_reason: str | None
+    inference: Literal["fixed"] = "fixed"
+
+
+class QuantileRowView(BaseModel):
+    """One quantile of a quantile metric: every arm, and each treatment's change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: float
+    label: str = Field(description="p50, p95, p99, ...")
+    arms: dict[str, QuantileArmView]
+    comparisons: list[QuantileChangeView]
+
+
+class QuantileMetricView(BaseModel):
+    """A quantile (latency) metric's entry in the results' ``metrics``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["quantile"] = "quantile"
+    role: str
+    higher_is_better: bool
+    margin: float | None
+    action: str | None
+    quantiles: list[float]
+    guard_quantile: float | None
+    variants: dict[str, dict[str, Any]] = Field(
+        description="Per variant: users, requests, value (null: see quantile_results)."
+    )
+    quantile_results: list[QuantileRowView]
+    quantile_inference: Literal["fixed"] = Field(
+        default="fixed", description="The quantile table's intervals are fixed-horizon."
+    )
+    quantile_method: str
+    confidence_level: float
+    comparisons: list[dict[str, Any]] = Field(
+        description="A guardrail's always-valid verdicts per treatment (empty otherwise)."
     )
 
 

@@ -32,6 +32,7 @@ from abscope.gate import guardrail_status
 from abscope.jsonable import to_jsonable
 from abscope.metric_analysis import MetricCountsByName, guardrail_checks
 from abscope.models import Experiment, Status, VariantCounts
+from abscope.quantile_reports import QuantileCountersByName
 from abscope.stats.analysis import Comparison
 from abscope.stats.guardrails import DEFAULT_MIN_SAMPLES_PER_ARM
 
@@ -50,6 +51,7 @@ def experiment_summary(
     now: datetime,
     *,
     default_min_samples: int = DEFAULT_MIN_SAMPLES_PER_ARM,
+    quantile_counters: QuantileCountersByName | None = None,
 ) -> dict[str, Any]:
     """One experiment's line in the list (:class:`abscope.schemas.ExperimentSummary`).
 
@@ -67,7 +69,11 @@ def experiment_summary(
     results = reports.results_view(experiment, experiment.phase, dict(counts), now, analysis)
     decision = results["decision"]
     checks = guardrail_checks(
-        experiment, counts, metric_counts, default_min_samples=default_min_samples
+        experiment,
+        counts,
+        metric_counts,
+        default_min_samples=default_min_samples,
+        quantile_counters=quantile_counters or {},
     )
     underpowered, weak_reason = _underpowered(analysis.comparisons, experiment.power,
                                               decision["verdict"])  # fmt: skip

@@ -138,6 +138,7 @@ def test_a_metric_is_added_with_its_audit_entry(client: TestClient, state: str) 
     assert added["version"] == before["version"] + 1
     assert [m["name"] for m in added["metrics"]] == ["latency_ms"]
     declared = {**LATENCY, "min_samples": None, "numerator": "", "denominator": ""}
+    declared |= {"quantiles": None, "guard_quantile": None}
     assert added["metrics"][0] == {**declared, "description": ""}
     entry = added["audit"][-1]
     assert entry["action"] == "metric_added"

@@ -27,7 +27,7 @@ def _curl_blocks() -> list[str]:
 
 def _curl_block(marker: str = "ranker-v2") -> str:
     """The block of curl examples about the experiment ``marker``: the service's
-    (``ranker-v2``) or the gate's (``model-v2``)."""
+    (``ranker-v2``), the gate's (``model-v2``) or the latency quantiles' (``checkout-latency``)."""
     curls = [b for b in _curl_blocks() if f"/experiments/{marker}/" in b]
     assert len(curls) == 1, f"the README has one block of curl examples of {marker}"
     return curls[0]
@@ -41,8 +41,13 @@ def _calculate_block() -> str:
 
 
 def test_every_curl_block_is_run_here() -> None:
-    blocks = {_curl_block(), _curl_block("model-v2"), _calculate_block()}
-    assert len(_curl_blocks()) == 3 == len(blocks)
+    blocks = {
+        _curl_block(),
+        _curl_block("model-v2"),
+        _curl_block("checkout-latency"),
+        _calculate_block(),
+    }
+    assert len(_curl_blocks()) == 4 == len(blocks)
 
 
 def _run(block: str, host: str) -> tuple[list[str], list[str]]:
@@ -121,3 +126,23 @@ def test_the_readme_cuped_plan_runs_as_pasted_and_shows_the_servers_figures(
     figures += [(k, without[k]) for k in ("mode", "control_samples", "days")]
     for name, value in figures:
         assert f'"{name}": {json.dumps(value)}' in shown, name
+
+
+def test_the_readme_latency_examples_run_as_pasted(make_server: MakeServer, tmp_path: Path) -> None:
+    if shutil.which("curl") is None:
+        pytest.fail("curl is missing: install Debian's curl package")
+    server = make_server(ABSCOPE_DB_PATH=str(tmp_path / "abscope.db"))
+    block = _curl_block("checkout-latency")
+    statuses, replies = _run(block, server.url.removeprefix("http://"))
+    assert statuses == ["201", "200", "200", "200"], replies
+    created, _, batch, results = (json.loads(r) for r in replies)
+    assert created["metrics"][0]["quantiles"] == [0.5, 0.95, 0.99]
+    assert (batch["counted"], batch["rejected"]) == (3, 0), batch
+    (latency,) = [m for m in results["metrics"] if m["name"] == "latency_ms"]
+    assert latency["variants"]["control"] == {
+        "users": 1, "requests": 2, "value": None, "value_reason": "quantile_metric",
+    }  # fmt: skip
+    p50 = latency["quantile_results"][0]
+    assert p50["label"] == "p50" and p50["arms"]["control"]["reason"] == "insufficient_samples"
+    # Two requests of 182.5 and 240 ms: the estimate lies in 182.5's 1% bucket.
+    assert abs(p50["arms"]["control"]["estimate"] / 182.5 - 1) < 0.021

@@ -334,7 +334,10 @@ def test_metrics_are_declared_at_creation_and_added_later(
         stored = http.get("/experiments/guarded").json()
     assert stored == experiment
     declared = {m["name"]: m for m in stored["metrics"]}
-    assert declared["cost"] == {**cost, "action": None, "numerator": "", "denominator": ""}
+    assert declared["cost"] == {**cost, "action": None, "numerator": "", "denominator": ""} | {
+        "quantiles": None,
+        "guard_quantile": None,
+    }
     assert declared["latency_ms"]["higher_is_better"] is False
     assert (declared["latency_ms"]["margin"], declared["latency_ms"]["action"]) == (0.05, "pause")
     assert [entry["changes"]["metric"]["name"] for entry in stored["audit"]
@@ -353,14 +356,15 @@ def test_metrics_are_declared_at_creation_and_added_later(
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (("revenue:median",), 2, "Invalid value for SPEC: KIND must be binary, mean or ratio"),
+        (("revenue:median",), 2, "for SPEC: KIND must be binary, mean, ratio or quantile"),
         (("lat:ratio:guard",), 2, "ROLE must be primary, secondary or guardrail"),
         (("lat:ratio:guardrail:down:0.1",), 2, "DIRECTION must be higher or lower"),
         (("lat:ratio:guardrail:lower:five",), 2, "MARGIN must be a number such as 0.05"),
         (("lat:ratio:guardrail:lower:0.1:stop",), 2, "ACTION must be pause or alert"),
-        (("a:mean:secondary:higher:0.1:alert:x",), 2, "got 7 parts"),
+        (("a:mean:secondary:higher:0.1:alert:p95:x",), 2, "got 8 parts"),
+        (("a:quantile:guardrail::0.1:alert:x",), 2, "QUANTILE must be p95 or 0.95"),
         ((":mean",), 2, "NAME is required"),
-        ((), 2, "give NAME:KIND[:ROLE[:DIRECTION[:MARGIN[:ACTION]]]] or --file"),
+        ((), 2, "give NAME:KIND[:ROLE[:DIRECTION[:MARGIN[:ACTION[:QUANTILE]]]]] or --file"),
         (("x:mean", "--file", "-"), 2, "give --file or a spec"),
         (("revenue:mean",), 1, "error: 409: experiment checked has a metric named 'revenue'"),
         (("converted:binary",), 1, "error: 409: experiment checked has a metric named"),

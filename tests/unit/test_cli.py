@@ -402,7 +402,8 @@ def test_results_table_labels_fixed_horizon_figures_as_such() -> None:
     )  # fmt: skip
     text = views.format_results(results)
     assert "95% CI of the lift" in text and "p-value" in text
-    assert "always-valid" not in text.split("\n\n", 1)[1]
+    figures = [x for x in text.split("\n\n", 1)[1].splitlines() if "Sample ratio" not in x]
+    assert not any("always-valid" in line for line in figures)  # the SRM check's is its own
     p = results["comparisons"][0]["primary"]["adjusted_p_value"]
     assert f"{p:.4f}" in text
 
@@ -427,7 +428,29 @@ def test_results_table_of_an_empty_experiment() -> None:
     text = views.format_results(results)
     assert "n/a (no_samples)" in text
     assert "Sample ratio (chi-square): n/a" in text
+    assert "Sample ratio (always-valid, Dirichlet-multinomial): n/a (no_samples)" in text
     assert "consistent" not in text
+
+
+def test_results_table_prints_the_always_valid_srm_beside_the_chi_square() -> None:
+    results, _ = _answers(
+        {"control": VariantCounts(samples=5400, conversions=500),
+         "treatment": VariantCounts(samples=4600, conversions=500)}
+    )  # fmt: skip
+    srm = results["srm_sequential"]
+    assert srm["mismatch"] and results["srm"]["mismatch"]  # 54/46 of 10,000 users
+    text = views.format_results(results)
+    line = next(x for x in text.splitlines() if x.startswith("Sample ratio (always-valid"))
+    assert f"p = {srm['p_value']:.4f}" in line or "p = <0.0001" in line
+    assert "MISMATCH" in line and "valid at every look" in line
+    balanced, _ = _answers(
+        {"control": VariantCounts(samples=5010, conversions=500),
+         "treatment": VariantCounts(samples=4990, conversions=500)}
+    )  # fmt: skip
+    text = views.format_results(balanced)
+    line = next(x for x in text.splitlines() if x.startswith("Sample ratio (always-valid"))
+    assert f"p = {balanced['srm_sequential']['p_value']:.4f}" in line
+    assert "consistent with the weights" in line
 
 
 def test_results_csv_parses_and_matches_the_answer() -> None:

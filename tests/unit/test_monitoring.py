@@ -413,3 +413,65 @@ def test_the_loop_looks_every_interval_and_gives_the_lease_up_when_stopped(
 
     assert run_async(run()) >= 2
     assert store.acquire_lease(MONITOR_LEASE, "other", monitor.lease_ttl)
+
+
+def _latency_requests(
+    service: ExperimentService, experiment_id: str, users: int, scale: float, seed: int
+) -> None:
+    """``users`` users per arm, five requests each, sent through the service's ``/events``
+    path (which attaches each request's quantile counters)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    events: list[schemas.BatchEvent] = []
+    index = 0
+    per_arm = {"control": 0, "treatment": 0}
+    while min(per_arm.values()) < users:
+        user = f"q-{seed}-{index}"
+        index += 1
+        (assignment,) = service.route(user, experiment_id).assignments
+        variant = assignment.variant_name
+        if variant is None or per_arm[variant] >= users:
+            continue
+        per_arm[variant] += 1
+        factor = scale if variant == "treatment" else 1.0
+        for latency in factor * rng.lognormal(5.0, 0.4, size=5):
+            events.append(
+                schemas.BatchEvent(
+                    experiment_id=experiment_id,
+                    user_id=user,
+                    variant_name=variant,
+                    kind="value",
+                    value=float(latency),
+                    metric="latency",
+                )  # fmt: skip
+            )
+    for start in range(0, len(events), 1000):
+        answer = service.ingest(schemas.BatchRequest(events=events[start : start + 1000]))
+        assert answer.rejected == 0
+
+
+@pytest.mark.parametrize(("scale", "verdict"), [(1.8, "breach"), (1.0, "non_inferior")])
+def test_a_quantile_guardrail_is_watched_like_the_others(
+    service: ExperimentService, monitor: Monitor, scale: float, verdict: str
+) -> None:
+    guard = {"name": "latency", "kind": "quantile", "role": "guardrail", "margin": 0.3,
+             "guard_quantile": 0.95, "action": "pause"}  # fmt: skip
+    service.create(create_request("ranker-p95", [guard]))  # type: ignore[list-item]
+    experiment = service.transition("ranker-p95", "start")
+    _latency_requests(service, experiment.id, 250, scale, seed=5)
+
+    report = monitor.run_once()
+
+    seen = report.experiment(experiment.id)
+    assert seen is not None
+    (look,) = seen.looks
+    assert (look.metric, look.variant, look.verdict) == ("latency", "treatment", verdict)
+    # The same verdict as the results' and the gate's.
+    results = service.results(experiment.id)
+    (entry,) = [m for m in results["metrics"] if m["name"] == "latency"]
+    assert entry["comparisons"][0]["verdict"] == verdict
+    assert service.gate(experiment.id)["metrics"][0]["verdict"] == verdict
+    paused = verdict == "breach"
+    assert report.paused == ([experiment.id] if paused else [])
+    assert service.get(experiment.id).status == (Status.PAUSED if paused else Status.RUNNING)

@@ -114,7 +114,7 @@ def any_admin(any_store: RedisStore) -> Any:
 @pytest.mark.parametrize("experiment_id", ["checkout", "a", "ranking-v2_test", "x" * 64])
 def test_every_key_of_an_experiment_carries_its_hash_tag(experiment_id: str) -> None:
     built = keys.experiment_keys(experiment_id, [0, 1, 7], [20, 19])
-    assert len(built) == 1 + 2 + 3 * 11  # 7 phase keys, assignments, 3 metric keys
+    assert len(built) == 1 + 2 + 3 * 14  # 9 phase keys, assignments, 4 metric keys
     assert len(set(built)) == len(built)
     assert {keys.hash_tag(key) for key in built} == {experiment_id}
     assert {key_slot(key.encode()) for key in built} == {key_slot(experiment_id.encode())}
@@ -155,8 +155,11 @@ def test_the_enumerated_keys_are_all_the_keys_so_delete_leaves_nothing(
             event(exp, "u2", "treatment", "value", value=2.5, phase=2),
             event(exp, "u4", kind="value", value=1.0, metric="latency", denominator=1.0),
             event(exp, "u4", kind="conversion", metric="errors", phase=2),
+            event(exp, "u5", kind="value", value=9.0, metric="p95", quantile_increments={"b:1": 1}),
+            event(exp, "u5", kind="value", value=9.0, metric="p95", phase=2,
+                  quantile_increments={"b:1": 1}),
         ]
-    )
+    )  # fmt: skip
     store.assign_if_absent(exp, 1, "u3", "treatment")
     present = set(admin.scan_iter())  # SCAN is fine in a test, never in the store
     buckets, _ = keys.id_buckets(datetime.now(UTC).timestamp(), 7 * 24 * 3600)

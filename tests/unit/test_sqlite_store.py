@@ -595,3 +595,84 @@ def test_a_version_3_file_gains_the_covariates_and_keeps_its_users(path: Path) -
         assert (counts.samples, counts.value_sum, counts.value_cross_sum) == (1, 3.0, 6.0)
     with raw(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_a_version_4_file_gains_the_weighted_counts_from_its_users(path: Path) -> None:
+    events = [
+        event("u1", probability=0.25),
+        event("u1", kind="value", value=3.0, probability=0.5),
+        event("u1", kind="value", value=-1.0),
+        event("u1", kind="conversion"),
+        event("u2", "treatment", kind="conversion", probability=0.8),
+        event("u3", probability=0.5),
+    ]
+    with closing(SQLiteStore(path)) as old:
+        old.record_events(events)
+        recorded = old.get_weighted_counts("ranking", 0)
+    with raw(path) as conn:  # turn it back into a version 4 file: no weighted counts
+        conn.execute("DROP TABLE weighted_counts")
+        conn.execute("PRAGMA user_version = 4")
+    with closing(SQLiteStore(path)) as migrated:  # filled from the users' table
+        backfilled = migrated.get_weighted_counts("ranking", 0)
+        assert backfilled.keys() == recorded.keys() == {"control", "treatment"}
+        for variant, want in recorded.items():
+            have = backfilled[variant].model_dump()
+            for name, value in want.model_dump().items():
+                assert have[name] == pytest.approx(value, rel=1e-12), (variant, name)
+        # later events add to the backfilled sums, weighted by the stored probability
+        migrated.record_events([event("u3", kind="value", value=2.0, probability=1.0)])
+        after = migrated.get_weighted_counts("ranking", 0)["control"]
+        assert after.value_inverse_probability_sum == pytest.approx(
+            backfilled["control"].value_inverse_probability_sum + 4.0
+        )
+    with closing(SQLiteStore(path)) as reopened:  # no second backfill at the next open
+        assert reopened.get_weighted_counts("ranking", 0)["control"] == after
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_a_version_5_file_gains_the_quantile_counts_and_keeps_its_data(path: Path) -> None:
+    with closing(SQLiteStore(path)) as old:
+        old.record_events([event("u1", kind="value", value=3.0, metric="spend")])
+    with raw(path) as conn:  # turn it back into a version 5 file: no quantile counts
+        conn.execute("DROP TABLE quantile_counts")
+        conn.execute("PRAGMA user_version = 5")
+    with closing(SQLiteStore(path)) as migrated:
+        assert migrated.get_metric_counts("ranking", 0)["spend"]["control"].sum == 3.0
+        assert migrated.get_quantile_counters("ranking", 0) == {}
+        migrated.record_events(
+            [event("u1", kind="value", value=8.0, metric="latency", quantile_increments={"b:3": 1})]
+        )
+        assert migrated.get_quantile_counters("ranking", 0) == {
+            "latency": {"control": {"b:3": 1, "users": 1}}
+        }
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (6,)
+
+
+def test_a_batch_whose_quantile_write_fails_applies_nothing(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quantile counters are written in the batch's transaction: when their upsert
+    fails, neither they nor the batch's exposures and event ids are kept."""
+    import abscope.storage.sqlite as sqlite_module
+
+    batch = [
+        event("u1", event_id="e1"),
+        event("u2", kind="value", value=8.0, metric="latency", event_id="e2",
+              quantile_increments={"b:3": 1}),
+    ]  # fmt: skip
+    with closing(SQLiteStore(path)) as store:
+        monkeypatch.setattr(
+            sqlite_module, "_UPSERT_QUANTILE_COUNT", "INSERT INTO nowhere VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        with pytest.raises(StorageUnavailable):
+            store.record_events(batch)
+        assert store.get_counts("ranking", 0) == {}
+        assert store.get_metric_counts("ranking", 0) == {}
+        assert store.get_quantile_counters("ranking", 0) == {}
+        monkeypatch.undo()
+        assert [r.outcome for r in store.record_events(batch)] == ["counted", "counted"]
+        assert store.get_quantile_counters("ranking", 0) == {
+            "latency": {"control": {"b:3": 1, "users": 1}}
+        }

@@ -52,6 +52,7 @@ from abscope.errors import StorageUnavailable
 from abscope.gate import GATE_STATUS, gate_view
 from abscope.metric_reports import variant_values
 from abscope.models import Experiment, MetricCounts, Status, VariantCounts
+from abscope.service._quantile_reads import quantile_counters
 from abscope.serving import Serving
 
 __all__ = ["ScrapeCollector"]
@@ -87,6 +88,7 @@ class ScrapeCollector(Collector):
             shown = running[: self._max_experiments]
             counts = [serving.store.get_counts(e.id, e.phase) for e in shown]
             metric_counts = [serving.store.get_metric_counts(e.id, e.phase) for e in shown]
+            quantiles = [quantile_counters(serving.store, e, e.phase) for e in shown]
         except StorageUnavailable as error:
             _log.warning("/metrics: the experiments' counts could not be read: %s", error.message)
             return
@@ -115,7 +117,7 @@ class ScrapeCollector(Collector):
         yield users
         yield conversions
         yield from _metric_gauges(
-            shown, counts, metric_counts, serving.settings.guardrail_min_samples
+            shown, counts, metric_counts, quantiles, serving.settings.guardrail_min_samples
         )
 
 
@@ -123,6 +125,7 @@ def _metric_gauges(
     shown: list[Experiment],
     counts: list[dict[str, VariantCounts]],
     metric_counts: list[dict[str, dict[str, MetricCounts]]],
+    quantiles: list[dict[str, dict[str, dict[str, int]]]],
     min_samples: int,
 ) -> Iterator[Metric]:
     estimates = GaugeMetricFamily(
@@ -142,12 +145,19 @@ def _metric_gauges(
         "The deployment gate's verdict, a state set: 1 for the current verdict, 0 for the others.",
         labels=("experiment", "verdict"),
     )
-    for experiment, by_variant, by_metric in zip(shown, counts, metric_counts, strict=True):
+    rows = zip(shown, counts, metric_counts, quantiles, strict=True)
+    for experiment, by_variant, by_metric, by_quantile in rows:
         for metric, values in variant_values(experiment, by_variant, by_metric).items():
             for variant, value in values.items():
                 if value is not None:
                     estimates.add_metric([experiment.id, metric, variant], value)
-        gate = gate_view(experiment, by_variant, by_metric, default_min_samples=min_samples)
+        gate = gate_view(
+            experiment,
+            by_variant,
+            by_metric,
+            default_min_samples=min_samples,
+            quantile_counters=by_quantile,
+        )
         for entry in gate["metrics"]:
             if entry["estimate"] is not None:
                 effects.add_metric(

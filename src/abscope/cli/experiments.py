@@ -36,6 +36,7 @@ from abscope.cli.export import (
 )
 from abscope.cli.metric_specs import SPEC_HELP, SPEC_METAVAR, metrics_file, parse_metric_spec
 from abscope.cli.metric_views import GATE_EXIT_CODES, format_gate, format_metrics, has_metrics
+from abscope.cli.quantile_views import format_quantiles, has_quantiles
 from abscope.cli.remote import ApiKeyOption, JsonOption, TimeoutOption, UrlOption, connect
 from abscope.cli.tables import json_text
 from abscope.cli.views import (
@@ -464,6 +465,8 @@ def results(
     text = format_results(answer)
     if has_metrics(answer):
         text += "\n\nMetrics:\n" + format_metrics(answer)
+    if has_quantiles(answer):
+        text += "\n\nLatency quantiles:\n" + format_quantiles(answer)
     typer.echo(text)
 
 

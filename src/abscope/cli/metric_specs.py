@@ -1,18 +1,22 @@
-"""Metric declarations on the command line: ``NAME:KIND[:ROLE[:DIRECTION[:MARGIN[:ACTION]]]]``
-specs and JSON files of them, as ``POST /experiments`` (``metrics``) and
-``POST /experiments/{id}/metrics`` take them.
+"""Metric declarations on the command line:
+``NAME:KIND[:ROLE[:DIRECTION[:MARGIN[:ACTION[:QUANTILE]]]]]`` specs and JSON files of them,
+as ``POST /experiments`` (``metrics``) and ``POST /experiments/{id}/metrics`` take them.
 
 =========  ====================================================  =================
 part       values                                                default
 =========  ====================================================  =================
 NAME       a slug (the name events give in ``metric``)           required
-KIND       ``binary``, ``mean`` or ``ratio``                     required
+KIND       ``binary``, ``mean``, ``ratio`` or ``quantile``       required
 ROLE       ``primary``, ``secondary`` or ``guardrail``           ``secondary``
 DIRECTION  ``higher`` or ``lower`` (which way is better)         ``higher``
 MARGIN     a guardrail's relative margin (``0.05``: 5% worse)    none
 ACTION     a guardrail's breach action, ``pause`` or ``alert``   ``alert``
 =========  ====================================================  =================
 
+A ``quantile`` metric (latency: one value event per request) reports p50, p95 and p99
+and is lower-is-better unless DIRECTION says otherwise; as a guardrail, add the quantile
+it guards after the ACTION, ``latency:quantile:guardrail:lower:0.1:pause:p95`` (or
+``0.95``). Other quantiles, or both, take a JSON file (``quantiles``, ``guard_quantile``).
 An empty part takes its default (``errors:binary:guardrail::0.5``). The parts' form is
 checked here (exit 2); the rules between fields (a guardrail needs a margin, the primary
 cannot be a ratio, ...) are the server's, whose 422 names the field.
@@ -22,6 +26,9 @@ cannot be a ratio, ...) are the server's, whose 422 names the field.
 'margin': 0.05, 'action': 'pause'}
 >>> parse_metric_spec("revenue:mean", "--declare-metric")
 {'name': 'revenue', 'kind': 'mean'}
+>>> parse_metric_spec("latency:quantile:guardrail::0.1::p95", "--declare-metric")
+{'name': 'latency', 'kind': 'quantile', 'role': 'guardrail', 'margin': 0.1, \
+'guard_quantile': 0.95}
 """
 
 from __future__ import annotations
@@ -36,21 +43,23 @@ import typer
 
 __all__ = ["SPEC_HELP", "SPEC_METAVAR", "metrics_file", "parse_metric_spec"]
 
-SPEC_METAVAR = "NAME:KIND[:ROLE[:DIRECTION[:MARGIN[:ACTION]]]]"
+SPEC_METAVAR = "NAME:KIND[:ROLE[:DIRECTION[:MARGIN[:ACTION[:QUANTILE]]]]]"
 SPEC_HELP = (
-    "KIND is binary, mean or ratio; ROLE primary, secondary (the default) or guardrail;"
-    " DIRECTION higher (the default) or lower is better; a guardrail's MARGIN is relative"
-    " (0.05: 5% worse) and its ACTION on a breach pause or alert (the default), e.g."
-    " latency_ms:ratio:guardrail:lower:0.05:pause or revenue:mean."
+    "KIND is binary, mean, ratio or quantile; ROLE primary, secondary (the default) or"
+    " guardrail; DIRECTION higher (the default; lower for quantile) or lower is better; a"
+    " guardrail's MARGIN is relative (0.05: 5% worse) and its ACTION on a breach pause or"
+    " alert (the default); a quantile guardrail's QUANTILE is the one it guards (p95 or"
+    " 0.95), e.g. latency_ms:ratio:guardrail:lower:0.05:pause, revenue:mean or"
+    " latency:quantile:guardrail::0.1:pause:p95."
 )
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "kind": ("binary", "mean", "ratio"),
+    "kind": ("binary", "mean", "ratio", "quantile"),
     "role": ("primary", "secondary", "guardrail"),
     "direction": ("higher", "lower"),
     "action": ("pause", "alert"),
 }
-_PARTS = ("name", "kind", "role", "direction", "margin", "action")
+_PARTS = ("name", "kind", "role", "direction", "margin", "action", "quantile")
 
 
 def parse_metric_spec(spec: str, option: str) -> dict[str, Any]:
@@ -98,7 +107,23 @@ def parse_metric_spec(spec: str, option: str) -> dict[str, Any]:
         metric["margin"] = margin
     if given.get("action"):
         metric["action"] = given["action"]
+    if given.get("quantile"):
+        metric["guard_quantile"] = _quantile(given["quantile"], spec, option)
     return metric
+
+
+def _quantile(text: str, spec: str, option: str) -> float:
+    """``p95`` or ``0.95`` as 0.95."""
+    try:
+        q = float(text[1:]) / 100.0 if text.startswith("p") else float(text)
+    except ValueError:
+        q = math.nan
+    if not 0.0 < q < 1.0:
+        raise typer.BadParameter(
+            f"QUANTILE must be p95 or 0.95 (strictly between 0 and 1), got {text!r} in {spec!r}",
+            param_hint=option,
+        )
+    return q
 
 
 def metrics_file(path: str, option: str, *, many: bool) -> list[dict[str, Any]]:

@@ -37,6 +37,8 @@ def has_metrics(results: Json) -> bool:
 
 
 def _value(value: float | None, kind: str, reason: str | None) -> str:
+    if kind == "quantile":
+        return "see latency table"
     if kind == "binary":
         return pct(value, 2, reason=reason or "undefined")
     return num(value, reason=reason or "undefined")

@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from abscope.cli.adaptive_views import format_adaptive
 from abscope.cli.tables import fields, na, num, p_value, pct, pct_span, table, when
 
 __all__ = [
@@ -136,6 +137,10 @@ def describe_metric(m: Json) -> str:
     role = m.get("role") or "secondary"
     better = "higher" if m.get("higher_is_better", True) else "lower"
     text = f"{m['name']}: {m['kind']} {role}, {better} is better"
+    if m.get("quantiles"):
+        text += ", " + "/".join(f"p{round(q * 100, 6):g}" for q in m["quantiles"])
+    if m.get("guard_quantile") is not None:
+        text += f", guards p{round(m['guard_quantile'] * 100, 6):g}"
     if role == "guardrail":
         text += f", margin {pct(m['margin'], 1)}" if m.get("margin") is not None else ""
         text += f", {m.get('action') or 'alert'} on breach"
@@ -202,7 +207,11 @@ def format_results(results: Json) -> str:
     lines = [head, variant_table, comparison_table]
     if "cuped" in results:  # servers before CUPED send none
         lines.append(_cuped_block(results, level, sequential))
+    if results.get("adaptive_estimates") is not None:  # bandits only
+        lines.append(format_adaptive(results["adaptive_estimates"], results["metric_type"]))
     lines.append(_srm_line(results))
+    if "srm_sequential" in results:  # servers before the sequential check send none
+        lines.append(_sequential_srm_line(results["srm_sequential"]))
     if results.get("adaptive_allocation_note"):
         lines.append(textwrap.fill(str(results["adaptive_allocation_note"]), NOTE_WIDTH))
     lines.append(_decision_line(results.get("decision") or {}))
@@ -319,6 +328,24 @@ def _srm_line(results: Json) -> str:
     if srm.get("p_value") is None:
         return f"Sample ratio ({method}): {na(srm.get('reason'))}"
     return f"Sample ratio ({method}): p = {p_value(srm['p_value'])}, {verdict}"
+
+
+def _sequential_srm_line(srm: Json) -> str:
+    """The always-valid SRM check in words: valid however often the results are read."""
+    head = "Sample ratio (always-valid, Dirichlet-multinomial)"
+    if not srm.get("applicable", True):
+        return f"{head}: not applicable ({srm.get('reason')}: the split is meant to move)"
+    if srm.get("p_value") is None:
+        return f"{head}: {na(srm.get('reason'))}"
+    verdict = (
+        "MISMATCH: the users are not split as the weights say"
+        if srm.get("mismatch")
+        else "consistent with the weights"
+    )
+    return (
+        f"{head}: p = {p_value(srm['p_value'])} (alarm below {srm['threshold']:g}, valid at"
+        f" every look), {verdict}"
+    )
 
 
 def _decision_line(decision: Json) -> str:

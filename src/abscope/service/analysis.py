@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from abscope import charts, cuped_reports, gate, metric_reports, reports, schemas, summaries
+from abscope import (
+    adaptive_reports,
+    charts,
+    cuped_reports,
+    gate,
+    metric_reports,
+    reports,
+    schemas,
+    summaries,
+)
 from abscope.assignment import assign
 from abscope.bandits import (
     EpsilonGreedyConfig,
@@ -25,6 +34,7 @@ from abscope.metric_series import metric_series
 from abscope.models import Experiment, Status
 from abscope.routing import compile_experiment
 from abscope.service._clock import Clock, utc_now
+from abscope.service._quantile_reads import quantile_counters
 from abscope.serving import STICKY_PHASE
 from abscope.stats.guardrails import DEFAULT_MIN_SAMPLES_PER_ARM
 from abscope.stats.planner import (
@@ -71,8 +81,9 @@ class Analysis:
         """The full analysis of a phase (the current one by default), compatible fields
         included, with every metric's results, the risk-aware decision and the guardrails'
         status (:mod:`abscope.metric_reports`) and the CUPED section
-        (:mod:`abscope.cuped_reports`): one read each of the counts, the metrics' counts and
-        the covariate counts."""
+        (:mod:`abscope.cuped_reports`) and the estimates weighted for adaptive allocation
+        (:mod:`abscope.adaptive_reports`): one read each of the counts, the metrics' counts,
+        the covariate counts and the weighted counts."""
         experiment = self.store.get_experiment(experiment_id)
         chosen = _phase(experiment, phase)
         counts = self.store.get_counts(experiment.id, chosen)
@@ -85,8 +96,22 @@ class Analysis:
         body["cuped"] = cuped
         if cuped_reason is not None:
             body["null_reasons"]["cuped"] = cuped_reason
+        weighted = (  # fixed allocation needs no weights: the read is skipped
+            {}
+            if experiment.allocation == "fixed"
+            else self.store.get_weighted_counts(experiment.id, chosen)
+        )
+        adaptive, adaptive_reason = adaptive_reports.adaptive_view(experiment, counts, weighted)
+        body["adaptive_estimates"] = adaptive
+        if adaptive_reason is not None:
+            body["null_reasons"]["adaptive_estimates"] = adaptive_reason
         return body | metric_reports.metrics_view(
-            experiment, counts, metric_counts, analysis, default_min_samples=self._min_samples
+            experiment,
+            counts,
+            metric_counts,
+            analysis,
+            default_min_samples=self._min_samples,
+            quantile_counters=quantile_counters(self.store, experiment, chosen),
         )
 
     def summary(self, status: Status | None = None) -> dict[str, Any]:
@@ -98,15 +123,22 @@ class Analysis:
         now = self._clock()
         lines = []
         for experiment in self.store.list_experiments(status):
+            quantiles: dict[str, dict[str, dict[str, int]]] = {}
             if experiment.status == Status.DRAFT:
                 counts, metric_counts = {}, {}
             else:
                 counts = self.store.get_counts(experiment.id, experiment.phase)
                 metric_counts = self.store.get_metric_counts(experiment.id, experiment.phase)
+                quantiles = quantile_counters(self.store, experiment, experiment.phase)
             lines.append(
                 summaries.experiment_summary(
-                    experiment, counts, metric_counts, now, default_min_samples=self._min_samples
-                )
+                    experiment,
+                    counts,
+                    metric_counts,
+                    now,
+                    default_min_samples=self._min_samples,
+                    quantile_counters=quantiles,
+                )  # fmt: skip
             )
         return {"experiments": lines}
 
@@ -119,7 +151,11 @@ class Analysis:
         counts = self.store.get_counts(experiment.id, experiment.phase)
         metric_counts = self.store.get_metric_counts(experiment.id, experiment.phase)
         return gate.gate_view(
-            experiment, counts, metric_counts, default_min_samples=self._min_samples
+            experiment,
+            counts,
+            metric_counts,
+            default_min_samples=self._min_samples,
+            quantile_counters=quantile_counters(self.store, experiment, experiment.phase),
         )
 
     def timeseries(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:

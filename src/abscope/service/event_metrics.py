@@ -15,7 +15,14 @@ a value for a binary metric              422 naming ``value`` (``/log``) or ``ki
 ``denominator`` on anything but a value  422 naming ``denominator``
 event of a ratio metric
 a ratio metric's value, no denominator   ``denominator`` 1: "one more request"
+a quantile metric's value below 0        422 naming ``value`` (a latency is never negative)
 =======================================  ==================================================
+
+A value event of a quantile metric is ONE request (its ``value`` the request's latency,
+say), not a per-user total: :func:`quantile_increments` turns it into the counters it adds
+(:func:`abscope.stats.quantiles.request_increments`, the salt fixed per experiment and
+phase by :func:`abscope.quantile_reports.quantile_config`), carried by the event to the
+store.
 
 A ``/log`` call naming a metric other than the primary carries one outcome: ``converted``
 for a binary metric, ``value`` for a mean or ratio one (the kind rules above refuse the
@@ -29,8 +36,10 @@ from typing import NoReturn
 
 from abscope.errors import InvalidInput
 from abscope.models import EventKind, Metric
+from abscope.quantile_reports import quantile_config
+from abscope.stats.quantiles import request_increments
 
-__all__ = ["event_metric", "log_metric"]
+__all__ = ["event_metric", "log_metric", "quantile_increments"]
 
 _RATIO_DEFAULT_DENOMINATOR = 1.0
 
@@ -147,3 +156,33 @@ def _denominator(metric: Metric, denominator: float | None, field: str) -> float
     if denominator is not None:
         _no_denominator(metric, field)
     return None
+
+
+def quantile_increments(
+    metric: Metric | None,
+    experiment_id: str,
+    phase: int,
+    user_id: str,
+    value: float | None,
+    field: str,
+) -> dict[str, int] | None:
+    """The counters a value event of a quantile metric adds (``None`` for any other event).
+
+    ``users`` is left out: the store adds it on the user's first request of the metric in
+    the phase, which only it knows.
+
+    Raises
+    ------
+    InvalidInput
+        ``value`` is negative (``field`` names it).
+    """
+    if metric is None or metric.kind != "quantile" or value is None:
+        return None
+    if value < 0.0:
+        raise InvalidInput(
+            field,
+            f"metric {metric.name!r} is a quantile metric: each value is one request's"
+            f" measurement (e.g. latency in ms) and must be >= 0, got {value!r}",
+        )
+    config = quantile_config(experiment_id, phase)
+    return request_increments(value, user_id, config, first_request=False)

@@ -51,6 +51,7 @@ from abscope.errors import AbscopeError, Conflict, NotFound, StorageUnavailable
 from abscope.metric_analysis import guardrail_checks
 from abscope.models import BreachAction, Experiment, Status
 from abscope.service._clock import Clock, utc_now
+from abscope.service._quantile_reads import quantile_counters
 from abscope.service.experiments import Experiments
 from abscope.stats.decision_rule import GuardrailCheck
 from abscope.stats.guardrails import GuardrailVerdict
@@ -272,7 +273,11 @@ class Monitor:
         counts = self.store.get_counts(experiment.id, experiment.phase)
         metric_counts = self.store.get_metric_counts(experiment.id, experiment.phase)
         checks = guardrail_checks(
-            experiment, counts, metric_counts, default_min_samples=self._min_samples
+            experiment,
+            counts,
+            metric_counts,
+            default_min_samples=self._min_samples,
+            quantile_counters=quantile_counters(self.store, experiment, experiment.phase),
         )
         recorded = breaches_recorded(experiment)
         actions = {m.name: m.breach_action for m in experiment.guardrails}

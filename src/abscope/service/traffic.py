@@ -24,7 +24,7 @@ from abscope.routing import CompiledExperiment, RoutingTable
 from abscope.sdk_config import ConfigDocument, config_document
 from abscope.service._clock import Clock, utc_now
 from abscope.service.batches import CheckedBatch
-from abscope.service.event_metrics import event_metric, log_metric
+from abscope.service.event_metrics import event_metric, log_metric, quantile_increments
 from abscope.serving import STICKY_PHASE, Serving
 from abscope.storage.base import EventResult, Store
 
@@ -128,6 +128,12 @@ class Traffic:
         ]
         if request.value is not None:
             value_id = f"{request.event_id}{VALUE_EVENT_ID_SUFFIX}" if request.event_id else None
+            increments = None
+            if metric is not None:
+                increments = quantile_increments(
+                    compiled.metrics.get(metric), experiment.id, experiment.phase, user,
+                    request.value, "value",
+                )  # fmt: skip
             events.append(
                 self._event(
                     experiment,
@@ -140,6 +146,7 @@ class Traffic:
                     value_id,
                     metric,
                     denominator,
+                    increments,
                 )  # fmt: skip
             )
         return events
@@ -232,10 +239,16 @@ class Traffic:
                         compiled.metrics, experiment.id, metric, item.kind, denominator,
                         f"events.{index}.",
                     )  # fmt: skip
+                increments = None
+                if metric is not None:
+                    increments = quantile_increments(
+                        compiled.metrics.get(metric), experiment.id, experiment.phase,
+                        item.user_id, item.value, f"events.{index}.value",
+                    )  # fmt: skip
                 event = Event.trusted(
                     experiment.id, experiment.phase, item.user_id, item.variant_name, item.kind,
                     item.value, probability, at if at.tzinfo else at.replace(tzinfo=UTC),
-                    item.event_id, metric, denominator, item.covariate,
+                    item.event_id, metric, denominator, item.covariate, increments,
                 )  # fmt: skip
             except (NotFound, Conflict, InvalidInput) as error:
                 rejected[index] = error.message
@@ -359,11 +372,12 @@ class Traffic:
         event_id: str | None,
         metric: str | None = None,
         denominator: float | None = None,
+        quantile: dict[str, int] | None = None,
     ) -> Event:
         """The event of a validated request's fields (``LogRequest`` or ``BatchEvent``),
         checked against ``experiment`` already: built without validating them again."""
         aware = at if at.tzinfo else at.replace(tzinfo=UTC)
         return Event.trusted(
             experiment.id, experiment.phase, user_id, variant, kind, value, probability, aware,
-            event_id, metric, denominator,
+            event_id, metric, denominator, None, quantile,
         )  # fmt: skip

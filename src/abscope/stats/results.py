@@ -46,8 +46,14 @@ REASONS: dict[str, str] = {
     "zero_baseline": "the control has no conversions (or a zero mean), so a relative lift is"
     " undefined",
     "zero_treatment": "the treatment has no conversions, so the relative interval is undefined",
+    "quantile_metric": "a quantile metric: its figures are per quantile (p50, p95, ...), not one"
+    " value per arm",
     "no_min_lift": "no minimum relative lift is set, so power cannot be computed",
     "unreachable_target": "the minimum relative lift cannot be sized from this baseline",
+    "missing_probabilities": "some users of an arm were exposed before the store kept their"
+    " assignment probabilities, so a weighted estimate would leave them out",
+    "unknown_total": "Horvitz-Thompson and AIPW need the number of users randomised, which"
+    " the store knows only when all traffic enters the experiment (100%, no layer)",
 }
 """Each reason code with a plain-language sentence, for tooltips and reports."""
 

@@ -58,6 +58,27 @@ variant, and again per UTC hour for the time-series charts.
   backfill for a user not exposed in the phase is ``not_exposed`` and changes nothing
   (the covariate has no variant to count in; send it with the exposure). Covariate sums
   are phase totals only (no hour buckets).
+* For estimates from adaptive (bandit) traffic the store keeps
+  :class:`~abscope.models.WeightedCounts` per variant: sums of the primary outcome weighted
+  by ``1/p``, ``1/p²`` and ``1/√p``, with ``p`` the probability of the exposure that
+  registered the user (remembered per user, so a later conversion or value is weighted by
+  the exposure's ``p``, not its own). Both readings of the outcome are kept (converted
+  0/1, and the value total), by the per-user update: a conversion adds ``1/p``, ``1/p²``
+  and ``1/√p``; a value ``v`` on a total ``t`` adds ``v/p``, ``v/p²``, ``v/√p``,
+  ``(2tv + v²)/p`` and ``(2tv + v²)/p²``; an exposure adds 1 to ``samples`` and ``1/√p``.
+  They are kept for every experiment (the store does not know the allocation), are
+  idempotent and all-or-nothing with the counts they belong to, and are phase totals only
+  (no hour buckets). Users exposed before a store kept them are not in them (their
+  ``samples`` falls short of the variant's).
+* A value event of a quantile metric carries ``quantile_increments``: the counters that
+  one request adds to that metric's log-bucket sketch and bootstrap replicates
+  (:mod:`abscope.stats.quantiles`). The store adds each to the counter of that name kept
+  per (phase, metric, variant), in the same atomic, idempotent step as the rest of the
+  event (a duplicate event id adds nothing), and adds 1 to the counter ``users`` on the
+  user's first event of that metric in the phase (per-user metric state, as for every
+  named metric). Such an event also updates the metric's :class:`MetricCounts` as a mean
+  metric's value does. Quantile counters are phase totals only (no hour buckets); an
+  event without ``quantile_increments`` never touches them.
 * A lease (:meth:`Store.acquire_lease`) elects one holder among workers, for the monitor.
   Leases belong to no experiment: deleting one leaves them alone.
 
@@ -81,6 +102,7 @@ from abscope.models import (
     MetricCounts,
     Status,
     VariantCounts,
+    WeightedCounts,
 )
 
 __all__ = [
@@ -234,6 +256,13 @@ class Store(ABC):
         """Hourly increments of the named metrics, oldest hour first (hours with data only)."""
 
     @abstractmethod
+    def get_quantile_counters(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, dict[str, int]]]:
+        """Quantile metrics' counters, per metric, then per variant, then counter name
+        (only those with data appear; counters are positive integers)."""
+
+    @abstractmethod
     def record_covariates(
         self, experiment_id: str, phase: int, covariates: Sequence[tuple[str, float]]
     ) -> list[CovariateOutcome]:
@@ -246,6 +275,10 @@ class Store(ABC):
     @abstractmethod
     def get_covariate_counts(self, experiment_id: str, phase: int) -> dict[str, CovariateCounts]:
         """CUPED sums per variant (only variants with a user with a covariate appear)."""
+
+    @abstractmethod
+    def get_weighted_counts(self, experiment_id: str, phase: int) -> dict[str, WeightedCounts]:
+        """Probability-weighted sums per variant (only variants with data appear)."""
 
     # --- leases --------------------------------------------------------------------------
 

@@ -18,7 +18,15 @@ from time import perf_counter
 from typing import Final, ParamSpec, Protocol, TypeVar
 
 from abscope.errors import StorageUnavailable
-from abscope.models import CovariateCounts, Event, Experiment, MetricCounts, Status, VariantCounts
+from abscope.models import (
+    CovariateCounts,
+    Event,
+    Experiment,
+    MetricCounts,
+    Status,
+    VariantCounts,
+    WeightedCounts,
+)
 from abscope.storage.base import (
     CovariateOutcome,
     EventResult,
@@ -45,8 +53,10 @@ OPERATIONS: Final = (
     "get_timeseries",
     "get_metric_counts",
     "get_metric_timeseries",
+    "get_quantile_counters",
     "record_covariates",
     "get_covariate_counts",
+    "get_weighted_counts",
     "acquire_lease",
     "release_lease",
 )
@@ -159,6 +169,13 @@ class InstrumentedStore(Store):
             "get_metric_timeseries", self.inner.get_metric_timeseries, experiment_id, phase
         )
 
+    def get_quantile_counters(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, dict[str, int]]]:
+        return self._call(
+            "get_quantile_counters", self.inner.get_quantile_counters, experiment_id, phase
+        )
+
     def record_covariates(
         self, experiment_id: str, phase: int, covariates: Sequence[tuple[str, float]]
     ) -> list[CovariateOutcome]:
@@ -169,6 +186,11 @@ class InstrumentedStore(Store):
     def get_covariate_counts(self, experiment_id: str, phase: int) -> dict[str, CovariateCounts]:
         return self._call(
             "get_covariate_counts", self.inner.get_covariate_counts, experiment_id, phase
+        )
+
+    def get_weighted_counts(self, experiment_id: str, phase: int) -> dict[str, WeightedCounts]:
+        return self._call(
+            "get_weighted_counts", self.inner.get_weighted_counts, experiment_id, phase
         )
 
     def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:

@@ -32,11 +32,23 @@ Key                                   Type    Meaning
                                               phase's total of a named metric.
 ``abscope:{<id>}:p<p>:metric_hourly`` hash    field ``<hour>|<name>|<variant>|<counter>`` →
                                               increments made in that UTC hour.
+``abscope:{<id>}:p<p>:quantiles``     hash    field ``<name>|<variant>|<counter>`` → a
+                                              quantile metric's integer counter
+                                              (``users``, ``b:<i>``, ``r<b>:<j>``: see
+                                              :mod:`abscope.stats.quantiles`), HINCRBY only.
 ``abscope:{<id>}:p<p>:covariates``    hash    field user → the user's pre-exposure covariate
                                               (CUPED), set once.
 ``abscope:{<id>}:p<p>:covariate_counts``      hash: field ``<variant>|<counter>`` → a CUPED
                                               sum over the variant's users with a covariate
                                               (``<counter>``: :data:`COVARIATE_COUNTERS`).
+``abscope:{<id>}:p<p>:probabilities`` hash    field user → ``p``, the probability of the
+                                              exposure that registered the user (weights
+                                              the user's later conversion and values).
+``abscope:{<id>}:p<p>:weighted_counts``       hash: field ``<variant>|<counter>`` → a
+                                              probability-weighted sum of the variant's
+                                              users (``<counter>``:
+                                              :data:`WEIGHTED_COUNTERS`), for estimates
+                                              from adaptive traffic.
 ``abscope:{lease:<name>}``            string  the holder of the lease ``<name>``, with a
                                               server-side expiry (PX). The hash tag starts
                                               with ``lease:``, which no experiment id can
@@ -76,6 +88,7 @@ __all__ = [
     "METRIC_COUNTERS",
     "BUCKETS_PER_WINDOW",
     "COVARIATE_COUNTERS",
+    "WEIGHTED_COUNTERS",
     "covariate_counts",
     "covariates",
     "applied_events",
@@ -102,7 +115,12 @@ __all__ = [
     "parse_metric_hour_field",
     "phase_keys",
     "phases",
+    "probabilities",
+    "quantile_field",
+    "parse_quantile_field",
+    "quantiles",
     "user_totals",
+    "weighted_counts",
 ]
 
 _PREFIX: Final = "abscope"
@@ -131,6 +149,21 @@ COVARIATE_COUNTERS: Final = (
     "value_cross_sum",
 )
 """CUPED counter names, in the order of :class:`~abscope.models.CovariateCounts`' fields."""
+
+WEIGHTED_COUNTERS: Final = (
+    "samples",
+    "inverse_sqrt_probability_sum",
+    "conversion_inverse_probability_sum",
+    "conversion_inverse_probability_square_sum",
+    "conversion_inverse_sqrt_probability_sum",
+    "value_inverse_probability_sum",
+    "value_inverse_probability_square_sum",
+    "value_inverse_sqrt_probability_sum",
+    "square_inverse_probability_sum",
+    "square_inverse_probability_square_sum",
+)
+"""Probability-weighted counter names, in the order of :class:`~abscope.models.WeightedCounts`'
+fields."""
 
 METRIC_COUNTERS: Final = (
     "conversions",
@@ -238,6 +271,14 @@ def metric_hourly(experiment_id: str, phase: int) -> str:
     return f"{_phase(experiment_id, phase)}:metric_hourly"
 
 
+def quantiles(experiment_id: str, phase: int) -> str:
+    """Hash ``metric|variant|counter`` → a quantile metric's counter in the phase.
+
+    One hash per phase (not one per metric and variant), so that deletion and the
+    script's keys stay a fixed list per phase, with no index of the metrics seen."""
+    return f"{_phase(experiment_id, phase)}:quantiles"
+
+
 def covariates(experiment_id: str, phase: int) -> str:
     """Hash user → the user's covariate in the phase."""
     return f"{_phase(experiment_id, phase)}:covariates"
@@ -248,16 +289,27 @@ def covariate_counts(experiment_id: str, phase: int) -> str:
     return f"{_phase(experiment_id, phase)}:covariate_counts"
 
 
-def metric_phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str]:
+def probabilities(experiment_id: str, phase: int) -> str:
+    """Hash user → the probability of the user's first exposure in the phase."""
+    return f"{_phase(experiment_id, phase)}:probabilities"
+
+
+def weighted_counts(experiment_id: str, phase: int) -> str:
+    """Hash ``variant|counter`` → a probability-weighted sum of the phase."""
+    return f"{_phase(experiment_id, phase)}:weighted_counts"
+
+
+def metric_phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str, str]:
     """The named metrics' keys ``record_events.lua`` takes for one phase, in its order.
 
-    ``(metric_users, metric_counts, metric_hourly)``; only batches with metric events
-    pass them.
+    ``(metric_users, metric_counts, metric_hourly, quantiles)``; only batches with metric
+    events pass them.
     """
     return (
         metric_users(experiment_id, phase),
         metric_counts(experiment_id, phase),
         metric_hourly(experiment_id, phase),
+        quantiles(experiment_id, phase),
     )
 
 
@@ -274,10 +326,13 @@ def lease(name: str) -> str:
     return f"{_PREFIX}:{{lease:{name}}}"
 
 
-def phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str, str, str, str, str]:
+def phase_keys(
+    experiment_id: str, phase: int
+) -> tuple[str, str, str, str, str, str, str, str, str]:
     """The keys ``record_events.lua`` takes for one phase, in the script's order.
 
-    ``(exposures, conversions, user_totals, counts, hourly, covariates, covariate_counts)``.
+    ``(exposures, conversions, user_totals, counts, hourly, covariates, covariate_counts,
+    probabilities, weighted_counts)``.
     """
     return (
         exposures(experiment_id, phase),
@@ -287,6 +342,8 @@ def phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str, str, str,
         hourly(experiment_id, phase),
         covariates(experiment_id, phase),
         covariate_counts(experiment_id, phase),
+        probabilities(experiment_id, phase),
+        weighted_counts(experiment_id, phase),
     )
 
 
@@ -357,3 +414,14 @@ def parse_metric_hour_field(field: str) -> tuple[int, str, str, str]:
     """``(hour, metric, variant, counter)`` of a metric hourly field."""
     hour, metric, variant, counter = field.split(_SEPARATOR)
     return int(hour), metric, variant, counter
+
+
+def quantile_field(metric: str, variant: str, counter: str) -> str:
+    """Field of the quantiles hash, e.g. ``latency_ms|control|r7:-3``."""
+    return f"{metric}{_SEPARATOR}{variant}{_SEPARATOR}{counter}"
+
+
+def parse_quantile_field(field: str) -> tuple[str, str, str]:
+    """``(metric, variant, counter)`` of a quantiles field."""
+    metric, variant, counter = field.split(_SEPARATOR)
+    return metric, variant, counter

@@ -19,7 +19,10 @@ are single Lua script calls, atomic on one server and on a cluster alike:
 The events of named metrics are counted by ``record_events.lua`` too, in the same call as
 the exposure they may register, so they are as atomic and idempotent as the primary's.
 A batch without them passes none of the metric keys, and the script's work for it is what
-it was before metrics existed, but for one string comparison per exposure.
+it was before metrics existed, but for one string comparison per exposure. A request of a
+quantile metric carries its counter increments in its packed argument (kind
+``metric_quantile``); the script sums them over the batch and applies them with ``HINCRBY``
+to the phase's quantiles hash at the end, in the same call, never reading them.
 
 Scripts are called by SHA1 (EVALSHA); only a server that answers NOSCRIPT (it restarted, or
 never ran the script) gets the source, once, by EVAL on the node that serves the keys.
@@ -84,6 +87,7 @@ from abscope.models import (
     MetricCounts,
     Status,
     VariantCounts,
+    WeightedCounts,
 )
 from abscope.storage import keys
 from abscope.storage.base import (
@@ -255,7 +259,7 @@ def _float_text(value: float) -> str:
     return repr(float(value))
 
 
-_Counts = TypeVar("_Counts", VariantCounts, MetricCounts, CovariateCounts)
+_Counts = TypeVar("_Counts", VariantCounts, MetricCounts, CovariateCounts, WeightedCounts)
 
 
 def _per_variant(model: type[_Counts], values: dict[str, dict[str, str]]) -> dict[str, _Counts]:
@@ -637,6 +641,11 @@ class RedisStore(Store):
                 if event.value is not None:
                     dy = 0.0 if event.denominator is None else event.denominator
                     value = f"{event.metric};{_float_text(event.value)};{_float_text(dy)}"
+                    if event.quantile_increments is not None:
+                        kind = "metric_quantile"
+                        value += ";" + ",".join(
+                            f"{name},{amount}" for name, amount in event.quantile_increments.items()
+                        )
             probability = probabilities.get(event.probability)
             if probability is None:
                 probability = probabilities[event.probability] = _float_text(event.probability)
@@ -707,6 +716,18 @@ class RedisStore(Store):
             for hour, values in sorted(hours.items())
         ]
 
+    def get_quantile_counters(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, dict[str, int]]]:
+        key = keys.quantiles(experiment_id, phase)
+        with _unavailable(f"read the quantile counters of experiment {experiment_id!r}"):
+            raw = self._client.hgetall(key)
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for field, count in raw.items():
+            metric, variant, counter = keys.parse_quantile_field(_text(field))
+            out.setdefault(metric, {}).setdefault(variant, {})[counter] = int(count)
+        return out
+
     def record_covariates(
         self, experiment_id: str, phase: int, covariates: Sequence[tuple[str, float]]
     ) -> list[CovariateOutcome]:
@@ -731,6 +752,16 @@ class RedisStore(Store):
             variant, counter = keys.parse_count_field(_text(field))
             values.setdefault(variant, {})[counter] = _text(raw)
         return _per_variant(CovariateCounts, values)
+
+    def get_weighted_counts(self, experiment_id: str, phase: int) -> dict[str, WeightedCounts]:
+        key = keys.weighted_counts(experiment_id, phase)
+        with _unavailable(f"read the weighted counts of experiment {experiment_id!r}"):
+            stored = self._client.hgetall(key)
+        values: dict[str, dict[str, str]] = {}
+        for field, raw in stored.items():
+            variant, counter = keys.parse_count_field(_text(field))
+            values.setdefault(variant, {})[counter] = _text(raw)
+        return _per_variant(WeightedCounts, values)
 
     # --- leases --------------------------------------------------------------------------
 

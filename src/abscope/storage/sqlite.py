@@ -38,6 +38,12 @@ metric_hourly   experiment_id, phase, hour, metric, variant, the   experiment_id
 covariate_      experiment_id, phase, variant, samples, sum,       experiment_id, phase,
 counts          sum_squares, conversions, conversion_cross_sum,    variant
                 value_sum, value_cross_sum (``CovariateCounts``)
+weighted_       experiment_id, phase, variant, samples and the     experiment_id, phase,
+counts          probability-weighted sums of ``WeightedCounts``    variant
+quantile_       experiment_id, phase, metric, variant, counter     experiment_id, phase,
+counts          (a quantile metric's counter name: ``users``,      metric, variant, counter
+                ``b:<i>``, ``r<b>:<j>``, see
+                :mod:`abscope.stats.quantiles`), count
 leases          name, holder, expires_at (µs since the epoch)      name
 ==============  =================================================  ==========================
 
@@ -48,9 +54,13 @@ table holds about one window of ids. Version 1 files (no ``seen_at`` and no
 ``inverse_probability_square_sum``) are migrated when opened: their ids count as seen at
 the migration, and their ``Σ 1/p²`` starts at 0. Version 2 files (and version 1 files,
 after that step) gain the metric and lease tables, empty; version 3 files gain the users'
-``covariate`` column (NULL) and ``covariate_counts``, empty. Rows of an experiment that was
-never created are accepted (the service checks existence); deleting an experiment removes
-its rows from every table but ``leases``, which belong to no experiment.
+``covariate`` column (NULL) and ``covariate_counts``, empty; version 4 files (and older
+ones, after those steps) gain ``weighted_counts``, filled from the ``users`` table (each
+user's probability, conversion and total are there, so the sums are exact at once);
+version 5 files (and older ones, after those steps) gain ``quantile_counts``, empty. Rows
+of an experiment that was never created are accepted (the service checks existence);
+deleting an experiment removes its rows from every table but ``leases``, which belong to
+no experiment.
 
 Numerical precision: ``value_sum``, ``value_sum_squares``, ``inverse_probability_sum``, the
 per-user ``total`` and ``denominator_total`` and the sums of ``metric_counts`` are float64
@@ -82,6 +92,7 @@ from abscope.models import (
     MetricCounts,
     Status,
     VariantCounts,
+    WeightedCounts,
 )
 from abscope.storage.base import (
     DEFAULT_EVENT_ID_WINDOW,
@@ -96,10 +107,10 @@ from abscope.storage.base import (
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 6
 """The schema this module writes; kept in ``PRAGMA user_version`` for future migrations."""
 
-_Counts = TypeVar("_Counts", VariantCounts, MetricCounts, CovariateCounts)
+_Counts = TypeVar("_Counts", VariantCounts, MetricCounts, CovariateCounts, WeightedCounts)
 
 
 def _columns(model: type[BaseModel]) -> str:
@@ -233,6 +244,46 @@ _COVARIATE_SCHEMA: Final = (
         PRIMARY KEY (experiment_id, phase, variant)
     ) WITHOUT ROWID""",
 )
+_WEIGHTED_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS weighted_counts (
+        experiment_id TEXT NOT NULL,
+        phase INTEGER NOT NULL,
+        variant TEXT NOT NULL,
+        samples INTEGER NOT NULL,
+        inverse_sqrt_probability_sum REAL NOT NULL,
+        conversion_inverse_probability_sum REAL NOT NULL,
+        conversion_inverse_probability_square_sum REAL NOT NULL,
+        conversion_inverse_sqrt_probability_sum REAL NOT NULL,
+        value_inverse_probability_sum REAL NOT NULL,
+        value_inverse_probability_square_sum REAL NOT NULL,
+        value_inverse_sqrt_probability_sum REAL NOT NULL,
+        square_inverse_probability_sum REAL NOT NULL,
+        square_inverse_probability_square_sum REAL NOT NULL,
+        PRIMARY KEY (experiment_id, phase, variant)
+    ) WITHOUT ROWID""",
+)
+_WEIGHTED_COUNTERS: Final = _columns(WeightedCounts)
+_ADD_WEIGHTED_COUNTERS: Final = _adding(WeightedCounts)
+_UPSERT_WEIGHTED_COUNTS: Final = f"""
+    INSERT INTO weighted_counts (experiment_id, phase, variant, {_WEIGHTED_COUNTERS})
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (experiment_id, phase, variant) DO UPDATE SET {_ADD_WEIGHTED_COUNTERS}"""
+_QUANTILE_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS quantile_counts (
+        experiment_id TEXT NOT NULL,
+        phase INTEGER NOT NULL,
+        metric TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        counter TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (experiment_id, phase, metric, variant, counter)
+    ) WITHOUT ROWID""",
+)
+_UPSERT_QUANTILE_COUNT: Final = """
+    INSERT INTO quantile_counts (experiment_id, phase, metric, variant, counter, count)
+    VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (experiment_id, phase, metric, variant, counter) DO UPDATE SET
+        count = count + excluded.count"""
 # From versions 1 to 3: the users' covariate (NULL: none).
 _MIGRATE_TO_4: Final = ("ALTER TABLE users ADD COLUMN covariate REAL",)
 _COVARIATE_COUNTERS: Final = _columns(CovariateCounts)
@@ -251,6 +302,8 @@ _DATA_TABLES: Final = (
     "metric_counts",
     "metric_hourly",
     "covariate_counts",
+    "weighted_counts",
+    "quantile_counts",
 )
 # From version 1: the Σ 1/p² counters and the age of event ids.
 _MIGRATE_1_TO_2: Final = (
@@ -579,6 +632,20 @@ class SQLiteStore(Store):
             series[hour].metrics.setdefault(metric, {})[variant] = _counts(MetricCounts, counters)
         return list(series.values())
 
+    def get_quantile_counters(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, dict[str, int]]]:
+        with self._reading("get quantile counters") as conn:
+            rows = conn.execute(
+                "SELECT metric, variant, counter, count FROM quantile_counts"
+                " WHERE experiment_id = ? AND phase = ?",
+                (experiment_id, phase),
+            ).fetchall()
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for metric, variant, counter, count in rows:
+            out.setdefault(metric, {}).setdefault(variant, {})[counter] = int(count)
+        return out
+
     def record_covariates(
         self, experiment_id: str, phase: int, covariates: Sequence[tuple[str, float]]
     ) -> list[CovariateOutcome]:
@@ -629,6 +696,15 @@ class SQLiteStore(Store):
                 (experiment_id, phase),
             ).fetchall()
         return {variant: _counts(CovariateCounts, counters) for variant, *counters in rows}
+
+    def get_weighted_counts(self, experiment_id: str, phase: int) -> dict[str, WeightedCounts]:
+        with self._reading("get weighted counts") as conn:
+            rows = conn.execute(
+                f"SELECT variant, {_WEIGHTED_COUNTERS} FROM weighted_counts"
+                " WHERE experiment_id = ? AND phase = ? ORDER BY variant",
+                (experiment_id, phase),
+            ).fetchall()
+        return {variant: _counts(WeightedCounts, counters) for variant, *counters in rows}
 
     # --- leases --------------------------------------------------------------------------
 
@@ -683,6 +759,13 @@ class SQLiteStore(Store):
                 for statement in _MIGRATE_TO_4:
                     conn.execute(statement)
             for statement in _COVARIATE_SCHEMA:  # version 4
+                conn.execute(statement)
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+            if "weighted_counts" not in tables:  # versions 0 to 4
+                for statement in _WEIGHTED_SCHEMA:
+                    conn.execute(statement)
+                _backfill_weighted_counts(conn)  # from the users (none in a new file)
+            for statement in _QUANTILE_SCHEMA:  # version 6
                 conn.execute(statement)
             if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -821,6 +904,47 @@ def _covariate_increments(
     )
 
 
+def _weighted_conversion(probability: float) -> tuple[float, float, float]:
+    """A conversion's increments of ``Σ y/p``, ``Σ y/p²`` and ``Σ y/√p`` (``y`` = 1)."""
+    weight = 1.0 / probability
+    return weight, weight * weight, 1.0 / math.sqrt(probability)
+
+
+def _weighted_value(
+    probability: float, before: float, value: float
+) -> tuple[float, float, float, float, float]:
+    """A value ``v`` on a total ``t``: ``v/p, v/p², v/√p, (2tv + v²)/p, (2tv + v²)/p²``."""
+    weight = 1.0 / probability
+    square = 2 * before * value + value * value
+    return (
+        value * weight,
+        value * weight * weight,
+        value / math.sqrt(probability),
+        square * weight,
+        square * weight * weight,
+    )
+
+
+def _backfill_weighted_counts(conn: sqlite3.Connection) -> None:
+    """Fill ``weighted_counts`` from every user's probability, conversion and total (the
+    migration to version 5; the table is empty before it)."""
+    sums: dict[tuple[str, int, str], list[float]] = {}
+    rows = conn.execute(
+        "SELECT experiment_id, phase, variant, probability, converted, total FROM users"
+    )
+    for experiment_id, phase, variant, probability, converted, total in rows:
+        row = sums.setdefault((experiment_id, phase, variant), [0, 0.0] + [0.0] * 8)
+        row[0] += 1
+        row[1] += 1.0 / math.sqrt(probability)
+        if converted:
+            for index, increment in enumerate(_weighted_conversion(probability), start=2):
+                row[index] += increment
+        if total:
+            for index, increment in enumerate(_weighted_value(probability, 0.0, total), start=5):
+                row[index] += increment
+    conn.executemany(_UPSERT_WEIGHTED_COUNTS, ((*key, *row) for key, row in sums.items()))
+
+
 def _padded_chunks(items: Sequence[str]) -> Iterator[tuple[str, ...]]:
     """Chunks of at most ``_MAX_IN_LIST`` items, padded (by repeating the last item) to a
     power of two so that only a few distinct statements reach the statement cache."""
@@ -900,16 +1024,28 @@ def _apply_metric(
     totals: dict[tuple[str, int, str, str], list[float]],
     hourly: dict[tuple[str, int, int, str, str], list[float]],
     hour: int,
+    quantiles: dict[tuple[str, int, str, str, str], int],
 ) -> bool:
     """Count a named metric's conversion or value; return whether it is a new conversion.
 
-    Increments are ``[conversions, Σx, Σx², Σy, Σy², Σxy]`` (``MetricCounts``' order).
+    Increments are ``[conversions, Σx, Σx², Σy, Σy², Σxy]`` (``MetricCounts``' order). A
+    quantile metric's request adds its ``quantile_increments`` to ``quantiles``, and 1 to
+    ``users`` on the user's first event of the metric.
     """
     experiment_id, phase, variant = event.experiment_id, event.phase, event.variant
     key = (experiment_id, phase, metric, event.user_id)
     user = users.get(key)
+    first = user is None
     if user is None:
         user = users[key] = _MetricUser(False, 0.0, 0.0, dirty=True)
+    increments_of_request = event.quantile_increments
+    if increments_of_request is not None:
+        prefix = (experiment_id, phase, metric, variant)
+        if first:
+            quantiles[(*prefix, "users")] = quantiles.get((*prefix, "users"), 0) + 1
+        for counter, amount in increments_of_request.items():
+            slot = (*prefix, counter)
+            quantiles[slot] = quantiles.get(slot, 0) + amount
     increments = [0, 0.0, 0.0, 0.0, 0.0, 0.0]
     new_conversion = False
     if event.kind == "conversion":
@@ -995,6 +1131,7 @@ def _apply_batch(
     metric_users = _load_metric_users(conn, events)
     metric_totals: dict[tuple[str, int, str, str], list[float]] = {}
     metric_hourly: dict[tuple[str, int, int, str, str], list[float]] = {}
+    quantiles: dict[tuple[str, int, str, str, str], int] = {}
     seen = _load_event_ids(conn, events, cutoff)
     new_ids: list[tuple[str, str, int]] = []
     # Increments per (experiment, phase, variant) and per (experiment, phase, hour, variant):
@@ -1004,6 +1141,8 @@ def _apply_batch(
     # CovariateCounts' increments per (experiment, phase, variant), when any.
     covariate_totals: dict[tuple[str, int, str], list[float]] = {}
     covariates_set: list[tuple[float, str, int, str]] = []
+    # WeightedCounts' increments per (experiment, phase, variant).
+    weighted: dict[tuple[str, int, str], list[float]] = {}
     results: list[EventResult] = []
     for event in events:
         experiment_id, event_id = event.experiment_id, event.event_id
@@ -1027,10 +1166,15 @@ def _apply_batch(
         in_hour = hourly.setdefault(
             (experiment_id, phase, hour, variant), [0, 0, 0.0, 0.0, 0.0, 0.0]
         )
+        sums = weighted.get((experiment_id, phase, variant))
+        if sums is None:
+            sums = weighted[experiment_id, phase, variant] = [0, 0.0] + [0.0] * 8
         new_exposure = user is None
         if user is None:
             user = users[user_key] = _User(variant, event.probability, False, 0.0, dirty=True)
             weight = 1.0 / event.probability
+            sums[0] += 1
+            sums[1] += 1.0 / math.sqrt(event.probability)
             total[0] += 1
             total[4] += weight
             total[5] += weight * weight
@@ -1039,12 +1183,16 @@ def _apply_batch(
             in_hour[5] += weight * weight
         if event.metric is not None:
             new_conversion = _apply_metric(
-                event, event.metric, metric_users, metric_totals, metric_hourly, hour
+                event, event.metric, metric_users, metric_totals, metric_hourly, hour, quantiles
             )
         elif new_conversion := event.kind == "conversion" and not user.converted:
             user.converted = user.dirty = True
             total[1] += 1
             in_hour[1] += 1
+            weight = 1.0 / user.probability
+            sums[2] += weight
+            sums[3] += weight * weight
+            sums[4] += 1.0 / math.sqrt(user.probability)
             if user.covariate is not None:
                 row = covariate_totals.setdefault(
                     (experiment_id, phase, variant), [0, 0.0, 0.0, 0, 0.0, 0.0, 0.0]
@@ -1060,6 +1208,12 @@ def _apply_batch(
             total[3] += square_increment
             in_hour[2] += value
             in_hour[3] += square_increment
+            weight = 1.0 / user.probability
+            sums[5] += value * weight
+            sums[6] += value * weight * weight
+            sums[7] += value / math.sqrt(user.probability)
+            sums[8] += square_increment * weight
+            sums[9] += square_increment * weight * weight
             if user.covariate is not None:
                 row = covariate_totals.setdefault(
                     (experiment_id, phase, variant), [0, 0.0, 0.0, 0, 0.0, 0.0, 0.0]
@@ -1097,6 +1251,10 @@ def _apply_batch(
             ((*key, *increments) for key, increments in covariate_totals.items()),
         )
     conn.executemany(
+        _UPSERT_WEIGHTED_COUNTS,
+        ((*key, *increments) for key, increments in weighted.items() if any(increments)),
+    )
+    conn.executemany(
         _UPSERT_COUNTS,
         ((*key, *increments) for key, increments in totals.items() if any(increments)),
     )
@@ -1120,5 +1278,9 @@ def _apply_batch(
         conn.executemany(
             _UPSERT_METRIC_HOURLY,
             ((*key, *increments) for key, increments in metric_hourly.items()),
+        )
+    if quantiles:
+        conn.executemany(
+            _UPSERT_QUANTILE_COUNT, ((*key, count) for key, count in quantiles.items())
         )
     return results

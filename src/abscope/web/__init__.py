@@ -73,7 +73,13 @@ PAGES = {
     "/planner": Page("Planner", "planner.html", "planner.js", charts=True),
     "/simulator": Page("Bandit simulator", "simulator.html", "simulator.js", charts=True),
 }
-DETAIL = Page("Experiment", "detail.html", "detail.js", charts=True, extra=("draft.js",))
+DETAIL = Page(
+    "Experiment",
+    "detail.html",
+    "detail.js",
+    charts=True,
+    extra=("draft.js", "adaptive.js", "quantiles.js"),
+)
 NOT_FOUND = Page("Experiment not found", "not_found.html", "")
 EDIT = Page("Edit experiment", "new.html", "new.js", extra=("draft.js",))
 """The create form in edit mode: its script reads the draft's id from the path."""

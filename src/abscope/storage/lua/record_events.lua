@@ -4,12 +4,14 @@
 -- KEYS[1 .. B]  abscope:{id}:events:<bucket>, sets of applied event ids, the current
 --                bucket first, then the older buckets still inside the window
 -- KEYS[B + 1]    abscope:{id}:phases   set of phases with data
--- then, for each phase group g = 1..G, seven keys starting at KEYS[B + 2 + 7 (g - 1)]:
+-- then, for each phase group g = 1..G, nine keys starting at KEYS[B + 2 + 9 (g - 1)]:
 --          exposures (hash), converted (set), totals (hash), counts (hash), hourly (hash),
---          covariates (hash), covariate_counts (hash)
--- then, only when the batch holds events of named metrics, for each group g three keys
--- starting at KEYS[B + 2 + 7 G + 3 (g - 1)]:
---          metric_users (hash), metric_counts (hash), metric_hourly (hash)
+--          covariates (hash), covariate_counts (hash), probabilities (hash),
+--          weighted_counts (hash)
+-- then, only when the batch holds events of named metrics, for each group g four keys
+-- starting at KEYS[B + 2 + 9 G + 4 (g - 1)]:
+--          metric_users (hash), metric_counts (hash), metric_hourly (hash),
+--          quantiles (hash)
 -- ARGV[1]  B, the number of event-id buckets
 -- ARGV[2]  seconds the current bucket must live (set when the script adds an id to it)
 -- ARGV[3]  G, the number of phase groups
@@ -20,7 +22,9 @@
 -- hour start) | event id ("" when none). None of these can hold a "|" (the variant is a
 -- slug, event ids are restricted, the rest are numbers or fixed words). An event of a
 -- named metric has kind "metric_conversion" (value: the metric's name) or "metric_value"
--- (value: name;dx;dy, the numerator's and the denominator's increments). An exposure's
+-- (value: name;dx;dy, the numerator's and the denominator's increments), or, for a
+-- request of a quantile metric, "metric_quantile" (value: name;dx;dy;c1,n1,c2,n2,...: a
+-- metric value as above plus the request's quantile counter increments). An exposure's
 -- value is its covariate ("" when none). Kind "covariate" backfills a covariate (value)
 -- for a user exposed already (variant "", hour 0, no event id).
 --
@@ -36,11 +40,22 @@
 -- looked up once per call (EXISTS), so batches of experiments without covariates pay one
 -- call per group, not one per event.
 --
+-- Adaptive traffic: a new exposure stores the user's p (probabilities hash) and adds 1 to
+-- samples and 1/sqrt(p) to the weighted_counts hash; the primary's new conversion adds
+-- 1/p, 1/p^2 and 1/sqrt(p) to the conversion_ sums and a value v on a total t adds v/p,
+-- v/p^2, v/sqrt(p), (2tv + v^2)/p and (2tv + v^2)/p^2, all with the p of the user's
+-- exposure. A user exposed before the store kept p has none and adds nothing (the
+-- weighted samples then fall short of the variant's, which the analysis reports).
+--
 -- Counters are read once per batch, updated in Lua float64 arithmetic event by event (the
 -- same roundings as any float64 accumulator) and written back at the end. A named metric
 -- keeps, per user, "converted|x|y" (formatted with %.17g) and, per variant, the counters
 -- of MetricCounts with the per-user update: dx, 2x dx + dx^2, dy, 2y dy + dy^2 and
--- x dy + y dx + dx dy. Numbers are passed
+-- x dy + y dx + dx dy. A quantile metric's request also adds its counter increments
+-- (integers) to the fields <name>|<variant>|<counter> of the quantiles hash, and 1 to
+-- <name>|<variant>|users on the user's first request of the metric (no metric_users
+-- entry yet); they are summed over the batch and applied by HINCRBY at the end, never
+-- read. Numbers are passed
 -- to redis.call as Lua numbers, which Redis formats with %.17g (exact round trip); never
 -- tostring(), which keeps only 14 digits.
 
@@ -48,11 +63,12 @@ local COUNTED, DUPLICATE, MISMATCH = 0, 1, 2
 local NEW_EXPOSURE, NEW_CONVERSION = 4, 8
 local FIELDS_PER_EVENT = 2
 local PACKED = '^(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
-local KEYS_PER_GROUP = 7
+local KEYS_PER_GROUP = 9
 local COVARIATE_MISMATCH = 3
 local SET, UNCHANGED, CONFLICT, NOT_EXPOSED = 0, 1, 2, 3
-local METRIC_KEYS_PER_GROUP = 3
+local METRIC_KEYS_PER_GROUP = 4
 local METRIC_VALUE = '^([^;]*);([^;]*);([^;]*)$'
+local QUANTILE_VALUE = '^([^;]*);([^;]*);([^;]*);(.*)$'
 local METRIC_USER = '^(%d)|([^|]*)|([^|]*)$'
 local HSET_CHUNK = 500
 
@@ -141,15 +157,36 @@ local function metric_field_names(hour, metric, variant)
     return known
 end
 
+-- quantile counter increments: quantile_adds[key][field] = integer, applied at the end
+local quantile_adds = {}
+local function add_quantiles(key, prefix, counters, first)
+    local fields = quantile_adds[key]
+    if fields == nil then
+        fields = {}
+        quantile_adds[key] = fields
+    end
+    if first then
+        local f = prefix .. 'users'
+        fields[f] = (fields[f] or 0) + 1
+    end
+    for counter, amount in string.gmatch(counters, '([^,]+),([^,]+)') do
+        local f = prefix .. counter
+        fields[f] = (fields[f] or 0) + tonumber(amount)
+    end
+end
+
 -- Count a named metric's conversion or value (the exposure is registered already);
 -- return NEW_CONVERSION when it added the user's conversion, else 0.
 local metric_base = buckets + 1 + groups * KEYS_PER_GROUP
 local function count_metric(group, user, variant, kind, packed, hour)
     local base = metric_base + (tonumber(group) - 1) * METRIC_KEYS_PER_GROUP
     local users_key, counts_key, hourly_key = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
-    local metric, dx, dy = packed, nil, nil
+    local metric, dx, dy, counters = packed, nil, nil, nil
     if kind == 'metric_value' then
         metric, dx, dy = string.match(packed, METRIC_VALUE)
+        dx, dy = tonumber(dx), tonumber(dy)
+    elseif kind == 'metric_quantile' then
+        metric, dx, dy, counters = string.match(packed, QUANTILE_VALUE)
         dx, dy = tonumber(dx), tonumber(dy)
     end
     local field = metric .. '|' .. user
@@ -158,6 +195,9 @@ local function count_metric(group, user, variant, kind, packed, hour)
     if stored then
         converted, x, y = string.match(stored, METRIC_USER)
         converted, x, y = tonumber(converted), tonumber(x), tonumber(y)
+    end
+    if counters ~= nil then
+        add_quantiles(KEYS[base + 4], metric .. '|' .. variant .. '|', counters, not stored)
     end
     local fields = metric_field_names(hour, metric, variant)
     local added = 0
@@ -212,6 +252,33 @@ local function set_covariate(group, base, user, variant, c)
     add(sums_key, prefix .. 'conversion_cross_sum', c * converted)
     add(sums_key, prefix .. 'value_sum', t)
     add(sums_key, prefix .. 'value_cross_sum', c * t)
+end
+
+-- weighted_counts field names per variant, made once
+local weighted_names = {}
+local function weighted_fields(variant)
+    local known = weighted_names[variant]
+    if known == nil then
+        known = {}
+        for _, counter in ipairs({'samples', 'inverse_sqrt_probability_sum',
+                'conversion_inverse_probability_sum', 'conversion_inverse_probability_square_sum',
+                'conversion_inverse_sqrt_probability_sum', 'value_inverse_probability_sum',
+                'value_inverse_probability_square_sum', 'value_inverse_sqrt_probability_sum',
+                'square_inverse_probability_sum', 'square_inverse_probability_square_sum'}) do
+            known[counter] = variant .. '|' .. counter
+        end
+        weighted_names[variant] = known
+    end
+    return known
+end
+
+-- The p of a user's exposure: the event's when it registered the exposure, else stored
+local function probability_of(probabilities_key, user, exposed_now, probability)
+    if exposed_now then
+        return tonumber(probability)
+    end
+    local stored = redis.call('HGET', probabilities_key, user)
+    return stored and tonumber(stored) or nil
 end
 
 local results = {}
@@ -273,10 +340,16 @@ for i = 0, n - 1 do
         else
             local code = COUNTED
             local fields = field_names(hour, variant)
+            local weighted_key = KEYS[base + 9]
             if not exposed then
                 redis.call('HSET', exposures_key, user, variant)
+                redis.call('HSET', KEYS[base + 8], user, probability)
                 bump(counts_key, hourly_key, fields, 'samples', 1)
-                local weight = 1 / tonumber(probability)
+                local p = tonumber(probability)
+                local names_w = weighted_fields(variant)
+                add(weighted_key, names_w.samples, 1)
+                add(weighted_key, names_w.inverse_sqrt_probability_sum, 1 / math.sqrt(p))
+                local weight = 1 / p
                 bump(counts_key, hourly_key, fields, 'inverse_probability_sum', weight)
                 bump(counts_key, hourly_key, fields, 'inverse_probability_square_sum',
                     weight * weight)
@@ -286,6 +359,15 @@ for i = 0, n - 1 do
                 if redis.call('SADD', converted_key, user) == 1 then
                     bump(counts_key, hourly_key, fields, 'conversions', 1)
                     code = code + NEW_CONVERSION
+                    local p = probability_of(KEYS[base + 8], user, not exposed, probability)
+                    if p ~= nil then
+                        local names_w = weighted_fields(variant)
+                        local w = 1 / p
+                        add(weighted_key, names_w.conversion_inverse_probability_sum, w)
+                        add(weighted_key, names_w.conversion_inverse_probability_square_sum, w * w)
+                        add(weighted_key, names_w.conversion_inverse_sqrt_probability_sum,
+                            1 / math.sqrt(p))
+                    end
                     local uc = covariate_of(group, KEYS[base + 6], user)
                     if uc ~= nil then
                         add(KEYS[base + 7], variant .. '|conversions', 1)
@@ -298,7 +380,19 @@ for i = 0, n - 1 do
                 local t = stored and tonumber(stored) or 0
                 redis.call('HSET', totals_key, user, t + v)
                 bump(counts_key, hourly_key, fields, 'value_sum', v)
-                bump(counts_key, hourly_key, fields, 'value_sum_squares', 2 * t * v + v * v)
+                local square = 2 * t * v + v * v
+                bump(counts_key, hourly_key, fields, 'value_sum_squares', square)
+                local p = probability_of(KEYS[base + 8], user, not exposed, probability)
+                if p ~= nil then
+                    local names_w = weighted_fields(variant)
+                    local w = 1 / p
+                    add(weighted_key, names_w.value_inverse_probability_sum, v * w)
+                    add(weighted_key, names_w.value_inverse_probability_square_sum, v * w * w)
+                    add(weighted_key, names_w.value_inverse_sqrt_probability_sum, v / math.sqrt(p))
+                    add(weighted_key, names_w.square_inverse_probability_sum, square * w)
+                    add(weighted_key, names_w.square_inverse_probability_square_sum,
+                        square * w * w)
+                end
                 local uc = covariate_of(group, KEYS[base + 6], user)
                 if uc ~= nil then
                     add(KEYS[base + 7], variant .. '|value_sum', v)
@@ -328,6 +422,12 @@ for key, fields in pairs(cache) do
     end
     if #args > 0 then
         redis.call('HSET', key, unpack(args))
+    end
+end
+
+for key, fields in pairs(quantile_adds) do
+    for field, amount in pairs(fields) do
+        redis.call('HINCRBY', key, field, amount)
     end
 end
 

@@ -452,8 +452,10 @@ function renderMetrics(r) {
         abscope.el("td", { class: "wrap", text: m.name, title: `${m.kind} metric` }),
         abscope.el("td", { text: m.role }),
         abscope.el("td", { text: c.variant }),
-        abscope.cell(base.value, format(base.value), base.value_reason, { class: "num" }),
-        abscope.cell(own.value, format(own.value), own.value_reason, { class: "num" }),
+        ...(m.kind === "quantile" // its figures per quantile are in its card (quantiles.js)
+          ? [0, 1].map(() => abscope.el("td", { class: "num muted", text: "see latency card" }))
+          : [abscope.cell(base.value, format(base.value), base.value_reason, { class: "num" }),
+            abscope.cell(own.value, format(own.value), own.value_reason, { class: "num" })]),
         abscope.cell(c.estimate, abscope.signedPct(c.estimate), reason, { class: "num" }),
         abscope.cell(interval, abscope.interval(interval, abscope.signedPct), reason),
         abscope.el("td", { class: "wrap", text: testText(m, c), title: c.inference === "sequential" ? "always-valid (sequential)" : "fixed-horizon" }),
@@ -462,6 +464,7 @@ function renderMetrics(r) {
   }
   document.querySelector("#metrics-table tbody").replaceChildren(...rows);
   labelCells(document.getElementById("metrics-table"));
+  document.dispatchEvent(new CustomEvent("abscope:results", { detail: r })); // quantiles.js
   const rule = r.decision_rule;
   document.getElementById("decision-rule").textContent = rule ? rule.sentence : "";
   const modes = new Set(metrics.flatMap((m) => (m.comparisons || []).map((c) => c.inference)));

@@ -149,27 +149,37 @@ function metricRow(spec) {
   const roleSelect = abscope.el("select", { name: "metric-role" },
     option("secondary", "secondary", role === "secondary"), option("guardrail", "guardrail", role === "guardrail"),
     option("primary", "primary", role === "primary"));
+  // A quantile guardrail guards one of its quantiles (p50, p95 and p99 unless it lists others).
+  const levels = spec.quantiles || [0.5, 0.95, 0.99];
+  const guarded = spec.guard_quantile || (levels.includes(0.95) ? 0.95 : levels[levels.length - 1]);
+  const guardQuantile = abscope.el("select", { name: "metric-guard-quantile" },
+    ...levels.map((q) => option(String(q), `p${Number((q * 100).toFixed(6))}`, q === guarded)));
+  const kindSelect = abscope.el("select", { name: "metric-kind" },
+    option("binary", "binary (converted)", spec.kind === "binary"), option("mean", "mean per user", spec.kind === "mean"),
+    option("ratio", "ratio (per request)", spec.kind === "ratio"),
+    option("quantile", "quantiles (latency per request)", spec.kind === "quantile"));
   const sync = () => {
     const guardrail = roleSelect.value === "guardrail";
     margin.disabled = action.disabled = !guardrail;
+    guardQuantile.disabled = !(guardrail && kindSelect.value === "quantile");
   };
   roleSelect.addEventListener("change", sync);
+  kindSelect.addEventListener("change", sync);
   const higher = spec.higher_is_better === true;
   const row = abscope.el("div", { class: "metric-row" },
     field("Name", abscope.el("input", { name: "metric-name", value: spec.name }), "name"),
-    field("Kind", abscope.el("select", { name: "metric-kind" },
-      option("binary", "binary (converted)", spec.kind === "binary"), option("mean", "mean per user", spec.kind === "mean"),
-      option("ratio", "ratio (per request)", spec.kind === "ratio")), "kind"),
+    field("Kind", kindSelect, "kind"),
     field("Role", roleSelect, "role"),
     field("Better when", abscope.el("select", { name: "metric-direction" },
       option("lower", "lower", !higher), option("higher", "higher", higher)), "higher_is_better"),
     field("Margin %", margin, "margin"),
     field("On breach", action, "action"),
+    field("Guards", guardQuantile, "guard_quantile"),
     abscope.el("button", { type: "button", class: "secondary remove", text: "Remove",
       "aria-label": "Remove metric", onclick: () => { row.remove(); renumberMetrics(); } }));
   // What the form does not show, kept as loaded (the service checks each against the kind).
   row.extra = {};
-  for (const key of ["min_samples", "numerator", "denominator", "description"]) {
+  for (const key of ["min_samples", "numerator", "denominator", "description", "quantiles"]) {
     if (spec[key]) row.extra[key] = spec[key];
   }
   sync();
@@ -191,9 +201,11 @@ function metricsBody() {
       role: value("metric-role"),
       higher_is_better: value("metric-direction") === "higher",
     }, row.extra);
+    if (metric.kind !== "quantile") delete metric.quantiles;
     if (metric.role === "guardrail") {
       metric.margin = Number(value("metric-margin")) / 100;
       metric.action = value("metric-action");
+      if (metric.kind === "quantile") metric.guard_quantile = Number(value("metric-guard-quantile"));
     } else {
       delete metric.min_samples;
     }
