@@ -616,7 +616,8 @@ def sensitivity_chart(curve: SensitivityCurve) -> go.Figure:
     curve : SensitivityCurve
         From :func:`abscope.stats.planner.sensitivity_curve`; ``effects`` (x, on the plan's
         scale: relative lifts and differences of rates drawn in percent) and ``days`` (y),
-        with ``total_samples`` in the hover.
+        with ``total_samples`` in the hover. A CUPED plan's curve is named for its ``ρ``,
+        with ``unadjusted_days`` beside it as a dashed "Without CUPED" line.
     """
     title, ticks, shown = _effect_axis(curve.metric_type, curve.effect_scale)
     figure = _figure(
@@ -628,12 +629,26 @@ def sensitivity_chart(curve: SensitivityCurve) -> go.Figure:
     )
     figure.update_yaxes(rangemode="tozero")
     effects, days = list(curve.effects), list(curve.days)
+    cuped = curve.unadjusted_days is not None
+    if curve.unadjusted_days is not None:
+        figure.add_trace(
+            go.Scatter(
+                x=effects,
+                y=list(curve.unadjusted_days),
+                name="Without CUPED",
+                mode=_mode(len(effects)),
+                line={"color": "#888888", "width": 1.5, "dash": "dash"},
+                hovertemplate=f"effect %{{x:{shown}}}: %{{y:,}} days without CUPED<extra></extra>",
+            )
+        )
     figure.add_trace(
         go.Scatter(
             x=effects,
             y=days,
             customdata=list(curve.total_samples),
-            name="Days needed",
+            name=f"Days needed with CUPED (ρ = {curve.covariate_correlation:g})"
+            if cuped
+            else "Days needed",
             mode=_mode(len(effects)),
             line={"color": TREATMENT_COLORS[4], "width": 2},
             hovertemplate=f"effect %{{x:{shown}}}: %{{y:,}} days, %{{customdata:,}} users"
@@ -690,7 +705,9 @@ def power_heatmap(grid: PowerGrid, *, planned_samples: int | None = None) -> go.
             z=z,
             zmin=0.0,
             zmax=1.0,
-            name="Power",
+            name="Power"
+            if not grid.covariate_correlation  # None, or 0: no CUPED
+            else f"Power with CUPED (ρ = {grid.covariate_correlation:g})",
             colorscale="Blues",
             colorbar={"title": {"text": "Power"}, "tickformat": ".0%", "thickness": 10},
             hovertemplate=f"%{{x:,}} users per arm, effect %{{y:{shown}}}: power %{{z:.1%}}"

@@ -594,7 +594,8 @@ class CalculateRequest(_Body):
     continuous one ``baseline_mean`` and ``standard_deviation``; the effect is exactly one of
     ``min_relative_lift`` and ``min_absolute_effect``. With more than two arms each comparison
     is sized at ``alpha / (arms − 1)``, which keeps its power under the analysis' Holm
-    correction (:mod:`abscope.stats.planner`).
+    correction (:mod:`abscope.stats.planner`). ``covariate_correlation`` (ρ) plans the
+    CUPED-adjusted test, whose variance is ``1 − ρ²`` times smaller.
     """
 
     model_config = ConfigDict(
@@ -609,6 +610,12 @@ class CalculateRequest(_Body):
                     "min_absolute_effect": 1.5,
                     "daily_traffic": 5000,
                     "arms": 3,
+                },
+                {
+                    "baseline_rate": 0.1,
+                    "min_relative_lift": 0.05,
+                    "daily_traffic": 5000,
+                    "covariate_correlation": 0.7,
                 },
             ]
         },
@@ -666,6 +673,14 @@ class CalculateRequest(_Body):
         strict=True,
         description="The longest the experiment can run; a longer plan carries a"
         " traffic_cannot_reach warning.",
+    )
+    covariate_correlation: float | None = Field(
+        default=None,
+        description="CUPED: the expected correlation, in [0, 1), of the metric with a"
+        " pre-exposure covariate sent with the exposures (typically the same metric over a"
+        " pre-period). Each user's outcome variance is multiplied by 1 - rho^2; the plan is"
+        " for the adjusted test and `unadjusted` keeps the figures without it. 0 or left"
+        " out: no CUPED.",
     )
 
 

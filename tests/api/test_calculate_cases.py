@@ -39,6 +39,8 @@ def test_a_body_in_fractions_from_before_gives_the_librarys_plan(client: TestCli
          "min_absolute_effect": 1.5, "daily_traffic": 5000, "arms": 3},
         {"baseline_rate": 0.04, "min_absolute_effect": 0.005, "daily_traffic": 500, "arms": 4,
          "treatment_share": 0.2, "sequential": False, "max_days": 30},
+        {"baseline_rate": 0.1, "min_relative_lift": 0.05, "daily_traffic": 20000, "arms": 3,
+         "covariate_correlation": 0.7},
     ],
 )  # fmt: skip
 def test_new_cases_are_the_librarys_plan_with_their_warnings(
@@ -56,6 +58,14 @@ def test_new_cases_are_the_librarys_plan_with_their_warnings(
     assert codes == [w.code for w in library.warnings]
     if "max_days" in body:
         assert codes == ["traffic_cannot_reach"] and served["days"] > 30
+    if "covariate_correlation" in body:
+        # The plan without CUPED, as the same body without the correlation gives it.
+        plain = _plan(client, {k: v for k, v in body.items() if k != "covariate_correlation"})
+        assert served["unadjusted"] == plain["always_valid"]
+        assert served["days"] < plain["days"] and served["variance_factor"] == 1 - 0.7**2
+        assert served["sensitivity"]["unadjusted_days"] == plain["sensitivity"]["days"]
+    else:
+        assert served["unadjusted"] is None and served["covariate_correlation"] is None
 
 
 @pytest.mark.parametrize(
@@ -73,6 +83,9 @@ def test_new_cases_are_the_librarys_plan_with_their_warnings(
          "standard_deviation"),
         ({"metric_type": "continuous", "standard_deviation": 2.0, "baseline_mean": 10.0},
          "baseline_rate"),
+        ({"covariate_correlation": 1.0}, "covariate_correlation"),
+        ({"covariate_correlation": -0.3}, "covariate_correlation"),
+        ({"covariate_correlation": "high"}, "covariate_correlation"),
     ],
 )  # fmt: skip
 def test_bad_new_inputs_are_422_naming_the_field(

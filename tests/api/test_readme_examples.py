@@ -33,9 +33,21 @@ def _curl_block(marker: str = "ranker-v2") -> str:
     return curls[0]
 
 
+def _calculate_block() -> str:
+    """The block of curl examples of the planner with CUPED."""
+    blocks = [b for b in _curl_blocks() if "/calculate" in b]
+    assert len(blocks) == 1, "the README has one block of curl examples of /calculate"
+    return blocks[0]
+
+
 def test_every_curl_block_is_run_here() -> None:
-    blocks = {_curl_block(), _curl_block("model-v2"), _curl_block("checkout-latency")}
-    assert len(_curl_blocks()) == 3 == len(blocks)
+    blocks = {
+        _curl_block(),
+        _curl_block("model-v2"),
+        _curl_block("checkout-latency"),
+        _calculate_block(),
+    }
+    assert len(_curl_blocks()) == 4 == len(blocks)
 
 
 def _run(block: str, host: str) -> tuple[list[str], list[str]]:
@@ -94,6 +106,26 @@ def test_the_readme_gate_examples_run_as_pasted(make_server: MakeServer, tmp_pat
         " 100 needed)"
     )
     assert " ".join(reason.split()) in " ".join(shown.replace('"', " ").split())
+
+
+def test_the_readme_cuped_plan_runs_as_pasted_and_shows_the_servers_figures(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    if shutil.which("curl") is None:
+        pytest.fail("curl is missing: install Debian's curl package")
+    server = make_server(ABSCOPE_DB_PATH=str(tmp_path / "abscope.db"))
+    block = _calculate_block()
+    statuses, replies = _run(block, server.url.removeprefix("http://"))
+    assert statuses == ["200"], replies
+    (plan,) = (json.loads(r) for r in replies)
+    without = plan["unadjusted"]
+    assert without is not None and without["days"] > plan["days"]
+    # Each figure the block shows after "# =>" is the server's (the "..." elides fields).
+    shown = block.split("# =>", 1)[1]
+    figures = [(k, plan[k]) for k in ("control_samples", "days", "variance_factor")]
+    figures += [(k, without[k]) for k in ("mode", "control_samples", "days")]
+    for name, value in figures:
+        assert f'"{name}": {json.dumps(value)}' in shown, name
 
 
 def test_the_readme_latency_examples_run_as_pasted(make_server: MakeServer, tmp_path: Path) -> None:

@@ -112,3 +112,42 @@ def test_the_real_command_prints_the_librarys_plan() -> None:
     assert completed.returncode == 0, completed.stderr
     expected = plan_duration(0.04, None, 5000, min_absolute_effect=0.005, arms=3)
     assert json.loads(completed.stdout) == to_jsonable(expected)
+
+
+def test_a_covariate_correlation_prints_the_cuped_plan_and_the_plan_without_it() -> None:
+    common = ["plan", "--baseline-rate", "10%", "--min-relative-lift", "5%",
+              "--daily-traffic", "20000"]  # fmt: skip
+    result = CliRunner().invoke(app, [*common, "--covariate-correlation", "0.7"])
+    assert result.exit_code == 0, result.output
+    cuped = plan_duration(0.1, 0.05, 20000, covariate_correlation=0.7)
+    plain = plan_duration(0.1, 0.05, 20000)
+    assert cuped.unadjusted is not None and cuped.days < plain.days
+    lines = {line.split("  ")[1].strip(): line.strip() for line in result.output.splitlines()[1:]}
+    assert lines["planned for"].endswith("CUPED-adjusted")
+    assert lines["control samples"].endswith(f"{cuped.control_samples:,}")
+    assert lines["days"].endswith(f"{cuped.days:,}")
+    # The plan without CUPED is the plan of the same inputs without the correlation.
+    assert lines["without CUPED"].endswith(
+        f"{plain.control_samples:,} control, {plain.total_samples:,} samples, {plain.days:,} days"
+    )
+    assert "variance x 0.51" in lines["CUPED correlation"]
+    assert _json([*common[1:], "--covariate-correlation", "0.7"]) == to_jsonable(cuped)
+
+
+def test_without_a_correlation_the_output_has_no_cuped_line() -> None:
+    result = CliRunner().invoke(
+        app, ["plan", "--baseline-rate", "0.1", "--min-relative-lift", "0.05",
+              "--daily-traffic", "20000"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "CUPED" not in result.output
+
+
+@pytest.mark.parametrize("rho", ["1", "-0.2", "1.5", "nan"])
+def test_a_correlation_outside_0_1_exits_2_naming_it(rho: str) -> None:
+    result = CliRunner().invoke(
+        app, ["plan", "--baseline-rate", "10%", "--min-relative-lift", "5%",
+              "--daily-traffic", "100", "--covariate-correlation", rho],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "covariate_correlation" in result.output or "--covariate-correlation" in result.output

@@ -7,6 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import httpx
+
 from abscope.storage.sqlite import SQLiteStore
 from tests.client.conftest import MakeServer, samples
 
@@ -35,13 +37,19 @@ def test_the_readme_sdk_examples_run(make_server: MakeServer, tmp_path: Path) ->
         exec(compile(example.replace("localhost:8000", host), str(README), "exec"), {})  # noqa: S102
     counted = samples(server.url, "ranker-v2")
     assert sum(counted.values()) == 3  # user-1 by curl, user-2 and user-3 by the SDK
+    # user-2's covariate came with its exposure, user-1's by the backfill: CUPED counts both.
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        cuped = http.get("/experiments/ranker-v2/results").json()["cuped"]
+    assert cuped is not None and cuped["covariate_users"] == 2
     # The latency of user-1 (curl, one request of 182.5 ms) and of user-2 (the SDK, one
     # request) reached the guardrail: two requests in all, one a user.
     store = SQLiteStore(tmp_path / "abscope.db")
     try:
         latency = store.get_metric_counts("ranker-v2", 0)["latency_ms"]
+        covariates = store.get_covariate_counts("ranker-v2", 0)
     finally:
         store.close()
+    assert sum(c.sum for c in covariates.values()) == 3.0 + 4.0  # the values sent
     assert sum(c.denominator_sum for c in latency.values()) == 2.0
     assert sum(c.denominator_sum_squares for c in latency.values()) == 2.0
     assert sum(c.sum for c in latency.values()) >= 182.5

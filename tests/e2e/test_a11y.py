@@ -84,7 +84,8 @@ _CHARTS_WITHOUT_TEXT = """() => [...document.querySelectorAll(".js-plotly-plot")
 
 
 def _guarded(api: httpx.Client) -> None:
-    """An experiment with a latency guardrail (alert only) and a few hundred users' data."""
+    """An experiment with a latency guardrail (alert only) and a few hundred users' data,
+    each exposure with a covariate (so the CUPED panel is drawn)."""
     if api.get(f"/experiments/{GUARDED_ID}").status_code == 200:
         return
     metric = {
@@ -101,7 +102,7 @@ def _guarded(api: httpx.Client) -> None:
     for user, variant in route_users(api, GUARDED_ID, [f"a11y-{i}" for i in range(300)]).items():
         assert variant is not None
         base = {"experiment_id": GUARDED_ID, "user_id": user, "variant_name": variant}
-        events.append({**base, "kind": "exposure"})
+        events.append({**base, "kind": "exposure", "covariate": round(rng.random(), 3)})
         if rng.random() < 0.1:
             events.append({**base, "kind": "conversion"})
         latency = rng.lognormvariate(0.0, 0.3) * (100.0 if variant == "control" else 120.0)
@@ -144,10 +145,16 @@ PAGES: list[tuple[str, str, Callable[[Page], None]]] = [
         _all(
             _charts_drawn(*DETAIL_CHARTS),
             _rows('#metric-figures [data-metric="latency_ms"] .main-svg'),
+            _rows("#cuped-table tbody tr"),
         ),
     ),
     ("new", "/new", _rows("#variants .variant-row")),
     ("planner", "/planner", _charts_drawn("chart-power", "chart-sensitivity")),
+    (
+        "planner-cuped",
+        "/planner?covariate_correlation=0.7",
+        _all(_charts_drawn("chart-power", "chart-sensitivity"), _rows("#cuped-adjusted")),
+    ),
     ("simulator", "/simulator", _charts_drawn("chart-regret")),
     ("docs", "/docs", _rows('.opblock-summary-path[data-path="/route"]')),
 ]

@@ -3,12 +3,14 @@
 Each case is typed into the page in percent, given to the CLI in percent (``10%``) and to the
 API in fractions; the users, days and warnings must match across the three. The cases cover
 the new inputs: an absolute effect, three and four arms, a continuous metric, a one-sided
-fixed-horizon test and a limit on the days, at 1280 and 390 px.
+fixed-horizon test, a limit on the days and a CUPED correlation (whose plan without CUPED
+must match too), at 1280 and 390 px.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,15 @@ CASES: dict[str, tuple[dict[str, str], dict[str, str], list[str], dict[str, Any]
         ["--baseline-rate", "1%", "--min-relative-lift", "2%", "--daily-traffic", "300"],
         {"baseline_rate": 0.01, "min_relative_lift": 0.02, "daily_traffic": 300},
     ),
+    "cuped-three-arms": (
+        {"baseline_pct": "10", "min_effect": "5", "daily_traffic": "20000", "arms": "3",
+         "covariate_correlation": "0.7"},
+        {},
+        ["--baseline-rate", "10%", "--min-relative-lift", "5%", "--daily-traffic", "20000",
+         "--arms", "3", "--covariate-correlation", "0.7"],
+        {"baseline_rate": 0.1, "min_relative_lift": 0.05, "daily_traffic": 20000, "arms": 3,
+         "covariate_correlation": 0.7},
+    ),
 }  # fmt: skip
 FIGURES = ("control_samples", "treatment_samples", "total_samples", "days")
 
@@ -71,8 +82,8 @@ def _cli_plan(arguments: list[str]) -> dict[str, Any]:
     return plan
 
 
-# Every case at 1280 px; at 390 px one (the layout, not the numbers, depends on the width).
-RUNS = [(1280, name) for name in CASES] + [(390, "absolute-three-arms")]
+# Every case at 1280 px; at 390 px two (the layout, not the numbers, depends on the width).
+RUNS = [(1280, name) for name in CASES] + [(390, "absolute-three-arms"), (390, "cuped-three-arms")]
 
 
 @pytest.mark.parametrize("width", [1280, 390])
@@ -92,6 +103,7 @@ def test_page_cli_and_api_give_the_same_plan(
         assert printed["fixed_horizon"] == served["fixed_horizon"], name
         assert printed["always_valid"] == served["always_valid"], name
         assert printed["warnings"] == served["warnings"], name
+        assert printed["unadjusted"] == served["unadjusted"], name
 
         _type_in(page, fields, selects)
         expect(page.locator("#days")).to_have_text(js_int(served["days"]))
@@ -106,6 +118,22 @@ def test_page_cli_and_api_give_the_same_plan(
         for i, warning in enumerate(served["warnings"]):
             expect(warnings.nth(i)).to_have_attribute("data-code", warning["code"])
             expect(warnings.nth(i)).to_have_text(warning["message"])
+        cuped = page.locator("#plan-cuped")
+        if served["unadjusted"] is None:
+            expect(cuped).to_be_hidden()
+        else:
+            without = served["unadjusted"]
+            expect(cuped).to_contain_text(f"With CUPED (ρ = {body['covariate_correlation']})")
+            expect(page.locator("#cuped-adjusted")).to_have_text(
+                f"{js_int(served['control_samples'])} users per arm, {js_int(served['days'])} days"
+            )
+            expect(page.locator("#cuped-unadjusted")).to_have_text(
+                f" (instead of {js_int(without['control_samples'])} users per arm,"
+                f" {js_int(without['days'])} days without it)"
+            )
+            assert without["days"] > served["days"], name
+            # The correlation lives in the link, as every other input does.
+            expect(page).to_have_url(re.compile(r"[?&]covariate_correlation=0\.7(&|$)"))
         if served["arms"] > 2:
             expect(page.locator("#plan-arms")).to_contain_text(
                 f"{served['comparisons']} comparisons"

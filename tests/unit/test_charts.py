@@ -408,3 +408,15 @@ def test_lift_chart_without_any_defined_lift_says_so() -> None:
         for key in data:
             data[key] = [None] * len(HOURS)
     assert _annotations(charts.lift_over_time(series)) == [charts.NO_LIFT]
+
+
+def test_a_cuped_plans_charts_name_the_correlation_and_draw_the_plan_without_it() -> None:
+    plan = plan_duration(0.1, 0.05, 20000, covariate_correlation=0.7)
+    plain = plan_duration(0.1, 0.05, 20000)
+    figure = charts.sensitivity_chart(sensitivity_curve(plan))
+    traces = {trace.name: trace for trace in figure.data}
+    assert list(traces["Without CUPED"].y) == list(sensitivity_curve(plain).days)
+    assert list(traces["Days needed with CUPED (ρ = 0.7)"].y) == list(sensitivity_curve(plan).days)
+    heatmap = charts.power_heatmap(power_grid(plan))
+    assert heatmap.data[0].name == "Power with CUPED (ρ = 0.7)"
+    assert charts.power_heatmap(power_grid(plain)).data[0].name == "Power"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -25,10 +26,12 @@ def test_readme_python_examples_run() -> None:
 
 
 def test_readme_plan_output_matches_the_cli() -> None:
-    console = next(b for b in _blocks("console") if b.startswith("$ .venv/bin/abscope plan "))
-    shown = console.split("$ ")[1].split("\n", 1)[1].strip()
-    result = CliRunner().invoke(
-        app, ["plan", "--baseline-rate", "0.1", "--min-relative-lift", "0.05",
-              "--daily-traffic", "20000"],
-    )  # fmt: skip
-    assert result.output.strip() == shown
+    consoles = [b for b in _blocks("console") if b.startswith("$ .venv/bin/abscope plan ")]
+    assert len(consoles) == 2  # the command line's, and CUPED's
+    for console in consoles:
+        command, shown = console.split("$ ")[1].split("\n", 1)
+        arguments = shlex.split(command.removeprefix(".venv/bin/abscope "))
+        result = CliRunner().invoke(app, arguments)
+        assert result.exit_code == 0, result.output
+        assert result.output.strip() == shown.strip(), command
+    assert any("--covariate-correlation 0.7" in console for console in consoles)

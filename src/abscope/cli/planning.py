@@ -10,6 +10,8 @@ Examples::
     abscope plan --baseline-rate 10% --min-absolute-effect 0.5% --arms 3 --daily-traffic 20000
     abscope plan --metric continuous --baseline-mean 42 --std 30 --min-absolute-effect 1.5 \\
         --daily-traffic 5000
+    abscope plan --baseline-rate 10% --min-relative-lift 5% --daily-traffic 20000 \\
+        --covariate-correlation 0.7
     abscope analyze --counts control=150/1000 treatment=180/1000
     abscope analyze --means control=1000:10.2:3.1 treatment=1000:10.6:3.0 --json
 """
@@ -198,6 +200,14 @@ def plan(
     max_days: Annotated[
         int | None, typer.Option(help="The longest the experiment can run, in days.")
     ] = None,
+    covariate_correlation: Annotated[
+        float | None,
+        typer.Option(
+            help="CUPED: expected correlation in [0, 1) of the metric with a covariate sent"
+            " with the exposures (the same metric over a pre-period, say). Plans the adjusted"
+            " test, variance x (1 - rho^2), and shows the plan without it too."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """How many users and days an experiment needs, for the test the analysis will run."""
@@ -223,6 +233,7 @@ def plan(
             else _number(min_absolute_effect),
             arms=arms,
             max_days=max_days,
+            covariate_correlation=covariate_correlation,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
@@ -332,6 +343,8 @@ def format_plan(plan: DurationPlan) -> str:
         if plan.sequential
         else f"fixed-horizon ({sides}, read once)"
     )
+    if plan.unadjusted is not None:
+        mode += ", CUPED-adjusted"
     other_mode = "fixed-horizon" if plan.sequential else "sequential"
     binary = plan.metric_type == "binary"
     relative = (
@@ -371,6 +384,7 @@ def format_plan(plan: DurationPlan) -> str:
         ["total samples", f"{plan.total_samples:,}"],
         ["days", f"{plan.days:,}"],
         [f"{other_mode} instead", f"{other.total_samples:,} samples, {other.days:,} days"],
+        *_cuped_rows(plan),
     ]  # fmt: skip
     width = max(len(label) for label, _ in rows)
     text = "Duration plan\n" + "\n".join(
@@ -379,6 +393,22 @@ def format_plan(plan: DurationPlan) -> str:
     for warning in plan.warnings:
         text += f"\nWarning ({warning.code}): {warning.message}"
     return text
+
+
+def _cuped_rows(plan: DurationPlan) -> list[list[str]]:
+    """The CUPED correlation and the plan without it, when the plan has a correlation."""
+    if plan.covariate_correlation is None:
+        return []
+    rho = f"{plan.covariate_correlation:g}"
+    if plan.unadjusted is None:
+        return [["CUPED correlation", f"{rho} (no adjustment)"]]
+    without = plan.unadjusted
+    return [
+        ["CUPED correlation", f"{rho}: variance x {plan.variance_factor:.4g}"
+         " (the figures above are with CUPED)"],
+        ["without CUPED", f"{without.control_samples:,} control, {without.total_samples:,}"
+         f" samples, {without.days:,} days"],
+    ]  # fmt: skip
 
 
 def format_analysis(result: ExperimentAnalysis) -> str:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -18,7 +19,7 @@ import httpx
 
 from abscope.client._base import ClientState
 from abscope.client._decisions import Decision
-from abscope.client._errors import ServerUnavailable
+from abscope.client._errors import ClientError, ServerUnavailable
 from abscope.client._events import Backoff, ClientStats, wire
 from abscope.client._http import DEFAULT_TIMEOUT, Call, Options, calls, decode, describe_failure
 
@@ -109,19 +110,26 @@ class AsyncClient:
         *,
         expose: bool = True,
         default: str | None = None,
+        covariate: float | None = None,
     ) -> Decision:
-        """See :meth:`abscope.client.Client.route`; never raises."""
-        decision = self._local(user_id, experiment_id, expose)
+        """See :meth:`abscope.client.Client.route` (``covariate`` included); never raises."""
+        decision = self._local(user_id, experiment_id, expose, default, covariate)
         if decision is not None:
             return decision
-        return (await self._ask(user_id, experiment_id, expose, default))[0]
+        return (await self._ask(user_id, experiment_id, expose, default, covariate))[0]
 
     def route_locally(
-        self, user_id: str, experiment_id: str, *, expose: bool = True
+        self,
+        user_id: str,
+        experiment_id: str,
+        *,
+        expose: bool = True,
+        covariate: float | None = None,
     ) -> Decision | None:
         """The decision when it needs no I/O (a hash-routed experiment), else None: for
-        code that must not await."""
-        return self._state.local(user_id, experiment_id, expose)
+        code that must not await. ``covariate`` rides on the exposure queued, as in
+        :meth:`route`."""
+        return self._state.local(user_id, experiment_id, expose, None, covariate)
 
     async def route_all(self, user_id: str, *, expose: bool = True) -> list[Decision]:
         decisions = self._state.local_all(user_id, expose)
@@ -130,7 +138,12 @@ class AsyncClient:
         return await self._ask(user_id, None, expose, None)
 
     async def _ask(
-        self, user_id: str, experiment_id: str | None, expose: bool, default: str | None
+        self,
+        user_id: str,
+        experiment_id: str | None,
+        expose: bool,
+        default: str | None,
+        covariate: float | None = None,
     ) -> list[Decision]:
         state = self._state
         where = experiment_id or "*"
@@ -144,7 +157,14 @@ class AsyncClient:
             body = response.json() if response.content else None
         except (httpx.HTTPError, ValueError) as error:
             return [state.asking_failed(error, where, default)]
-        return state.answered_route(response.status_code, body, experiment_id, default)
+        decisions = state.answered_route(response.status_code, body, experiment_id, default)
+        if experiment_id is not None and covariate is not None:
+            if state.needs_backfill(decisions, covariate):
+                try:
+                    await self.set_covariates(experiment_id, [(user_id, covariate)])
+                except ClientError as error:
+                    state.backfill_failed(str(error))
+        return decisions
 
     # --- events --------------------------------------------------------------------------
 
@@ -277,6 +297,14 @@ class AsyncClient:
 
     async def timeseries(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
         return dict(await self._call(calls.timeseries(experiment_id, phase)))
+
+    async def set_covariates(
+        self,
+        experiment_id: str,
+        covariates: Mapping[str, float] | Iterable[tuple[str, float]],
+    ) -> dict[str, Any]:
+        """See :meth:`abscope.client.Client.set_covariates`."""
+        return dict(await self._call(calls.set_covariates(experiment_id, covariates)))
 
     async def simulate(self, spec: dict[str, Any]) -> dict[str, Any]:
         return dict(await self._call(calls.simulate(spec)))

@@ -16,7 +16,14 @@ from abscope.client._decisions import (
     fallback_decision,
     server_decisions,
 )
-from abscope.client._events import ClientStats, EventQueue, Item, judge_batch, outcome_event
+from abscope.client._events import (
+    ClientStats,
+    EventQueue,
+    Item,
+    check_covariate,
+    judge_batch,
+    outcome_event,
+)
 from abscope.client._http import Options, describe_failure
 
 __all__ = ["ClientState"]
@@ -41,7 +48,7 @@ class ClientState:
         self._monotonic = monotonic
         self._down_until = -float("inf")
         self._warned: set[str] = set()
-        self.ask: Callable[[str, str, bool, str | None], Decision | None] = _no_answer
+        self.ask: Callable[[str, str, bool, str | None, float | None], Decision | None] = _no_answer
 
     def counters(self) -> ClientStats:
         """The counters, ``queued`` brought up to date (it is read off the queue)."""
@@ -98,7 +105,12 @@ class ClientState:
     # --- decisions -----------------------------------------------------------------------
 
     def local(
-        self, user_id: str, experiment_id: str, expose: bool = True, default: str | None = None
+        self,
+        user_id: str,
+        experiment_id: str,
+        expose: bool = True,
+        default: str | None = None,
+        covariate: float | None = None,
     ) -> Decision | None:
         """The decision when it can be made in-process, else what :attr:`ask` gives (the
         sync client's asks the server; by default None).
@@ -108,15 +120,24 @@ class ClientState:
         exposure queued; the decision itself was built with the configuration. The sync
         client uses this method as its ``route``, so that a local decision costs no other
         Python call.
+
+        ``covariate`` (checked first: an invalid one is the caller's bug, answered with a
+        fallback) rides on the exposure this call queues; a user whose exposure was queued
+        already keeps the one sent.
         """
+        if covariate is not None:
+            try:
+                covariate = check_covariate(covariate)
+            except ValueError as error:
+                return self.fallback(experiment_id, str(error), default)
         experiment = self.config.experiments.get(experiment_id)
         if experiment is None:  # unknown, or local evaluation is off (no configuration)
-            return self.ask(user_id, experiment_id, expose, default)
+            return self.ask(user_id, experiment_id, expose, default, covariate)
         if experiment.served is not None:
             return experiment.served
         router = experiment.router
         if router is None:  # sticky or bandit: the server decides
-            return self.ask(user_id, experiment_id, expose, default)
+            return self.ask(user_id, experiment_id, expose, default, covariate)
         try:
             variant = router.choose(user_id)
         except ValueError as error:  # an invalid user id: the caller's bug, not an outage
@@ -128,7 +149,10 @@ class ClientState:
         seen = experiment.seen
         if user_id in seen:
             return experiment.already_queued[variant]
-        self.queue.expose(seen, experiment.tags[variant], user_id)
+        if covariate is None:
+            self.queue.expose(seen, experiment.tags[variant], user_id)
+        else:
+            self.queue.expose_with_covariate(seen, experiment.tags[variant], user_id, covariate)
         return experiment.queued[variant]
 
     def local_all(self, user_id: str, expose: bool) -> list[Decision] | None:
@@ -237,6 +261,21 @@ class ClientState:
             self.queue.put_back(verdict.again)
         return True
 
+    @staticmethod
+    def needs_backfill(decisions: list[Decision], covariate: float | None) -> bool:
+        """Whether a server-made decision recorded an exposure whose covariate must follow
+        (``/route`` takes none: it goes to ``POST /experiments/{id}/covariates``)."""
+        return (
+            covariate is not None
+            and len(decisions) == 1
+            and decisions[0].source == "server"
+            and decisions[0].exposure == "recorded"
+        )
+
+    def backfill_failed(self, error: str) -> None:
+        self.stats.covariate_errors += 1
+        self.warn_once("covariates", f"a covariate could not be sent ({error})")
+
     def config_failed(self, error: httpx.HTTPError) -> None:
         self.stats.config_errors += 1
         self.warn_once(
@@ -251,6 +290,8 @@ class ClientState:
             _log.warning("abscope client closed with %d events unsent", left)
 
 
-def _no_answer(user_id: str, experiment_id: str, expose: bool, default: str | None) -> None:
+def _no_answer(
+    user_id: str, experiment_id: str, expose: bool, default: str | None, covariate: float | None
+) -> None:
     """The default :attr:`ClientState.ask`: no decision without the server."""
     return None

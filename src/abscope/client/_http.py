@@ -4,6 +4,7 @@ as plain descriptions, and how an answer becomes data or an error. Pure: no I/O.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -117,6 +118,14 @@ class calls:  # noqa: N801 - a namespace of request builders
     def timeseries(experiment_id: str, phase: int | None = None) -> Call:
         params = {"phase": phase} if phase is not None else {}
         return Call("GET", f"/experiments/{_id(experiment_id)}/timeseries", params=params)
+
+    @staticmethod
+    def set_covariates(
+        experiment_id: str, covariates: Mapping[str, float] | Iterable[tuple[str, float]]
+    ) -> Call:
+        pairs = covariates.items() if isinstance(covariates, Mapping) else covariates
+        body = {"covariates": [{"user_id": user, "value": value} for user, value in pairs]}
+        return Call("POST", f"/experiments/{_id(experiment_id)}/covariates", json=body)
 
     @staticmethod
     def simulate(spec: dict[str, Any]) -> Call:

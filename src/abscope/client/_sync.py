@@ -6,6 +6,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -13,7 +14,7 @@ import httpx
 
 from abscope.client._base import ClientState
 from abscope.client._decisions import Decision
-from abscope.client._errors import ServerUnavailable
+from abscope.client._errors import ClientError, ServerUnavailable
 from abscope.client._events import Backoff, ClientStats, wire
 from abscope.client._http import DEFAULT_TIMEOUT, Call, Options, calls, decode, describe_failure
 
@@ -153,20 +154,35 @@ class Client:
         *,
         expose: bool = True,
         default: str | None = None,
+        covariate: float | None = None,
     ) -> Decision:
         """The variant and model to serve ``user_id`` in ``experiment_id``; never raises.
 
         ``expose`` queues the user's exposure (once per user and phase). ``default`` is the
         variant to fall back to for an experiment this client has never seen.
+
+        ``covariate`` is the user's pre-exposure covariate for CUPED (the same metric over a
+        period before the experiment, say): a finite number, sent with the exposure this
+        call queues (batched like every event). A decision the server makes (sticky
+        experiments, one this client has not seen) records the exposure itself, so the
+        covariate follows it to ``POST /experiments/{id}/covariates`` (a failure is logged
+        and counted in ``stats.covariate_errors``, never raised). Only a user's first
+        exposure carries it: for users exposed already, use :meth:`set_covariates`. An
+        invalid covariate gives a fallback decision with the error, like an invalid user id.
         """
-        decision = self._state.local(user_id, experiment_id, expose, default)
+        decision = self._state.local(user_id, experiment_id, expose, default, covariate)
         assert decision is not None  # the sync client's state always asks the server
         return decision  # (an instance's route is the state's local itself: see __init__)
 
     def _ask_one(
-        self, user_id: str, experiment_id: str, expose: bool, default: str | None
+        self,
+        user_id: str,
+        experiment_id: str,
+        expose: bool,
+        default: str | None,
+        covariate: float | None = None,
     ) -> Decision:
-        return self._ask(user_id, experiment_id, expose, default)[0]
+        return self._ask(user_id, experiment_id, expose, default, covariate)[0]
 
     def route_all(self, user_id: str, *, expose: bool = True) -> list[Decision]:
         """The user's decision in every running experiment they are in (``/route``
@@ -178,7 +194,12 @@ class Client:
         return self._ask(user_id, None, expose, None)
 
     def _ask(
-        self, user_id: str, experiment_id: str | None, expose: bool, default: str | None
+        self,
+        user_id: str,
+        experiment_id: str | None,
+        expose: bool,
+        default: str | None,
+        covariate: float | None = None,
     ) -> list[Decision]:
         state = self._state
         where = experiment_id or "*"
@@ -192,7 +213,14 @@ class Client:
             body = response.json() if response.content else None
         except (httpx.HTTPError, ValueError) as error:
             return [state.asking_failed(error, where, default)]
-        return state.answered_route(response.status_code, body, experiment_id, default)
+        decisions = state.answered_route(response.status_code, body, experiment_id, default)
+        if experiment_id is not None and covariate is not None:
+            if state.needs_backfill(decisions, covariate):
+                try:
+                    self.set_covariates(experiment_id, [(user_id, covariate)])
+                except ClientError as error:
+                    state.backfill_failed(str(error))
+        return decisions
 
     # --- events --------------------------------------------------------------------------
 
@@ -346,6 +374,21 @@ class Client:
 
     def timeseries(self, experiment_id: str, phase: int | None = None) -> dict[str, Any]:
         return dict(self._call(calls.timeseries(experiment_id, phase)))
+
+    def set_covariates(
+        self,
+        experiment_id: str,
+        covariates: Mapping[str, float] | Iterable[tuple[str, float]],
+    ) -> dict[str, Any]:
+        """Backfill the pre-exposure covariates (CUPED) of users already exposed in the
+        experiment's current phase (``POST /experiments/{id}/covariates``), ``{user_id:
+        value}`` or ``(user_id, value)`` pairs, at most the server's batch size a call.
+
+        The answer counts ``set``, ``unchanged`` (the same value again: a retry is safe),
+        ``conflicts`` (another value: the first is kept) and ``not_exposed``, with a result
+        per user.
+        """
+        return dict(self._call(calls.set_covariates(experiment_id, covariates)))
 
     def simulate(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Run the bandit simulator (``POST /charts/simulate``)."""

@@ -51,6 +51,22 @@ user. A one-sided plan (``two_sided=False``) tests in the direction of the effec
 negative one plans for detecting a decrease; the sequential test is always two-sided, so
 ``two_sided`` changes only the fixed-horizon figures.
 
+CUPED
+-----
+With ``covariate_correlation = ρ`` (the expected correlation of the metric with its
+pre-exposure covariate, in [0, 1)) the plan is for the CUPED-adjusted test the analysis runs
+when users carry a covariate (:mod:`abscope.stats.cuped`): the adjustment leaves
+``1 − ρ²`` (:func:`abscope.stats.cuped.variance_factor`) of each user's outcome variance, so
+every variance in the sizing is multiplied by it, the ``p(1 − p)`` terms of a rate and the
+``σ²`` of a mean alike. For the fixed-horizon test both standard deviations of the formula
+(under the null and the alternative) then shrink by ``√(1 − ρ²)``, so the exact size is
+``1 − ρ²`` times the unadjusted one; the sequential size solves the same equation with the
+unit variance ``(1 − ρ²) σ_1²``, about ``1 − ρ²`` times the unadjusted size too (not exactly:
+the always-valid boundary depends on ``n``).
+The plan keeps the unadjusted figures of its mode beside the adjusted ones (``unadjusted``),
+and the charts follow the adjusted plan. ``ρ = 0``, or leaving it out, is the plan without
+CUPED, figure for figure.
+
 Warnings
 --------
 ``warnings`` holds :class:`PlanWarning` codes: ``"longer_than_a_year"`` when the plan needs
@@ -79,7 +95,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Literal
 
@@ -90,6 +106,14 @@ from abscope.stats._validate import (
     check_finite,
     check_open_unit,
     check_positive,
+)
+from abscope.stats.cuped import variance_factor
+from abscope.stats.plan_results import (
+    DurationPlan,
+    ModeFigures,
+    PlanWarning,
+    PowerGrid,
+    SensitivityCurve,
 )
 from abscope.stats.power import (
     power_means,
@@ -128,238 +152,6 @@ _SIZE_FACTORS = tuple(Fraction(k, 10) for k in range(1, 21))  # 0.1x .. 2x, 20 p
 
 
 @dataclass(frozen=True, slots=True)
-class ModeFigures:
-    """Users and days for one of the two tests; both are part of every :class:`DurationPlan`.
-
-    Attributes
-    ----------
-    mode : {"sequential", "fixed_horizon"}
-        The test these figures are for.
-    exact_control_samples : float
-        Unrounded control size.
-    control_samples, treatment_samples : int
-        Users in the control and in *each* treatment arm, rounded up.
-    total_samples : int
-        ``control_samples + (arms − 1) · treatment_samples``.
-    days : int
-        Whole days needed to collect ``total_samples`` users.
-    """
-
-    mode: str
-    exact_control_samples: float
-    control_samples: int
-    treatment_samples: int
-    total_samples: int
-    days: int
-
-
-@dataclass(frozen=True, slots=True)
-class PlanWarning:
-    """Something the plan's reader should know before starting.
-
-    Attributes
-    ----------
-    code : {"longer_than_a_year", "traffic_cannot_reach"}
-        What is wrong (see the module docstring).
-    message : str
-        The same in words.
-    """
-
-    code: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class DurationPlan:
-    """Users and days an experiment needs; built by :func:`plan_duration`.
-
-    Attributes
-    ----------
-    metric_type, baseline_rate, baseline_mean, standard_deviation, daily_traffic, allocation,
-    arms, treatment_share, power, alpha, two_sided, sequential, sequential_tuning_n, max_days
-        The inputs after validation (``baseline_rate`` is ``None`` for a continuous metric,
-        ``baseline_mean`` and ``standard_deviation`` for a binary one); ``treatment_share``
-        is the share of each treatment arm, ``1/arms`` when not given.
-    effect_scale : {"relative", "absolute"}
-        Which of the two effects was given.
-    min_relative_lift : float or None
-        The relative effect ``δ / baseline``; ``None`` only for a continuous metric whose
-        baseline mean is 0 (a relative change of 0 is undefined).
-    min_absolute_effect : float
-        The absolute effect ``δ`` (a difference of rates or of means).
-    comparisons : int
-        ``arms − 1`` treatments compared with the control.
-    alpha_per_comparison : float
-        ``alpha / comparisons``, the level each comparison is sized at (see the module
-        docstring).
-    mode : {"sequential", "fixed_horizon"}
-        The test the headline figures below are for: ``"sequential"`` when ``sequential``.
-    treatment_rate, treatment_mean : float or None
-        The rate (binary) or mean (continuous) the test is powered to detect; the other is
-        ``None``.
-    exact_control_samples : float
-        Unrounded control size from the sample-size formula.
-    control_samples, treatment_samples : int
-        Users in the control and in each treatment arm, rounded up.
-    total_samples : int
-        All arms' users.
-    days : int
-        Whole days needed to collect ``total_samples`` users.
-    daily_users_in_test : float
-        ``daily_traffic · allocation``, the users entering the experiment each day.
-    fixed_horizon, always_valid : ModeFigures
-        Both tests' figures; the headline ones equal one of them (``always_valid`` when
-        ``sequential``).
-    warnings : tuple of PlanWarning
-        Empty when the plan is reasonable.
-    """
-
-    metric_type: str
-    baseline_rate: float | None
-    baseline_mean: float | None
-    standard_deviation: float | None
-    effect_scale: str
-    min_relative_lift: float | None
-    min_absolute_effect: float
-    daily_traffic: float
-    allocation: float
-    arms: int
-    comparisons: int
-    treatment_share: float
-    power: float
-    alpha: float
-    alpha_per_comparison: float
-    two_sided: bool
-    sequential: bool
-    sequential_tuning_n: int
-    max_days: int | None
-    mode: str
-    treatment_rate: float | None
-    treatment_mean: float | None
-    exact_control_samples: float
-    control_samples: int
-    treatment_samples: int
-    total_samples: int
-    days: int
-    daily_users_in_test: float
-    fixed_horizon: ModeFigures
-    always_valid: ModeFigures
-    warnings: tuple[PlanWarning, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SensitivityCurve:
-    """Sample size and duration over a range of effects; built by :func:`sensitivity_curve`.
-
-    All tuples have one entry per effect in ``effects``; the headline tuples are for the plan's
-    ``mode``, and ``fixed_horizon_days`` / ``always_valid_days`` give both.
-
-    Attributes
-    ----------
-    mode : {"sequential", "fixed_horizon"}
-        The test the headline figures are for.
-    metric_type, effect_scale : str
-        As in :class:`DurationPlan`.
-    baseline_rate, baseline_mean : float or None
-        The plan's baseline (one of the two).
-    min_relative_lift : float or None
-        The plan's relative effect.
-    min_effect : float
-        The plan's effect on its own scale (the curve passes through it when the default
-        range is used).
-    daily_users_in_test : float
-        ``daily_traffic · allocation``.
-    effects : tuple of float
-        Effects on the plan's scale, ordered as given (default: by increasing ``|effect|``).
-    lifts : tuple of float or None
-        The same effects, relative (``None`` where undefined, see :class:`DurationPlan`).
-    absolute_effects : tuple of float
-        The same effects, absolute.
-    treatment_rates : tuple of float, or None
-        ``baseline_rate + δ`` for a binary metric, else ``None``.
-    control_samples, treatment_samples, total_samples, days : tuple of int
-        As in :class:`DurationPlan`, for each effect.
-    fixed_horizon_days, always_valid_days : tuple of int
-        Days for each effect with either test.
-    """
-
-    mode: str
-    metric_type: str
-    effect_scale: str
-    baseline_rate: float | None
-    baseline_mean: float | None
-    min_relative_lift: float | None
-    min_effect: float
-    daily_users_in_test: float
-    effects: tuple[float, ...]
-    lifts: tuple[float | None, ...]
-    absolute_effects: tuple[float, ...]
-    treatment_rates: tuple[float, ...] | None
-    control_samples: tuple[int, ...]
-    treatment_samples: tuple[int, ...]
-    total_samples: tuple[int, ...]
-    days: tuple[int, ...]
-    fixed_horizon_days: tuple[int, ...]
-    always_valid_days: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class PowerGrid:
-    """Power over control sample size × effect; built by :func:`power_grid`.
-
-    Attributes
-    ----------
-    mode : {"sequential", "fixed_horizon"}
-        The test whose power ``power`` holds (the plan's); ``fixed_horizon_power`` holds the
-        fixed-horizon test's when the mode is sequential, else ``None``.
-    metric_type, effect_scale, baseline_rate, baseline_mean, min_relative_lift, arms,
-    treatment_share, alpha, alpha_per_comparison, two_sided, sequential_tuning_n
-        The plan's.
-    min_effect : float
-        The plan's effect on its own scale.
-    target_power : float
-        The plan's ``power``, for drawing a contour.
-    sample_sizes : tuple of int
-        Control users (the x axis), increasing.
-    treatment_sample_sizes : tuple of int
-        ``⌈r · n⌉`` users in each treatment arm for each control size.
-    days : tuple of int
-        Days needed to collect all arms at each control size.
-    effects : tuple of float
-        Effects on the plan's scale (the y axis).
-    lifts : tuple of float or None
-        The same effects, relative.
-    power : tuple of tuple of float
-        ``power[i][j]`` is the power of one comparison at ``effects[i]`` and
-        ``sample_sizes[j]``: one row per effect, the layout of a heatmap's ``z``.
-    fixed_horizon_power : tuple of tuple of float, or None
-        The same table for the fixed-horizon test, when ``mode`` is ``"sequential"``.
-    """
-
-    mode: str
-    metric_type: str
-    effect_scale: str
-    baseline_rate: float | None
-    baseline_mean: float | None
-    min_relative_lift: float | None
-    min_effect: float
-    arms: int
-    treatment_share: float
-    alpha: float
-    alpha_per_comparison: float
-    two_sided: bool
-    sequential_tuning_n: int
-    target_power: float
-    sample_sizes: tuple[int, ...]
-    treatment_sample_sizes: tuple[int, ...]
-    days: tuple[int, ...]
-    effects: tuple[float, ...]
-    lifts: tuple[float | None, ...]
-    power: tuple[tuple[float, ...], ...]
-    fixed_horizon_power: tuple[tuple[float, ...], ...] | None
-
-
-@dataclass(frozen=True, slots=True)
 class _Inputs:
     metric_type: PlanMetric
     baseline: float  # the rate or the mean
@@ -376,6 +168,8 @@ class _Inputs:
     sequential: bool
     sequential_tuning_n: int
     max_days: int | None
+    covariate_correlation: float | None
+    variance_factor: float  # 1 − ρ², 1.0 without CUPED
     ratio: Fraction  # n_treatment / n_control in each comparison, exactly
     pair_share: Fraction  # n_treatment / (n_control + n_treatment), exactly
     daily_users: Fraction  # daily_traffic · allocation, exactly
@@ -387,6 +181,10 @@ class _Inputs:
     @property
     def alpha_per(self) -> float:
         return self.alpha / self.comparisons
+
+    @property
+    def cuped(self) -> bool:
+        return self.variance_factor != 1.0
 
 
 def _decimal(value: float) -> Fraction:
@@ -439,6 +237,19 @@ def _check_size(name: str, value: int) -> int:
     return size
 
 
+def _check_correlation(value: float | None) -> float | None:
+    if value is None:
+        return None
+    rho = check_finite("covariate_correlation", value)
+    if not 0.0 <= rho < 1.0:
+        raise ValueError(
+            f"covariate_correlation must be in [0, 1) (0 or left out: no CUPED), got {value!r}:"
+            " the correlation of the metric with the same metric in a pre-period; for a"
+            " negative one give its absolute value, which reduces the variance as much"
+        )
+    return rho
+
+
 def _check_absent(name: str, value: float | None, metric: str) -> None:
     if value is not None:
         raise ValueError(f"{name} is for the other metric type; leave it out for {metric}")
@@ -461,6 +272,7 @@ def _validate(
     sequential: bool,
     sequential_tuning_n: int,
     max_days: int | None,
+    covariate_correlation: float | None,
 ) -> _Inputs:
     metric: PlanMetric
     std: float | None = None
@@ -525,6 +337,7 @@ def _validate(
         raise ValueError(f"sequential must be a bool, got {sequential!r}")
     tuning = _check_size("sequential_tuning_n", sequential_tuning_n)
     longest = None if max_days is None else _check_size("max_days", max_days)
+    rho = _check_correlation(covariate_correlation)
     control_share = 1 - (arms - 1) * exact_share
     ratio = exact_share / control_share
     return _Inputs(
@@ -543,6 +356,8 @@ def _validate(
         sequential=sequential,
         sequential_tuning_n=tuning,
         max_days=longest,
+        covariate_correlation=rho,
+        variance_factor=1.0 if rho is None else variance_factor(rho),
         ratio=ratio,
         pair_share=ratio / (1 + ratio),
         daily_users=_decimal(traffic) * _decimal(share_of_traffic),
@@ -570,6 +385,7 @@ def _inputs_of(plan: DurationPlan) -> _Inputs:
         plan.sequential,
         plan.sequential_tuning_n,
         plan.max_days,
+        plan.covariate_correlation,
     )
 
 
@@ -601,14 +417,16 @@ def _delta(inputs: _Inputs, effect: float) -> float:
 
 def _unit_variance(inputs: _Inputs, effect: float) -> float:
     """``n · Var(θ̂_t − θ̂_c)`` of one comparison, ``n`` its two arms' users: the variance the
-    sequential test uses (unpooled for rates)."""
+    sequential test uses (unpooled for rates), times ``1 − ρ²`` with CUPED."""
     share = float(inputs.pair_share)
     if inputs.metric_type == "continuous":
         assert inputs.std is not None
-        return inputs.std**2 * (1.0 / (1.0 - share) + 1.0 / share)
-    baseline = inputs.baseline
-    rate = _shifted(inputs.metric_type, baseline, inputs.effect_scale, effect)
-    return baseline * (1.0 - baseline) / (1.0 - share) + rate * (1.0 - rate) / share
+        variance = inputs.std**2 * (1.0 / (1.0 - share) + 1.0 / share)
+    else:
+        baseline = inputs.baseline
+        rate = _shifted(inputs.metric_type, baseline, inputs.effect_scale, effect)
+        variance = baseline * (1.0 - baseline) / (1.0 - share) + rate * (1.0 - rate) / share
+    return variance * inputs.variance_factor if inputs.cuped else variance
 
 
 def _figures(inputs: _Inputs, mode: str, exact_control: float) -> ModeFigures:
@@ -619,6 +437,13 @@ def _figures(inputs: _Inputs, mode: str, exact_control: float) -> ModeFigures:
 
 
 def _fixed_size(inputs: _Inputs, effect: float) -> float:
+    """The exact fixed-horizon control size, ``1 − ρ²`` times the unadjusted one with CUPED
+    (both standard deviations of the formula scale by ``√(1 − ρ²)``)."""
+    unadjusted = _unadjusted_fixed_size(inputs, effect)
+    return unadjusted * inputs.variance_factor if inputs.cuped else unadjusted
+
+
+def _unadjusted_fixed_size(inputs: _Inputs, effect: float) -> float:
     delta = _delta(inputs, effect)
     alternative = _alternative(inputs.two_sided, delta)
     if inputs.metric_type == "continuous":
@@ -682,6 +507,14 @@ def _warnings(inputs: _Inputs, chosen: ModeFigures) -> tuple[PlanWarning, ...]:
     return tuple(found)
 
 
+def _unadjusted(inputs: _Inputs, effect: float) -> ModeFigures | None:
+    """The plan's mode's figures without CUPED, or ``None`` when the plan has none."""
+    if not inputs.cuped:
+        return None
+    fixed, always_valid = _both(replace(inputs, variance_factor=1.0), effect)
+    return always_valid if inputs.sequential else fixed
+
+
 def _plan(inputs: _Inputs, effect: float) -> DurationPlan:
     fixed, always_valid = _both(inputs, effect)
     chosen = always_valid if inputs.sequential else fixed
@@ -721,6 +554,9 @@ def _plan(inputs: _Inputs, effect: float) -> DurationPlan:
         daily_users_in_test=float(inputs.daily_users),
         fixed_horizon=fixed,
         always_valid=always_valid,
+        covariate_correlation=inputs.covariate_correlation,
+        variance_factor=inputs.variance_factor,
+        unadjusted=_unadjusted(inputs, effect),
         warnings=_warnings(inputs, chosen),
     )
 
@@ -770,6 +606,7 @@ def plan_duration(
     min_absolute_effect: float | None = None,
     arms: int = 2,
     max_days: int | None = None,
+    covariate_correlation: float | None = None,
 ) -> DurationPlan:
     r"""Users per arm and days needed to detect an effect on a rate or a mean.
 
@@ -814,6 +651,12 @@ def plan_duration(
     max_days : int, optional
         The longest the experiment can run; a plan that needs longer has a
         ``"traffic_cannot_reach"`` warning.
+    covariate_correlation : float, optional
+        CUPED: the expected correlation ``ρ`` in [0, 1) of the metric with a covariate
+        measured before exposure (typically the same metric over a pre-period, e.g. the
+        last 28 days: estimate it from past data). Every outcome variance is multiplied by
+        ``1 − ρ²``; the plan's figures are for the adjusted test and ``unadjusted`` keeps
+        the plan without it. ``None`` or 0: no CUPED (the same plan as without).
 
     Returns
     -------
@@ -840,7 +683,9 @@ def plan_duration(
     ``σ_1² = p q/(1 − s') + p_t q_t/s'`` (or ``σ²/(1 − s') + σ²/s'``), ``s' = r/(1 + r)``
     and ``c(n)`` the always-valid boundary at ``α'``
     (:func:`~abscope.stats.sequential_power.sequential_sample_size`), and ``n_c = (1 − s') n``.
-    Then ``control = ⌈n_c⌉``, ``treatment = ⌈r n_c⌉`` per arm,
+    With CUPED every variance above (``p q``, ``p̄ q̄``, ``p_t q_t``, ``σ²``) is multiplied by
+    ``1 − ρ²`` (Deng et al., 2013), so the fixed-horizon ``n_c`` is ``1 − ρ²`` times the
+    unadjusted one. Then ``control = ⌈n_c⌉``, ``treatment = ⌈r n_c⌉`` per arm,
     ``total = control + m · treatment`` and ``days = ⌈total / (daily_traffic · allocation)⌉``,
     all computed exactly (see the module docstring).
 
@@ -855,6 +700,8 @@ def plan_duration(
     .. [2] statsmodels, ``statsmodels.stats.power.NormalIndPower.solve_power``.
     .. [3] R. Kohavi, D. Tang, Y. Xu, *Trustworthy Online Controlled Experiments*, Cambridge
        University Press, 2020, chapter 17 (statistics behind online experiments).
+    .. [4] A. Deng, Y. Xu, R. Kohavi and T. Walker, "Improving the sensitivity of online
+       controlled experiments by utilizing pre-experiment data", WSDM 2013 (CUPED).
 
     Examples
     --------
@@ -874,6 +721,9 @@ def plan_duration(
     ...                      standard_deviation=4.0, min_absolute_effect=1.0, sequential=False)
     >>> plan.treatment_mean, plan.control_samples, plan.days
     (11.0, 252, 1)
+    >>> cuped = plan_duration(0.2, 0.25, 200, sequential=False, covariate_correlation=0.7)
+    >>> cuped.variance_factor, cuped.control_samples, cuped.days, cuped.unadjusted.days
+    (0.51, 558, 6, 11)
     """
     inputs = _validate(
         metric_type,
@@ -892,6 +742,7 @@ def plan_duration(
         sequential,
         sequential_tuning_n,
         max_days,
+        covariate_correlation,
     )
     return _plan(inputs, inputs.min_effect)
 
@@ -953,22 +804,30 @@ def sensitivity_curve(
         days=tuple(p.days for p in plans),
         fixed_horizon_days=tuple(p.fixed_horizon.days for p in plans),
         always_valid_days=tuple(p.always_valid.days for p in plans),
+        covariate_correlation=inputs.covariate_correlation,
+        unadjusted_days=tuple(p.unadjusted.days for p in plans if p.unadjusted is not None)
+        if inputs.cuped
+        else None,
     )
 
 
 def _fixed_power(inputs: _Inputs, effect: float, n_c: int, n_t: int) -> float:
+    """The fixed-horizon power; with CUPED every variance is ``(1 − ρ²)`` times smaller,
+    which is the unadjusted test's power with ``1/(1 − ρ²)`` times the users."""
     delta = _delta(inputs, effect)
     alternative = _alternative(inputs.two_sided, delta)
+    factor = inputs.variance_factor if inputs.cuped else 1.0
+    control, treatment = (n_c / factor, n_t / factor) if inputs.cuped else (n_c, n_t)
     if inputs.metric_type == "continuous":
         assert inputs.std is not None
         return power_means(
-            delta, inputs.std, n_c, n_t, alpha=inputs.alpha_per, alternative=alternative
+            delta, inputs.std, control, treatment, alpha=inputs.alpha_per, alternative=alternative
         )
     return power_proportions(
         inputs.baseline,
         _shifted(inputs.metric_type, inputs.baseline, inputs.effect_scale, effect),
-        n_c,
-        n_t,
+        control,
+        treatment,
         alpha=inputs.alpha_per,
         alternative=alternative,
     )
@@ -1070,4 +929,5 @@ def power_grid(
         else tuple(_relative(inputs.baseline, e) for e in chosen),
         power=table,
         fixed_horizon_power=fixed if inputs.sequential else None,
+        covariate_correlation=inputs.covariate_correlation,
     )

@@ -278,18 +278,136 @@ function renderResults(r) {
     extra.push(`${abscope.int(d.daily_users)} users a day ${ended ? "while it ran" : "so far"}`);
   }
   document.getElementById("decision-detail").textContent = extra.join(" · ");
-  const banner = document.getElementById("srm-banner");
-  if (r.srm.mismatch) {
-    const expected = r.srm_method === "adaptive"
-      ? "as the logged assignment probabilities predict" : "as configured";
-    banner.textContent = `Sample ratio mismatch: users are not split ${expected} (p = ${abscope.pValue(r.srm.p_value)}). Check assignment and logging before trusting these results.`;
-    banner.classList.remove("hidden");
-  } else {
-    banner.classList.add("hidden");
-  }
+  renderSrm(r);
   const note = document.getElementById("adaptive-note");
   note.textContent = r.adaptive_allocation_note || "";
   note.classList.toggle("hidden", !r.adaptive_allocation_note);
+}
+
+// --- the sample-ratio checks: chi-square (one look) and sequential (every look) -------------
+
+const SRM_NOTE = "The χ² check is valid when read once: repeated every day it raises false " +
+  "alarms more often than its level. The sequential check (Lindon & Malek 2022, a " +
+  "Dirichlet-multinomial test) is valid however often it is read.";
+
+// Which test raised the alarm, in words; the banner says so, and the Variants panel lists both.
+function renderSrm(r) {
+  const chi = r.srm;
+  const seq = r.srm_sequential && r.srm_sequential.applicable ? r.srm_sequential : null;
+  const adaptive = r.srm_method === "adaptive";
+  const chiName = adaptive ? "the check against the logged assignment probabilities" : "the χ² check";
+  const chiText = `${chiName} (valid when read once): p = ${abscope.pValue(chi.p_value)}`;
+  const seqText = seq
+    ? `the sequential check (valid at every look): p = ${abscope.pValue(seq.p_value)}`
+    : null;
+  const banner = document.getElementById("srm-banner");
+  const raised = [seq && seq.mismatch ? seqText : null, chi.mismatch ? chiText : null].filter(Boolean);
+  banner.classList.toggle("hidden", raised.length === 0);
+  banner.dataset.raisedBy = [seq && seq.mismatch ? "sequential" : null,
+    chi.mismatch ? (adaptive ? "adaptive" : "chi_square") : null].filter(Boolean).join(" ");
+  if (raised.length) {
+    const expected = adaptive ? "as the logged assignment probabilities predict" : "as configured";
+    let text = `Sample ratio mismatch: users are not split ${expected}. Raised by ${raised.join(", and by ")}.`;
+    if (seq && !seq.mismatch) {
+      text += ` The sequential check, safe under daily peeking, does not alarm (p = ${abscope.pValue(seq.p_value)}): a χ² alarm alone can be a false one if the results are read every day.`;
+    }
+    banner.textContent = `${text} Check assignment and logging before trusting these results.`;
+  }
+  const checks = document.getElementById("srm-checks");
+  const parts = [`${chiText}${chi.mismatch ? " (mismatch)" : ""}`];
+  if (seq) {
+    parts.push(`${seqText}, alarm below ${abscope.num(seq.threshold)}${seq.mismatch ? " (mismatch)" : ""}`);
+  } else if (r.srm_sequential && r.srm_sequential.reason) {
+    parts.push(`the sequential check: ${abscope.undefinedText} (${r.srm_sequential.reason})`);
+  }
+  checks.replaceChildren(
+    abscope.el("span", { id: "srm-checks-figures", text: `Sample ratio: ${parts.join("; ")}.` }),
+    " ", seq ? SRM_NOTE : "");
+}
+
+// --- CUPED: the primary metric adjusted by each user's pre-exposure covariate --------------
+
+const CUPED_ABSENT = {
+  no_covariates: "No covariates sent: send covariate (the user's metric before the experiment, " +
+    "e.g. over the previous 28 days) with the exposures, or backfill it with POST " +
+    "/experiments/{id}/covariates, to reduce the variance (CUPED).",
+  adaptive_allocation: "CUPED is not applied to bandit experiments: the arms' shares move " +
+    "with the outcomes, so the adjusted difference of means is not the effect.",
+};
+
+// A CUPED figure, or an em dash with the comparison's reason in words.
+function cupedCell(value, text, c, attrs = {}) {
+  if (value !== null && value !== undefined) return abscope.el("td", Object.assign({}, attrs, { text }));
+  return abscope.el("td", Object.assign({}, attrs, { text: abscope.undefinedText,
+    title: c.reason_text || abscope.reasonText(c.reason), "data-reason": c.reason || "undefined" }));
+}
+
+function thetaText(c) {
+  if (c.theta_control === null) return c.theta_method === "pooled" ? "pooled" : "per arm";
+  if (c.theta_method === "pooled") return `pooled, θ = ${abscope.num(c.theta_control)}`;
+  return `per arm, θ = ${abscope.num(c.theta_control)} (control), ${abscope.num(c.theta_treatment)} (${c.variant})`;
+}
+
+function renderCuped(r) {
+  const section = r.cuped;
+  const panel = document.getElementById("cuped-panel");
+  const absent = document.getElementById("cuped-absent");
+  panel.classList.toggle("hidden", !section);
+  if (!section) {
+    const reason = (r.null_reasons || {}).cuped;
+    absent.textContent = reason ? (CUPED_ABSENT[reason] || `CUPED: ${abscope.reasonText(reason)}`) : "";
+    absent.classList.toggle("hidden", !reason);
+    return;
+  }
+  absent.classList.add("hidden");
+  const binary = r.metric_type === "binary";
+  const diff = binary ? (x) => abscope.signedPct(x, 2) : abscope.num;
+  const sequential = (section.comparisons[0] || {}).inference === "sequential";
+  const interval = sequential ? "CS" : "CI";
+  document.getElementById("cuped-ci-heading").textContent = `Adjusted ${interval}`;
+  document.getElementById("cuped-unadjusted-ci-heading").textContent = `Unadjusted ${interval}`;
+  document.getElementById("cuped-p-heading").textContent = `${sequential ? "Sequential" : "Fixed-horizon"} p (CUPED)`;
+  const coverage = section.users ? section.covariate_users / section.users : null;
+  const mode = sequential
+    ? "Sequential: the always-valid confidence sequence and p-value are the mixture test applied " +
+      "to the adjusted estimate and its variance, which keeps them valid at every look (Lindon, " +
+      "Ham, Tingley and Bojinov 2022); fixed-horizon figures are in the tooltip."
+    : "Fixed-horizon: the normal interval and p-value of the adjusted estimate, read once.";
+  const note = document.getElementById("cuped-note");
+  note.replaceChildren(
+    abscope.el("span", { id: "cuped-coverage",
+      text: `${abscope.int(section.covariate_users)} of ${abscope.int(section.users)} users have a covariate (${abscope.pct(coverage, 0)}).` }),
+    ` The ${binary ? "conversion rate" : "mean"} of ${section.metric} is adjusted by it (CUPED, ` +
+      "Deng, Xu, Kohavi and Walker 2013): the same expectation as the plain difference, less noise. ",
+    abscope.el("span", { id: "cuped-mode", "data-inference": sequential ? "sequential" : "fixed", text: mode }),
+    coverage !== null && coverage < 1 ? ` ${section.imputation}` : "");
+  note.title = section.method;
+  const plain = Object.fromEntries(r.comparisons.map((c) => [c.variant, c]));
+  document.querySelector("#cuped-table tbody").replaceChildren(...section.comparisons.map((c) => {
+    const unadjusted = plain[c.variant];
+    const unadjustedCi = unadjusted && unadjusted.primary ? unadjusted.primary.absolute_ci : null;
+    const other = sequential ? c.fixed : c.sequential;
+    const otherName = sequential ? "Fixed-horizon CI (reference)" : "Sequential CS (reference)";
+    const otherRange = other.difference_interval
+      ? abscope.range(other.difference_interval[0], other.difference_interval[1], diff)
+      : abscope.undefinedText;
+    const tooltip = `${otherName}: ${otherRange}, p ${abscope.pValue(other.p_value)}`;
+    return abscope.el("tr", { "data-variant": c.variant, "data-theta": c.theta_method },
+      abscope.el("td", { text: c.variant }),
+      cupedCell(c.difference, diff(c.difference), c, { class: "num", "data-field": "difference" }),
+      cupedCell(c.difference_interval,
+        c.difference_interval && abscope.range(c.difference_interval[0], c.difference_interval[1], diff),
+        c, { "data-field": "difference_interval", title: tooltip }),
+      cupedCell(c.unadjusted_difference, diff(c.unadjusted_difference), c, { class: "num", "data-field": "unadjusted_difference" }),
+      abscope.cell(unadjustedCi, abscope.interval(unadjustedCi, diff), unadjusted && unadjusted.primary ? unadjusted.primary.reason : null,
+        { "data-field": "unadjusted_interval" }),
+      cupedCell(c.p_value, abscope.pValue(c.p_value), c, { class: "num", "data-field": "p_value" }),
+      cupedCell(c.variance_reduction, abscope.pct(c.variance_reduction, 1), c, { class: "num", "data-field": "variance_reduction" }),
+      abscope.el("td", { "data-field": "theta", title: c.theta_reason, text: thetaText(c) }));
+  }));
+  labelCells(document.getElementById("cuped-table"));
+  const reasons = [...new Set(section.comparisons.map((c) => c.theta_reason))];
+  document.getElementById("cuped-theta").textContent = reasons.map((why) => `θ: ${why}.`).join(" ");
 }
 
 const VERDICTS = {
@@ -417,6 +535,7 @@ async function load() {
     const results = await abscope.api("GET", `/experiments/${experimentId}/results`);
     renderResults(results);
     renderMetrics(results);
+    renderCuped(results);
     await renderCharts();
   } catch (e) {
     showError(e.message);
@@ -468,6 +587,7 @@ async function act(action) {
       const results = await abscope.api("GET", `/experiments/${experimentId}/results`);
       renderResults(results);
       renderMetrics(results);
+      renderCuped(results);
     }
   } catch (e) {
     showError(e.message);

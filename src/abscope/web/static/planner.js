@@ -5,7 +5,7 @@
 
 const FIELDS = ["metric_type", "baseline_pct", "baseline_mean", "standard_deviation",
   "effect_scale", "min_effect", "daily_traffic", "traffic_pct", "arms", "treatment_share_pct",
-  "power_pct", "alpha_pct", "two_sided", "sequential", "max_days"];
+  "power_pct", "alpha_pct", "two_sided", "sequential", "max_days", "covariate_correlation"];
 const BOOLEANS = ["two_sided", "sequential"];
 const CHOICES = ["metric_type", "effect_scale"];
 // Links made before the page spoke percent carry fractions under the API's names.
@@ -18,7 +18,8 @@ const LABELS = { baseline_rate: "Baseline conversion rate", baseline_mean: "Base
   min_absolute_effect: "Minimum absolute effect", daily_traffic: "Daily traffic",
   allocation: "Traffic in the experiment", arms: "Arms", treatment_share: "Share of each treatment arm",
   power: "Power", alpha: "Significance level", max_days: "Longest you can run",
-  sequential_tuning_n: "Sequential tuning" };
+  sequential_tuning_n: "Sequential tuning",
+  covariate_correlation: "Correlation with a pre-period covariate" };
 let pending = null;
 let sequence = 0;
 
@@ -53,6 +54,9 @@ function readForm(form) {
   if (share !== null) body.treatment_share = share;
   const longest = number(get("max_days"));
   if (longest !== null) body.max_days = longest;
+  // A correlation, not a percentage: sent as typed (0.7), left out when empty.
+  const rho = number(get("covariate_correlation"));
+  if (rho !== null) body.covariate_correlation = rho;
   return body;
 }
 
@@ -141,6 +145,7 @@ function show(plan) {
       `(${abscope.num(plan.alpha * 100)}% split over ${plan.comparisons} comparisons), which ` +
       `keeps the power under the Holm correction the analysis applies.`
     : "";
+  showCuped(plan);
   document.getElementById("plan-alternative").textContent = sequential
     ? `A fixed-horizon test read once would need ${abscope.int(other.total_samples)} users ` +
       `(${abscope.int(other.days)} days), but only if nobody looks before then.`
@@ -154,6 +159,27 @@ function show(plan) {
   warnings.replaceChildren(...plan.warnings.map((w) =>
     abscope.el("p", { "data-code": w.code, text: w.message })));
   warnings.classList.toggle("hidden", plan.warnings.length === 0);
+}
+
+// With a CUPED correlation the figures above are for the adjusted test; say so, and give the
+// plan without it beside them.
+function showCuped(plan) {
+  const line = document.getElementById("plan-cuped");
+  const without = plan.unadjusted;
+  line.classList.toggle("hidden", without === null);
+  if (without === null) { line.textContent = ""; return; }
+  const users = (figures) => figures.control_samples === figures.treatment_samples
+    ? `${abscope.int(figures.control_samples)} users per arm`
+    : `${abscope.int(figures.control_samples)} control and ${abscope.int(figures.treatment_samples)} ` +
+      `users in each treatment`;
+  line.replaceChildren(
+    abscope.el("strong", { text: `With CUPED (ρ = ${plan.covariate_correlation}): ` }),
+    abscope.el("span", { id: "cuped-adjusted", text: `${users(plan)}, ${abscope.int(plan.days)} days` }),
+    abscope.el("span", { id: "cuped-unadjusted",
+      text: ` (instead of ${users(without)}, ${abscope.int(without.days)} days without it)` }),
+    abscope.el("span", { class: "muted", text: `. The figures above are for the adjusted test: ` +
+      `the variance is multiplied by 1 − ρ² = ${abscope.num(plan.variance_factor)}, as it is ` +
+      `when users carry the covariate.` }));
 }
 
 async function update() {
