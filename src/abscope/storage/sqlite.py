@@ -582,13 +582,7 @@ class SQLiteStore(Store):
         return None if row is None else str(row[0])
 
     def get_counts(self, experiment_id: str, phase: int) -> dict[str, VariantCounts]:
-        with self._reading("get counts") as conn:
-            rows = conn.execute(
-                f"SELECT variant, {_COUNTERS} FROM counts"
-                " WHERE experiment_id = ? AND phase = ? ORDER BY variant",
-                (experiment_id, phase),
-            ).fetchall()
-        return {variant: _counts(VariantCounts, counters) for variant, *counters in rows}
+        return self._phase_totals("get counts", "counts", VariantCounts, experiment_id, phase)
 
     def get_timeseries(self, experiment_id: str, phase: int) -> list[HourCounts]:
         with self._reading("get timeseries") as conn:
@@ -689,22 +683,26 @@ class SQLiteStore(Store):
         return outcomes
 
     def get_covariate_counts(self, experiment_id: str, phase: int) -> dict[str, CovariateCounts]:
-        with self._reading("get covariate counts") as conn:
-            rows = conn.execute(
-                f"SELECT variant, {_COVARIATE_COUNTERS} FROM covariate_counts"
-                " WHERE experiment_id = ? AND phase = ? ORDER BY variant",
-                (experiment_id, phase),
-            ).fetchall()
-        return {variant: _counts(CovariateCounts, counters) for variant, *counters in rows}
+        return self._phase_totals(
+            "get covariate counts", "covariate_counts", CovariateCounts, experiment_id, phase
+        )
 
     def get_weighted_counts(self, experiment_id: str, phase: int) -> dict[str, WeightedCounts]:
-        with self._reading("get weighted counts") as conn:
+        return self._phase_totals(
+            "get weighted counts", "weighted_counts", WeightedCounts, experiment_id, phase
+        )
+
+    def _phase_totals(
+        self, action: str, table: str, model: type[_Counts], experiment_id: str, phase: int
+    ) -> dict[str, _Counts]:
+        """A phase's counters per variant from ``table``, whose columns are ``model``'s."""
+        with self._reading(action) as conn:
             rows = conn.execute(
-                f"SELECT variant, {_WEIGHTED_COUNTERS} FROM weighted_counts"
+                f"SELECT variant, {_columns(model)} FROM {table}"
                 " WHERE experiment_id = ? AND phase = ? ORDER BY variant",
                 (experiment_id, phase),
             ).fetchall()
-        return {variant: _counts(WeightedCounts, counters) for variant, *counters in rows}
+        return {variant: _counts(model, counters) for variant, *counters in rows}
 
     # --- leases --------------------------------------------------------------------------
 
