@@ -8,7 +8,7 @@ effect (ICC 0.5 on the log scale), 1-20 requests per user, 400 users per arm, tr
 slower at every quantile, 95% intervals. Several minutes on one core.
 
 1. The defaults (1% sketch, B = 100 Poisson(1) replicates, coarse replicates k = 4) with the
-   store's hashed weights (:func:`abscope.stats.quantiles.replicate_weights`), 1,000 runs.
+   store's hashed weights (:func:`abscope.stats.quantiles.replicate_weights`), 4,000 runs.
 2. An A/A test (no difference), 500 runs.
 3. The naive bootstrap over requests, which ignores the clustering, 500 runs.
 4. Replicates at the fine accuracy (k = 1), and B = 50, 500 runs each: what the coarse
@@ -57,7 +57,7 @@ def main() -> None:
         f"Quantile intervals: {base.users} users per arm, 1-{base.max_requests} requests each,"
         f" log-sd {base.user_sd} (user) and {base.request_sd} (request), lift {base.lift}"
     )
-    run("1. defaults, hashed weights", 1_000, 151, hashed=True)
+    run("1. defaults, hashed weights", 4_000, 778, hashed=True)
     run("2. A/A", 500, 152, scenario=replace(base, lift=1.0))
     run("3. naive bootstrap over requests", 500, 153, cluster="request")
     run(
