@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from abscope.cli.metric_cuped_views import format_metric_cuped
+from abscope.cli.tables import num, p_value, pct
 from abscope.stats.cuped import CupedArm, cuped_effect
 from tests.api.helpers import MakeClient, TestClient, assert_status, expect_422, started
 from tests.api.test_metric_ingest import ERRORS, LATENCY, REVENUE, _users
@@ -145,3 +147,15 @@ def test_the_results_adjust_each_named_metric_by_its_own_covariates(
         assert comparison["inference"] == "fixed"
     assert _metric_entry(client, exp, "errors")["cuped"]["verdict_basis"].startswith("descriptive")
     assert _metric_entry(client, exp, "latency_ms")["cuped_reason"] == "not_applicable"
+    # the CLI's words: each adjusted figure as the API gives it, labelled with its mode
+    results = client.get(f"/experiments/{exp}/results").json()
+    text = " ".join(format_metric_cuped(results).split())
+    [revenue] = _metric_entry(client, exp, "revenue")["cuped"]["comparisons"]
+    [errors] = _metric_entry(client, exp, "errors")["cuped"]["comparisons"]
+    lead = "treatment vs control: adjusted difference"
+    assert f"revenue (secondary), {lead} {num(revenue['difference'], True)}" in text
+    assert f"errors (guardrail), {lead} {pct(errors['difference'], 2, True)}" in text
+    assert f"fixed-horizon p = {p_value(revenue['p_value'])}" in text
+    assert f"corrected p = {p_value(revenue['adjusted_p_value'])} (Holm over the 1 " in text
+    assert "descriptive: the guardrail's verdict" in text
+    assert "Not adjusted: latency_ms: n/a (not_applicable)." in text
