@@ -162,7 +162,8 @@ def _correct(experiment: Experiment, blocks: list[dict[str, Any]]) -> None:
     for comparison, adjusted in zip(family, corrected, strict=True):
         comparison["adjusted_p_value"] = adjusted
         comparison["p_value_correction"] = (
-            f"{names.get(method, method)} over the {defined} CUPED-adjusted secondary tests"
+            f"{names.get(method, method)} over the {defined} CUPED-adjusted secondary"
+            f" test{'' if defined == 1 else 's'}"
             f" (metrics × arms) of the {comparison['inference']} p-value; the unadjusted"
             " secondaries are corrected over their own family"
         )
