@@ -47,8 +47,7 @@ METRIC_CUPED_NULL_REASONS: Final = {
     " /experiments/{id}/covariates naming metric",
     "adaptive_allocation": "CUPED is not applied to adaptively allocated (bandit) traffic:"
     " the arms' shares move with the outcomes",
-    "not_applicable": "CUPED is built for binary and mean metrics: a ratio needs covariates"
-    " for its numerator and its denominator, and a quantile is not a mean",
+    "not_applicable": schemas.CUPED_NOT_APPLICABLE,
     "primary_in_results_cuped": "the primary's adjusted figures are the results' cuped section",
 }
 """Why a metric's ``cuped`` block is null, by reason code."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import fields as dataclass_fields
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self, get_type_hints
+from typing import Annotated, Any, Final, Literal, Self, get_type_hints
 
 from pydantic import (
     BaseModel,
@@ -48,6 +48,7 @@ derives ``<event_id>#value`` for the value part of a ``/log`` call, which can th
 collide with a client's own id."""
 
 __all__ = [
+    "CUPED_NOT_APPLICABLE",
     "AdaptiveArm",
     "AdaptiveComparison",
     "AdaptiveEstimates",
@@ -1043,6 +1044,14 @@ class QuantileRowView(BaseModel):
     comparisons: list[QuantileChangeView]
 
 
+CUPED_NOT_APPLICABLE: Final = (
+    "CUPED is built for binary and mean metrics: a ratio needs covariates for its numerator"
+    " and its denominator, and a quantile is not a mean"
+)
+"""Why a ratio or quantile metric has no ``cuped`` block (``cuped_reason``
+``not_applicable``)."""
+
+
 class MetricCupedComparison(BaseModel):
     """One treatment of a named metric's CUPED block (see :mod:`abscope.metric_cuped`)."""
 
@@ -1113,6 +1122,12 @@ class QuantileMetricView(BaseModel):
         description="Per variant: users, requests, value (null: see quantile_results)."
     )
     quantile_results: list[QuantileRowView]
+    cuped: MetricCupedView | None = Field(
+        default=None,
+        description="Always null here: CUPED adjusts means (cuped_reason: not_applicable).",
+    )
+    cuped_reason: Literal["not_applicable"] = "not_applicable"
+    cuped_reason_text: str = CUPED_NOT_APPLICABLE
     quantile_inference: Literal["fixed"] = Field(
         default="fixed", description="The quantile table's intervals are fixed-horizon."
     )
