@@ -76,6 +76,19 @@ def test_named_metric_covariates_are_checked_and_set_once(make_client: MakeClien
     assert_status(answer, 200)
     statuses = [r["status"] for r in answer.json()["results"]]
     assert statuses == ["unchanged", "conflict", "set", "not_exposed", "set"]
+    # the primary's name in covariates is the primary's covariate; twice, it must agree
+    t0 = users["treatment"][0]
+    fresh = {"experiment_id": exp, "user_id": t0, "variant_name": "treatment"}
+    primary = client.get(f"/experiments/{exp}").json()["metrics"]
+    name = next((m["name"] for m in primary if m["role"] == "primary"), "converted")
+    both = _events(client, [
+        {**fresh, "kind": "exposure", "covariate": 1.0, "covariates": {name: 2.0}},
+    ])  # fmt: skip
+    assert both[0]["status"] == "rejected" and f"events.0.covariates.{name}" in both[0]["error"]
+    assert "send it once" in both[0]["error"]
+    [alone] = _events(client, [{**fresh, "kind": "exposure", "covariates": {name: 2.0}}])
+    assert alone["status"] == "counted"
+    assert client.get(f"/experiments/{exp}/results").json()["cuped"]["covariate_users"] == 2
     not_finite = client.post(
         f"/experiments/{exp}/covariates",
         json={"covariates": [{"user_id": c0, "value": 1e13, "metric": "revenue"}]},

@@ -326,3 +326,15 @@ def test_an_aa_named_metric_with_covariates_keeps_its_false_positive_rate() -> N
     assert fixed_rejections / runs <= bound
     assert sequential_rejections / runs <= bound
     assert fixed_rejections > 0  # the test can reject: it is not trivially conservative
+
+
+def test_metric_covariates_belong_to_exposures() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="metric_covariates belong to an exposure"):
+        _event("e", "u1", "control", "conversion", metric="errors", metric_covariates={"x": 1.0})
+    with pytest.raises(ValidationError, match="finite"):
+        _event("e", "u1", "control", metric_covariates={"spend": float("nan")})
+    assert _event("e", "u1", "control", metric_covariates={"spend": 2.0}).metric_covariates == {
+        "spend": 2.0
+    }
