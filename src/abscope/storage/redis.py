@@ -22,7 +22,11 @@ A batch without them passes none of the metric keys, and the script's work for i
 it was before metrics existed, but for one string comparison per exposure. A request of a
 quantile metric carries its counter increments in its packed argument (kind
 ``metric_quantile``); the script sums them over the batch and applies them with ``HINCRBY``
-to the phase's quantiles hash at the end, in the same call, never reading them.
+to the phase's quantiles hash at the end, in the same call, never reading them. A named
+metric's CUPED covariate travels in its exposure's packed value (``c;name,c;...``) or as a
+backfill item of kind ``metric_covariate``; a batch carrying one passes the metric keys
+too. Whether a phase has any metric covariate is looked up once per call (``EXISTS``), so
+metric events of an experiment without them cost one call per batch, not one per event.
 
 Scripts are called by SHA1 (EVALSHA); only a server that answers NOSCRIPT (it restarted, or
 never ran the script) gets the source, once, by EVAL on the node that serves the keys.
