@@ -28,7 +28,13 @@ from abscope.stats.cuped import (
 )
 from abscope.stats.sequential import SequentialResult
 
-__all__ = ["CUPED_NULL_REASONS", "IMPUTATION_NOTE", "cuped_view"]
+__all__ = [
+    "CUPED_METHOD",
+    "CUPED_NULL_REASONS",
+    "IMPUTATION_NOTE",
+    "cuped_comparison",
+    "cuped_view",
+]
 
 CUPED_NULL_REASONS: Final = {
     "no_covariates": "no exposed user has a covariate: send covariate on exposure events or"
@@ -42,6 +48,12 @@ IMPUTATION_NOTE: Final = (
     "Users without a covariate count with the mean of the observed covariates of both arms"
     " (one constant, a function of pre-exposure data only, so the adjustment stays unbiased;"
     " those users gain no precision, and the variance reduction shows the gain overall)."
+)
+
+CUPED_METHOD: Final = (
+    "CUPED (Deng, Xu, Kohavi and Walker 2013); the sequential view is the always-valid"
+    " mixture test on the adjusted estimate (Lindon, Ham, Tingley and Bojinov,"
+    " arXiv:2210.08589)"
 )
 
 _THETA_REASONS: Final[dict[ThetaMethod, str]] = {
@@ -87,7 +99,10 @@ def _interval(sequential: SequentialResult | None) -> list[float] | None:
     return [sequential.ci_lower, sequential.ci_upper]
 
 
-def _comparison(variant: str, result: CupedResult, sequential: bool) -> dict[str, Any]:
+def cuped_comparison(variant: str, result: CupedResult, sequential: bool) -> dict[str, Any]:
+    """One treatment's adjusted comparison: the figures of ``sequential``'s mode shown
+    (``inference``), both modes' intervals and p-values, θ and why, the unadjusted
+    figures and the variance reduction."""
     fixed = {
         "difference_interval": to_jsonable(result.difference_interval),
         "relative_interval": to_jsonable(result.relative_interval),
@@ -154,7 +169,7 @@ def cuped_view(
             confidence=experiment.confidence_level,
             tuning_n=tuning_n,
         )
-        comparisons.append(_comparison(variant.name, result, experiment.sequential))
+        comparisons.append(cuped_comparison(variant.name, result, experiment.sequential))
     users = sum(counts[v.name].samples for v in experiment.variants if v.name in counts)
     covered = sum(covariate_counts[v].samples for v in covariate_counts)
     return {
@@ -163,8 +178,6 @@ def cuped_view(
         "users": users,
         "covariate_users": covered,
         "imputation": IMPUTATION_NOTE,
-        "method": "CUPED (Deng, Xu, Kohavi and Walker 2013); the sequential view is the"
-        " always-valid mixture test on the adjusted estimate (Lindon, Ham, Tingley and"
-        " Bojinov, arXiv:2210.08589)",
+        "method": CUPED_METHOD,
         "comparisons": comparisons,
     }, None

@@ -417,7 +417,9 @@ class Event(_Model):
     :class:`MetricCounts` (the service checks that it names a declared metric of a fitting
     kind). ``denominator`` is a ratio metric's denominator increment (value events only).
     ``covariate`` (exposure events only) is the user's pre-exposure covariate for CUPED,
-    set once per phase (see :class:`CovariateCounts`). ``quantile_increments`` (value
+    set once per phase (see :class:`CovariateCounts`); ``metric_covariates`` (exposure
+    events only) are the user's pre-exposure covariates of named binary or mean metrics,
+    by metric name, each set once per phase and metric. ``quantile_increments`` (value
     events of a named quantile metric only) are the counters this one request adds to the
     metric's sketch and bootstrap replicates (:func:`abscope.stats.quantiles.
     request_increments` without ``users``, which the store adds on the user's first
@@ -441,6 +443,9 @@ class Event(_Model):
     denominator: float | None = Field(default=None, allow_inf_nan=False, ge=-1e12, le=1e12)
     covariate: float | None = Field(default=None, allow_inf_nan=False, ge=-1e12, le=1e12)
     quantile_increments: dict[str, int] | None = None
+    metric_covariates: (
+        dict[Slug, Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]] | None
+    ) = None
 
     @classmethod
     def exposure(
@@ -475,6 +480,7 @@ class Event(_Model):
         denominator: float | None = None,
         covariate: float | None = None,
         quantile_increments: dict[str, int] | None = None,
+        metric_covariates: dict[str, float] | None = None,
     ) -> Event:
         """An event built from values that are valid already, without validating them
         again: the fields of a validated request body (``LogRequest``, ``BatchEvent``), a
@@ -496,6 +502,7 @@ class Event(_Model):
             "denominator": denominator,
             "covariate": covariate,
             "quantile_increments": quantile_increments,
+            "metric_covariates": metric_covariates,
         }
         set_attribute = object.__setattr__
         set_attribute(event, "__dict__", fields)
@@ -518,6 +525,8 @@ class Event(_Model):
             raise ValueError("denominator belongs to a value event of a named ratio metric")
         if self.covariate is not None and self.kind != "exposure":
             raise ValueError("covariate belongs to an exposure event")
+        if self.metric_covariates is not None and self.kind != "exposure":
+            raise ValueError("metric_covariates belong to an exposure event")
         if self.quantile_increments is not None:
             if self.kind != "value" or self.metric is None:
                 raise ValueError(

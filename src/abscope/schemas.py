@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import fields as dataclass_fields
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self, get_type_hints
+from typing import Annotated, Any, Final, Literal, Self, get_type_hints
 
 from pydantic import (
     BaseModel,
@@ -48,6 +48,7 @@ derives ``<event_id>#value`` for the value part of a ``/log`` call, which can th
 collide with a client's own id."""
 
 __all__ = [
+    "CUPED_NOT_APPLICABLE",
     "AdaptiveArm",
     "AdaptiveComparison",
     "AdaptiveEstimates",
@@ -65,6 +66,8 @@ __all__ = [
     "CreateExperimentRequest",
     "LogRequest",
     "LogResponse",
+    "MetricCupedComparison",
+    "MetricCupedView",
     "PatchExperimentRequest",
     "RouteRequest",
     "RouteResponse",
@@ -485,6 +488,13 @@ class BatchEvent(_Body):
         " primary metric's value before the experiment, say), set once per phase; another"
         " value later is refused (covariate_mismatch).",
     )
+    covariates: dict[Slug, Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]] = Field(
+        default_factory=dict,
+        description="Exposure events only: the user's pre-exposure covariates of named"
+        " binary or mean metrics, by metric name (CUPED for that metric), each set once per"
+        " phase and metric; a conflicting value makes the whole exposure"
+        " covariate_mismatch. Ratio and quantile metrics are refused (422).",
+    )
 
 
 class BatchRequest(_Body):
@@ -541,6 +551,11 @@ class CovariateItem(_Body):
     user_id: UserId = Field(description="A user exposed in the experiment's current phase.")
     value: float = Field(
         allow_inf_nan=False, ge=-1e12, le=1e12, description="The covariate (finite)."
+    )
+    metric: Slug | None = Field(
+        default=None,
+        description="The named binary or mean metric this covariate adjusts; absent (or the"
+        " primary's name): the primary.",
     )
 
 
@@ -962,7 +977,9 @@ class ResultsResponse(_Open):
         description="Every metric, the primary first: per variant its value, per treatment"
         " its comparison (secondaries corrected across metrics x arms, guardrails judged"
         " non-inferior, in breach or inconclusive); a quantile metric's entry is a"
-        " QuantileMetricView (quantile_results per quantile and arm)."
+        " QuantileMetricView (quantile_results per quantile and arm). Each entry's cuped is"
+        " a MetricCupedView (a binary or mean metric adjusted by its own covariates) or"
+        " null with cuped_reason."
     )
     decision_rule: dict[str, Any] = Field(
         description="The risk-aware decision: ship only when the primary wins and no"
@@ -1027,6 +1044,67 @@ class QuantileRowView(BaseModel):
     comparisons: list[QuantileChangeView]
 
 
+CUPED_NOT_APPLICABLE: Final = (
+    "CUPED is built for binary and mean metrics: a ratio needs covariates for its numerator"
+    " and its denominator, and a quantile is not a mean"
+)
+"""Why a ratio or quantile metric has no ``cuped`` block (``cuped_reason``
+``not_applicable``)."""
+
+
+class MetricCupedComparison(BaseModel):
+    """One treatment of a named metric's CUPED block (see :mod:`abscope.metric_cuped`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variant: str
+    theta_method: Literal["pooled", "per_arm"]
+    theta_reason: str
+    theta_control: float | None
+    theta_treatment: float | None
+    control_mean: float | None
+    treatment_mean: float | None
+    difference: float | None = Field(description="The adjusted difference of means.")
+    difference_se: float | None
+    relative: float | None
+    difference_interval: list[float | None] | None = Field(
+        description="In the mode named by inference."
+    )
+    relative_interval: list[float | None] | None
+    p_value: float | None = Field(description="Two-sided, in the mode named by inference.")
+    adjusted_p_value: float | None = Field(
+        description="Secondaries: p_value corrected over the adjusted secondary tests"
+        " (p_value_correction says how); guardrails: null (not corrected)."
+    )
+    p_value_correction: str
+    inference: Literal["fixed", "sequential"]
+    fixed: dict[str, Any]
+    sequential: dict[str, Any]
+    unadjusted_difference: float | None
+    unadjusted_se: float | None
+    variance_reduction: float | None
+    covariate_coverage: float
+    imputed_value: float | None
+    reason: str | None
+    reason_text: str | None
+
+
+class MetricCupedView(BaseModel):
+    """A named binary or mean metric adjusted by its own pre-exposure covariates."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str
+    role: Literal["secondary", "guardrail"]
+    outcome: Literal["conversion", "value total"]
+    users: int
+    covariate_users: int
+    imputation: str
+    method: str
+    verdict_basis: str = Field(description="What the adjusted figures decide (or do not).")
+    comparisons: list[MetricCupedComparison]
+
+
 class QuantileMetricView(BaseModel):
     """A quantile (latency) metric's entry in the results' ``metrics``."""
 
@@ -1044,6 +1122,12 @@ class QuantileMetricView(BaseModel):
         description="Per variant: users, requests, value (null: see quantile_results)."
     )
     quantile_results: list[QuantileRowView]
+    cuped: MetricCupedView | None = Field(
+        default=None,
+        description="Always null here: CUPED adjusts means (cuped_reason: not_applicable).",
+    )
+    cuped_reason: Literal["not_applicable"] = "not_applicable"
+    cuped_reason_text: str = CUPED_NOT_APPLICABLE
     quantile_inference: Literal["fixed"] = Field(
         default="fixed", description="The quantile table's intervals are fixed-horizon."
     )

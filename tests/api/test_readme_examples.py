@@ -45,9 +45,10 @@ def test_every_curl_block_is_run_here() -> None:
         _curl_block(),
         _curl_block("model-v2"),
         _curl_block("checkout-latency"),
+        _curl_block("basket-v2"),
         _calculate_block(),
     }
-    assert len(_curl_blocks()) == 4 == len(blocks)
+    assert len(_curl_blocks()) == 5 == len(blocks)
 
 
 def _run(block: str, host: str) -> tuple[list[str], list[str]]:
@@ -146,3 +147,23 @@ def test_the_readme_latency_examples_run_as_pasted(make_server: MakeServer, tmp_
     assert p50["label"] == "p50" and p50["arms"]["control"]["reason"] == "insufficient_samples"
     # Two requests of 182.5 and 240 ms: the estimate lies in 182.5's 1% bucket.
     assert abs(p50["arms"]["control"]["estimate"] / 182.5 - 1) < 0.021
+
+
+def test_the_readme_metric_cuped_examples_run_as_pasted(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    if shutil.which("curl") is None:
+        pytest.fail("curl is missing: install Debian's curl package")
+    server = make_server(ABSCOPE_DB_PATH=str(tmp_path / "abscope.db"))
+    block = _curl_block("basket-v2")
+    statuses, replies = _run(block, server.url.removeprefix("http://"))
+    assert statuses == ["201", "200", "200", "200", "200"], replies
+    _, _, batch, backfill, results = (json.loads(r) for r in replies)
+    assert (batch["counted"], batch["rejected"]) == (4, 0), batch
+    assert [r["status"] for r in backfill["results"]] == ["set"]
+    (basket,) = [m for m in results["metrics"] if m["name"] == "basket_value"]
+    cuped = basket["cuped"]
+    assert (cuped["users"], cuped["covariate_users"]) == (2, 2)
+    (comparison,) = cuped["comparisons"]
+    assert comparison["reason"] == "insufficient_samples"  # as the README says
+    assert results["metrics"][0]["cuped_reason"] == "primary_in_results_cuped"

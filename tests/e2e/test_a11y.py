@@ -85,7 +85,8 @@ _CHARTS_WITHOUT_TEXT = """() => [...document.querySelectorAll(".js-plotly-plot")
 
 def _guarded(api: httpx.Client) -> None:
     """An experiment with a latency guardrail (alert only) and a few hundred users' data,
-    each exposure with a covariate (so the CUPED panel is drawn)."""
+    each exposure with a covariate of the primary and of a mean secondary (so the CUPED
+    panel is drawn with its named metrics' table)."""
     if api.get(f"/experiments/{GUARDED_ID}").status_code == 200:
         return
     metric = {
@@ -96,13 +97,17 @@ def _guarded(api: httpx.Client) -> None:
         "margin": 0.05,
         "action": "alert",
     }
-    create_experiment(api, GUARDED_ID, name="Ranker v2 latency guard", metrics=[metric])
+    basket = {"name": "basket", "kind": "mean", "role": "secondary"}
+    create_experiment(api, GUARDED_ID, name="Ranker v2 latency guard", metrics=[metric, basket])
     rng = random.Random(13)
     events: list[dict[str, Any]] = []
     for user, variant in route_users(api, GUARDED_ID, [f"a11y-{i}" for i in range(300)]).items():
         assert variant is not None
         base = {"experiment_id": GUARDED_ID, "user_id": user, "variant_name": variant}
-        events.append({**base, "kind": "exposure", "covariate": round(rng.random(), 3)})
+        before = rng.randint(0, 30)
+        events.append({**base, "kind": "exposure", "covariate": round(rng.random(), 3),
+                       "covariates": {"basket": before}})  # fmt: skip
+        events.append({**base, "kind": "value", "metric": "basket", "value": before + 1})
         if rng.random() < 0.1:
             events.append({**base, "kind": "conversion"})
         latency = rng.lognormvariate(0.0, 0.3) * (100.0 if variant == "control" else 120.0)
@@ -146,6 +151,7 @@ PAGES: list[tuple[str, str, Callable[[Page], None]]] = [
             _charts_drawn(*DETAIL_CHARTS),
             _rows('#metric-figures [data-metric="latency_ms"] .main-svg'),
             _rows("#cuped-table tbody tr"),
+            _rows('#cuped-metrics-table tbody tr[data-metric="basket"]'),
         ),
     ),
     ("new", "/new", _rows("#variants .variant-row")),

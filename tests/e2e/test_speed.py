@@ -169,6 +169,7 @@ def test_assets_are_gzipped_and_cached_by_version(
             "/static/draft.js",
             "/static/adaptive.js",
             "/static/quantiles.js",
+            "/static/metric_cuped.js",
             "/assets/plotly.min.js",
         ]
     ), urls

@@ -114,7 +114,7 @@ def any_admin(any_store: RedisStore) -> Any:
 @pytest.mark.parametrize("experiment_id", ["checkout", "a", "ranking-v2_test", "x" * 64])
 def test_every_key_of_an_experiment_carries_its_hash_tag(experiment_id: str) -> None:
     built = keys.experiment_keys(experiment_id, [0, 1, 7], [20, 19])
-    assert len(built) == 1 + 2 + 3 * 14  # 9 phase keys, assignments, 4 metric keys
+    assert len(built) == 1 + 2 + 3 * 16  # 9 phase keys, assignments, 6 metric keys
     assert len(set(built)) == len(built)
     assert {keys.hash_tag(key) for key in built} == {experiment_id}
     assert {key_slot(key.encode()) for key in built} == {key_slot(experiment_id.encode())}
@@ -158,6 +158,8 @@ def test_the_enumerated_keys_are_all_the_keys_so_delete_leaves_nothing(
             event(exp, "u5", kind="value", value=9.0, metric="p95", quantile_increments={"b:1": 1}),
             event(exp, "u5", kind="value", value=9.0, metric="p95", phase=2,
                   quantile_increments={"b:1": 1}),
+            event(exp, "u6", metric_covariates={"errors": 1.0}),
+            event(exp, "u6", metric_covariates={"errors": 2.0}, phase=2),
         ]
     )  # fmt: skip
     store.assign_if_absent(exp, 1, "u3", "treatment")

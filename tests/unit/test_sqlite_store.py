@@ -647,7 +647,35 @@ def test_a_version_5_file_gains_the_quantile_counts_and_keeps_its_data(path: Pat
             "latency": {"control": {"b:3": 1, "users": 1}}
         }
     with raw(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (6,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (7,)
+
+
+def test_a_version_6_file_gains_the_metric_covariates_and_keeps_its_data(path: Path) -> None:
+    with closing(SQLiteStore(path)) as old:
+        old.record_events(
+            [
+                event("u1", kind="value", value=3.0, metric="spend"),
+                event("u1", kind="value", value=2.0, metric="spend"),
+                event("u2", "treatment", kind="conversion", metric="spend"),
+            ]
+        )
+    with raw(path) as conn:  # turn it back into a version 6 file: no metric covariates
+        conn.execute("DROP TABLE metric_covariate_counts")
+        conn.execute("ALTER TABLE metric_users DROP COLUMN covariate")
+        conn.execute("PRAGMA user_version = 6")
+    with closing(SQLiteStore(path)) as migrated:
+        assert migrated.get_metric_counts("ranking", 0)["spend"]["control"].sum == 5.0
+        assert migrated.get_metric_covariate_counts("ranking", 0) == {}
+        # a backfill after the outcomes counts the user's stored metric total (c·y)
+        assert migrated.record_covariates(
+            "ranking", 0, [("u1", 4.0, "spend"), ("u2", -1.0, "spend")]
+        ) == ["set", "set"]
+        migrated.record_events([event("u1", kind="value", value=1.0, metric="spend")])
+        sums = migrated.get_metric_covariate_counts("ranking", 0)["spend"]
+        assert (sums["control"].value_sum, sums["control"].value_cross_sum) == (6.0, 24.0)
+        assert (sums["treatment"].conversions, sums["treatment"].conversion_cross_sum) == (1, -1.0)
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (7,)
 
 
 def test_a_batch_whose_quantile_write_fails_applies_nothing(

@@ -34,6 +34,7 @@ from abscope.cli.export import (
     timeseries_rows,
     to_csv,
 )
+from abscope.cli.metric_cuped_views import format_metric_cuped, has_metric_cuped
 from abscope.cli.metric_specs import SPEC_HELP, SPEC_METAVAR, metrics_file, parse_metric_spec
 from abscope.cli.metric_views import GATE_EXIT_CODES, format_gate, format_metrics, has_metrics
 from abscope.cli.quantile_views import format_quantiles, has_quantiles
@@ -465,6 +466,8 @@ def results(
     text = format_results(answer)
     if has_metrics(answer):
         text += "\n\nMetrics:\n" + format_metrics(answer)
+    if has_metric_cuped(answer):
+        text += "\n\nCUPED on named metrics:\n" + format_metric_cuped(answer)
     if has_quantiles(answer):
         text += "\n\nLatency quantiles:\n" + format_quantiles(answer)
     typer.echo(text)

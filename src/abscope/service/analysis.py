@@ -30,6 +30,7 @@ from abscope.bandits import (
 )
 from abscope.errors import InvalidInput
 from abscope.jsonable import to_jsonable
+from abscope.metric_cuped import with_metric_cuped
 from abscope.metric_series import metric_series
 from abscope.models import Experiment, Status
 from abscope.routing import compile_experiment
@@ -83,7 +84,8 @@ class Analysis:
         status (:mod:`abscope.metric_reports`) and the CUPED section
         (:mod:`abscope.cuped_reports`) and the estimates weighted for adaptive allocation
         (:mod:`abscope.adaptive_reports`): one read each of the counts, the metrics' counts,
-        the covariate counts and the weighted counts."""
+        the covariate counts (and the named metrics' covariate counts, with a ``cuped`` block
+        per binary or mean metric: :mod:`abscope.metric_cuped`) and the weighted counts."""
         experiment = self.store.get_experiment(experiment_id)
         chosen = _phase(experiment, phase)
         counts = self.store.get_counts(experiment.id, chosen)
@@ -105,7 +107,7 @@ class Analysis:
         body["adaptive_estimates"] = adaptive
         if adaptive_reason is not None:
             body["null_reasons"]["adaptive_estimates"] = adaptive_reason
-        return body | metric_reports.metrics_view(
+        view = metric_reports.metrics_view(
             experiment,
             counts,
             metric_counts,
@@ -113,6 +115,12 @@ class Analysis:
             default_min_samples=self._min_samples,
             quantile_counters=quantile_counters(self.store, experiment, chosen),
         )
+        metric_covariates = (  # only binary or mean secondaries and guardrails have any
+            self.store.get_metric_covariate_counts(experiment.id, chosen)
+            if any(m.kind in ("binary", "mean") for m in experiment.all_metrics[1:])
+            else {}
+        )
+        return body | with_metric_cuped(experiment, view, counts, metric_counts, metric_covariates)
 
     def summary(self, status: Status | None = None) -> dict[str, Any]:
         """Every experiment (or those in ``status``) as the list shows it

@@ -24,6 +24,7 @@ from abscope.routing import CompiledExperiment, RoutingTable
 from abscope.sdk_config import ConfigDocument, config_document
 from abscope.service._clock import Clock, utc_now
 from abscope.service.batches import CheckedBatch
+from abscope.service.covariates import split_covariates
 from abscope.service.event_metrics import event_metric, log_metric, quantile_increments
 from abscope.serving import STICKY_PHASE, Serving
 from abscope.storage.base import EventResult, Store
@@ -228,6 +229,17 @@ class Traffic:
                         f"events.{index}.covariate",
                         f"only exposure events carry a covariate, not {item.kind} events",
                     )
+                covariate, named = item.covariate, None
+                if item.covariates:
+                    if item.kind != "exposure":
+                        raise InvalidInput(
+                            f"events.{index}.covariates",
+                            f"only exposure events carry covariates, not {item.kind} events",
+                        )
+                    covariate, named = split_covariates(
+                        compiled.metrics, experiment.id, covariate, item.covariates,
+                        f"events.{index}.",
+                    )  # fmt: skip
                 at = now
                 if item.timestamp is not None:
                     at = self._event_time(
@@ -248,7 +260,7 @@ class Traffic:
                 event = Event.trusted(
                     experiment.id, experiment.phase, item.user_id, item.variant_name, item.kind,
                     item.value, probability, at if at.tzinfo else at.replace(tzinfo=UTC),
-                    item.event_id, metric, denominator, item.covariate, increments,
+                    item.event_id, metric, denominator, covariate, increments, named,
                 )  # fmt: skip
             except (NotFound, Conflict, InvalidInput) as error:
                 rejected[index] = error.message

@@ -47,7 +47,7 @@ variant, and again per UTC hour for the time-series charts.
   The store does not check the name against the experiment's metrics: the service does.
 * A user may carry one pre-exposure *covariate* per phase, for CUPED: sent on an exposure
   event (``Event.covariate``) or backfilled by :meth:`Store.record_covariates` for users
-  exposed already. It adjusts the primary metric only (named metrics are not adjusted).
+  exposed already. That one adjusts the primary metric.
   The store keeps :class:`~abscope.models.CovariateCounts` per variant over the users with
   a covariate (``Σc``, ``Σc²``, ``Σy``, ``Σc·y``, with ``y`` the user's primary outcome:
   converted 0/1, or the value total) by the per-user update: a user with covariate ``c``
@@ -58,6 +58,15 @@ variant, and again per UTC hour for the time-series charts.
   backfill for a user not exposed in the phase is ``not_exposed`` and changes nothing
   (the covariate has no variant to count in; send it with the exposure). Covariate sums
   are phase totals only (no hour buckets).
+* A named (binary or mean) metric's covariate works the same way, per (phase, metric,
+  user): sent on an exposure (``Event.metric_covariates``, by metric name) or backfilled
+  by :meth:`Store.record_covariates` with a metric named in the item. Its
+  :class:`~abscope.models.CovariateCounts` are kept per (metric, variant), with ``y`` the
+  user's outcome for that metric (converted 0/1, or the metric's value total), by the same
+  per-user update (:meth:`Store.get_metric_covariate_counts`). An exposure any of whose
+  covariates (the primary's or a metric's) conflicts with a stored one is
+  ``covariate_mismatch`` and changes nothing. The store does not check the metric's name
+  or kind: the service does.
 * For estimates from adaptive (bandit) traffic the store keeps
   :class:`~abscope.models.WeightedCounts` per variant: sums of the primary outcome weighted
   by ``1/p``, ``1/p²`` and ``1/√p``, with ``p`` the probability of the exposure that
@@ -108,12 +117,14 @@ from abscope.models import (
 __all__ = [
     "DEFAULT_EVENT_ID_WINDOW",
     "Clock",
+    "CovariateItem",
     "CovariateOutcome",
     "EventOutcome",
     "EventResult",
     "HourCounts",
     "MetricHourCounts",
     "Store",
+    "covariate_item",
     "utc_now",
 ]
 
@@ -121,6 +132,9 @@ EventOutcome = Literal[
     "counted", "duplicate", "variant_mismatch", "covariate_mismatch", "unavailable"
 ]
 CovariateOutcome = Literal["set", "unchanged", "conflict", "not_exposed"]
+CovariateItem = tuple[str, float] | tuple[str, float, str | None]
+"""A backfilled covariate: ``(user, value)`` for the primary, or ``(user, value, metric)``
+for the named metric ``metric`` (``None``: the primary)."""
 """What a backfilled covariate did: ``set`` (counted), ``unchanged`` (the user has this very
 value already), ``conflict`` (the user has another value: kept, this one refused) or
 ``not_exposed`` (no exposure in the phase: nothing stored)."""
@@ -264,9 +278,10 @@ class Store(ABC):
 
     @abstractmethod
     def record_covariates(
-        self, experiment_id: str, phase: int, covariates: Sequence[tuple[str, float]]
+        self, experiment_id: str, phase: int, covariates: Sequence[CovariateItem]
     ) -> list[CovariateOutcome]:
-        """Backfill ``(user, covariate)`` pairs in order, atomically; one outcome each.
+        """Backfill ``(user, covariate)`` pairs, or ``(user, covariate, metric)`` triples
+        for named metrics, in order, atomically; one outcome each.
 
         A user named twice in one call is judged against the first value (the second is
         ``unchanged`` or ``conflict``). ``StorageUnavailable`` means nothing was applied.
@@ -275,6 +290,13 @@ class Store(ABC):
     @abstractmethod
     def get_covariate_counts(self, experiment_id: str, phase: int) -> dict[str, CovariateCounts]:
         """CUPED sums per variant (only variants with a user with a covariate appear)."""
+
+    @abstractmethod
+    def get_metric_covariate_counts(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, CovariateCounts]]:
+        """Named metrics' CUPED sums, ``{metric: {variant: CovariateCounts}}`` (only
+        metrics and variants with a user with a covariate of that metric appear)."""
 
     @abstractmethod
     def get_weighted_counts(self, experiment_id: str, phase: int) -> dict[str, WeightedCounts]:
@@ -291,3 +313,14 @@ class Store(ABC):
     @abstractmethod
     def release_lease(self, name: str, holder: str) -> None:
         """Give the lease up if ``holder`` holds it (otherwise nothing changes)."""
+
+
+def covariate_item(item: CovariateItem) -> tuple[str, float, str | None]:
+    """``(user, value, metric)`` of a backfill item (``metric`` ``None``: the primary).
+
+    >>> covariate_item(("u1", 2.0)), covariate_item(("u1", 2.0, "spend"))
+    (('u1', 2.0, None), ('u1', 2.0, 'spend'))
+    """
+    if len(item) == 3:
+        return item[0], item[1], item[2]
+    return item[0], item[1], None

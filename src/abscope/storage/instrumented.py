@@ -28,6 +28,7 @@ from abscope.models import (
     WeightedCounts,
 )
 from abscope.storage.base import (
+    CovariateItem,
     CovariateOutcome,
     EventResult,
     HourCounts,
@@ -56,6 +57,7 @@ OPERATIONS: Final = (
     "get_quantile_counters",
     "record_covariates",
     "get_covariate_counts",
+    "get_metric_covariate_counts",
     "get_weighted_counts",
     "acquire_lease",
     "release_lease",
@@ -177,10 +179,20 @@ class InstrumentedStore(Store):
         )
 
     def record_covariates(
-        self, experiment_id: str, phase: int, covariates: Sequence[tuple[str, float]]
+        self, experiment_id: str, phase: int, covariates: Sequence[CovariateItem]
     ) -> list[CovariateOutcome]:
         return self._call(
             "record_covariates", self.inner.record_covariates, experiment_id, phase, covariates
+        )
+
+    def get_metric_covariate_counts(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, CovariateCounts]]:
+        return self._call(
+            "get_metric_covariate_counts",
+            self.inner.get_metric_covariate_counts,
+            experiment_id,
+            phase,
         )
 
     def get_covariate_counts(self, experiment_id: str, phase: int) -> dict[str, CovariateCounts]:

@@ -41,6 +41,11 @@ Key                                   Type    Meaning
 ``abscope:{<id>}:p<p>:covariate_counts``      hash: field ``<variant>|<counter>`` → a CUPED
                                               sum over the variant's users with a covariate
                                               (``<counter>``: :data:`COVARIATE_COUNTERS`).
+``abscope:{<id>}:p<p>:metric_covariates``     hash: field ``<name>|<user>`` → the user's
+                                              covariate of the named metric, set once.
+``abscope:{<id>}:p<p>:metric_covariate_counts`` hash: field ``<name>|<variant>|<counter>``
+                                              → a named metric's CUPED sum (counters as
+                                              ``covariate_counts``).
 ``abscope:{<id>}:p<p>:probabilities`` hash    field user → ``p``, the probability of the
                                               exposure that registered the user (weights
                                               the user's later conversion and values).
@@ -107,6 +112,8 @@ __all__ = [
     "metric_counts",
     "metric_hour_field",
     "metric_hourly",
+    "metric_covariate_counts",
+    "metric_covariates",
     "metric_phase_keys",
     "metric_users",
     "parse_count_field",
@@ -299,18 +306,31 @@ def weighted_counts(experiment_id: str, phase: int) -> str:
     return f"{_phase(experiment_id, phase)}:weighted_counts"
 
 
-def metric_phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str, str]:
+def metric_phase_keys(experiment_id: str, phase: int) -> tuple[str, str, str, str, str, str]:
     """The named metrics' keys ``record_events.lua`` takes for one phase, in its order.
 
-    ``(metric_users, metric_counts, metric_hourly, quantiles)``; only batches with metric
-    events pass them.
+    ``(metric_users, metric_counts, metric_hourly, quantiles, metric_covariates,
+    metric_covariate_counts)``; only batches with metric events or metric covariates pass
+    them.
     """
     return (
         metric_users(experiment_id, phase),
         metric_counts(experiment_id, phase),
         metric_hourly(experiment_id, phase),
         quantiles(experiment_id, phase),
+        metric_covariates(experiment_id, phase),
+        metric_covariate_counts(experiment_id, phase),
     )
+
+
+def metric_covariates(experiment_id: str, phase: int) -> str:
+    """Hash ``metric|user`` → the user's covariate of a named metric in the phase."""
+    return f"{_phase(experiment_id, phase)}:metric_covariates"
+
+
+def metric_covariate_counts(experiment_id: str, phase: int) -> str:
+    """Hash ``metric|variant|counter`` → a named metric's CUPED sum of the phase."""
+    return f"{_phase(experiment_id, phase)}:metric_covariate_counts"
 
 
 def lease(name: str) -> str:

@@ -22,7 +22,11 @@ A batch without them passes none of the metric keys, and the script's work for i
 it was before metrics existed, but for one string comparison per exposure. A request of a
 quantile metric carries its counter increments in its packed argument (kind
 ``metric_quantile``); the script sums them over the batch and applies them with ``HINCRBY``
-to the phase's quantiles hash at the end, in the same call, never reading them.
+to the phase's quantiles hash at the end, in the same call, never reading them. A named
+metric's CUPED covariate travels in its exposure's packed value (``c;name,c;...``) or as a
+backfill item of kind ``metric_covariate``; a batch carrying one passes the metric keys
+too. Whether a phase has any metric covariate is looked up once per call (``EXISTS``), so
+metric events of an experiment without them cost one call per batch, not one per event.
 
 Scripts are called by SHA1 (EVALSHA); only a server that answers NOSCRIPT (it restarted, or
 never ran the script) gets the source, once, by EVAL on the node that serves the keys.
@@ -93,12 +97,14 @@ from abscope.storage import keys
 from abscope.storage.base import (
     DEFAULT_EVENT_ID_WINDOW,
     Clock,
+    CovariateItem,
     CovariateOutcome,
     EventOutcome,
     EventResult,
     HourCounts,
     MetricHourCounts,
     Store,
+    covariate_item,
     utc_now,
 )
 
@@ -636,6 +642,11 @@ class RedisStore(Store):
                     value = _float_text(event.covariate)
                 else:
                     value = ""
+                if event.metric_covariates:
+                    named_metrics = True
+                    value += "".join(
+                        f";{name},{_float_text(c)}" for name, c in event.metric_covariates.items()
+                    )
             else:
                 kind, value, named_metrics = _METRIC_KINDS[kind], event.metric, True
                 if event.value is not None:
@@ -729,16 +740,25 @@ class RedisStore(Store):
         return out
 
     def record_covariates(
-        self, experiment_id: str, phase: int, covariates: Sequence[tuple[str, float]]
+        self, experiment_id: str, phase: int, covariates: Sequence[CovariateItem]
     ) -> list[CovariateOutcome]:
-        """Backfill covariates in one ``record_events.lua`` call (kind ``covariate``), so
+        """Backfill covariates in one ``record_events.lua`` call (kind ``covariate``, or
+        ``metric_covariate`` for a named metric's), so
         they are counted atomically with the experiment's events, on its node."""
         if not covariates:
             return []
         script_keys = [keys.phases(experiment_id), *keys.phase_keys(experiment_id, phase)]
         args: list[str | int] = [0, 1, 1, phase]
-        for user_id, value in covariates:
-            args += (user_id, f"1||covariate|{_float_text(value)}|1|0|")
+        named_metrics = False
+        for item in covariates:
+            user_id, value, metric = covariate_item(item)
+            if metric is None:
+                args += (user_id, f"1||covariate|{_float_text(value)}|1|0|")
+            else:
+                named_metrics = True
+                args += (user_id, f"1||metric_covariate|{metric};{_float_text(value)}|1|0|")
+        if named_metrics:
+            script_keys.extend(keys.metric_phase_keys(experiment_id, phase))
         with _unavailable(f"record {len(covariates)} covariates"):
             codes = self._run(self._record, script_keys, args)
         return [_COVARIATE_OUTCOMES[int(code)] for code in codes]
@@ -752,6 +772,18 @@ class RedisStore(Store):
             variant, counter = keys.parse_count_field(_text(field))
             values.setdefault(variant, {})[counter] = _text(raw)
         return _per_variant(CovariateCounts, values)
+
+    def get_metric_covariate_counts(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, CovariateCounts]]:
+        key = keys.metric_covariate_counts(experiment_id, phase)
+        with _unavailable(f"read the metric covariate counts of experiment {experiment_id!r}"):
+            stored = self._client.hgetall(key)
+        values: dict[str, dict[str, dict[str, str]]] = {}
+        for field, raw in stored.items():
+            metric, variant, counter = keys.parse_metric_count_field(_text(field))
+            values.setdefault(metric, {}).setdefault(variant, {})[counter] = _text(raw)
+        return {metric: _per_variant(CovariateCounts, values[metric]) for metric in sorted(values)}
 
     def get_weighted_counts(self, experiment_id: str, phase: int) -> dict[str, WeightedCounts]:
         key = keys.weighted_counts(experiment_id, phase)

@@ -29,7 +29,8 @@ assignments     experiment_id, phase, user_id, variant (sticky)    experiment_id
                                                                    user_id
 metric_users    experiment_id, phase, metric, user_id, converted,  experiment_id, phase,
                 total, denominator_total (a named metric's per-    metric, user_id
-                user state)
+                user state), covariate (the metric's CUPED
+                covariate; NULL: none)
 metric_counts   experiment_id, phase, metric, variant,             experiment_id, phase,
                 conversions, sum, sum_squares, denominator_sum,    metric, variant
                 denominator_sum_squares, cross_sum
@@ -38,6 +39,9 @@ metric_hourly   experiment_id, phase, hour, metric, variant, the   experiment_id
 covariate_      experiment_id, phase, variant, samples, sum,       experiment_id, phase,
 counts          sum_squares, conversions, conversion_cross_sum,    variant
                 value_sum, value_cross_sum (``CovariateCounts``)
+metric_        experiment_id, phase, metric, variant, the         experiment_id, phase,
+covariate_      counters of ``covariate_counts`` for a named       metric, variant
+counts          metric's outcome
 weighted_       experiment_id, phase, variant, samples and the     experiment_id, phase,
 counts          probability-weighted sums of ``WeightedCounts``    variant
 quantile_       experiment_id, phase, metric, variant, counter     experiment_id, phase,
@@ -57,7 +61,9 @@ after that step) gain the metric and lease tables, empty; version 3 files gain t
 ``covariate`` column (NULL) and ``covariate_counts``, empty; version 4 files (and older
 ones, after those steps) gain ``weighted_counts``, filled from the ``users`` table (each
 user's probability, conversion and total are there, so the sums are exact at once);
-version 5 files (and older ones, after those steps) gain ``quantile_counts``, empty. Rows
+version 5 files (and older ones, after those steps) gain ``quantile_counts``, empty;
+version 6 files gain the ``covariate`` column of ``metric_users`` (NULL) and
+``metric_covariate_counts``, empty. Rows
 of an experiment that was never created are accepted (the service checks existence);
 deleting an experiment removes its rows from every table but ``leases``, which belong to
 no experiment.
@@ -76,7 +82,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -97,17 +103,19 @@ from abscope.models import (
 from abscope.storage.base import (
     DEFAULT_EVENT_ID_WINDOW,
     Clock,
+    CovariateItem,
     CovariateOutcome,
     EventResult,
     HourCounts,
     MetricHourCounts,
     Store,
+    covariate_item,
     utc_now,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-SCHEMA_VERSION: Final = 6
+SCHEMA_VERSION: Final = 7
 """The schema this module writes; kept in ``PRAGMA user_version`` for future migrations."""
 
 _Counts = TypeVar("_Counts", VariantCounts, MetricCounts, CovariateCounts, WeightedCounts)
@@ -292,6 +300,30 @@ _UPSERT_COVARIATE_COUNTS: Final = f"""
     INSERT INTO covariate_counts (experiment_id, phase, variant, {_COVARIATE_COUNTERS})
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (experiment_id, phase, variant) DO UPDATE SET {_ADD_COVARIATE_COUNTERS}"""
+_METRIC_COVARIATE_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS metric_covariate_counts (
+        experiment_id TEXT NOT NULL,
+        phase INTEGER NOT NULL,
+        metric TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        samples INTEGER NOT NULL,
+        sum REAL NOT NULL,
+        sum_squares REAL NOT NULL,
+        conversions INTEGER NOT NULL,
+        conversion_cross_sum REAL NOT NULL,
+        value_sum REAL NOT NULL,
+        value_cross_sum REAL NOT NULL,
+        PRIMARY KEY (experiment_id, phase, metric, variant)
+    ) WITHOUT ROWID""",
+)
+# From versions 1 to 6: the named metrics' per-user covariate (NULL: none).
+_MIGRATE_TO_7: Final = ("ALTER TABLE metric_users ADD COLUMN covariate REAL",)
+_UPSERT_METRIC_COVARIATE_COUNTS: Final = f"""
+    INSERT INTO metric_covariate_counts
+        (experiment_id, phase, metric, variant, {_COVARIATE_COUNTERS})
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (experiment_id, phase, metric, variant) DO UPDATE SET
+    {_ADD_COVARIATE_COUNTERS}"""
 _DATA_TABLES: Final = (
     "users",
     "counts",
@@ -304,6 +336,7 @@ _DATA_TABLES: Final = (
     "covariate_counts",
     "weighted_counts",
     "quantile_counts",
+    "metric_covariate_counts",
 )
 # From version 1: the Σ 1/p² counters and the age of event ids.
 _MIGRATE_1_TO_2: Final = (
@@ -327,11 +360,11 @@ _UPSERT_METRIC_HOURLY: Final = f"""
     {_ADD_METRIC_COUNTERS}"""
 _UPSERT_METRIC_USER: Final = """
     INSERT INTO metric_users
-        (experiment_id, phase, metric, user_id, converted, total, denominator_total)
-    VALUES (?, ?, ?, ?, ?, ?, ?)
+        (experiment_id, phase, metric, user_id, converted, total, denominator_total, covariate)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (experiment_id, phase, metric, user_id) DO UPDATE SET
         converted = excluded.converted, total = excluded.total,
-        denominator_total = excluded.denominator_total"""
+        denominator_total = excluded.denominator_total, covariate = excluded.covariate"""
 
 _COUNTERS: Final = _columns(VariantCounts)
 _ADD_COUNTERS: Final = _adding(VariantCounts)
@@ -641,14 +674,15 @@ class SQLiteStore(Store):
         return out
 
     def record_covariates(
-        self, experiment_id: str, phase: int, covariates: Sequence[tuple[str, float]]
+        self, experiment_id: str, phase: int, covariates: Sequence[CovariateItem]
     ) -> list[CovariateOutcome]:
         """Backfill covariates in one transaction (see :class:`~abscope.storage.base.Store`)."""
         if not covariates:
             return []
+        items = [covariate_item(item) for item in covariates]
         with self._writing("record covariates") as conn:
             users: dict[str, tuple[str, int, float, float | None]] = {}
-            for chunk in _padded_chunks(list(dict.fromkeys(user for user, _ in covariates))):
+            for chunk in _padded_chunks(list(dict.fromkeys(user for user, _, _ in items))):
                 rows = conn.execute(
                     "SELECT user_id, variant, converted, total, covariate FROM users"
                     " WHERE experiment_id = ? AND phase = ?"
@@ -657,15 +691,34 @@ class SQLiteStore(Store):
                 )
                 for user_id, variant, converted, total, covariate in rows:
                     users[user_id] = (variant, converted, total, covariate)
+            metric_users = _load_metric_states(
+                conn,
+                {(experiment_id, phase, m, user) for user, _, m in items if m is not None},
+            )
             outcomes: list[CovariateOutcome] = []
             totals: dict[str, list[float]] = {}
+            metric_totals: dict[tuple[str, int, str, str], list[float]] = {}
             updates: list[tuple[float, str, int, str]] = []
-            for user_id, value in covariates:
+            for user_id, value, metric in items:
                 state = users.get(user_id)
                 if state is None:
                     outcomes.append("not_exposed")
                     continue
                 variant, converted, total, stored = state
+                if metric is not None:
+                    outcomes.append(
+                        _set_metric_covariate(
+                            metric_users,
+                            metric_totals,
+                            experiment_id,
+                            phase,
+                            metric,
+                            user_id,
+                            variant,
+                            value,
+                        )  # fmt: skip
+                    )
+                    continue
                 if stored is not None:
                     outcomes.append("unchanged" if stored == value else "conflict")
                     continue
@@ -680,12 +733,27 @@ class SQLiteStore(Store):
                 _UPSERT_COVARIATE_COUNTS,
                 ((experiment_id, phase, variant, *row) for variant, row in totals.items()),
             )
+            _write_metric_covariates(conn, metric_users, metric_totals)
         return outcomes
 
     def get_covariate_counts(self, experiment_id: str, phase: int) -> dict[str, CovariateCounts]:
         return self._phase_totals(
             "get covariate counts", "covariate_counts", CovariateCounts, experiment_id, phase
         )
+
+    def get_metric_covariate_counts(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, CovariateCounts]]:
+        with self._reading("get metric covariate counts") as conn:
+            rows = conn.execute(
+                f"SELECT metric, variant, {_COVARIATE_COUNTERS} FROM metric_covariate_counts"
+                " WHERE experiment_id = ? AND phase = ? ORDER BY metric, variant",
+                (experiment_id, phase),
+            ).fetchall()
+        out: dict[str, dict[str, CovariateCounts]] = {}
+        for metric, variant, *counters in rows:
+            out.setdefault(metric, {})[variant] = _counts(CovariateCounts, counters)
+        return out
 
     def get_weighted_counts(self, experiment_id: str, phase: int) -> dict[str, WeightedCounts]:
         return self._phase_totals(
@@ -764,6 +832,12 @@ class SQLiteStore(Store):
                     conn.execute(statement)
                 _backfill_weighted_counts(conn)  # from the users (none in a new file)
             for statement in _QUANTILE_SCHEMA:  # version 6
+                conn.execute(statement)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(metric_users)")}
+            if "covariate" not in columns:  # versions 1 to 6
+                for statement in _MIGRATE_TO_7:
+                    conn.execute(statement)
+            for statement in _METRIC_COVARIATE_SCHEMA:  # version 7
                 conn.execute(statement)
             if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -981,38 +1055,122 @@ class _User:
 class _MetricUser:
     """A user's state for one named metric, as read at the start of a batch."""
 
-    __slots__ = ("converted", "total", "denominator", "dirty")
+    __slots__ = ("converted", "total", "denominator", "covariate", "dirty")
 
-    def __init__(self, converted: bool, total: float, denominator: float, dirty: bool) -> None:
+    def __init__(
+        self,
+        converted: bool,
+        total: float,
+        denominator: float,
+        dirty: bool,
+        covariate: float | None = None,
+    ) -> None:
         self.converted = converted
         self.total = total
         self.denominator = denominator
+        self.covariate = covariate
         self.dirty = dirty
+
+
+_MetricKey = tuple[str, int, str, str]  # (experiment, phase, metric, user)
+
+
+def _load_metric_states(
+    conn: sqlite3.Connection, wanted_keys: Iterable[_MetricKey]
+) -> dict[_MetricKey, _MetricUser]:
+    """The stored per-metric state of the given (experiment, phase, metric, user)s."""
+    wanted: dict[tuple[str, int, str], dict[str, None]] = {}
+    for experiment_id, phase, metric, user_id in wanted_keys:
+        wanted.setdefault((experiment_id, phase, metric), {})[user_id] = None
+    users: dict[_MetricKey, _MetricUser] = {}
+    for (experiment_id, phase, metric), user_ids in wanted.items():
+        for chunk in _padded_chunks(list(user_ids)):
+            rows = conn.execute(
+                "SELECT user_id, converted, total, denominator_total, covariate"
+                " FROM metric_users WHERE experiment_id = ? AND phase = ? AND metric = ?"
+                f" AND user_id IN ({_in_list(len(chunk))})",
+                (experiment_id, phase, metric, *chunk),
+            )
+            for user_id, converted, total, denominator, covariate in rows:
+                users[experiment_id, phase, metric, user_id] = _MetricUser(
+                    bool(converted), total, denominator, False, covariate
+                )
+    return users
 
 
 def _load_metric_users(
     conn: sqlite3.Connection, events: Sequence[Event]
-) -> dict[tuple[str, int, str, str], _MetricUser]:
-    """The stored per-metric state of every (user, metric) the batch's metric events name."""
-    wanted: dict[tuple[str, int, str], dict[str, None]] = {}
+) -> dict[_MetricKey, _MetricUser]:
+    """The stored per-metric state of every (user, metric) the batch's metric events
+    name, and of those its exposures carry a metric covariate for."""
+    wanted: dict[_MetricKey, None] = {}
     for event in events:
         if event.metric is not None:
-            key = (event.experiment_id, event.phase, event.metric)
-            wanted.setdefault(key, {})[event.user_id] = None
-    users: dict[tuple[str, int, str, str], _MetricUser] = {}
-    for (experiment_id, phase, metric), user_ids in wanted.items():
-        for chunk in _padded_chunks(list(user_ids)):
-            rows = conn.execute(
-                "SELECT user_id, converted, total, denominator_total FROM metric_users"
-                " WHERE experiment_id = ? AND phase = ? AND metric = ?"
-                f" AND user_id IN ({_in_list(len(chunk))})",
-                (experiment_id, phase, metric, *chunk),
-            )
-            for user_id, converted, total, denominator in rows:
-                users[experiment_id, phase, metric, user_id] = _MetricUser(
-                    bool(converted), total, denominator, dirty=False
-                )
-    return users
+            wanted[event.experiment_id, event.phase, event.metric, event.user_id] = None
+        elif event.metric_covariates:
+            for metric in event.metric_covariates:
+                wanted[event.experiment_id, event.phase, metric, event.user_id] = None
+    if not wanted:
+        return {}
+    return _load_metric_states(conn, wanted)
+
+
+def _set_metric_covariate(
+    users: dict[_MetricKey, _MetricUser],
+    totals: dict[tuple[str, int, str, str], list[float]],
+    experiment_id: str,
+    phase: int,
+    metric: str,
+    user_id: str,
+    variant: str,
+    value: float,
+) -> CovariateOutcome:
+    """Set a user's covariate of ``metric`` unless one is stored: count it with the
+    user's outcomes of the metric so far (the backfill's ``c·y``)."""
+    key = (experiment_id, phase, metric, user_id)
+    user = users.get(key)
+    if user is None:
+        user = users[key] = _MetricUser(False, 0.0, 0.0, dirty=True)
+    if user.covariate is not None:
+        return "unchanged" if user.covariate == value else "conflict"
+    user.covariate, user.dirty = value, True
+    row = totals.setdefault(
+        (experiment_id, phase, metric, variant), [0, 0.0, 0.0, 0, 0.0, 0.0, 0.0]
+    )
+    for index, increment in enumerate(_covariate_increments(value, user.converted, user.total)):
+        row[index] += increment
+    return "set"
+
+
+def _metric_covariate_conflicts(
+    users: dict[_MetricKey, _MetricUser], event: Event, covariates: dict[str, float]
+) -> bool:
+    """Whether any of an exposure's metric covariates differs from a stored one."""
+    for metric, value in covariates.items():
+        user = users.get((event.experiment_id, event.phase, metric, event.user_id))
+        if user is not None and user.covariate is not None and user.covariate != value:
+            return True
+    return False
+
+
+def _write_metric_covariates(
+    conn: sqlite3.Connection,
+    users: dict[_MetricKey, _MetricUser],
+    totals: dict[tuple[str, int, str, str], list[float]],
+) -> None:
+    """Write back the changed metric users and add the metric covariate sums."""
+    conn.executemany(
+        _UPSERT_METRIC_USER,
+        (
+            (*key, int(user.converted), user.total, user.denominator, user.covariate)
+            for key, user in users.items()
+            if user.dirty
+        ),
+    )
+    conn.executemany(
+        _UPSERT_METRIC_COVARIATE_COUNTS,
+        ((*key, *increments) for key, increments in totals.items()),
+    )
 
 
 def _apply_metric(
@@ -1023,12 +1181,15 @@ def _apply_metric(
     hourly: dict[tuple[str, int, int, str, str], list[float]],
     hour: int,
     quantiles: dict[tuple[str, int, str, str, str], int],
+    covariate_totals: dict[tuple[str, int, str, str], list[float]],
 ) -> bool:
     """Count a named metric's conversion or value; return whether it is a new conversion.
 
     Increments are ``[conversions, Σx, Σx², Σy, Σy², Σxy]`` (``MetricCounts``' order). A
     quantile metric's request adds its ``quantile_increments`` to ``quantiles``, and 1 to
-    ``users`` on the user's first event of the metric.
+    ``users`` on the user's first event of the metric. A user with a covariate ``c`` of the
+    metric adds ``1`` and ``c`` (a new conversion) or ``dx`` and ``c·dx`` (a value) to the
+    metric's covariate sums (``CovariateCounts``' order).
     """
     experiment_id, phase, variant = event.experiment_id, event.phase, event.variant
     key = (experiment_id, phase, metric, event.user_id)
@@ -1051,6 +1212,12 @@ def _apply_metric(
             return False
         user.converted = user.dirty = new_conversion = True
         increments[0] = 1
+        if user.covariate is not None:
+            row = covariate_totals.setdefault(
+                (experiment_id, phase, metric, variant), [0, 0.0, 0.0, 0, 0.0, 0.0, 0.0]
+            )
+            row[3] += 1
+            row[4] += user.covariate
     elif event.value is not None:
         dx = event.value
         dy = 0.0 if event.denominator is None else event.denominator
@@ -1063,6 +1230,12 @@ def _apply_metric(
             x * dy + y * dx + dx * dy,
         ]
         user.total, user.denominator, user.dirty = x + dx, y + dy, True
+        if user.covariate is not None:
+            row = covariate_totals.setdefault(
+                (experiment_id, phase, metric, variant), [0, 0.0, 0.0, 0, 0.0, 0.0, 0.0]
+            )
+            row[5] += dx
+            row[6] += user.covariate * dx
     else:
         return False
     for row in (
@@ -1130,6 +1303,7 @@ def _apply_batch(
     metric_totals: dict[tuple[str, int, str, str], list[float]] = {}
     metric_hourly: dict[tuple[str, int, int, str, str], list[float]] = {}
     quantiles: dict[tuple[str, int, str, str, str], int] = {}
+    metric_covariate_totals: dict[tuple[str, int, str, str], list[float]] = {}
     seen = _load_event_ids(conn, events, cutoff)
     new_ids: list[tuple[str, str, int]] = []
     # Increments per (experiment, phase, variant) and per (experiment, phase, hour, variant):
@@ -1159,6 +1333,10 @@ def _apply_batch(
                 results.append(_COVARIATE_MISMATCH)
                 continue
             covariate = None  # the same value again: nothing to set
+        named = event.metric_covariates
+        if named and _metric_covariate_conflicts(metric_users, event, named):
+            results.append(_COVARIATE_MISMATCH)
+            continue
         hour = ((_utc(event.at) - _EPOCH) // _HOUR) * 3600
         total = totals.setdefault((experiment_id, phase, variant), [0, 0, 0.0, 0.0, 0.0, 0.0])
         in_hour = hourly.setdefault(
@@ -1181,8 +1359,9 @@ def _apply_batch(
             in_hour[5] += weight * weight
         if event.metric is not None:
             new_conversion = _apply_metric(
-                event, event.metric, metric_users, metric_totals, metric_hourly, hour, quantiles
-            )
+                event, event.metric, metric_users, metric_totals, metric_hourly, hour, quantiles,
+                metric_covariate_totals,
+            )  # fmt: skip
         elif new_conversion := event.kind == "conversion" and not user.converted:
             user.converted = user.dirty = True
             total[1] += 1
@@ -1218,7 +1397,13 @@ def _apply_batch(
                 )
                 row[5] += value
                 row[6] += user.covariate * value
-        elif covariate is not None:  # an exposure setting the user's covariate
+        if named:  # an exposure setting the user's covariates of named metrics
+            for metric, given in named.items():
+                _set_metric_covariate(
+                    metric_users, metric_covariate_totals, experiment_id, phase, metric,
+                    event.user_id, variant, given,
+                )  # fmt: skip
+        if covariate is not None and event.kind == "exposure":  # sets the user's covariate
             user.covariate = covariate
             covariates_set.append((covariate, *user_key))
             row = covariate_totals.setdefault(
@@ -1261,14 +1446,7 @@ def _apply_batch(
         ((*key, *increments) for key, increments in hourly.items() if any(increments)),
     )
     if metric_users:
-        conn.executemany(
-            _UPSERT_METRIC_USER,
-            (
-                (*key, int(user.converted), user.total, user.denominator)
-                for key, user in metric_users.items()
-                if user.dirty
-            ),
-        )
+        _write_metric_covariates(conn, metric_users, metric_covariate_totals)
         conn.executemany(
             _UPSERT_METRIC_COUNTS,
             ((*key, *increments) for key, increments in metric_totals.items()),

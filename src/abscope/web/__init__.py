@@ -78,7 +78,7 @@ DETAIL = Page(
     "detail.html",
     "detail.js",
     charts=True,
-    extra=("draft.js", "adaptive.js", "quantiles.js"),
+    extra=("draft.js", "adaptive.js", "quantiles.js", "metric_cuped.js"),
 )
 NOT_FOUND = Page("Experiment not found", "not_found.html", "")
 EDIT = Page("Edit experiment", "new.html", "new.js", extra=("draft.js",))

@@ -8,10 +8,10 @@
 --          exposures (hash), converted (set), totals (hash), counts (hash), hourly (hash),
 --          covariates (hash), covariate_counts (hash), probabilities (hash),
 --          weighted_counts (hash)
--- then, only when the batch holds events of named metrics, for each group g four keys
--- starting at KEYS[B + 2 + 9 G + 4 (g - 1)]:
+-- then, only when the batch holds events or covariates of named metrics, for each group g
+-- six keys starting at KEYS[B + 2 + 9 G + 6 (g - 1)]:
 --          metric_users (hash), metric_counts (hash), metric_hourly (hash),
---          quantiles (hash)
+--          quantiles (hash), metric_covariates (hash), metric_covariate_counts (hash)
 -- ARGV[1]  B, the number of event-id buckets
 -- ARGV[2]  seconds the current bucket must live (set when the script adds an id to it)
 -- ARGV[3]  G, the number of phase groups
@@ -25,8 +25,10 @@
 -- (value: name;dx;dy, the numerator's and the denominator's increments), or, for a
 -- request of a quantile metric, "metric_quantile" (value: name;dx;dy;c1,n1,c2,n2,...: a
 -- metric value as above plus the request's quantile counter increments). An exposure's
--- value is its covariate ("" when none). Kind "covariate" backfills a covariate (value)
--- for a user exposed already (variant "", hour 0, no event id).
+-- value is its covariate ("" when none), followed by ";name,c" for each covariate of a
+-- named metric it carries. Kind "covariate" backfills a covariate (value) for a user
+-- exposed already (variant "", hour 0, no event id); kind "metric_covariate" backfills a
+-- named metric's (value: name;c).
 --
 -- Returns one integer per event: outcome (0 counted, 1 duplicate, 2 variant_mismatch,
 -- 3 covariate_mismatch) + 4 if it registered a new exposure + 8 if it registered a new
@@ -38,7 +40,11 @@
 -- value_sum and value_cross_sum (c y): a covariate users' outcome increment dy adds
 -- c dy, a covariate set after outcomes y adds c y. Whether a group has any covariate is
 -- looked up once per call (EXISTS), so batches of experiments without covariates pay one
--- call per group, not one per event.
+-- call per group, not one per event. A named metric's covariates work the same way per
+-- (metric, user) in the metric_covariates hash, with sums per metric|variant|counter in
+-- metric_covariate_counts over that metric's outcome (its converted 0/1 and value total
+-- x); their existence is looked up once per call and group too, so metric events of an
+-- experiment without metric covariates pay one EXISTS per call.
 --
 -- Adaptive traffic: a new exposure stores the user's p (probabilities hash) and adds 1 to
 -- samples and 1/sqrt(p) to the weighted_counts hash; the primary's new conversion adds
@@ -66,7 +72,7 @@ local PACKED = '^(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
 local KEYS_PER_GROUP = 9
 local COVARIATE_MISMATCH = 3
 local SET, UNCHANGED, CONFLICT, NOT_EXPOSED = 0, 1, 2, 3
-local METRIC_KEYS_PER_GROUP = 4
+local METRIC_KEYS_PER_GROUP = 6
 local METRIC_VALUE = '^([^;]*);([^;]*);([^;]*)$'
 local QUANTILE_VALUE = '^([^;]*);([^;]*);([^;]*);(.*)$'
 local METRIC_USER = '^(%d)|([^|]*)|([^|]*)$'
@@ -175,6 +181,22 @@ local function add_quantiles(key, prefix, counters, first)
     end
 end
 
+-- CUPED for named metrics: the covariate of (metric, user), nil when none; looked up only
+-- in groups that have any
+local has_metric_covariates = {}
+local function metric_covariate_of(group, covariates_key, field)
+    local known = has_metric_covariates[group]
+    if known == nil then
+        known = redis.call('EXISTS', covariates_key) == 1
+        has_metric_covariates[group] = known
+    end
+    if not known then
+        return nil
+    end
+    local stored = redis.call('HGET', covariates_key, field)
+    return stored and tonumber(stored) or nil
+end
+
 -- Count a named metric's conversion or value (the exposure is registered already);
 -- return NEW_CONVERSION when it added the user's conversion, else 0.
 local metric_base = buckets + 1 + groups * KEYS_PER_GROUP
@@ -201,6 +223,8 @@ local function count_metric(group, user, variant, kind, packed, hour)
     end
     local fields = metric_field_names(hour, metric, variant)
     local added = 0
+    local mc = metric_covariate_of(group, KEYS[base + 5], field)
+    local sums_prefix = metric .. '|' .. variant .. '|'
     if dx == nil then
         if converted == 1 then
             return 0
@@ -208,7 +232,15 @@ local function count_metric(group, user, variant, kind, packed, hour)
         converted = 1
         bump(counts_key, hourly_key, fields, 'conversions', 1)
         added = NEW_CONVERSION
+        if mc ~= nil then
+            add(KEYS[base + 6], sums_prefix .. 'conversions', 1)
+            add(KEYS[base + 6], sums_prefix .. 'conversion_cross_sum', mc)
+        end
     else
+        if mc ~= nil then
+            add(KEYS[base + 6], sums_prefix .. 'value_sum', dx)
+            add(KEYS[base + 6], sums_prefix .. 'value_cross_sum', mc * dx)
+        end
         bump(counts_key, hourly_key, fields, 'sum', dx)
         bump(counts_key, hourly_key, fields, 'sum_squares', 2 * x * dx + dx * dx)
         bump(counts_key, hourly_key, fields, 'denominator_sum', dy)
@@ -254,6 +286,64 @@ local function set_covariate(group, base, user, variant, c)
     add(sums_key, prefix .. 'value_cross_sum', c * t)
 end
 
+-- Set a user's covariate c of a named metric unless one is stored; count it with the
+-- user's outcomes of the metric so far. Returns SET, UNCHANGED or CONFLICT.
+local function set_metric_covariate(group, user, variant, metric, c)
+    local base = metric_base + (tonumber(group) - 1) * METRIC_KEYS_PER_GROUP
+    local field = metric .. '|' .. user
+    local stored_c = metric_covariate_of(group, KEYS[base + 5], field)
+    if stored_c ~= nil then
+        if stored_c == c then
+            return UNCHANGED
+        end
+        return CONFLICT
+    end
+    redis.call('HSET', KEYS[base + 5], field, c)
+    has_metric_covariates[group] = true
+    local converted, x = 0, 0
+    local stored = redis.call('HGET', KEYS[base + 1], field)
+    if stored then
+        local y
+        converted, x, y = string.match(stored, METRIC_USER)
+        converted, x = tonumber(converted), tonumber(x)
+    end
+    local prefix = metric .. '|' .. variant .. '|'
+    local sums_key = KEYS[base + 6]
+    add(sums_key, prefix .. 'samples', 1)
+    add(sums_key, prefix .. 'sum', c)
+    add(sums_key, prefix .. 'sum_squares', c * c)
+    add(sums_key, prefix .. 'conversions', converted)
+    add(sums_key, prefix .. 'conversion_cross_sum', c * converted)
+    add(sums_key, prefix .. 'value_sum', x)
+    add(sums_key, prefix .. 'value_cross_sum', c * x)
+    return SET
+end
+
+-- An exposure's value: its covariate (nil when none) and its metric covariates ({} when
+-- none) as a list of {name, c}
+local function exposure_covariates(value)
+    local primary, rest = string.match(value, '^([^;]*)(.*)$')
+    local named = {}
+    for metric, c in string.gmatch(rest, ';([^,;]+),([^;]+)') do
+        named[#named + 1] = {metric, tonumber(c)}
+    end
+    return primary ~= '' and tonumber(primary) or nil, named
+end
+
+local function metric_covariates_conflict(group, user, named)
+    if #named == 0 then
+        return false
+    end
+    local base = metric_base + (tonumber(group) - 1) * METRIC_KEYS_PER_GROUP
+    for _, item in ipairs(named) do
+        local stored = metric_covariate_of(group, KEYS[base + 5], item[1] .. '|' .. user)
+        if stored ~= nil and stored ~= item[2] then
+            return true
+        end
+    end
+    return false
+end
+
 -- weighted_counts field names per variant, made once
 local weighted_names = {}
 local function weighted_fields(variant)
@@ -293,7 +383,15 @@ for i = 0, n - 1 do
     local exposures_key, converted_key, totals_key = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
     local counts_key, hourly_key = KEYS[base + 4], KEYS[base + 5]
 
-    if kind == 'covariate' then
+    if kind == 'metric_covariate' then
+        local metric, c = string.match(value, '^([^;]*);(.*)$')
+        local exposed = redis.call('HGET', exposures_key, user)
+        if not exposed then
+            results[i + 1] = NOT_EXPOSED
+        else
+            results[i + 1] = set_metric_covariate(group, user, exposed, metric, tonumber(c))
+        end
+    elseif kind == 'covariate' then
         local c = tonumber(value)
         local exposed = redis.call('HGET', exposures_key, user)
         if not exposed then
@@ -316,13 +414,15 @@ for i = 0, n - 1 do
             ids_added = true
         end
         local exposed = redis.call('HGET', exposures_key, user)
-        local c = nil
+        local c, named = nil, nil
         if kind == 'exposure' and value ~= '' then
-            c = tonumber(value)
+            c, named = exposure_covariates(value)
         end
         local refused = nil
         if exposed and exposed ~= variant then
             refused = MISMATCH
+        elseif named ~= nil and metric_covariates_conflict(group, user, named) then
+            refused = COVARIATE_MISMATCH
         elseif c ~= nil and exposed then
             local stored = covariate_of(group, KEYS[base + 6], user)
             if stored ~= nil then
@@ -401,6 +501,11 @@ for i = 0, n - 1 do
             elseif kind == 'exposure' then
                 if c ~= nil then
                     set_covariate(group, base, user, variant, c)
+                end
+                if named ~= nil then
+                    for _, item in ipairs(named) do
+                        set_metric_covariate(group, user, variant, item[1], item[2])
+                    end
                 end
             else
                 code = code + count_metric(group, user, variant, kind, value, hour)

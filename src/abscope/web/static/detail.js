@@ -352,7 +352,10 @@ function renderCuped(r) {
   const section = r.cuped;
   const panel = document.getElementById("cuped-panel");
   const absent = document.getElementById("cuped-absent");
-  panel.classList.toggle("hidden", !section);
+  const named = abscopeMetricCuped.render(r); // named metrics' blocks (metric_cuped.js)
+  if (named) labelCells(document.getElementById("cuped-metrics-table"));
+  panel.classList.toggle("hidden", !section && !named);
+  document.getElementById("cuped-primary").classList.toggle("hidden", !section);
   if (!section) {
     const reason = (r.null_reasons || {}).cuped;
     absent.textContent = reason ? (CUPED_ABSENT[reason] || `CUPED: ${abscope.reasonText(reason)}`) : "";
