@@ -60,6 +60,10 @@ def data(
     y[n_a:] += rng.normal(0.0, 1.0, n_b) + 0.5  # another slope and variance in treatment
     if binary:
         y = (y > np.median(y)).astype(float)
+        # Both outcomes in each arm: an arm of all zeros has no relative effect
+        # (zero_baseline) and one without variance no test, which are other tests' cases.
+        y[[0, n_a]] = 0.0
+        y[[1, n_a + 1]] = 1.0
     has = rng.random(n_a + n_b) >= missing
     has[0] = has[n_a] = True
     return y[:n_a], c[:n_a], has[:n_a], y[n_a:], c[n_a:], has[n_a:]
