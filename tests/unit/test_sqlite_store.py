@@ -683,7 +683,7 @@ def test_a_batch_whose_quantile_write_fails_applies_nothing(
 ) -> None:
     """The quantile counters are written in the batch's transaction: when their upsert
     fails, neither they nor the batch's exposures and event ids are kept."""
-    import abscope.storage.sqlite as sqlite_module
+    import abscope.storage.sqlite_schema as sqlite_schema
 
     batch = [
         event("u1", event_id="e1"),
@@ -692,7 +692,7 @@ def test_a_batch_whose_quantile_write_fails_applies_nothing(
     ]  # fmt: skip
     with closing(SQLiteStore(path)) as store:
         monkeypatch.setattr(
-            sqlite_module, "_UPSERT_QUANTILE_COUNT", "INSERT INTO nowhere VALUES (?, ?, ?, ?, ?, ?)"
+            sqlite_schema, "UPSERT_QUANTILE_COUNT", "INSERT INTO nowhere VALUES (?, ?, ?, ?, ?, ?)"
         )
         with pytest.raises(StorageUnavailable):
             store.record_events(batch)
