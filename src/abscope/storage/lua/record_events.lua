@@ -181,16 +181,18 @@ local function add_quantiles(key, prefix, counters, first)
     end
 end
 
--- CUPED for named metrics: the covariate of (metric, user), nil when none; looked up only
--- in groups that have any
-local has_metric_covariates = {}
-local function metric_covariate_of(group, covariates_key, field)
-    local known = has_metric_covariates[group]
-    if known == nil then
-        known = redis.call('EXISTS', covariates_key) == 1
-        has_metric_covariates[group] = known
+-- CUPED: a covariate stored in the hash covariates_key (the primary's, by user, or the named
+-- metrics', by metric|user), nil when none. known caches per group whether the hash exists
+-- (has_covariates for the primary's, has_metric_covariates for the named metrics'), so a
+-- group without covariates costs one EXISTS per script, not one HGET per event.
+local has_covariates, has_metric_covariates = {}, {}
+local function stored_covariate(known, group, covariates_key, field)
+    local exists = known[group]
+    if exists == nil then
+        exists = redis.call('EXISTS', covariates_key) == 1
+        known[group] = exists
     end
-    if not known then
+    if not exists then
         return nil
     end
     local stored = redis.call('HGET', covariates_key, field)
@@ -223,7 +225,7 @@ local function count_metric(group, user, variant, kind, packed, hour)
     end
     local fields = metric_field_names(hour, metric, variant)
     local added = 0
-    local mc = metric_covariate_of(group, KEYS[base + 5], field)
+    local mc = stored_covariate(has_metric_covariates, group, KEYS[base + 5], field)
     local sums_prefix = metric .. '|' .. variant .. '|'
     if dx == nil then
         if converted == 1 then
@@ -252,20 +254,6 @@ local function count_metric(group, user, variant, kind, packed, hour)
     return added
 end
 
--- CUPED: the covariate of a user (nil when none), looked up only in groups that have any
-local has_covariates = {}
-local function covariate_of(group, covariates_key, user)
-    local known = has_covariates[group]
-    if known == nil then
-        known = redis.call('EXISTS', covariates_key) == 1
-        has_covariates[group] = known
-    end
-    if not known then
-        return nil
-    end
-    local stored = redis.call('HGET', covariates_key, user)
-    return stored and tonumber(stored) or nil
-end
 
 -- Set a user's covariate c (they have none) and count it with their outcomes so far.
 local function set_covariate(group, base, user, variant, c)
@@ -291,7 +279,7 @@ end
 local function set_metric_covariate(group, user, variant, metric, c)
     local base = metric_base + (tonumber(group) - 1) * METRIC_KEYS_PER_GROUP
     local field = metric .. '|' .. user
-    local stored_c = metric_covariate_of(group, KEYS[base + 5], field)
+    local stored_c = stored_covariate(has_metric_covariates, group, KEYS[base + 5], field)
     if stored_c ~= nil then
         if stored_c == c then
             return UNCHANGED
@@ -336,7 +324,8 @@ local function metric_covariates_conflict(group, user, named)
     end
     local base = metric_base + (tonumber(group) - 1) * METRIC_KEYS_PER_GROUP
     for _, item in ipairs(named) do
-        local stored = metric_covariate_of(group, KEYS[base + 5], item[1] .. '|' .. user)
+        local field = item[1] .. '|' .. user
+        local stored = stored_covariate(has_metric_covariates, group, KEYS[base + 5], field)
         if stored ~= nil and stored ~= item[2] then
             return true
         end
@@ -397,7 +386,7 @@ for i = 0, n - 1 do
         if not exposed then
             results[i + 1] = NOT_EXPOSED
         else
-            local stored = covariate_of(group, KEYS[base + 6], user)
+            local stored = stored_covariate(has_covariates, group, KEYS[base + 6], user)
             if stored == nil then
                 set_covariate(group, base, user, exposed, c)
                 results[i + 1] = SET
@@ -424,7 +413,7 @@ for i = 0, n - 1 do
         elseif named ~= nil and metric_covariates_conflict(group, user, named) then
             refused = COVARIATE_MISMATCH
         elseif c ~= nil and exposed then
-            local stored = covariate_of(group, KEYS[base + 6], user)
+            local stored = stored_covariate(has_covariates, group, KEYS[base + 6], user)
             if stored ~= nil then
                 if stored ~= c then
                     refused = COVARIATE_MISMATCH
@@ -468,7 +457,7 @@ for i = 0, n - 1 do
                         add(weighted_key, names_w.conversion_inverse_sqrt_probability_sum,
                             1 / math.sqrt(p))
                     end
-                    local uc = covariate_of(group, KEYS[base + 6], user)
+                    local uc = stored_covariate(has_covariates, group, KEYS[base + 6], user)
                     if uc ~= nil then
                         add(KEYS[base + 7], variant .. '|conversions', 1)
                         add(KEYS[base + 7], variant .. '|conversion_cross_sum', uc)
@@ -493,7 +482,7 @@ for i = 0, n - 1 do
                     add(weighted_key, names_w.square_inverse_probability_square_sum,
                         square * w * w)
                 end
-                local uc = covariate_of(group, KEYS[base + 6], user)
+                local uc = stored_covariate(has_covariates, group, KEYS[base + 6], user)
                 if uc ~= nil then
                     add(KEYS[base + 7], variant .. '|value_sum', v)
                     add(KEYS[base + 7], variant .. '|value_cross_sum', uc * v)
