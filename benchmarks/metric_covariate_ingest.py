@@ -8,14 +8,13 @@ conversions of the binary metric ``clicked``, through :meth:`Store.record_events
 abscope version can store: run this module with an older ``src`` on ``PYTHONPATH`` to
 compare). ``with covariates``: every exposure also carries covariates of both metrics, so
 later outcome events of those users update the metrics' CUPED sums. Each figure is the best
-of ``REPEATS``, each repeat into a new experiment.
+of ``benchmarks.ingest.REPEATS``, each repeat into a new experiment.
 """
 
 from __future__ import annotations
 
 import random
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,11 +22,11 @@ from abscope.models import Event
 from abscope.storage.base import Store
 from abscope.storage.redis import RedisStore
 from abscope.storage.sqlite import SQLiteStore
+from benchmarks.ingest import time_record_events
 
 EVENTS = 20_000
 BATCH = 500
 USERS = 5_000
-REPEATS = 3
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -62,15 +61,10 @@ def make_events(experiment_id: str, covariates: bool, seed: int = 0) -> list[Eve
 
 
 def time_stream(store: Store, prefix: str, covariates: bool) -> float:
-    best = float("inf")
-    for repeat in range(REPEATS):
-        experiment_id = f"{prefix}-{'c' if covariates else 'p'}-{repeat}"
-        events = make_events(experiment_id, covariates)
-        start = time.perf_counter()
-        for i in range(0, len(events), BATCH):
-            store.record_events(events[i : i + BATCH])
-        best = min(best, time.perf_counter() - start)
-    return best
+    """Best seconds for the stream through ``record_events`` (each repeat into a new
+    experiment: :func:`benchmarks.ingest.time_record_events`)."""
+    tag = f"{prefix}-{'c' if covariates else 'p'}"
+    return time_record_events(store, make_events(tag, covariates), tag, BATCH)
 
 
 def main(with_covariates: bool = True) -> None:

@@ -7,7 +7,8 @@ is a mean (a plain value event); in the other a quantile metric, each event carr
 request's counter increments (1 fine bucket and about 63 replicate counters with the
 default ``B = 100``). The increments are computed before the clock starts, as the service
 computes them before the store call; their cost is measured apart (per event, in the
-service). Each figure is the best of ``REPEATS``, each repeat into a new experiment.
+service). Each figure is the best of ``benchmarks.ingest.REPEATS``, each repeat into a new
+experiment.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from abscope.stats.quantiles import replicate_weights, request_increments
 from abscope.storage.base import Store
 from abscope.storage.redis import RedisStore
 from abscope.storage.sqlite import SQLiteStore
+from benchmarks.ingest import time_record_events
 
 EVENTS = 20_000
 BATCH = 500
 USERS = 5_000
-REPEATS = 3
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -37,7 +38,7 @@ def make_events(experiment_id: str, quantile: bool, seed: int = 0) -> list[Event
     events = []
     for i in range(EVENTS):
         user = f"u{rng.randrange(USERS)}"
-        variant = "control" if hash(user) % 2 else "treatment"
+        variant = "control" if int(user[1:]) % 2 else "treatment"
         value = round(rng.lognormvariate(5.0, 0.6), 2)
         increments = (
             request_increments(value, user, config, first_request=False) if quantile else None
@@ -63,15 +64,10 @@ def make_events(experiment_id: str, quantile: bool, seed: int = 0) -> list[Event
 
 
 def time_stream(store: Store, prefix: str, quantile: bool) -> float:
-    best = float("inf")
-    for repeat in range(REPEATS):
-        experiment_id = f"{prefix}-{'q' if quantile else 'm'}-{repeat}"
-        events = make_events(experiment_id, quantile)
-        start = time.perf_counter()
-        for i in range(0, len(events), BATCH):
-            store.record_events(events[i : i + BATCH])
-        best = min(best, time.perf_counter() - start)
-    return best
+    """Best seconds for the stream through ``record_events`` (each repeat into a new
+    experiment: :func:`benchmarks.ingest.time_record_events`)."""
+    tag = f"{prefix}-{'q' if quantile else 'm'}"
+    return time_record_events(store, make_events(tag, quantile), tag, BATCH)
 
 
 def increments_cost() -> float:
