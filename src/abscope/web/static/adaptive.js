@@ -7,11 +7,6 @@
 "use strict";
 
 const abscopeAdaptive = {
-  experimentId() {
-    const match = window.location.pathname.match(/^\/view\/([^/]+)$/);
-    return match ? decodeURIComponent(match[1]) : null;
-  },
-
   format(binary, signed) {
     if (binary) return signed ? (x) => abscope.signedPct(x, 2) : (x) => abscope.pct(x, 2);
     return (x) => (signed && x >= 0 ? "+" : "") + abscope.num(x);
@@ -93,20 +88,10 @@ const abscopeAdaptive = {
       arms, differences);
     panel.classList.remove("hidden");
   },
-
-  async show(panel, id) {
-    let results;
-    try {
-      results = await abscope.api("GET", `/experiments/${encodeURIComponent(id)}/results`);
-    } catch (_) {
-      return; // the page itself reports a missing experiment or a failed read
-    }
-    abscopeAdaptive.render(panel, results);
-  },
 };
 
-document.addEventListener("DOMContentLoaded", () => {
+// detail.js announces each results body it draws (on load, and after complete or stop).
+document.addEventListener("abscope:results", (event) => {
   const panel = document.getElementById("adaptive-estimates");
-  const id = abscopeAdaptive.experimentId();
-  if (panel && id) abscopeAdaptive.show(panel, id);
+  if (panel) abscopeAdaptive.render(panel, event.detail);
 });

@@ -467,7 +467,6 @@ function renderMetrics(r) {
   }
   document.querySelector("#metrics-table tbody").replaceChildren(...rows);
   labelCells(document.getElementById("metrics-table"));
-  document.dispatchEvent(new CustomEvent("abscope:results", { detail: r })); // quantiles.js
   const rule = r.decision_rule;
   document.getElementById("decision-rule").textContent = rule ? rule.sentence : "";
   const modes = new Set(metrics.flatMap((m) => (m.comparisons || []).map((c) => c.inference)));
@@ -525,6 +524,16 @@ function showNotFound() {
   document.getElementById("title").textContent = "Experiment not found";
 }
 
+// Draw a results body: the variants and comparisons, the metrics and the CUPED panel here,
+// and the cards of other scripts (adaptive.js, quantiles.js), which listen for the
+// "abscope:results" event instead of reading the results again.
+function showResults(r) {
+  renderResults(r);
+  renderMetrics(r);
+  renderCuped(r);
+  document.dispatchEvent(new CustomEvent("abscope:results", { detail: r }));
+}
+
 async function load() {
   try {
     renderConfig(await abscope.api("GET", `/experiments/${experimentId}`));
@@ -535,10 +544,7 @@ async function load() {
     return;
   }
   try {
-    const results = await abscope.api("GET", `/experiments/${experimentId}/results`);
-    renderResults(results);
-    renderMetrics(results);
-    renderCuped(results);
+    showResults(await abscope.api("GET", `/experiments/${experimentId}/results`));
     await renderCharts();
   } catch (e) {
     showError(e.message);
@@ -587,10 +593,7 @@ async function act(action) {
     renderConfig(await abscope.api("POST", `/experiments/${experimentId}/${action}`, body));
     document.getElementById("error").classList.add("hidden");
     if (action === "complete" || action === "stop") {
-      const results = await abscope.api("GET", `/experiments/${experimentId}/results`);
-      renderResults(results);
-      renderMetrics(results);
-      renderCuped(results);
+      showResults(await abscope.api("GET", `/experiments/${experimentId}/results`));
     }
   } catch (e) {
     showError(e.message);
