@@ -225,7 +225,6 @@ local function count_metric(group, user, variant, kind, packed, hour)
     end
     local fields = metric_field_names(hour, metric, variant)
     local added = 0
-    local mc = stored_covariate(has_metric_covariates, group, KEYS[base + 5], field)
     local sums_prefix = metric .. '|' .. variant .. '|'
     if dx == nil then
         if converted == 1 then
@@ -234,11 +233,13 @@ local function count_metric(group, user, variant, kind, packed, hour)
         converted = 1
         bump(counts_key, hourly_key, fields, 'conversions', 1)
         added = NEW_CONVERSION
+        local mc = stored_covariate(has_metric_covariates, group, KEYS[base + 5], field)
         if mc ~= nil then
             add(KEYS[base + 6], sums_prefix .. 'conversions', 1)
             add(KEYS[base + 6], sums_prefix .. 'conversion_cross_sum', mc)
         end
     else
+        local mc = stored_covariate(has_metric_covariates, group, KEYS[base + 5], field)
         if mc ~= nil then
             add(KEYS[base + 6], sums_prefix .. 'value_sum', dx)
             add(KEYS[base + 6], sums_prefix .. 'value_cross_sum', mc * dx)
