@@ -123,8 +123,6 @@ __all__ = [
     "phase_keys",
     "phases",
     "probabilities",
-    "quantile_field",
-    "parse_quantile_field",
     "quantiles",
     "user_totals",
     "weighted_counts",
@@ -425,7 +423,8 @@ def metric_hour_field(hour: int, metric: str, variant: str, counter: str) -> str
 
 
 def parse_metric_count_field(field: str) -> tuple[str, str, str]:
-    """``(metric, variant, counter)`` of a metric counts field."""
+    """``(metric, variant, counter)`` of a field of the metric counts, metric covariate
+    counts or quantiles hash (all ``<metric>|<variant>|<counter>``)."""
     metric, variant, counter = field.split(_SEPARATOR)
     return metric, variant, counter
 
@@ -434,14 +433,3 @@ def parse_metric_hour_field(field: str) -> tuple[int, str, str, str]:
     """``(hour, metric, variant, counter)`` of a metric hourly field."""
     hour, metric, variant, counter = field.split(_SEPARATOR)
     return int(hour), metric, variant, counter
-
-
-def quantile_field(metric: str, variant: str, counter: str) -> str:
-    """Field of the quantiles hash, e.g. ``latency_ms|control|r7:-3``."""
-    return f"{metric}{_SEPARATOR}{variant}{_SEPARATOR}{counter}"
-
-
-def parse_quantile_field(field: str) -> tuple[str, str, str]:
-    """``(metric, variant, counter)`` of a quantiles field."""
-    metric, variant, counter = field.split(_SEPARATOR)
-    return metric, variant, counter

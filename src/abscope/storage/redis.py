@@ -735,7 +735,7 @@ class RedisStore(Store):
             raw = self._client.hgetall(key)
         out: dict[str, dict[str, dict[str, int]]] = {}
         for field, count in raw.items():
-            metric, variant, counter = keys.parse_quantile_field(_text(field))
+            metric, variant, counter = keys.parse_metric_count_field(_text(field))
             out.setdefault(metric, {}).setdefault(variant, {})[counter] = int(count)
         return out
 
