@@ -132,12 +132,12 @@ EventOutcome = Literal[
     "counted", "duplicate", "variant_mismatch", "covariate_mismatch", "unavailable"
 ]
 CovariateOutcome = Literal["set", "unchanged", "conflict", "not_exposed"]
-CovariateItem = tuple[str, float] | tuple[str, float, str | None]
-"""A backfilled covariate: ``(user, value)`` for the primary, or ``(user, value, metric)``
-for the named metric ``metric`` (``None``: the primary)."""
 """What a backfilled covariate did: ``set`` (counted), ``unchanged`` (the user has this very
 value already), ``conflict`` (the user has another value: kept, this one refused) or
 ``not_exposed`` (no exposure in the phase: nothing stored)."""
+CovariateItem = tuple[str, float] | tuple[str, float, str | None]
+"""A backfilled covariate: ``(user, value)`` for the primary, or ``(user, value, metric)``
+for the named metric ``metric`` (``None``: the primary)."""
 
 DEFAULT_EVENT_ID_WINDOW: Final = timedelta(days=7)
 """How long a store remembers an applied event id, by default."""
