@@ -39,7 +39,12 @@ from abscope.models import CovariateCounts, Experiment, Metric, MetricCounts, Va
 from abscope.stats.cuped import CupedArm, cuped_effect, theta_method_for_split
 from abscope.stats.multiple import adjust_p_values
 
-__all__ = ["GUARDRAIL_VERDICT_BASIS", "METRIC_CUPED_NULL_REASONS", "with_metric_cuped"]
+__all__ = [
+    "GUARDRAIL_VERDICT_BASIS",
+    "METRIC_CUPED_NULL_REASONS",
+    "needs_metric_covariates",
+    "with_metric_cuped",
+]
 
 METRIC_CUPED_NULL_REASONS: Final = {
     "no_covariates": "no exposed user has a covariate of this metric: send covariates:"
@@ -98,14 +103,21 @@ def _arm(
     )
 
 
-def _null_reason(experiment: Experiment, metric: Metric, covariates: CovariatesByMetric) -> str:
+def _inapplicable(experiment: Experiment, metric: Metric) -> str | None:
+    """Why ``metric`` gets no CUPED block whatever its covariates, or ``None`` if it can."""
     if metric.role == "primary":
         return "primary_in_results_cuped"
     if metric.kind not in ("binary", "mean"):
         return "not_applicable"
     if experiment.allocation != "fixed":
         return "adaptive_allocation"
-    return "no_covariates"
+    return None
+
+
+def needs_metric_covariates(experiment: Experiment) -> bool:
+    """Whether any metric of ``experiment`` can have a CUPED block: if none can, the
+    results need not read the metrics' covariate sums."""
+    return any(_inapplicable(experiment, m) is None for m in experiment.all_metrics)
 
 
 def _block(
@@ -194,23 +206,14 @@ def with_metric_cuped(
     for entry in view["metrics"]:
         metric = by_name.get(entry["name"])
         block: dict[str, Any] | None = None
-        reason: str | None = None
-        covered = {} if metric is None else metric_covariates.get(metric.name, {})
-        if (
-            metric is not None
-            and metric.role != "primary"
-            and metric.kind in ("binary", "mean")
-            and experiment.allocation == "fixed"
-            and any(c.samples for c in covered.values())
-        ):
-            block = _block(experiment, metric, counts, metric_counts, covered)
-            blocks.append(block)
-        else:
-            reason = (
-                "not_applicable"
-                if metric is None
-                else _null_reason(experiment, metric, metric_covariates)
-            )
+        reason = "not_applicable" if metric is None else _inapplicable(experiment, metric)
+        if metric is not None and reason is None:
+            covered = metric_covariates.get(metric.name, {})
+            if any(c.samples for c in covered.values()):
+                block = _block(experiment, metric, counts, metric_counts, covered)
+                blocks.append(block)
+            else:
+                reason = "no_covariates"
         entries.append(
             entry
             | {

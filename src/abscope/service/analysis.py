@@ -30,7 +30,7 @@ from abscope.bandits import (
 )
 from abscope.errors import InvalidInput
 from abscope.jsonable import to_jsonable
-from abscope.metric_cuped import with_metric_cuped
+from abscope.metric_cuped import needs_metric_covariates, with_metric_cuped
 from abscope.metric_series import metric_series
 from abscope.models import Experiment, Status
 from abscope.routing import compile_experiment
@@ -115,9 +115,9 @@ class Analysis:
             default_min_samples=self._min_samples,
             quantile_counters=quantile_counters(self.store, experiment, chosen),
         )
-        metric_covariates = (  # only binary or mean secondaries and guardrails have any
+        metric_covariates = (  # read only when some metric can be adjusted by them
             self.store.get_metric_covariate_counts(experiment.id, chosen)
-            if any(m.kind in ("binary", "mean") for m in experiment.all_metrics[1:])
+            if needs_metric_covariates(experiment)
             else {}
         )
         return body | with_metric_cuped(experiment, view, counts, metric_counts, metric_covariates)
