@@ -29,7 +29,7 @@ from typing import Any
 
 from abscope import reports
 from abscope.gate import guardrail_status
-from abscope.jsonable import to_jsonable
+from abscope.jsonable import interval_pair, to_jsonable
 from abscope.metric_analysis import MetricCountsByName, guardrail_checks
 from abscope.models import Experiment, Status, VariantCounts
 from abscope.quantile_reports import QuantileCountersByName
@@ -148,7 +148,7 @@ def _best(
         "relative_lift": chosen.relative.estimate,
         "relative_lift_reason": chosen.relative.reason if chosen.relative.estimate is None
         else None,
-        "interval": None if ci is None else [ci.lower, ci.upper],
+        "interval": interval_pair(ci),
         "interval_reason": (interval_reason or "undefined") if ci is None else None,
         "absolute_difference": chosen.absolute.estimate,
         "absolute_difference_reason": chosen.absolute.reason
