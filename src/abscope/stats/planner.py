@@ -466,9 +466,8 @@ def _unadjusted_fixed_size(inputs: _Inputs, effect: float) -> float:
     )
 
 
-def _both(inputs: _Inputs, effect: float) -> tuple[ModeFigures, ModeFigures]:
-    """(fixed-horizon, always-valid) figures for detecting ``effect``."""
-    fixed = _fixed_size(inputs, effect)
+def _sequential_figures(inputs: _Inputs, effect: float) -> ModeFigures:
+    """The always-valid figures for detecting ``effect``."""
     pair_total = sequential_sample_size(
         _delta(inputs, effect),
         _unit_variance(inputs, effect),
@@ -478,7 +477,13 @@ def _both(inputs: _Inputs, effect: float) -> tuple[ModeFigures, ModeFigures]:
         comparisons=inputs.comparisons,
     )
     exact_control = float(Fraction(pair_total) * (1 - inputs.pair_share))
-    return _figures(inputs, "fixed_horizon", fixed), _figures(inputs, "sequential", exact_control)
+    return _figures(inputs, "sequential", exact_control)
+
+
+def _both(inputs: _Inputs, effect: float) -> tuple[ModeFigures, ModeFigures]:
+    """(fixed-horizon, always-valid) figures for detecting ``effect``."""
+    fixed = _figures(inputs, "fixed_horizon", _fixed_size(inputs, effect))
+    return fixed, _sequential_figures(inputs, effect)
 
 
 def _warnings(inputs: _Inputs, chosen: ModeFigures) -> tuple[PlanWarning, ...]:
@@ -511,8 +516,10 @@ def _unadjusted(inputs: _Inputs, effect: float) -> ModeFigures | None:
     """The plan's mode's figures without CUPED, or ``None`` when the plan has none."""
     if not inputs.cuped:
         return None
-    fixed, always_valid = _both(replace(inputs, variance_factor=1.0), effect)
-    return always_valid if inputs.sequential else fixed
+    plain = replace(inputs, variance_factor=1.0)
+    if inputs.sequential:
+        return _sequential_figures(plain, effect)
+    return _figures(plain, "fixed_horizon", _fixed_size(plain, effect))
 
 
 def _plan(inputs: _Inputs, effect: float) -> DurationPlan:
