@@ -32,6 +32,7 @@ from abscope.storage.base import HourCounts
 
 __all__ = [
     "RESULTS_FIELDS",
+    "experiment_decision",
     "primary_analysis",
     "results_view",
     "timeseries_view",
@@ -106,6 +107,35 @@ def sequential_srm(experiment: Experiment, counts: dict[str, VariantCounts]) -> 
     return {"applicable": True, **to_jsonable(result)}
 
 
+def experiment_decision(experiment: Experiment, analysis: ExperimentAnalysis) -> dict[str, Any]:
+    """The results' decision (JSON) before the days still needed: the analysis' own, held at
+    ``keep_running`` while a variant has fewer users than the experiment's minimum sample
+    size, and worded as ended (nothing more needed) once it is completed or stopped."""
+    below_minimum = [v.name for v in analysis.variants if v.n < experiment.min_sample_size]
+    decision: dict[str, Any] = to_jsonable(analysis.decision)
+    if below_minimum and decision["verdict"] in ("winner", "no_difference"):
+        # The experiment's own floor: no verdict before every variant has its minimum.
+        short = {v.name: experiment.min_sample_size - v.n for v in analysis.variants}
+        decision |= {
+            "verdict": "keep_running",
+            "winner": None,
+            "remaining_samples": sum(max(0, n) for n in short.values()),
+            "remaining_reason": None,
+            "message": f"Keep running: {', '.join(below_minimum)} have fewer than"
+            f" {experiment.min_sample_size:,} users, the experiment's minimum sample size."
+            f" So far: {analysis.decision.message}",
+        }
+    if experiment.status in (Status.COMPLETED, Status.STOPPED):
+        ended = "Completed" if experiment.status == Status.COMPLETED else "Stopped"
+        if experiment.winner:
+            ended += f" with {experiment.winner} chosen as the winner"
+        decision |= {
+            "remaining_samples": None,
+            "message": f"{ended}. The analysis at the end: {decision['message']}",
+        }
+    return decision
+
+
 def results_view(
     experiment: Experiment,
     chosen: int,
@@ -124,31 +154,9 @@ def results_view(
     control = analysis.variant(experiment.control.name)
     treatment = analysis.variant(first.variant)
     daily = _daily_users(experiment, counts, now)
-    remaining = analysis.decision.remaining_samples
     below_minimum = [v.name for v in analysis.variants if v.n < experiment.min_sample_size]
-    decision = to_jsonable(analysis.decision)
-    if below_minimum and decision["verdict"] in ("winner", "no_difference"):
-        # The experiment's own floor: no verdict before every variant has its minimum.
-        short = {v.name: experiment.min_sample_size - v.n for v in analysis.variants}
-        remaining = sum(max(0, n) for n in short.values())
-        decision |= {
-            "verdict": "keep_running",
-            "winner": None,
-            "remaining_samples": remaining,
-            "remaining_reason": None,
-            "message": f"Keep running: {', '.join(below_minimum)} have fewer than"
-            f" {experiment.min_sample_size:,} users, the experiment's minimum sample size."
-            f" So far: {analysis.decision.message}",
-        }
-    if experiment.status in (Status.COMPLETED, Status.STOPPED):
-        ended = "Completed" if experiment.status == Status.COMPLETED else "Stopped"
-        if experiment.winner:
-            ended += f" with {experiment.winner} chosen as the winner"
-        decision |= {
-            "remaining_samples": None,
-            "message": f"{ended}. The analysis at the end: {decision['message']}",
-        }
-        remaining = None
+    decision = experiment_decision(experiment, analysis)
+    remaining = decision["remaining_samples"]
     mode = first.primary
     assert mode is not None
     compatible: dict[str, Any] = {

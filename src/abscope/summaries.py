@@ -24,7 +24,6 @@ shares the control, so the difference ranks them even where a relative lift is u
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from abscope import reports
@@ -48,16 +47,15 @@ def experiment_summary(
     experiment: Experiment,
     counts: Mapping[str, VariantCounts],
     metric_counts: MetricCountsByName,
-    now: datetime,
     *,
     default_min_samples: int = DEFAULT_MIN_SAMPLES_PER_ARM,
     quantile_counters: QuantileCountersByName | None = None,
 ) -> dict[str, Any]:
     """One experiment's line in the list (:class:`abscope.schemas.ExperimentSummary`).
 
-    ``counts`` and ``metric_counts`` are those of the current phase; ``now`` is the
-    results' clock (the users per day behind the decision); ``default_min_samples`` the
-    users per arm a guardrail without its own ``min_samples`` needs (the service setting).
+    ``counts`` and ``metric_counts`` are those of the current phase; ``default_min_samples``
+    the users per arm a guardrail without its own ``min_samples`` needs (the service
+    setting). The verdict is the results' (:func:`abscope.reports.experiment_decision`).
     """
     head = _headline(experiment)
     head["users"] = sum(c.samples for c in counts.values())
@@ -66,8 +64,7 @@ def experiment_summary(
         return to_jsonable(head | nulls | {"null_reasons": dict.fromkeys(nulls, NOT_STARTED)})  # type: ignore[no-any-return]
 
     analysis = reports.primary_analysis(experiment, dict(counts), bayesian=False)
-    results = reports.results_view(experiment, experiment.phase, dict(counts), now, analysis)
-    decision = results["decision"]
+    decision = reports.experiment_decision(experiment, analysis)
     checks = guardrail_checks(
         experiment,
         counts,

@@ -128,7 +128,6 @@ class Analysis:
         per started experiment one of its counts and one of its metrics' counts. The
         figures are the results', from an analysis without the Bayesian view (which they
         do not read and which is most of a full analysis' time)."""
-        now = self._clock()
         lines = []
         for experiment in self.store.list_experiments(status):
             quantiles: dict[str, dict[str, dict[str, int]]] = {}
@@ -143,7 +142,6 @@ class Analysis:
                     experiment,
                     counts,
                     metric_counts,
-                    now,
                     default_min_samples=self._min_samples,
                     quantile_counters=quantiles,
                 )  # fmt: skip
