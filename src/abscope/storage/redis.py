@@ -677,14 +677,9 @@ class RedisStore(Store):
         return None if stored is None else _text(stored)
 
     def get_counts(self, experiment_id: str, phase: int) -> dict[str, VariantCounts]:
-        key = keys.counts(experiment_id, phase)
-        with _unavailable(f"read the counts of experiment {experiment_id!r}"):
-            stored = self._client.hgetall(key)
-        values: dict[str, dict[str, str]] = {}
-        for field, raw in stored.items():
-            variant, metric = keys.parse_count_field(_text(field))
-            values.setdefault(variant, {})[metric] = _text(raw)
-        return _per_variant(VariantCounts, values)
+        return self._per_variant_hash(
+            experiment_id, keys.counts(experiment_id, phase), VariantCounts, "counts"
+        )
 
     def get_timeseries(self, experiment_id: str, phase: int) -> list[HourCounts]:
         key = keys.hourly(experiment_id, phase)
@@ -704,14 +699,9 @@ class RedisStore(Store):
     def get_metric_counts(
         self, experiment_id: str, phase: int
     ) -> dict[str, dict[str, MetricCounts]]:
-        key = keys.metric_counts(experiment_id, phase)
-        with _unavailable(f"read the metric counts of experiment {experiment_id!r}"):
-            stored = self._client.hgetall(key)
-        values: dict[str, dict[str, dict[str, str]]] = {}
-        for field, raw in stored.items():
-            metric, variant, counter = keys.parse_metric_count_field(_text(field))
-            values.setdefault(metric, {}).setdefault(variant, {})[counter] = _text(raw)
-        return _metric_counts(values)
+        return self._per_metric_hash(
+            experiment_id, keys.metric_counts(experiment_id, phase), MetricCounts, "metric counts"
+        )
 
     def get_metric_timeseries(self, experiment_id: str, phase: int) -> list[MetricHourCounts]:
         key = keys.metric_hourly(experiment_id, phase)
@@ -764,36 +754,54 @@ class RedisStore(Store):
         return [_COVARIATE_OUTCOMES[int(code)] for code in codes]
 
     def get_covariate_counts(self, experiment_id: str, phase: int) -> dict[str, CovariateCounts]:
-        key = keys.covariate_counts(experiment_id, phase)
-        with _unavailable(f"read the covariate counts of experiment {experiment_id!r}"):
+        return self._per_variant_hash(
+            experiment_id,
+            keys.covariate_counts(experiment_id, phase),
+            CovariateCounts,
+            "covariate counts",
+        )
+
+    def get_metric_covariate_counts(
+        self, experiment_id: str, phase: int
+    ) -> dict[str, dict[str, CovariateCounts]]:
+        return self._per_metric_hash(
+            experiment_id,
+            keys.metric_covariate_counts(experiment_id, phase),
+            CovariateCounts,
+            "metric covariate counts",
+        )
+
+    def get_weighted_counts(self, experiment_id: str, phase: int) -> dict[str, WeightedCounts]:
+        return self._per_variant_hash(
+            experiment_id,
+            keys.weighted_counts(experiment_id, phase),
+            WeightedCounts,
+            "weighted counts",
+        )
+
+    def _per_variant_hash(
+        self, experiment_id: str, key: str, model: type[_Counts], what: str
+    ) -> dict[str, _Counts]:
+        """A hash of ``<variant>|<counter>`` fields as ``{variant: model}``."""
+        with _unavailable(f"read the {what} of experiment {experiment_id!r}"):
             stored = self._client.hgetall(key)
         values: dict[str, dict[str, str]] = {}
         for field, raw in stored.items():
             variant, counter = keys.parse_count_field(_text(field))
             values.setdefault(variant, {})[counter] = _text(raw)
-        return _per_variant(CovariateCounts, values)
+        return _per_variant(model, values)
 
-    def get_metric_covariate_counts(
-        self, experiment_id: str, phase: int
-    ) -> dict[str, dict[str, CovariateCounts]]:
-        key = keys.metric_covariate_counts(experiment_id, phase)
-        with _unavailable(f"read the metric covariate counts of experiment {experiment_id!r}"):
+    def _per_metric_hash(
+        self, experiment_id: str, key: str, model: type[_Counts], what: str
+    ) -> dict[str, dict[str, _Counts]]:
+        """A hash of ``<metric>|<variant>|<counter>`` fields as ``{metric: {variant: model}}``."""
+        with _unavailable(f"read the {what} of experiment {experiment_id!r}"):
             stored = self._client.hgetall(key)
         values: dict[str, dict[str, dict[str, str]]] = {}
         for field, raw in stored.items():
             metric, variant, counter = keys.parse_metric_count_field(_text(field))
             values.setdefault(metric, {}).setdefault(variant, {})[counter] = _text(raw)
-        return {metric: _per_variant(CovariateCounts, values[metric]) for metric in sorted(values)}
-
-    def get_weighted_counts(self, experiment_id: str, phase: int) -> dict[str, WeightedCounts]:
-        key = keys.weighted_counts(experiment_id, phase)
-        with _unavailable(f"read the weighted counts of experiment {experiment_id!r}"):
-            stored = self._client.hgetall(key)
-        values: dict[str, dict[str, str]] = {}
-        for field, raw in stored.items():
-            variant, counter = keys.parse_count_field(_text(field))
-            values.setdefault(variant, {})[counter] = _text(raw)
-        return _per_variant(WeightedCounts, values)
+        return {metric: _per_variant(model, values[metric]) for metric in sorted(values)}
 
     # --- leases --------------------------------------------------------------------------
 
