@@ -283,16 +283,9 @@ class SQLiteStore(Store):
     def get_metric_counts(
         self, experiment_id: str, phase: int
     ) -> dict[str, dict[str, MetricCounts]]:
-        with self._reading("get metric counts") as conn:
-            rows = conn.execute(
-                f"SELECT metric, variant, {sqlite_schema.METRIC_COUNTERS} FROM metric_counts"
-                " WHERE experiment_id = ? AND phase = ? ORDER BY metric, variant",
-                (experiment_id, phase),
-            ).fetchall()
-        out: dict[str, dict[str, MetricCounts]] = {}
-        for metric, variant, *counters in rows:
-            out.setdefault(metric, {})[variant] = _counts(MetricCounts, counters)
-        return out
+        return self._metric_totals(
+            "get metric counts", "metric_counts", MetricCounts, experiment_id, phase
+        )
 
     def get_metric_timeseries(self, experiment_id: str, phase: int) -> list[MetricHourCounts]:
         with self._reading("get metric timeseries") as conn:
@@ -397,17 +390,13 @@ class SQLiteStore(Store):
     def get_metric_covariate_counts(
         self, experiment_id: str, phase: int
     ) -> dict[str, dict[str, CovariateCounts]]:
-        with self._reading("get metric covariate counts") as conn:
-            rows = conn.execute(
-                f"SELECT metric, variant, {sqlite_schema.COVARIATE_COUNTERS}"
-                " FROM metric_covariate_counts"
-                " WHERE experiment_id = ? AND phase = ? ORDER BY metric, variant",
-                (experiment_id, phase),
-            ).fetchall()
-        out: dict[str, dict[str, CovariateCounts]] = {}
-        for metric, variant, *counters in rows:
-            out.setdefault(metric, {})[variant] = _counts(CovariateCounts, counters)
-        return out
+        return self._metric_totals(
+            "get metric covariate counts",
+            "metric_covariate_counts",
+            CovariateCounts,
+            experiment_id,
+            phase,
+        )
 
     def get_weighted_counts(self, experiment_id: str, phase: int) -> dict[str, WeightedCounts]:
         return self._phase_totals(
@@ -425,6 +414,21 @@ class SQLiteStore(Store):
                 (experiment_id, phase),
             ).fetchall()
         return {variant: _counts(model, counters) for variant, *counters in rows}
+
+    def _metric_totals(
+        self, action: str, table: str, model: type[_Counts], experiment_id: str, phase: int
+    ) -> dict[str, dict[str, _Counts]]:
+        """A phase's counters per metric and variant from ``table`` (columns: ``model``'s)."""
+        with self._reading(action) as conn:
+            rows = conn.execute(
+                f"SELECT metric, variant, {sqlite_schema.counter_columns(model)} FROM {table}"
+                " WHERE experiment_id = ? AND phase = ? ORDER BY metric, variant",
+                (experiment_id, phase),
+            ).fetchall()
+        out: dict[str, dict[str, _Counts]] = {}
+        for metric, variant, *counters in rows:
+            out.setdefault(metric, {})[variant] = _counts(model, counters)
+        return out
 
     # --- leases --------------------------------------------------------------------------
 
